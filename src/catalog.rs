@@ -1,0 +1,296 @@
+//! The product use cases: create, get, list, update, delete.
+//!
+//! The catalog joins the domain rules to a [`ProductStore`]. It validates whole
+//! requests before touching storage, runs every read-modify-write as one atomic
+//! store operation, and reports failures as [`CatalogError`], which the transport
+//! maps to gRPC status codes in one place.
+
+use std::time::SystemTime;
+
+use prost::Message;
+
+use crate::domain::field_mask::{self, UpdateMask};
+use crate::domain::filter::Filter;
+use crate::domain::names::{check_product_id, generate_product_id, parse_product_name, product_name};
+use crate::domain::validation::validate;
+use crate::domain::{FieldViolation, page_token};
+use crate::pb::{
+    CreateProductRequest, DeleteProductRequest, GetProductRequest, ListProductsRequest, ListProductsResponse,
+    Product, UpdateProductRequest,
+};
+use crate::storage::{InsertOutcome, ProductStore, RequestRecord, StoreError};
+
+/// Page size used when a ListProducts request asks for none.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// The largest page; larger requests are served this many (AIP-158).
+pub const MAX_PAGE_SIZE: usize = 1000;
+/// The most products one ListProducts call examines when a filter skips most of
+/// them; past that it returns what it found with a token to go on, so a call's
+/// cost stays bounded whatever the catalog's size.
+pub const MAX_SCAN_PER_CALL: usize = 10_000;
+
+/// Why a catalog operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("invalid request: {}", join(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    #[error("{name} does not exist")]
+    NotFound { name: String },
+    #[error("{name} already exists")]
+    AlreadyExists { name: String },
+    #[error("{name} has changed: its etag is no longer {sent:?}; read it again and retry")]
+    EtagMismatch { name: String, sent: String },
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+fn join(violations: &[FieldViolation]) -> String {
+    violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+impl CatalogError {
+    fn invalid(field: &str, description: impl Into<String>) -> Self {
+        CatalogError::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+}
+
+impl From<FieldViolation> for CatalogError {
+    fn from(v: FieldViolation) -> Self {
+        CatalogError::InvalidArgument(vec![v])
+    }
+}
+
+/// The product catalog over a store.
+pub struct Catalog<S> {
+    store: S,
+}
+
+impl<S: ProductStore> Catalog<S> {
+    pub fn new(store: S) -> Self {
+        Self { store }
+    }
+
+    /// The store, for start-up and shutdown work (flushing).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub async fn create(&self, request: CreateProductRequest) -> Result<Product, CatalogError> {
+        let mut violations = Vec::new();
+        let id = if request.product_id.is_empty() {
+            generate_product_id()
+        } else {
+            if let Err(why) = check_product_id(&request.product_id) {
+                violations.push(FieldViolation::new("product_id", why));
+            }
+            request.product_id.clone()
+        };
+        if !request.request_id.is_empty() && uuid::Uuid::parse_str(&request.request_id).is_err() {
+            violations.push(FieldViolation::new(
+                "request_id",
+                "must be a UUID such as 123e4567-e89b-42d3-a456-426614174000",
+            ));
+        }
+        let Some(submitted) = request.product.clone() else {
+            violations.push(FieldViolation::new("product", "is required"));
+            return Err(CatalogError::InvalidArgument(violations));
+        };
+        let product = match new_product(submitted, &id) {
+            Ok(product) if violations.is_empty() => product,
+            Ok(_) => return Err(CatalogError::InvalidArgument(violations)),
+            Err(mut more) => {
+                violations.append(&mut more);
+                return Err(CatalogError::InvalidArgument(violations));
+            }
+        };
+        if request.validate_only {
+            if self.store.get(&id)?.is_some() {
+                return Err(CatalogError::AlreadyExists { name: product.name });
+            }
+            return Ok(product);
+        }
+        let record = (!request.request_id.is_empty()).then(|| RequestRecord {
+            request_id: request.request_id.clone(),
+            fingerprint: fingerprint(&request),
+            product: product.clone(),
+        });
+        match self.store.insert(&id, &product, record.as_ref()).await? {
+            InsertOutcome::Inserted => Ok(product),
+            InsertOutcome::IdTaken => Err(CatalogError::AlreadyExists { name: product.name }),
+            InsertOutcome::Replayed(first) if Some(&first.fingerprint) == record.as_ref().map(|r| &r.fingerprint) => {
+                Ok(first.product)
+            }
+            InsertOutcome::Replayed(_) => Err(CatalogError::invalid(
+                "request_id",
+                "was already used by a different CreateProduct request; use a new request_id",
+            )),
+        }
+    }
+
+    pub async fn get(&self, request: GetProductRequest) -> Result<Product, CatalogError> {
+        let id = parse_product_name(&request.name, "name")?;
+        self.store
+            .get(id)?
+            .ok_or(CatalogError::NotFound { name: request.name })
+    }
+
+    pub async fn list(&self, request: ListProductsRequest) -> Result<ListProductsResponse, CatalogError> {
+        let mut violations = Vec::new();
+        let page_size = match request.page_size {
+            n if n < 0 => {
+                violations.push(FieldViolation::new("page_size", "must not be negative"));
+                0
+            }
+            0 => DEFAULT_PAGE_SIZE,
+            n => (n as usize).min(MAX_PAGE_SIZE),
+        };
+        let filter = Filter::parse(&request.filter).unwrap_or_else(|why| {
+            violations.push(FieldViolation::new("filter", why));
+            Filter::default()
+        });
+        let mut after = None;
+        if !request.page_token.is_empty() {
+            match page_token::decode(&request.page_token, &request.filter) {
+                Ok(cursor) => after = Some(cursor.after_id),
+                Err(why) => violations.push(FieldViolation::new("page_token", why)),
+            }
+        }
+        if !violations.is_empty() {
+            return Err(CatalogError::InvalidArgument(violations));
+        }
+
+        // One extra product tells whether another page follows.
+        let chunk = page_size + 1;
+        let mut products = Vec::with_capacity(page_size);
+        let mut scanned = 0;
+        loop {
+            let batch = self.store.scan(after.as_deref(), chunk)?;
+            let exhausted = batch.len() < chunk;
+            for product in batch {
+                scanned += 1;
+                let id = id_of(Some(&product)).to_owned();
+                if filter.matches(&product) {
+                    if products.len() == page_size {
+                        let token = page_token::encode(id_of(products.last()), &request.filter);
+                        return Ok(page(products, token));
+                    }
+                    products.push(product);
+                }
+                after = Some(id);
+            }
+            if exhausted {
+                return Ok(page(products, String::new()));
+            }
+            if scanned >= MAX_SCAN_PER_CALL {
+                let token = page_token::encode(after.as_deref().unwrap_or_default(), &request.filter);
+                return Ok(page(products, token));
+            }
+        }
+    }
+
+    pub async fn update(&self, request: UpdateProductRequest) -> Result<Product, CatalogError> {
+        let Some(patch) = request.product else {
+            return Err(CatalogError::invalid("product", "is required"));
+        };
+        let id = parse_product_name(&patch.name, "product.name")?.to_owned();
+        let mask = match &request.update_mask {
+            Some(mask) if !mask.paths.is_empty() => {
+                UpdateMask::parse(&mask.paths).map_err(CatalogError::InvalidArgument)?
+            }
+            _ => UpdateMask::implied_by(&patch),
+        };
+        let change = |stored: Option<Product>| -> Result<Product, CatalogError> {
+            let Some(stored) = stored else {
+                if request.allow_missing {
+                    return new_product(patch.clone(), &id).map_err(CatalogError::InvalidArgument);
+                }
+                return Err(CatalogError::NotFound { name: patch.name.clone() });
+            };
+            if !patch.etag.is_empty() && patch.etag != stored.etag {
+                return Err(CatalogError::EtagMismatch {
+                    name: patch.name.clone(),
+                    sent: patch.etag.clone(),
+                });
+            }
+            let mut merged = field_mask::merge(&stored, &patch, &mask).map_err(CatalogError::InvalidArgument)?;
+            let violations = validate(&merged);
+            if !violations.is_empty() {
+                return Err(CatalogError::InvalidArgument(violations));
+            }
+            merged.update_time = Some(now());
+            merged.etag = new_etag();
+            Ok(merged)
+        };
+        if request.validate_only {
+            return change(self.store.get(&id)?);
+        }
+        self.store.update(&id, change).await?
+    }
+
+    pub async fn delete(&self, request: DeleteProductRequest) -> Result<(), CatalogError> {
+        let id = parse_product_name(&request.name, "name")?;
+        let check = |stored: &Product| {
+            if request.etag.is_empty() || request.etag == stored.etag {
+                Ok(())
+            } else {
+                Err(CatalogError::EtagMismatch {
+                    name: request.name.clone(),
+                    sent: request.etag.clone(),
+                })
+            }
+        };
+        match self.store.delete(id, check).await?? {
+            true => Ok(()),
+            false => Err(CatalogError::NotFound { name: request.name }),
+        }
+    }
+}
+
+/// A product as first stored: client-only fields kept, server fields stamped.
+fn new_product(mut product: Product, id: &str) -> Result<Product, Vec<FieldViolation>> {
+    field_mask::clear_output_only(&mut product);
+    product.name = product_name(id);
+    let violations = validate(&product);
+    if !violations.is_empty() {
+        return Err(violations);
+    }
+    let now = now();
+    product.uid = uuid::Uuid::new_v4().to_string();
+    product.create_time = Some(now);
+    product.update_time = Some(now);
+    product.etag = new_etag();
+    Ok(product)
+}
+
+/// The create request without its request id: what must match for a retry.
+fn fingerprint(request: &CreateProductRequest) -> Vec<u8> {
+    CreateProductRequest {
+        request_id: String::new(),
+        ..request.clone()
+    }
+    .encode_to_vec()
+}
+
+fn id_of(product: Option<&Product>) -> &str {
+    product
+        .and_then(|p| p.name.strip_prefix("products/"))
+        .unwrap_or_default()
+}
+
+fn page(products: Vec<Product>, next_page_token: String) -> ListProductsResponse {
+    ListProductsResponse {
+        products,
+        next_page_token,
+    }
+}
+
+/// A fresh etag: 64 random bits in hex. Unique per write, so an etag from before
+/// a delete and re-create never matches the new product.
+fn new_etag() -> String {
+    let bits = uuid::Uuid::new_v4().as_u64_pair().0;
+    format!("{bits:016x}")
+}
+
+fn now() -> prost_types::Timestamp {
+    prost_types::Timestamp::from(SystemTime::now())
+}

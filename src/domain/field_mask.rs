@@ -1,0 +1,458 @@
+//! Update masks (AIP-134, AIP-161): which fields of a product an update changes.
+//!
+//! Paths use proto field names and are resolved against the descriptor embedded
+//! from the proto files, so every field the API declares is addressable without a
+//! hand-kept list: `display_name`, `iot.model_id`, `monetization.plan.currency`.
+//! A path may end in a map key (`labels.env`, or `` labels.`a.b` `` for keys that
+//! are not identifiers) or in a key of a `google.protobuf.Struct`
+//! (`iot.vendor_fields.someField`). Repeated fields are replaced whole: a path may
+//! not go inside one.
+//!
+//! Merging follows one rule for every mask: a field named by the mask takes the
+//! request's value, and is cleared when the request leaves it unset. Then the
+//! server's own fields are put back: output-only and identifier fields keep their
+//! stored values whatever the mask says, and an IMMUTABLE field left unset in the
+//! request keeps its stored value, while one set to a different value is refused.
+
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage, Value};
+
+use super::FieldViolation;
+use super::schema::{self, behaviors, from_dynamic, to_dynamic};
+use crate::pb::Product;
+
+/// The most paths one mask may hold.
+pub const MAX_PATHS: usize = 256;
+/// The longest path accepted, in bytes.
+pub const MAX_PATH_LEN: usize = 512;
+
+/// The field of the request message that carries the mask, for error reports.
+const MASK_FIELD: &str = "update_mask";
+
+/// A parsed update mask.
+#[derive(Debug, Clone)]
+pub enum UpdateMask {
+    /// `*`: the request's product replaces the stored one.
+    Full,
+    /// Only these paths change.
+    Paths(Vec<MaskPath>),
+}
+
+/// One resolved mask path.
+#[derive(Debug, Clone)]
+pub struct MaskPath {
+    text: String,
+    steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Field(FieldDescriptor),
+    /// A key of the map (or Struct) named by the step before; always last.
+    Key(String),
+}
+
+impl MaskPath {
+    /// The path as the client wrote it (or, for implied masks, as it would).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The proto field names along the path, without a trailing map key.
+    pub fn field_names(&self) -> impl Iterator<Item = &str> {
+        self.steps.iter().filter_map(|s| match s {
+            Step::Field(f) => Some(f.name()),
+            Step::Key(_) => None,
+        })
+    }
+
+    /// Whether the server ignores this path: it names or runs through an
+    /// output-only or identifier field, or the etag (which every write replaces).
+    fn is_ignored(&self) -> bool {
+        self.steps.iter().any(|step| match step {
+            Step::Field(f) => {
+                let b = behaviors(f);
+                b.output_only || b.identifier || f.full_name() == "producthub.v1.Product.etag"
+            }
+            Step::Key(_) => false,
+        })
+    }
+}
+
+impl UpdateMask {
+    /// Parses and resolves the paths of a `google.protobuf.FieldMask`, reporting
+    /// every bad path (not just the first) against `update_mask`.
+    pub fn parse(paths: &[String]) -> Result<Self, Vec<FieldViolation>> {
+        if paths.len() > MAX_PATHS {
+            return Err(vec![FieldViolation::new(
+                MASK_FIELD,
+                format!("has {} paths; at most {MAX_PATHS} are allowed", paths.len()),
+            )]);
+        }
+        if paths.iter().any(|p| p == "*") {
+            if paths.len() == 1 {
+                return Ok(UpdateMask::Full);
+            }
+            return Err(vec![FieldViolation::new(
+                MASK_FIELD,
+                "`*` replaces the whole product and cannot be combined with other paths",
+            )]);
+        }
+        let product = schema::product_descriptor();
+        let mut resolved = Vec::with_capacity(paths.len());
+        let mut violations = Vec::new();
+        for path in paths {
+            match resolve(&product, path) {
+                Ok(steps) => resolved.push(MaskPath {
+                    text: path.clone(),
+                    steps,
+                }),
+                Err(why) => violations.push(FieldViolation::new(
+                    MASK_FIELD,
+                    format!("invalid path {path:?}: {why}"),
+                )),
+            }
+        }
+        if violations.is_empty() {
+            Ok(UpdateMask::Paths(resolved))
+        } else {
+            Err(violations)
+        }
+    }
+
+    /// The mask implied when a request has none: every field set in `patch`,
+    /// descending into set sub-messages (so `iot { model_id: "m" }` implies only
+    /// `iot.model_id`); maps and repeated fields count as one field each.
+    pub fn implied_by(patch: &Product) -> Self {
+        let mut paths = Vec::new();
+        collect_set_fields(&to_dynamic(patch), &mut Vec::new(), &mut paths);
+        UpdateMask::Paths(paths)
+    }
+
+    /// The paths the merge will act on (output-only ones excluded); empty for `*`.
+    pub fn effective_paths(&self) -> impl Iterator<Item = &MaskPath> {
+        let paths: &[MaskPath] = match self {
+            UpdateMask::Full => &[],
+            UpdateMask::Paths(paths) => paths,
+        };
+        paths.iter().filter(|p| !p.is_ignored())
+    }
+}
+
+/// Splits a path on dots, honouring backtick-quoted segments (a doubled backtick
+/// inside quotes is a literal backtick).
+fn split_segments(path: &str) -> Result<Vec<String>, String> {
+    if path.is_empty() {
+        return Err("the path is empty".into());
+    }
+    if path.len() > MAX_PATH_LEN {
+        return Err(format!("longer than {MAX_PATH_LEN} bytes"));
+    }
+    let mut segments = Vec::new();
+    let mut chars = path.chars().peekable();
+    loop {
+        let mut segment = String::new();
+        if chars.peek() == Some(&'`') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('`') if chars.peek() == Some(&'`') => {
+                        chars.next();
+                        segment.push('`');
+                    }
+                    Some('`') => break,
+                    Some(c) => segment.push(c),
+                    None => return Err("a backtick-quoted segment is not closed".into()),
+                }
+            }
+            match chars.next() {
+                None => {
+                    segments.push(segment);
+                    return Ok(segments);
+                }
+                Some('.') => {}
+                Some(c) => return Err(format!("unexpected {c:?} after a quoted segment")),
+            }
+        } else {
+            loop {
+                match chars.next() {
+                    None => {
+                        if segment.is_empty() {
+                            return Err("a segment is empty".into());
+                        }
+                        segments.push(segment);
+                        return Ok(segments);
+                    }
+                    Some('.') => break,
+                    Some('`') => return Err("a backtick may only start a segment".into()),
+                    Some(c) => segment.push(c),
+                }
+            }
+            if segment.is_empty() {
+                return Err("a segment is empty".into());
+            }
+        }
+        segments.push(segment);
+    }
+}
+
+fn resolve(root: &MessageDescriptor, path: &str) -> Result<Vec<Step>, String> {
+    let segments = split_segments(path)?;
+    let mut steps = Vec::with_capacity(segments.len());
+    let mut message = root.clone();
+    let mut iter = segments.into_iter().peekable();
+    while let Some(segment) = iter.next() {
+        let field = message
+            .get_field_by_name(&segment)
+            .ok_or_else(|| format!("{} has no field {segment:?}", message.full_name()))?;
+        let has_more = iter.peek().is_some();
+        let keyed = field.is_map() || matches!(field.kind(), Kind::Message(ref m) if schema::is_struct(m));
+        steps.push(Step::Field(field.clone()));
+        if !has_more {
+            break;
+        }
+        if keyed {
+            let key = iter.next().unwrap_or_default();
+            if iter.peek().is_some() {
+                return Err(format!("a path ends at a key of {:?}", field.name()));
+            }
+            steps.push(Step::Key(key));
+            break;
+        }
+        if field.is_list() {
+            return Err(format!(
+                "{:?} is a repeated field and is replaced whole; end the path there",
+                field.name()
+            ));
+        }
+        match field.kind() {
+            Kind::Message(m) if !schema::is_opaque_message(&m) => message = m,
+            _ => return Err(format!("{:?} has no sub-fields", field.name())),
+        }
+    }
+    Ok(steps)
+}
+
+fn collect_set_fields(message: &DynamicMessage, prefix: &mut Vec<FieldDescriptor>, out: &mut Vec<MaskPath>) {
+    for (field, value) in message.fields() {
+        prefix.push(field.clone());
+        let before = out.len();
+        if let (Value::Message(sub), false, false) = (value, field.is_list(), field.is_map()) {
+            if !schema::is_opaque_message(&sub.descriptor()) {
+                collect_set_fields(sub, prefix, out);
+            }
+        }
+        if out.len() == before {
+            out.push(MaskPath {
+                text: prefix.iter().map(|f| f.name()).collect::<Vec<_>>().join("."),
+                steps: prefix.iter().cloned().map(Step::Field).collect(),
+            });
+        }
+        prefix.pop();
+    }
+}
+
+/// Merges `patch` into `stored` under `mask` and returns the result, or the
+/// violations (immutable fields changed) that forbid it. Output-only values in
+/// `patch` are never taken.
+pub fn merge(stored: &Product, patch: &Product, mask: &UpdateMask) -> Result<Product, Vec<FieldViolation>> {
+    let before = to_dynamic(stored);
+    let mut patch = to_dynamic(patch);
+    clear_output_only_fields(&mut patch);
+
+    let mut merged = match mask {
+        UpdateMask::Full => patch.clone(),
+        UpdateMask::Paths(_) => {
+            let mut merged = before.clone();
+            for path in mask.effective_paths() {
+                apply_path(&mut merged, Some(&patch), &path.steps);
+            }
+            merged
+        }
+    };
+    restore_server_fields(&before, &mut merged);
+    let mut violations = Vec::new();
+    check_immutable(&before, &merged, "product", &mut violations);
+    if violations.is_empty() {
+        Ok(from_dynamic(&merged))
+    } else {
+        Err(violations)
+    }
+}
+
+/// Clears every output-only field of a product taken from a client, however deep
+/// (inside repeated and map values too).
+pub fn clear_output_only(product: &mut Product) {
+    let mut message = to_dynamic(product);
+    clear_output_only_fields(&mut message);
+    *product = from_dynamic(&message);
+}
+
+fn clear_output_only_fields(message: &mut DynamicMessage) {
+    let descriptor = message.descriptor();
+    for field in descriptor.fields() {
+        if behaviors(&field).output_only {
+            message.clear_field(&field);
+            continue;
+        }
+        if !matches!(field.kind(), Kind::Message(ref m) if !schema::is_opaque_message(m)) || !message.has_field(&field) {
+            continue;
+        }
+        match message.get_field_mut(&field) {
+            Value::Message(sub) => clear_output_only_fields(sub),
+            Value::List(items) => items.iter_mut().for_each(|item| {
+                if let Value::Message(sub) = item {
+                    clear_output_only_fields(sub)
+                }
+            }),
+            Value::Map(entries) => entries.values_mut().for_each(|item| {
+                if let Value::Message(sub) = item {
+                    clear_output_only_fields(sub)
+                }
+            }),
+            _ => {}
+        }
+    }
+}
+
+/// Applies one path: the field (or map entry) takes the patch's value, or is
+/// removed when the patch has none. Clearing never creates a missing parent.
+fn apply_path(target: &mut DynamicMessage, patch: Option<&DynamicMessage>, steps: &[Step]) {
+    let Some(Step::Field(field)) = steps.first() else {
+        return;
+    };
+    let patch_value = patch.filter(|p| p.has_field(field)).map(|p| p.get_field(field));
+    match &steps[1..] {
+        [] => match patch_value {
+            Some(value) => target.set_field(field, value.into_owned()),
+            None => target.clear_field(field),
+        },
+        [Step::Key(key)] => {
+            let key = MapKey::String(key.clone());
+            let new_value = patch_value.and_then(|v| keyed_entries(&v).and_then(|m| m.get(&key).cloned()));
+            if new_value.is_none() && !target.has_field(field) {
+                return;
+            }
+            if let Some(entries) = keyed_entries_mut(target.get_field_mut(field)) {
+                match new_value {
+                    Some(value) => {
+                        entries.insert(key, value);
+                    }
+                    None => {
+                        entries.remove(&key);
+                    }
+                }
+            }
+            // A map or Struct left empty is the same as an unset one; keep the
+            // stored form canonical so equal products encode equally.
+            if keyed_entries(&target.get_field(field)).is_some_and(|m| m.is_empty()) {
+                target.clear_field(field);
+            }
+        }
+        rest => {
+            let sub_patch = patch_value.and_then(|v| match v.into_owned() {
+                Value::Message(m) => Some(m),
+                _ => None,
+            });
+            if sub_patch.is_none() && !target.has_field(field) {
+                return;
+            }
+            if let Value::Message(sub_target) = target.get_field_mut(field) {
+                apply_path(sub_target, sub_patch.as_ref(), rest);
+            }
+        }
+    }
+}
+
+/// The entries of a map value, or of a Struct's `fields` map.
+fn keyed_entries(value: &Value) -> Option<&std::collections::HashMap<MapKey, Value>> {
+    match value {
+        Value::Map(entries) => Some(entries),
+        Value::Message(message) => message.get_field_by_name("fields").and_then(|v| match v {
+            std::borrow::Cow::Borrowed(Value::Map(entries)) => Some(entries),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+fn keyed_entries_mut(value: &mut Value) -> Option<&mut std::collections::HashMap<MapKey, Value>> {
+    match value {
+        Value::Map(entries) => Some(entries),
+        Value::Message(message) => match message.get_field_by_name_mut("fields") {
+            Some(Value::Map(entries)) => Some(entries),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Puts back what only the server may set: output-only and identifier fields take
+/// their stored values, and IMMUTABLE fields left unset keep their stored values.
+/// Descends into singular sub-messages present in both.
+fn restore_server_fields(stored: &DynamicMessage, merged: &mut DynamicMessage) {
+    let descriptor = stored.descriptor();
+    for field in descriptor.fields() {
+        let b = behaviors(&field);
+        let keep_stored = b.output_only || b.identifier || (b.immutable && !merged.has_field(&field));
+        if keep_stored {
+            if stored.has_field(&field) {
+                merged.set_field(&field, stored.get_field(&field).into_owned());
+            } else {
+                merged.clear_field(&field);
+            }
+            continue;
+        }
+        if field.is_list() || field.is_map() || !stored.has_field(&field) || !merged.has_field(&field) {
+            continue;
+        }
+        if let (Value::Message(stored_sub), Value::Message(merged_sub)) =
+            (stored.get_field(&field).as_ref(), merged.get_field_mut(&field))
+        {
+            if !schema::is_opaque_message(&stored_sub.descriptor()) {
+                restore_server_fields(stored_sub, merged_sub);
+            }
+        }
+    }
+}
+
+fn check_immutable(stored: &DynamicMessage, merged: &DynamicMessage, prefix: &str, out: &mut Vec<FieldViolation>) {
+    for field in stored.descriptor().fields() {
+        if !stored.has_field(&field) || !merged.has_field(&field) {
+            continue;
+        }
+        let path = format!("{prefix}.{}", field.name());
+        let (old, new) = (stored.get_field(&field), merged.get_field(&field));
+        if behaviors(&field).immutable {
+            if old != new {
+                out.push(FieldViolation::new(
+                    path,
+                    format!(
+                        "is immutable: it cannot change once set (stored {}, requested {})",
+                        show(&old),
+                        show(&new)
+                    ),
+                ));
+            }
+            continue;
+        }
+        if field.is_list() || field.is_map() {
+            continue;
+        }
+        if let (Value::Message(old), Value::Message(new)) = (old.as_ref(), new.as_ref()) {
+            if !schema::is_opaque_message(&old.descriptor()) {
+                check_immutable(old, new, &path, out);
+            }
+        }
+    }
+}
+
+fn show(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("{s:?}"),
+        Value::EnumNumber(n) => n.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

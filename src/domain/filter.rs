@@ -1,0 +1,316 @@
+//! A small AIP-160 filter language for ListProducts.
+//!
+//! ```text
+//! filter      = term { "AND" term }
+//! term        = [ "NOT" | "-" ] restriction
+//! restriction = "labels." KEY ( "=" | "!=" ) VALUE
+//!             | "labels." KEY ":" "*"                       (has the label)
+//!             | ( "iot" | "licensing" | "monetization" ) ":" "*"   (has the profile)
+//!             | ( "display_name" | "version" ) ( "=" | "!=" ) VALUE
+//! VALUE       = a "quoted string" (with \" and \\ escapes) or a bare word
+//! ```
+//! `OR` and parentheses are not supported; they are reported as such rather
+//! than misread.
+
+use crate::pb::Product;
+
+/// The longest filter accepted, in bytes.
+pub const MAX_FILTER_LEN: usize = 2048;
+/// The most restrictions one filter may hold.
+pub const MAX_TERMS: usize = 32;
+
+/// A parsed filter: products match when every term does.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Filter {
+    terms: Vec<Term>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Term {
+    negated: bool,
+    test: Test,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Test {
+    Label { key: String, value: Option<String> },
+    Profile(Profile),
+    Text { field: TextField, value: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Iot,
+    Licensing,
+    Monetization,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TextField {
+    DisplayName,
+    Version,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Word(String),
+    Quoted(String),
+    Equals,
+    NotEquals,
+    Has,
+    Star,
+    Minus,
+    Unsupported(char),
+}
+
+impl Filter {
+    /// Parses a filter; the empty string matches everything.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.len() > MAX_FILTER_LEN {
+            return Err(format!("is longer than {MAX_FILTER_LEN} bytes"));
+        }
+        let tokens = tokenize(text)?;
+        let mut terms = Vec::new();
+        let mut rest = tokens.as_slice();
+        while !rest.is_empty() {
+            if !terms.is_empty() {
+                match rest {
+                    [Token::Word(w), tail @ ..] if w == "AND" => rest = tail,
+                    [Token::Word(w), ..] if w == "OR" => return Err("OR is not supported; use AND".into()),
+                    [other, ..] => return Err(format!("expected AND, found {}", describe(other))),
+                    [] => unreachable!("loop condition"),
+                }
+            }
+            let (term, tail) = parse_term(rest)?;
+            terms.push(term);
+            rest = tail;
+            if terms.len() > MAX_TERMS {
+                return Err(format!("has more than {MAX_TERMS} restrictions"));
+            }
+        }
+        Ok(Filter { terms })
+    }
+
+    /// Whether `product` passes the filter.
+    pub fn matches(&self, product: &Product) -> bool {
+        self.terms.iter().all(|term| term.test.matches(product) != term.negated)
+    }
+
+    /// Whether the filter lets every product through.
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+}
+
+impl Test {
+    fn matches(&self, p: &Product) -> bool {
+        match self {
+            Test::Label { key, value: None } => p.labels.contains_key(key),
+            Test::Label { key, value: Some(v) } => p.labels.get(key) == Some(v),
+            Test::Profile(Profile::Iot) => p.iot.is_some(),
+            Test::Profile(Profile::Licensing) => p.licensing.is_some(),
+            Test::Profile(Profile::Monetization) => p.monetization.is_some(),
+            Test::Text { field: TextField::DisplayName, value } => &p.display_name == value,
+            Test::Text { field: TextField::Version, value } => &p.version == value,
+        }
+    }
+}
+
+fn parse_term(tokens: &[Token]) -> Result<(Term, &[Token]), String> {
+    let (negated, tokens) = match tokens {
+        [Token::Word(w), rest @ ..] if w == "NOT" => (true, rest),
+        [Token::Minus, rest @ ..] => (true, rest),
+        _ => (false, tokens),
+    };
+    let [Token::Word(name), op, rest @ ..] = tokens else {
+        return Err(match tokens.first() {
+            Some(t) => format!("expected a restriction such as labels.env = \"prod\", found {}", describe(t)),
+            None => "ends where a restriction was expected".into(),
+        });
+    };
+    let (value, rest) = match (op, rest) {
+        (Token::Has, [Token::Star, rest @ ..]) => (None, rest),
+        (Token::Has, _) => return Err(format!("only `{name}:*` is supported after `:`")),
+        (Token::Equals | Token::NotEquals, [Token::Quoted(v) | Token::Word(v), rest @ ..]) => {
+            (Some(v.clone()), rest)
+        }
+        (Token::Equals | Token::NotEquals, _) => return Err(format!("expected a value after {}", describe(op))),
+        (other, _) => return Err(format!("expected =, != or : after {name}, found {}", describe(other))),
+    };
+    let negated = negated != (*op == Token::NotEquals);
+    let test = if let Some(key) = name.strip_prefix("labels.") {
+        if key.is_empty() {
+            return Err("labels. must be followed by a label key".into());
+        }
+        Test::Label {
+            key: key.to_owned(),
+            value,
+        }
+    } else {
+        match (name.as_str(), value) {
+            ("iot", None) => Test::Profile(Profile::Iot),
+            ("licensing", None) => Test::Profile(Profile::Licensing),
+            ("monetization", None) => Test::Profile(Profile::Monetization),
+            ("display_name", Some(value)) => Test::Text {
+                field: TextField::DisplayName,
+                value,
+            },
+            ("version", Some(value)) => Test::Text {
+                field: TextField::Version,
+                value,
+            },
+            (other, _) => {
+                return Err(format!(
+                    "cannot filter on {other:?}; use labels.KEY, iot, licensing, monetization, display_name or version"
+                ));
+            }
+        }
+    };
+    Ok((Term { negated, test }, rest))
+}
+
+fn describe(token: &Token) -> String {
+    match token {
+        Token::Word(w) => format!("{w:?}"),
+        Token::Quoted(q) => format!("the string {q:?}"),
+        Token::Equals => "=".into(),
+        Token::NotEquals => "!=".into(),
+        Token::Has => ":".into(),
+        Token::Star => "*".into(),
+        Token::Minus => "-".into(),
+        Token::Unsupported(c) => format!("{c:?}"),
+    }
+}
+
+fn tokenize(text: &str) -> Result<Vec<Token>, String> {
+    let mut tokens = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            c if c.is_whitespace() => {
+                chars.next();
+            }
+            '=' => {
+                chars.next();
+                tokens.push(Token::Equals);
+            }
+            '!' => {
+                chars.next();
+                if chars.next() != Some('=') {
+                    return Err("`!` must be followed by `=`".into());
+                }
+                tokens.push(Token::NotEquals);
+            }
+            ':' => {
+                chars.next();
+                tokens.push(Token::Has);
+            }
+            '*' => {
+                chars.next();
+                tokens.push(Token::Star);
+            }
+            '-' => {
+                chars.next();
+                tokens.push(Token::Minus);
+            }
+            '"' => {
+                chars.next();
+                let mut value = String::new();
+                loop {
+                    match chars.next() {
+                        Some('\\') => match chars.next() {
+                            Some(escaped @ ('"' | '\\')) => value.push(escaped),
+                            _ => return Err("only \\\" and \\\\ escapes are allowed in strings".into()),
+                        },
+                        Some('"') => break,
+                        Some(c) => value.push(c),
+                        None => return Err("a string is not closed".into()),
+                    }
+                }
+                tokens.push(Token::Quoted(value));
+            }
+            c if c.is_alphanumeric() || c == '_' => {
+                let mut word = String::new();
+                while let Some(&c) = chars.peek() {
+                    if c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '/') {
+                        word.push(c);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                tokens.push(Token::Word(word));
+            }
+            other => {
+                tokens.push(Token::Unsupported(other));
+                chars.next();
+            }
+        }
+    }
+    if let Some(Token::Unsupported(c)) = tokens.iter().find(|t| matches!(t, Token::Unsupported(_))) {
+        return Err(format!("unexpected character {c:?} (parentheses and OR are not supported)"));
+    }
+    Ok(tokens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::IotProfile;
+
+    fn product(labels: &[(&str, &str)], iot: bool) -> Product {
+        Product {
+            display_name: "Thermo".into(),
+            version: "1.0.0".into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            iot: iot.then(IotProfile::default),
+            ..Default::default()
+        }
+    }
+
+    fn matches(filter: &str, p: &Product) -> bool {
+        Filter::parse(filter).unwrap_or_else(|e| panic!("{filter}: {e}")).matches(p)
+    }
+
+    #[test]
+    fn empty_filter_matches_all() {
+        assert!(matches("", &product(&[], false)));
+        assert!(matches("   ", &product(&[], false)));
+    }
+
+    #[test]
+    fn labels_and_profiles() {
+        let p = product(&[("env", "prod"), ("team", "a-b")], true);
+        assert!(matches(r#"labels.env = "prod""#, &p));
+        assert!(matches("labels.env=prod", &p));
+        assert!(!matches(r#"labels.env != "prod""#, &p));
+        assert!(matches("labels.team = a-b AND iot:*", &p));
+        assert!(matches("labels.env:* AND NOT licensing:*", &p));
+        assert!(matches("-monetization:* AND -labels.missing:*", &p));
+        assert!(!matches("labels.missing = x", &p));
+        assert!(matches(r#"display_name = "Thermo" AND version = "1.0.0""#, &p));
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        for (bad, says) in [
+            ("labels.env = prod OR iot:*", "OR is not supported"),
+            ("(iot:*)", "parentheses"),
+            ("color = red", "cannot filter on \"color\""),
+            ("labels.env =", "expected a value"),
+            ("iot:x", "only `iot:*`"),
+            ("labels.env = \"open", "not closed"),
+            ("iot:* licensing:*", "expected AND"),
+        ] {
+            let err = Filter::parse(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn long_filters_are_refused() {
+        assert!(Filter::parse(&"a".repeat(MAX_FILTER_LEN + 1)).is_err());
+        let many = vec!["iot:*"; MAX_TERMS + 1].join(" AND ");
+        assert!(Filter::parse(&many).is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! The rules of the canonical product, independent of transport and storage.
+//!
+//! Nothing here knows about tonic, HTTP or sled: every function takes and returns
+//! plain values, so the rules can be unit- and property-tested directly.
+
+pub mod field_mask;
+pub mod filter;
+pub mod names;
+pub mod page_token;
+pub mod schema;
+pub mod validation;
+
+mod violation;
+
+pub use violation::FieldViolation;

@@ -1,0 +1,155 @@
+//! The API's own descriptors, read once from the descriptor set build.rs embeds.
+//!
+//! Field behaviour (REQUIRED, OUTPUT_ONLY, IMMUTABLE, IDENTIFIER) is declared once,
+//! in the proto files, with `google.api.field_behavior`; the server reads it from
+//! here instead of keeping a second, hand-written list that could drift.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, MessageDescriptor, Value};
+
+use crate::pb::{self, google::api::FieldBehavior};
+
+/// Full proto name of the canonical product message.
+pub const PRODUCT_MESSAGE: &str = "producthub.v1.Product";
+
+struct Schema {
+    product: MessageDescriptor,
+    behaviors: HashMap<String, Behaviors>,
+}
+
+/// The behaviours declared on one field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Behaviors {
+    pub required: bool,
+    pub output_only: bool,
+    pub immutable: bool,
+    pub identifier: bool,
+}
+
+fn schema() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        // The descriptor set is produced by our own build script from our own
+        // protos; failing to decode it is a build defect, caught by every test.
+        let pool = DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET)
+            .unwrap_or_else(|e| panic!("embedded descriptor set is invalid: {e}"));
+        let product = pool
+            .get_message_by_name(PRODUCT_MESSAGE)
+            .unwrap_or_else(|| panic!("{PRODUCT_MESSAGE} missing from descriptor set"));
+        let extension = pool
+            .get_extension_by_name("google.api.field_behavior")
+            .unwrap_or_else(|| panic!("google.api.field_behavior missing from descriptor set"));
+        let mut behaviors = HashMap::new();
+        for message in pool.all_messages() {
+            for field in message.fields() {
+                let options = field.options();
+                let declared = options.get_extension(&extension);
+                let mut b = Behaviors::default();
+                if let Value::List(values) = declared.as_ref() {
+                    for value in values {
+                        match value.as_enum_number().and_then(|n| FieldBehavior::try_from(n).ok()) {
+                            Some(FieldBehavior::Required) => b.required = true,
+                            Some(FieldBehavior::OutputOnly) => b.output_only = true,
+                            Some(FieldBehavior::Immutable) => b.immutable = true,
+                            Some(FieldBehavior::Identifier) => b.identifier = true,
+                            _ => {}
+                        }
+                    }
+                }
+                if b != Behaviors::default() {
+                    behaviors.insert(field.full_name().to_owned(), b);
+                }
+            }
+        }
+        Schema { product, behaviors }
+    })
+}
+
+/// The descriptor of `producthub.v1.Product`.
+pub fn product_descriptor() -> MessageDescriptor {
+    schema().product.clone()
+}
+
+/// The behaviours declared on `field` (all false when none are declared).
+pub fn behaviors(field: &FieldDescriptor) -> Behaviors {
+    schema()
+        .behaviors
+        .get(field.full_name())
+        .copied()
+        .unwrap_or_default()
+}
+
+/// Converts a product to its reflective form, for generic field-mask work.
+pub fn to_dynamic(product: &pb::Product) -> DynamicMessage {
+    let mut message = DynamicMessage::new(product_descriptor());
+    // Encoding a valid prost message and decoding it with its own descriptor
+    // cannot fail; merge leaves the message empty only on a descriptor mismatch,
+    // which the schema tests rule out.
+    let _ = message.merge(product.encode_to_vec().as_slice());
+    message
+}
+
+/// Converts the reflective form back to the generated product type.
+pub fn from_dynamic(message: &DynamicMessage) -> pb::Product {
+    pb::Product::decode(message.encode_to_vec().as_slice()).unwrap_or_default()
+}
+
+/// Whether a message type is treated as one value by field masks (well-known
+/// types such as Timestamp are not addressed field by field).
+pub fn is_opaque_message(message: &MessageDescriptor) -> bool {
+    message.package_name() == "google.protobuf"
+}
+
+/// Whether a message type is `google.protobuf.Struct`, whose keys field masks may
+/// address like map keys.
+pub fn is_struct(message: &MessageDescriptor) -> bool {
+    message.full_name() == "google.protobuf.Struct"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(path: &str) -> FieldDescriptor {
+        let mut message = product_descriptor();
+        let mut found = None;
+        for part in path.split('.') {
+            let f = message.get_field_by_name(part).expect(part);
+            if let prost_reflect::Kind::Message(m) = f.kind() {
+                message = m;
+            }
+            found = Some(f);
+        }
+        found.unwrap()
+    }
+
+    #[test]
+    fn behaviours_come_from_the_proto_annotations() {
+        assert!(behaviors(&field("display_name")).required);
+        assert!(behaviors(&field("uid")).output_only);
+        assert!(behaviors(&field("name")).identifier);
+        let model_id = behaviors(&field("iot.model_id"));
+        assert!(model_id.required && model_id.immutable);
+        assert!(behaviors(&field("licensing.public_key")).output_only);
+        assert_eq!(behaviors(&field("description")), Behaviors::default());
+    }
+
+    #[test]
+    fn dynamic_round_trip_keeps_every_field() {
+        let product = pb::Product {
+            name: "products/a".into(),
+            display_name: "A".into(),
+            labels: [("env".to_string(), "prod".to_string())].into(),
+            iot: Some(pb::IotProfile {
+                model_id: "m".into(),
+                default_valid_days: Some(3),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(from_dynamic(&to_dynamic(&product)), product);
+    }
+}

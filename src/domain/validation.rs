@@ -1,0 +1,470 @@
+//! Whole-product validation, run on every product before it is stored.
+//!
+//! Two layers: generic rules read from the schema (REQUIRED fields are set, enum
+//! values are defined, no string or list is absurdly large), then the documented
+//! constraints of each vendor whose profile the product has, so a product that
+//! producthub accepts is one every one of its vendors will accept too.
+
+use prost_reflect::{DynamicMessage, Kind, ReflectMessage, Value};
+
+use super::FieldViolation;
+use super::schema::{self, behaviors, to_dynamic};
+use crate::pb::Product;
+
+/// The longest string any field may hold, in bytes (specific fields allow less).
+pub const MAX_STRING_BYTES: usize = 16 * 1024;
+/// The most entries any repeated or map field may hold (specific fields allow less).
+pub const MAX_ENTRIES: usize = 1000;
+
+const MAX_DISPLAY_NAME: usize = 256;
+const MAX_DESCRIPTION: usize = 4096;
+const MAX_LABELS: usize = 64;
+const MAX_LABEL_LEN: usize = 63;
+const MAX_LOCALES: usize = 64;
+
+// EnOS limits (connection-service limitations page and create_product docs).
+const ENOS_MAX_NAME: usize = 64;
+const ENOS_NAME_FORBIDDEN: &[char] = &['<', '>', ';', '@', '*', '%', '&', '\\'];
+const ENOS_MAX_DESCRIPTION: usize = 512;
+const ENOS_MAX_TAGS: usize = 100;
+const ENOS_MAX_TAG_KEY: usize = 50;
+const ENOS_MAX_TAG_VALUE: usize = 200;
+const ENOS_VALID_DAYS: std::ops::RangeInclusive<i32> = 1..=3650;
+
+// Cryptlex limits (Web API v3 product request schema).
+const CRYPTLEX_MAX_TEXT: usize = 256;
+const CRYPTLEX_MAX_METADATA_VALUE: usize = 4096;
+
+// Revenium limits (client-side rules of Revenium's own tools).
+const REVENIUM_MAX_NAME: usize = 255;
+
+/// Every reason `product` may not be stored, with paths rooted at `product`.
+pub fn validate(product: &Product) -> Vec<FieldViolation> {
+    let mut out = Vec::new();
+    check_schema_rules(&to_dynamic(product), "product", &mut out);
+    check_common(product, &mut out);
+    if product.iot.is_some() {
+        check_enos(product, &mut out);
+    }
+    if product.licensing.is_some() {
+        check_cryptlex(product, &mut out);
+    }
+    if product.monetization.is_some() {
+        check_revenium(product, &mut out);
+    }
+    out
+}
+
+fn check_schema_rules(message: &DynamicMessage, prefix: &str, out: &mut Vec<FieldViolation>) {
+    for field in message.descriptor().fields() {
+        let path = format!("{prefix}.{}", field.name());
+        if behaviors(&field).required && !message.has_field(&field) {
+            out.push(FieldViolation::new(path, "is required"));
+            continue;
+        }
+        if !message.has_field(&field) {
+            continue;
+        }
+        let value = message.get_field(&field);
+        match value.as_ref() {
+            Value::List(items) => {
+                if items.len() > MAX_ENTRIES {
+                    out.push(too_many(&path, items.len(), MAX_ENTRIES));
+                }
+                for (i, item) in items.iter().enumerate() {
+                    check_value(item, &field.kind(), &format!("{path}[{i}]"), out);
+                }
+            }
+            Value::Map(entries) => {
+                if entries.len() > MAX_ENTRIES {
+                    out.push(too_many(&path, entries.len(), MAX_ENTRIES));
+                }
+                for (key, item) in entries {
+                    if let prost_reflect::MapKey::String(k) = key {
+                        if k.len() > MAX_STRING_BYTES {
+                            out.push(FieldViolation::new(&path, "has a key that is too long"));
+                        }
+                    }
+                    if let Kind::Message(entry) = field.kind() {
+                        let value_kind = entry.map_entry_value_field().kind();
+                        check_value(item, &value_kind, &format!("{path}[{key:?}]"), out);
+                    }
+                }
+            }
+            single => check_value(single, &field.kind(), &path, out),
+        }
+    }
+}
+
+fn check_value(value: &Value, kind: &Kind, path: &str, out: &mut Vec<FieldViolation>) {
+    match (value, kind) {
+        (Value::String(s), _) if s.len() > MAX_STRING_BYTES => out.push(FieldViolation::new(
+            path,
+            format!("is {} bytes long; at most {MAX_STRING_BYTES} are allowed", s.len()),
+        )),
+        (Value::EnumNumber(n), Kind::Enum(e)) if e.get_value(*n).is_none() => {
+            out.push(FieldViolation::new(
+                path,
+                format!("{n} is not a value of {}", e.full_name()),
+            ))
+        }
+        (Value::F64(x), _) if !x.is_finite() => out.push(FieldViolation::new(path, "must be a finite number")),
+        (Value::Message(m), _) if !schema::is_opaque_message(&m.descriptor()) => {
+            check_schema_rules(m, path, out)
+        }
+        _ => {}
+    }
+}
+
+fn too_many(path: &str, found: usize, max: usize) -> FieldViolation {
+    FieldViolation::new(path, format!("has {found} entries; at most {max} are allowed"))
+}
+
+fn chars(s: &str) -> usize {
+    s.chars().count()
+}
+
+fn check_length(out: &mut Vec<FieldViolation>, path: &str, value: &str, min: usize, max: usize, whose: &str) {
+    let n = chars(value);
+    if n < min || n > max {
+        let range = if min == 0 { format!("at most {max}") } else { format!("{min}-{max}") };
+        out.push(FieldViolation::new(
+            path,
+            format!("must be {range} characters{whose}, got {n}"),
+        ));
+    }
+}
+
+fn check_common(p: &Product, out: &mut Vec<FieldViolation>) {
+    if !p.display_name.is_empty() {
+        check_length(out, "product.display_name", &p.display_name, 1, MAX_DISPLAY_NAME, "");
+        if p.display_name.trim() != p.display_name {
+            out.push(FieldViolation::new(
+                "product.display_name",
+                "must not start or end with white space",
+            ));
+        }
+    }
+    check_length(out, "product.description", &p.description, 0, MAX_DESCRIPTION, "");
+    if p.localized_display_names.len() > MAX_LOCALES {
+        out.push(too_many("product.localized_display_names", p.localized_display_names.len(), MAX_LOCALES));
+    }
+    for (locale, name) in &p.localized_display_names {
+        let path = format!("product.localized_display_names[{locale:?}]");
+        if !is_locale_id(locale) {
+            out.push(FieldViolation::new(
+                &path,
+                "the key must be a locale id such as en_US or zh_CN",
+            ));
+        }
+        check_length(out, &path, name, 1, MAX_DISPLAY_NAME, "");
+    }
+    if p.labels.len() > MAX_LABELS {
+        out.push(too_many("product.labels", p.labels.len(), MAX_LABELS));
+    }
+    for (key, value) in &p.labels {
+        let path = format!("product.labels[{key:?}]");
+        if !is_label_key(key) {
+            out.push(FieldViolation::new(
+                &path,
+                "the key must be 1-63 characters of [a-z0-9_-] starting with a lower-case letter",
+            ));
+        }
+        if chars(value) > MAX_LABEL_LEN || value.chars().any(char::is_control) {
+            out.push(FieldViolation::new(
+                &path,
+                "the value must be at most 63 characters, without control characters",
+            ));
+        }
+    }
+    if !p.version.is_empty() && !is_semantic_version(&p.version) {
+        out.push(FieldViolation::new(
+            "product.version",
+            format!("must have the form MAJOR.MINOR.PATCH (e.g. 1.0.0), got {:?}", p.version),
+        ));
+    }
+}
+
+fn check_enos(p: &Product, out: &mut Vec<FieldViolation>) {
+    const WHOSE: &str = " for EnOS (iot profile)";
+    let names = std::iter::once(("product.display_name".to_string(), &p.display_name)).chain(
+        p.localized_display_names
+            .iter()
+            .map(|(locale, name)| (format!("product.localized_display_names[{locale:?}]"), name)),
+    );
+    for (path, name) in names {
+        if name.is_empty() {
+            continue;
+        }
+        check_length(out, &path, name, 1, ENOS_MAX_NAME, WHOSE);
+        if let Some(c) = name.chars().find(|c| ENOS_NAME_FORBIDDEN.contains(c)) {
+            out.push(FieldViolation::new(
+                path,
+                format!("must not contain any of < > ; @ * % & \\{WHOSE}, found {c:?}"),
+            ));
+        }
+    }
+    check_length(out, "product.description", &p.description, 0, ENOS_MAX_DESCRIPTION, WHOSE);
+    let Some(iot) = &p.iot else { return };
+    if iot.tags.len() > ENOS_MAX_TAGS {
+        out.push(too_many("product.iot.tags", iot.tags.len(), ENOS_MAX_TAGS));
+    }
+    for (key, value) in &iot.tags {
+        let path = format!("product.iot.tags[{key:?}]");
+        let key_ok = (1..=ENOS_MAX_TAG_KEY).contains(&key.len())
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/'));
+        if !key_ok {
+            out.push(FieldViolation::new(
+                &path,
+                "the key must be 1-50 characters of [A-Za-z0-9_-/]",
+            ));
+        }
+        if chars(value) > ENOS_MAX_TAG_VALUE || value.trim() != value {
+            out.push(FieldViolation::new(
+                &path,
+                "the value must be at most 200 characters, without leading or trailing white space",
+            ));
+        }
+    }
+    for (path, days) in [
+        ("product.iot.default_valid_days", iot.default_valid_days),
+        ("product.iot.max_valid_days", iot.max_valid_days),
+    ] {
+        if let Some(days) = days.filter(|d| !ENOS_VALID_DAYS.contains(d)) {
+            out.push(FieldViolation::new(path, format!("must be 1-3650 days, got {days}")));
+        }
+    }
+}
+
+fn check_cryptlex(p: &Product, out: &mut Vec<FieldViolation>) {
+    const WHOSE: &str = " for Cryptlex (licensing profile)";
+    check_length(out, "product.display_name", &p.display_name, 0, CRYPTLEX_MAX_TEXT, WHOSE);
+    check_length(out, "product.description", &p.description, 0, CRYPTLEX_MAX_TEXT, WHOSE);
+    let Some(l) = &p.licensing else { return };
+    check_length(out, "product.licensing.name", &l.name, 0, CRYPTLEX_MAX_TEXT, WHOSE);
+    check_length(out, "product.licensing.license_template_id", &l.license_template_id, 0, CRYPTLEX_MAX_TEXT, WHOSE);
+    check_length(out, "product.licensing.trial_policy_id", &l.trial_policy_id, 0, CRYPTLEX_MAX_TEXT, WHOSE);
+    for (i, entry) in l.metadata.iter().enumerate() {
+        let path = format!("product.licensing.metadata[{i}]");
+        if !entry.key.is_empty() {
+            check_length(out, &format!("{path}.key"), &entry.key, 1, CRYPTLEX_MAX_TEXT, WHOSE);
+        }
+        check_length(out, &format!("{path}.value"), &entry.value, 0, CRYPTLEX_MAX_METADATA_VALUE, WHOSE);
+    }
+}
+
+fn check_revenium(p: &Product, out: &mut Vec<FieldViolation>) {
+    const WHOSE: &str = " for Revenium (monetization profile)";
+    check_length(out, "product.display_name", &p.display_name, 0, REVENIUM_MAX_NAME, WHOSE);
+    let Some(m) = &p.monetization else { return };
+    for (i, address) in m.notification_addresses_on_invoice.iter().enumerate() {
+        if !looks_like_email(address) {
+            out.push(FieldViolation::new(
+                format!("product.monetization.notification_addresses_on_invoice[{i}]"),
+                format!("must be an e-mail address, got {address:?}"),
+            ));
+        }
+    }
+    let Some(plan) = &m.plan else { return };
+    if !plan.currency.is_empty() && !(plan.currency.len() == 3 && plan.currency.chars().all(|c| c.is_ascii_uppercase())) {
+        out.push(FieldViolation::new(
+            "product.monetization.plan.currency",
+            format!("must be an ISO 4217 code such as USD, got {:?}", plan.currency),
+        ));
+    }
+    for (path, count) in [
+        ("product.monetization.plan.period_count", plan.period_count),
+        ("product.monetization.plan.trial_period_count", plan.trial_period_count),
+    ] {
+        if let Some(n) = count.filter(|n| *n <= 0) {
+            out.push(FieldViolation::new(path, format!("must be greater than 0, got {n}")));
+        }
+    }
+}
+
+fn is_label_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && key.len() <= MAX_LABEL_LEN
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// `ll`, `lll`, optionally followed by `_XX` parts (en_US, zh_CN, zh_Hans_CN).
+fn is_locale_id(id: &str) -> bool {
+    let mut parts = id.split(['_', '-']);
+    let language_ok = parts
+        .next()
+        .is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
+    language_ok && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+fn is_semantic_version(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| (1..=9).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn looks_like_email(address: &str) -> bool {
+    match address.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !address.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::{IotDataFormat, IotProductType, IotProfile, LicensingMetadata, LicensingProfile};
+
+    fn valid() -> Product {
+        Product {
+            display_name: "Thermostat".into(),
+            version: "1.2.3".into(),
+            ..Default::default()
+        }
+    }
+
+    fn fields(p: &Product) -> Vec<String> {
+        validate(p).into_iter().map(|v| v.field).collect()
+    }
+
+    fn iot() -> IotProfile {
+        IotProfile {
+            model_id: "thermo".into(),
+            product_type: IotProductType::Device as i32,
+            data_format: IotDataFormat::Json as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_minimal_product_is_valid() {
+        assert!(validate(&valid()).is_empty());
+    }
+
+    #[test]
+    fn required_fields_are_reported_with_their_paths() {
+        let p = Product {
+            iot: Some(IotProfile::default()),
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(&p),
+            [
+                "product.display_name",
+                "product.iot.model_id",
+                "product.iot.product_type",
+                "product.iot.data_format"
+            ]
+        );
+    }
+
+    #[test]
+    fn undefined_enum_values_are_rejected() {
+        let mut p = valid();
+        p.iot = Some(IotProfile {
+            product_type: 42,
+            ..iot()
+        });
+        assert_eq!(fields(&p), ["product.iot.product_type"]);
+    }
+
+    #[test]
+    fn enos_name_rules_apply_only_with_an_iot_profile() {
+        let mut p = valid();
+        p.display_name = "a;b".into();
+        assert!(validate(&p).is_empty());
+        p.iot = Some(iot());
+        assert_eq!(fields(&p), ["product.display_name"]);
+        p.display_name = "x".repeat(65);
+        assert_eq!(fields(&p), ["product.display_name"]);
+        p.display_name = "x".repeat(64);
+        assert!(validate(&p).is_empty());
+    }
+
+    #[test]
+    fn enos_tags_and_validity() {
+        let mut p = valid();
+        let mut profile = iot();
+        profile.tags.insert("ok/key_1".into(), "v".into());
+        profile.tags.insert("bad key".into(), "v".into());
+        profile.tags.insert("k".into(), " padded".into());
+        profile.default_valid_days = Some(0);
+        profile.max_valid_days = Some(3650);
+        p.iot = Some(profile);
+        assert_eq!(
+            fields(&p),
+            [
+                "product.iot.tags[\"bad key\"]",
+                "product.iot.tags[\"k\"]",
+                "product.iot.default_valid_days"
+            ]
+        );
+    }
+
+    #[test]
+    fn cryptlex_metadata_limits() {
+        let mut p = valid();
+        p.licensing = Some(LicensingProfile {
+            license_template_id: "lt".into(),
+            metadata: vec![
+                LicensingMetadata {
+                    key: "k".into(),
+                    value: "v".repeat(4096),
+                    ..Default::default()
+                },
+                LicensingMetadata {
+                    key: "k".repeat(257),
+                    value: "v".repeat(4097),
+                    ..Default::default()
+                },
+                LicensingMetadata::default(),
+            ],
+            ..Default::default()
+        });
+        assert_eq!(
+            fields(&p),
+            [
+                "product.licensing.metadata[2].key",
+                "product.licensing.metadata[1].key",
+                "product.licensing.metadata[1].value"
+            ]
+        );
+    }
+
+    #[test]
+    fn version_must_be_semantic() {
+        for bad in ["1", "1.0", "1.0.0.0", "a.b.c", "1..0", "v1.0.0"] {
+            let mut p = valid();
+            p.version = bad.into();
+            assert_eq!(fields(&p), ["product.version"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn labels_follow_the_usual_rules() {
+        let mut p = valid();
+        p.labels.insert("env".into(), "prod".into());
+        p.labels.insert("Env".into(), "x".into());
+        p.labels.insert("team".into(), "t".repeat(64));
+        assert_eq!(fields(&p), ["product.labels[\"Env\"]", "product.labels[\"team\"]"]);
+    }
+
+    #[test]
+    fn locale_keys() {
+        for ok in ["en", "en_US", "zh_CN", "zh_Hans_CN", "es-ES"] {
+            assert!(is_locale_id(ok), "{ok}");
+        }
+        for bad in ["", "e", "english", "en_", "en US"] {
+            assert!(!is_locale_id(bad), "{bad}");
+        }
+    }
+}

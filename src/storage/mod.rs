@@ -1,0 +1,92 @@
+//! Durable storage of products, behind the narrow [`ProductStore`] seam.
+//!
+//! The catalog talks only to this trait, so another backend (e.g. PostgreSQL) can
+//! be added without touching the service. Every write method resolves only after
+//! its write is durable; each runs the caller's decision (`change`, `check`)
+//! atomically against the stored product, so a concurrent writer can never slip
+//! in between the read and the write.
+
+mod group_commit;
+mod sled_store;
+
+use std::future::Future;
+
+pub use sled_store::{SledOptions, SledStore};
+
+use crate::pb::Product;
+
+/// Why storage failed. Carries no request data, so it can be logged as is.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("data directory {dir} is in use by another producthub process")]
+    Locked { dir: String },
+    #[error("cannot open data directory {dir}: {reason}")]
+    Open { dir: String, reason: String },
+    #[error("data directory {dir} holds schema version {found}; this build reads version {supported}")]
+    UnsupportedSchema { dir: String, found: u32, supported: u32 },
+    #[error("storage failed: {0}")]
+    Backend(String),
+    #[error("stored record {key:?} cannot be read: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+/// What a create request left behind for idempotent retries (AIP-155).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRecord {
+    pub request_id: String,
+    /// The request as first received, to tell a true retry from a reused id.
+    pub fingerprint: Vec<u8>,
+    /// The product the first call returned.
+    pub product: Product,
+}
+
+/// How an insert ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InsertOutcome {
+    /// The product was stored (durably).
+    Inserted,
+    /// A product with this id already exists; nothing was written.
+    IdTaken,
+    /// The request id was seen before; nothing was written. Holds the record of
+    /// the first call.
+    Replayed(RequestRecord),
+}
+
+/// The storage seam. Implementations must make every write durable before the
+/// returned future resolves, and keep reads independent of writers.
+pub trait ProductStore: Send + Sync + 'static {
+    /// The product with this id, if any.
+    fn get(&self, id: &str) -> Result<Option<Product>, StoreError>;
+
+    /// Up to `limit` products whose ids sort after `after_id` (from the first
+    /// when `None`), in ascending id order.
+    fn scan(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError>;
+
+    /// Stores a new product under the id in its name, and, when given, the
+    /// request record, atomically. A known request id wins over an id clash.
+    fn insert(
+        &self,
+        id: &str,
+        product: &Product,
+        request: Option<&RequestRecord>,
+    ) -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
+
+    /// Reads the product with this id (`None` if missing), passes it to `change`,
+    /// and stores what `change` returns, atomically. `change` may run more than
+    /// once (on a write conflict) and must not have side effects. When `change`
+    /// refuses, nothing is written and its error is returned inside `Ok`.
+    fn update<E, F>(&self, id: &str, change: F) -> impl Future<Output = Result<Result<Product, E>, StoreError>> + Send
+    where
+        E: Send,
+        F: Fn(Option<Product>) -> Result<Product, E> + Send + Sync;
+
+    /// Deletes the product with this id if `check` accepts it, atomically.
+    /// Resolves to `Ok(Ok(false))` when there is no such product.
+    fn delete<E, F>(&self, id: &str, check: F) -> impl Future<Output = Result<Result<bool, E>, StoreError>> + Send
+    where
+        E: Send,
+        F: Fn(&Product) -> Result<(), E> + Send + Sync;
+
+    /// Makes everything written so far durable (used at shutdown).
+    fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -1,0 +1,125 @@
+//! A tower layer around every gRPC call: one log line per call (method, status,
+//! latency), and the status of an over-size request made RESOURCE_EXHAUSTED.
+//!
+//! tonic refuses a request larger than the configured limit with OUT_OF_RANGE
+//! before any handler runs; gRPC's own status-code guide names RESOURCE_EXHAUSTED
+//! for that case, which is what clients retrying on "too big" look for.
+//!
+//! The status is read from the response headers: tonic answers every error of a
+//! unary call with a trailers-only response, whose status is in the headers, and
+//! a response without one there carries OK in its trailers.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::HeaderValue;
+use tonic::Code;
+use tower::{Layer, Service};
+
+const TOO_LARGE_MESSAGE: &str = "message length too large";
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallLogLayer;
+
+impl<S> Layer<S> for CallLogLayer {
+    type Service = CallLog<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CallLog { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CallLog<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for CallLog<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let method = request.uri().path().to_owned();
+        let started = Instant::now();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let mut result = response.await;
+            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            match &mut result {
+                Ok(response) => {
+                    let code = normalize_status(response.headers_mut());
+                    if matches!(code, Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable) {
+                        tracing::warn!(target: "producthub::call", %method, status = ?code, latency_ms, "call");
+                    } else {
+                        tracing::info!(target: "producthub::call", %method, status = ?code, latency_ms, "call");
+                    }
+                }
+                Err(_) => {
+                    tracing::warn!(target: "producthub::call", %method, status = "transport error", latency_ms, "call")
+                }
+            }
+            result
+        })
+    }
+}
+
+/// The call's gRPC status, after turning tonic's OUT_OF_RANGE for an over-size
+/// request into RESOURCE_EXHAUSTED.
+fn normalize_status(headers: &mut http::HeaderMap) -> Code {
+    let Some(code) = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(Code::from_i32)
+    else {
+        return Code::Ok;
+    };
+    let too_large = code == Code::OutOfRange
+        && headers
+            .get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|m| m.contains(TOO_LARGE_MESSAGE) || m.contains("message%20length%20too%20large"));
+    if too_large {
+        headers.insert("grpc-status", HeaderValue::from(Code::ResourceExhausted as i32));
+        return Code::ResourceExhausted;
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversize_requests_become_resource_exhausted() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("grpc-status", HeaderValue::from(11));
+        headers.insert(
+            "grpc-message",
+            HeaderValue::from_static("Error,%20decoded%20message%20length%20too%20large"),
+        );
+        assert_eq!(normalize_status(&mut headers), Code::ResourceExhausted);
+        assert_eq!(headers["grpc-status"], "8");
+    }
+
+    #[test]
+    fn other_statuses_pass_through() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(normalize_status(&mut headers), Code::Ok);
+        headers.insert("grpc-status", HeaderValue::from(11));
+        assert_eq!(normalize_status(&mut headers), Code::OutOfRange);
+        headers.insert("grpc-status", HeaderValue::from(5));
+        assert_eq!(normalize_status(&mut headers), Code::NotFound);
+    }
+}

@@ -1,0 +1,14 @@
+//! The gRPC transport: tonic service, status mapping, call logging, server.
+//!
+//! This is the only layer that knows about tonic and HTTP/2. It turns requests
+//! into catalog calls and [`crate::catalog::CatalogError`]s into `tonic::Status`
+//! (in [`status`], the one place where that mapping lives).
+
+mod call_log;
+mod server;
+mod service;
+mod status;
+
+pub use server::{ServeError, ServerConfig, serve};
+pub use service::ProductApi;
+pub use status::to_status;

@@ -1,0 +1,99 @@
+//! Starting and stopping the server: storage, listener, services, shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use super::call_log::CallLogLayer;
+use super::service::ProductApi;
+use crate::catalog::Catalog;
+use crate::domain::schema;
+use crate::pb::product_service_server::ProductServiceServer;
+use crate::pb::FILE_DESCRIPTOR_SET;
+use crate::storage::{ProductStore, SledOptions, SledStore, StoreError};
+
+/// What the server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Requests larger than this are refused with RESOURCE_EXHAUSTED.
+    pub max_message_bytes: usize,
+    pub sled: SledOptions,
+}
+
+/// Why the server could not start or stopped with an error. Each message is one
+/// line fit for an operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error("the gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("the descriptor set is invalid: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Runs the server until `shutdown` resolves, then stops accepting calls, lets
+/// the calls in flight finish, flushes storage and returns.
+///
+/// Once listening it prints `producthub listening on ADDR` on stdout, with the
+/// actual address (useful with port 0).
+pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+    // Read the schema now, so a defect shows at start-up and not in a request.
+    let _ = schema::product_descriptor();
+
+    let store = SledStore::open(&config.data_dir, &config.sled)?;
+    let catalog = Arc::new(Catalog::new(store));
+
+    let incoming = TcpIncoming::bind(config.listen)
+        .map_err(|e| bind_error(config.listen, e))?
+        .with_nodelay(Some(true));
+    let local_addr = incoming.local_addr().map_err(|e| bind_error(config.listen, e))?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<ProductServiceServer<ProductApi<SledStore>>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let products = ProductServiceServer::new(ProductApi::new(catalog.clone()))
+        .max_decoding_message_size(config.max_message_bytes)
+        .max_encoding_message_size(usize::MAX);
+
+    tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "listening");
+    println!("producthub listening on {local_addr}");
+
+    Server::builder()
+        .layer(CallLogLayer)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(products)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+
+    tracing::info!("stopped accepting calls; flushing storage");
+    catalog.store().flush().await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+fn bind_error(addr: SocketAddr, e: std::io::Error) -> ServeError {
+    let reason = match e.kind() {
+        std::io::ErrorKind::AddrInUse => "the address is already in use".to_string(),
+        std::io::ErrorKind::AddrNotAvailable => "the address is not available on this machine".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    };
+    ServeError::Bind { addr, reason }
+}

@@ -1,0 +1,56 @@
+//! The tonic implementation of `producthub.v1.ProductService`: unwraps requests,
+//! calls the catalog, wraps responses. No rules live here.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::status::to_status;
+use crate::catalog::Catalog;
+use crate::pb::product_service_server::ProductService;
+use crate::pb::{
+    CreateProductRequest, DeleteProductRequest, GetProductRequest, ListProductsRequest, ListProductsResponse,
+    Product, UpdateProductRequest,
+};
+use crate::storage::ProductStore;
+
+/// The gRPC face of a [`Catalog`].
+pub struct ProductApi<S> {
+    catalog: Arc<Catalog<S>>,
+}
+
+impl<S> ProductApi<S> {
+    pub fn new(catalog: Arc<Catalog<S>>) -> Self {
+        Self { catalog }
+    }
+}
+
+#[tonic::async_trait]
+impl<S: ProductStore> ProductService for ProductApi<S> {
+    async fn create_product(&self, request: Request<CreateProductRequest>) -> Result<Response<Product>, Status> {
+        respond(self.catalog.create(request.into_inner()).await)
+    }
+
+    async fn get_product(&self, request: Request<GetProductRequest>) -> Result<Response<Product>, Status> {
+        respond(self.catalog.get(request.into_inner()).await)
+    }
+
+    async fn list_products(
+        &self,
+        request: Request<ListProductsRequest>,
+    ) -> Result<Response<ListProductsResponse>, Status> {
+        respond(self.catalog.list(request.into_inner()).await)
+    }
+
+    async fn update_product(&self, request: Request<UpdateProductRequest>) -> Result<Response<Product>, Status> {
+        respond(self.catalog.update(request.into_inner()).await)
+    }
+
+    async fn delete_product(&self, request: Request<DeleteProductRequest>) -> Result<Response<()>, Status> {
+        respond(self.catalog.delete(request.into_inner()).await)
+    }
+}
+
+fn respond<T>(result: Result<T, crate::catalog::CatalogError>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(|e| to_status(&e))
+}

@@ -1,0 +1,78 @@
+//! The one place where errors become gRPC statuses.
+//!
+//! Every status carries an `ErrorInfo` with a stable, machine-readable `reason`;
+//! INVALID_ARGUMENT also carries a `BadRequest` with one violation per bad field,
+//! and NOT_FOUND / ALREADY_EXISTS a `ResourceInfo` naming the product.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::catalog::CatalogError;
+use crate::storage::StoreError;
+
+/// The `ErrorInfo.domain` of every error producthub reports.
+pub const ERROR_DOMAIN: &str = "producthub";
+const PRODUCT_TYPE: &str = "producthub.v1.Product";
+
+pub fn to_status(error: &CatalogError) -> Status {
+    let mut details = ErrorDetails::new();
+    let (code, reason) = match error {
+        CatalogError::InvalidArgument(violations) => {
+            for v in violations {
+                details.add_bad_request_violation(&v.field, &v.description);
+            }
+            (Code::InvalidArgument, "INVALID_ARGUMENT")
+        }
+        CatalogError::NotFound { name } => {
+            details.set_resource_info(PRODUCT_TYPE, name, "", "no product has this name");
+            (Code::NotFound, "PRODUCT_NOT_FOUND")
+        }
+        CatalogError::AlreadyExists { name } => {
+            details.set_resource_info(PRODUCT_TYPE, name, "", "a product with this name exists");
+            (Code::AlreadyExists, "PRODUCT_ALREADY_EXISTS")
+        }
+        CatalogError::EtagMismatch { .. } => (Code::Aborted, "ETAG_MISMATCH"),
+        CatalogError::Storage(StoreError::Corrupt { .. }) => (Code::DataLoss, "STORAGE_CORRUPT"),
+        CatalogError::Storage(_) => (Code::Unavailable, "STORAGE_UNAVAILABLE"),
+    };
+    details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    Status::with_error_details(code, error.to_string(), details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::FieldViolation;
+
+    #[test]
+    fn invalid_argument_lists_every_field() {
+        let status = to_status(&CatalogError::InvalidArgument(vec![
+            FieldViolation::new("product.display_name", "is required"),
+            FieldViolation::new("update_mask", "invalid path \"x\""),
+        ]));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let fields: Vec<_> = details
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
+        assert_eq!(fields, ["product.display_name", "update_mask"]);
+        assert_eq!(details.error_info().unwrap().reason, "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn codes() {
+        let name = || "products/a".to_string();
+        assert_eq!(to_status(&CatalogError::NotFound { name: name() }).code(), Code::NotFound);
+        assert_eq!(to_status(&CatalogError::AlreadyExists { name: name() }).code(), Code::AlreadyExists);
+        let etag = CatalogError::EtagMismatch { name: name(), sent: "1".into() };
+        assert_eq!(to_status(&etag).code(), Code::Aborted);
+        let full = CatalogError::Storage(StoreError::Backend("No space left on device".into()));
+        assert_eq!(to_status(&full).code(), Code::Unavailable);
+    }
+}
