@@ -10,6 +10,9 @@ use std::{env, fs, path::PathBuf};
 const PROTOS: &[&str] = &[
     "proto/producthub/v1/product.proto",
     "proto/producthub/v1/product_service.proto",
+    // Not used by the Rust code (tonic-types has its own); compiled so that
+    // reflection can describe the error details we send.
+    "proto/google/rpc/error_details.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -11,12 +11,14 @@ use prost::Message;
 
 use crate::domain::field_mask::{self, UpdateMask};
 use crate::domain::filter::Filter;
-use crate::domain::names::{check_product_id, generate_product_id, parse_product_name, product_name};
+use crate::domain::names::{
+    check_product_id, generate_product_id, parse_product_name, product_name,
+};
 use crate::domain::validation::validate;
 use crate::domain::{FieldViolation, page_token};
 use crate::pb::{
-    CreateProductRequest, DeleteProductRequest, GetProductRequest, ListProductsRequest, ListProductsResponse,
-    Product, UpdateProductRequest,
+    CreateProductRequest, DeleteProductRequest, GetProductRequest, ListProductsRequest,
+    ListProductsResponse, Product, UpdateProductRequest,
 };
 use crate::storage::{InsertOutcome, ProductStore, RequestRecord, StoreError};
 
@@ -45,7 +47,11 @@ pub enum CatalogError {
 }
 
 fn join(violations: &[FieldViolation]) -> String {
-    violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl CatalogError {
@@ -117,7 +123,9 @@ impl<S: ProductStore> Catalog<S> {
         match self.store.insert(&id, &product, record.as_ref()).await? {
             InsertOutcome::Inserted => Ok(product),
             InsertOutcome::IdTaken => Err(CatalogError::AlreadyExists { name: product.name }),
-            InsertOutcome::Replayed(first) if Some(&first.fingerprint) == record.as_ref().map(|r| &r.fingerprint) => {
+            InsertOutcome::Replayed(first)
+                if Some(&first.fingerprint) == record.as_ref().map(|r| &r.fingerprint) =>
+            {
                 Ok(first.product)
             }
             InsertOutcome::Replayed(_) => Err(CatalogError::invalid(
@@ -134,7 +142,10 @@ impl<S: ProductStore> Catalog<S> {
             .ok_or(CatalogError::NotFound { name: request.name })
     }
 
-    pub async fn list(&self, request: ListProductsRequest) -> Result<ListProductsResponse, CatalogError> {
+    pub async fn list(
+        &self,
+        request: ListProductsRequest,
+    ) -> Result<ListProductsResponse, CatalogError> {
         let mut violations = Vec::new();
         let page_size = match request.page_size {
             n if n < 0 => {
@@ -182,7 +193,8 @@ impl<S: ProductStore> Catalog<S> {
                 return Ok(page(products, String::new()));
             }
             if scanned >= MAX_SCAN_PER_CALL {
-                let token = page_token::encode(after.as_deref().unwrap_or_default(), &request.filter);
+                let token =
+                    page_token::encode(after.as_deref().unwrap_or_default(), &request.filter);
                 return Ok(page(products, token));
             }
         }
@@ -204,7 +216,9 @@ impl<S: ProductStore> Catalog<S> {
                 if request.allow_missing {
                     return new_product(patch.clone(), &id).map_err(CatalogError::InvalidArgument);
                 }
-                return Err(CatalogError::NotFound { name: patch.name.clone() });
+                return Err(CatalogError::NotFound {
+                    name: patch.name.clone(),
+                });
             };
             if !patch.etag.is_empty() && patch.etag != stored.etag {
                 return Err(CatalogError::EtagMismatch {
@@ -212,7 +226,8 @@ impl<S: ProductStore> Catalog<S> {
                     sent: patch.etag.clone(),
                 });
             }
-            let mut merged = field_mask::merge(&stored, &patch, &mask).map_err(CatalogError::InvalidArgument)?;
+            let mut merged =
+                field_mask::merge(&stored, &patch, &mask).map_err(CatalogError::InvalidArgument)?;
             let violations = validate(&merged);
             if !violations.is_empty() {
                 return Err(CatalogError::InvalidArgument(violations));

@@ -10,7 +10,10 @@ use producthub::transport::{ServerConfig, serve};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(version, about = "One canonical product, served over gRPC and translated for EnOS, Cryptlex and Revenium")]
+#[command(
+    version,
+    about = "One canonical product, served over gRPC and translated for EnOS, Cryptlex and Revenium"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -81,7 +84,9 @@ fn main() -> ExitCode {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

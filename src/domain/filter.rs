@@ -76,7 +76,9 @@ impl Filter {
             if !terms.is_empty() {
                 match rest {
                     [Token::Word(w), tail @ ..] if w == "AND" => rest = tail,
-                    [Token::Word(w), ..] if w == "OR" => return Err("OR is not supported; use AND".into()),
+                    [Token::Word(w), ..] if w == "OR" => {
+                        return Err("OR is not supported; use AND".into());
+                    }
                     [other, ..] => return Err(format!("expected AND, found {}", describe(other))),
                     [] => unreachable!("loop condition"),
                 }
@@ -93,7 +95,9 @@ impl Filter {
 
     /// Whether `product` passes the filter.
     pub fn matches(&self, product: &Product) -> bool {
-        self.terms.iter().all(|term| term.test.matches(product) != term.negated)
+        self.terms
+            .iter()
+            .all(|term| term.test.matches(product) != term.negated)
     }
 
     /// Whether the filter lets every product through.
@@ -106,12 +110,21 @@ impl Test {
     fn matches(&self, p: &Product) -> bool {
         match self {
             Test::Label { key, value: None } => p.labels.contains_key(key),
-            Test::Label { key, value: Some(v) } => p.labels.get(key) == Some(v),
+            Test::Label {
+                key,
+                value: Some(v),
+            } => p.labels.get(key) == Some(v),
             Test::Profile(Profile::Iot) => p.iot.is_some(),
             Test::Profile(Profile::Licensing) => p.licensing.is_some(),
             Test::Profile(Profile::Monetization) => p.monetization.is_some(),
-            Test::Text { field: TextField::DisplayName, value } => &p.display_name == value,
-            Test::Text { field: TextField::Version, value } => &p.version == value,
+            Test::Text {
+                field: TextField::DisplayName,
+                value,
+            } => &p.display_name == value,
+            Test::Text {
+                field: TextField::Version,
+                value,
+            } => &p.version == value,
         }
     }
 }
@@ -124,7 +137,10 @@ fn parse_term(tokens: &[Token]) -> Result<(Term, &[Token]), String> {
     };
     let [Token::Word(name), op, rest @ ..] = tokens else {
         return Err(match tokens.first() {
-            Some(t) => format!("expected a restriction such as labels.env = \"prod\", found {}", describe(t)),
+            Some(t) => format!(
+                "expected a restriction such as labels.env = \"prod\", found {}",
+                describe(t)
+            ),
             None => "ends where a restriction was expected".into(),
         });
     };
@@ -134,8 +150,15 @@ fn parse_term(tokens: &[Token]) -> Result<(Term, &[Token]), String> {
         (Token::Equals | Token::NotEquals, [Token::Quoted(v) | Token::Word(v), rest @ ..]) => {
             (Some(v.clone()), rest)
         }
-        (Token::Equals | Token::NotEquals, _) => return Err(format!("expected a value after {}", describe(op))),
-        (other, _) => return Err(format!("expected =, != or : after {name}, found {}", describe(other))),
+        (Token::Equals | Token::NotEquals, _) => {
+            return Err(format!("expected a value after {}", describe(op)));
+        }
+        (other, _) => {
+            return Err(format!(
+                "expected =, != or : after {name}, found {}",
+                describe(other)
+            ));
+        }
     };
     let negated = negated != (*op == Token::NotEquals);
     let test = if let Some(key) = name.strip_prefix("labels.") {
@@ -220,7 +243,11 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                     match chars.next() {
                         Some('\\') => match chars.next() {
                             Some(escaped @ ('"' | '\\')) => value.push(escaped),
-                            _ => return Err("only \\\" and \\\\ escapes are allowed in strings".into()),
+                            _ => {
+                                return Err(
+                                    "only \\\" and \\\\ escapes are allowed in strings".into()
+                                );
+                            }
                         },
                         Some('"') => break,
                         Some(c) => value.push(c),
@@ -247,8 +274,11 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
             }
         }
     }
-    if let Some(Token::Unsupported(c)) = tokens.iter().find(|t| matches!(t, Token::Unsupported(_))) {
-        return Err(format!("unexpected character {c:?} (parentheses and OR are not supported)"));
+    if let Some(Token::Unsupported(c)) = tokens.iter().find(|t| matches!(t, Token::Unsupported(_)))
+    {
+        return Err(format!(
+            "unexpected character {c:?} (parentheses and OR are not supported)"
+        ));
     }
     Ok(tokens)
 }
@@ -262,14 +292,19 @@ mod tests {
         Product {
             display_name: "Thermo".into(),
             version: "1.0.0".into(),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             iot: iot.then(IotProfile::default),
             ..Default::default()
         }
     }
 
     fn matches(filter: &str, p: &Product) -> bool {
-        Filter::parse(filter).unwrap_or_else(|e| panic!("{filter}: {e}")).matches(p)
+        Filter::parse(filter)
+            .unwrap_or_else(|e| panic!("{filter}: {e}"))
+            .matches(p)
     }
 
     #[test]
@@ -288,7 +323,10 @@ mod tests {
         assert!(matches("labels.env:* AND NOT licensing:*", &p));
         assert!(matches("-monetization:* AND -labels.missing:*", &p));
         assert!(!matches("labels.missing = x", &p));
-        assert!(matches(r#"display_name = "Thermo" AND version = "1.0.0""#, &p));
+        assert!(matches(
+            r#"display_name = "Thermo" AND version = "1.0.0""#,
+            &p
+        ));
     }
 
     #[test]

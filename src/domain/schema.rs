@@ -50,7 +50,10 @@ fn schema() -> &'static Schema {
                 let mut b = Behaviors::default();
                 if let Value::List(values) = declared.as_ref() {
                     for value in values {
-                        match value.as_enum_number().and_then(|n| FieldBehavior::try_from(n).ok()) {
+                        match value
+                            .as_enum_number()
+                            .and_then(|n| FieldBehavior::try_from(n).ok())
+                        {
                             Some(FieldBehavior::Required) => b.required = true,
                             Some(FieldBehavior::OutputOnly) => b.output_only = true,
                             Some(FieldBehavior::Immutable) => b.immutable = true,

@@ -100,15 +100,17 @@ fn check_value(value: &Value, kind: &Kind, path: &str, out: &mut Vec<FieldViolat
     match (value, kind) {
         (Value::String(s), _) if s.len() > MAX_STRING_BYTES => out.push(FieldViolation::new(
             path,
-            format!("is {} bytes long; at most {MAX_STRING_BYTES} are allowed", s.len()),
+            format!(
+                "is {} bytes long; at most {MAX_STRING_BYTES} are allowed",
+                s.len()
+            ),
         )),
-        (Value::EnumNumber(n), Kind::Enum(e)) if e.get_value(*n).is_none() => {
-            out.push(FieldViolation::new(
-                path,
-                format!("{n} is not a value of {}", e.full_name()),
-            ))
+        (Value::EnumNumber(n), Kind::Enum(e)) if e.get_value(*n).is_none() => out.push(
+            FieldViolation::new(path, format!("{n} is not a value of {}", e.full_name())),
+        ),
+        (Value::F64(x), _) if !x.is_finite() => {
+            out.push(FieldViolation::new(path, "must be a finite number"))
         }
-        (Value::F64(x), _) if !x.is_finite() => out.push(FieldViolation::new(path, "must be a finite number")),
         (Value::Message(m), _) if !schema::is_opaque_message(&m.descriptor()) => {
             check_schema_rules(m, path, out)
         }
@@ -117,17 +119,31 @@ fn check_value(value: &Value, kind: &Kind, path: &str, out: &mut Vec<FieldViolat
 }
 
 fn too_many(path: &str, found: usize, max: usize) -> FieldViolation {
-    FieldViolation::new(path, format!("has {found} entries; at most {max} are allowed"))
+    FieldViolation::new(
+        path,
+        format!("has {found} entries; at most {max} are allowed"),
+    )
 }
 
 fn chars(s: &str) -> usize {
     s.chars().count()
 }
 
-fn check_length(out: &mut Vec<FieldViolation>, path: &str, value: &str, min: usize, max: usize, whose: &str) {
+fn check_length(
+    out: &mut Vec<FieldViolation>,
+    path: &str,
+    value: &str,
+    min: usize,
+    max: usize,
+    whose: &str,
+) {
     let n = chars(value);
     if n < min || n > max {
-        let range = if min == 0 { format!("at most {max}") } else { format!("{min}-{max}") };
+        let range = if min == 0 {
+            format!("at most {max}")
+        } else {
+            format!("{min}-{max}")
+        };
         out.push(FieldViolation::new(
             path,
             format!("must be {range} characters{whose}, got {n}"),
@@ -137,7 +153,14 @@ fn check_length(out: &mut Vec<FieldViolation>, path: &str, value: &str, min: usi
 
 fn check_common(p: &Product, out: &mut Vec<FieldViolation>) {
     if !p.display_name.is_empty() {
-        check_length(out, "product.display_name", &p.display_name, 1, MAX_DISPLAY_NAME, "");
+        check_length(
+            out,
+            "product.display_name",
+            &p.display_name,
+            1,
+            MAX_DISPLAY_NAME,
+            "",
+        );
         if p.display_name.trim() != p.display_name {
             out.push(FieldViolation::new(
                 "product.display_name",
@@ -145,9 +168,20 @@ fn check_common(p: &Product, out: &mut Vec<FieldViolation>) {
             ));
         }
     }
-    check_length(out, "product.description", &p.description, 0, MAX_DESCRIPTION, "");
+    check_length(
+        out,
+        "product.description",
+        &p.description,
+        0,
+        MAX_DESCRIPTION,
+        "",
+    );
     if p.localized_display_names.len() > MAX_LOCALES {
-        out.push(too_many("product.localized_display_names", p.localized_display_names.len(), MAX_LOCALES));
+        out.push(too_many(
+            "product.localized_display_names",
+            p.localized_display_names.len(),
+            MAX_LOCALES,
+        ));
     }
     for (locale, name) in &p.localized_display_names {
         let path = format!("product.localized_display_names[{locale:?}]");
@@ -180,7 +214,10 @@ fn check_common(p: &Product, out: &mut Vec<FieldViolation>) {
     if !p.version.is_empty() && !is_semantic_version(&p.version) {
         out.push(FieldViolation::new(
             "product.version",
-            format!("must have the form MAJOR.MINOR.PATCH (e.g. 1.0.0), got {:?}", p.version),
+            format!(
+                "must have the form MAJOR.MINOR.PATCH (e.g. 1.0.0), got {:?}",
+                p.version
+            ),
         ));
     }
 }
@@ -204,7 +241,14 @@ fn check_enos(p: &Product, out: &mut Vec<FieldViolation>) {
             ));
         }
     }
-    check_length(out, "product.description", &p.description, 0, ENOS_MAX_DESCRIPTION, WHOSE);
+    check_length(
+        out,
+        "product.description",
+        &p.description,
+        0,
+        ENOS_MAX_DESCRIPTION,
+        WHOSE,
+    );
     let Some(iot) = &p.iot else { return };
     if iot.tags.len() > ENOS_MAX_TAGS {
         out.push(too_many("product.iot.tags", iot.tags.len(), ENOS_MAX_TAGS));
@@ -212,7 +256,9 @@ fn check_enos(p: &Product, out: &mut Vec<FieldViolation>) {
     for (key, value) in &iot.tags {
         let path = format!("product.iot.tags[{key:?}]");
         let key_ok = (1..=ENOS_MAX_TAG_KEY).contains(&key.len())
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/'));
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/'));
         if !key_ok {
             out.push(FieldViolation::new(
                 &path,
@@ -231,31 +277,90 @@ fn check_enos(p: &Product, out: &mut Vec<FieldViolation>) {
         ("product.iot.max_valid_days", iot.max_valid_days),
     ] {
         if let Some(days) = days.filter(|d| !ENOS_VALID_DAYS.contains(d)) {
-            out.push(FieldViolation::new(path, format!("must be 1-3650 days, got {days}")));
+            out.push(FieldViolation::new(
+                path,
+                format!("must be 1-3650 days, got {days}"),
+            ));
         }
     }
 }
 
 fn check_cryptlex(p: &Product, out: &mut Vec<FieldViolation>) {
     const WHOSE: &str = " for Cryptlex (licensing profile)";
-    check_length(out, "product.display_name", &p.display_name, 0, CRYPTLEX_MAX_TEXT, WHOSE);
-    check_length(out, "product.description", &p.description, 0, CRYPTLEX_MAX_TEXT, WHOSE);
+    check_length(
+        out,
+        "product.display_name",
+        &p.display_name,
+        0,
+        CRYPTLEX_MAX_TEXT,
+        WHOSE,
+    );
+    check_length(
+        out,
+        "product.description",
+        &p.description,
+        0,
+        CRYPTLEX_MAX_TEXT,
+        WHOSE,
+    );
     let Some(l) = &p.licensing else { return };
-    check_length(out, "product.licensing.name", &l.name, 0, CRYPTLEX_MAX_TEXT, WHOSE);
-    check_length(out, "product.licensing.license_template_id", &l.license_template_id, 0, CRYPTLEX_MAX_TEXT, WHOSE);
-    check_length(out, "product.licensing.trial_policy_id", &l.trial_policy_id, 0, CRYPTLEX_MAX_TEXT, WHOSE);
+    check_length(
+        out,
+        "product.licensing.name",
+        &l.name,
+        0,
+        CRYPTLEX_MAX_TEXT,
+        WHOSE,
+    );
+    check_length(
+        out,
+        "product.licensing.license_template_id",
+        &l.license_template_id,
+        0,
+        CRYPTLEX_MAX_TEXT,
+        WHOSE,
+    );
+    check_length(
+        out,
+        "product.licensing.trial_policy_id",
+        &l.trial_policy_id,
+        0,
+        CRYPTLEX_MAX_TEXT,
+        WHOSE,
+    );
     for (i, entry) in l.metadata.iter().enumerate() {
         let path = format!("product.licensing.metadata[{i}]");
         if !entry.key.is_empty() {
-            check_length(out, &format!("{path}.key"), &entry.key, 1, CRYPTLEX_MAX_TEXT, WHOSE);
+            check_length(
+                out,
+                &format!("{path}.key"),
+                &entry.key,
+                1,
+                CRYPTLEX_MAX_TEXT,
+                WHOSE,
+            );
         }
-        check_length(out, &format!("{path}.value"), &entry.value, 0, CRYPTLEX_MAX_METADATA_VALUE, WHOSE);
+        check_length(
+            out,
+            &format!("{path}.value"),
+            &entry.value,
+            0,
+            CRYPTLEX_MAX_METADATA_VALUE,
+            WHOSE,
+        );
     }
 }
 
 fn check_revenium(p: &Product, out: &mut Vec<FieldViolation>) {
     const WHOSE: &str = " for Revenium (monetization profile)";
-    check_length(out, "product.display_name", &p.display_name, 0, REVENIUM_MAX_NAME, WHOSE);
+    check_length(
+        out,
+        "product.display_name",
+        &p.display_name,
+        0,
+        REVENIUM_MAX_NAME,
+        WHOSE,
+    );
     let Some(m) = &p.monetization else { return };
     for (i, address) in m.notification_addresses_on_invoice.iter().enumerate() {
         if !looks_like_email(address) {
@@ -266,18 +371,29 @@ fn check_revenium(p: &Product, out: &mut Vec<FieldViolation>) {
         }
     }
     let Some(plan) = &m.plan else { return };
-    if !plan.currency.is_empty() && !(plan.currency.len() == 3 && plan.currency.chars().all(|c| c.is_ascii_uppercase())) {
+    if !plan.currency.is_empty()
+        && !(plan.currency.len() == 3 && plan.currency.chars().all(|c| c.is_ascii_uppercase()))
+    {
         out.push(FieldViolation::new(
             "product.monetization.plan.currency",
-            format!("must be an ISO 4217 code such as USD, got {:?}", plan.currency),
+            format!(
+                "must be an ISO 4217 code such as USD, got {:?}",
+                plan.currency
+            ),
         ));
     }
     for (path, count) in [
         ("product.monetization.plan.period_count", plan.period_count),
-        ("product.monetization.plan.trial_period_count", plan.trial_period_count),
+        (
+            "product.monetization.plan.trial_period_count",
+            plan.trial_period_count,
+        ),
     ] {
         if let Some(n) = count.filter(|n| *n <= 0) {
-            out.push(FieldViolation::new(path, format!("must be greater than 0, got {n}")));
+            out.push(FieldViolation::new(
+                path,
+                format!("must be greater than 0, got {n}"),
+            ));
         }
     }
 }
@@ -295,7 +411,8 @@ fn is_locale_id(id: &str) -> bool {
     let language_ok = parts
         .next()
         .is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
-    language_ok && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+    language_ok
+        && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 fn is_semantic_version(v: &str) -> bool {
@@ -322,7 +439,9 @@ fn looks_like_email(address: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pb::{IotDataFormat, IotProductType, IotProfile, LicensingMetadata, LicensingProfile};
+    use crate::pb::{
+        IotDataFormat, IotProductType, IotProfile, LicensingMetadata, LicensingProfile,
+    };
 
     fn valid() -> Product {
         Product {
@@ -455,7 +574,10 @@ mod tests {
         p.labels.insert("env".into(), "prod".into());
         p.labels.insert("Env".into(), "x".into());
         p.labels.insert("team".into(), "t".repeat(64));
-        assert_eq!(fields(&p), ["product.labels[\"Env\"]", "product.labels[\"team\"]"]);
+        assert_eq!(
+            fields(&p),
+            ["product.labels[\"Env\"]", "product.labels[\"team\"]"]
+        );
     }
 
     #[test]

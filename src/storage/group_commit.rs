@@ -20,19 +20,23 @@ pub trait Flush: Send + 'static {
 
 impl Flush for sled::Db {
     fn flush(&self) -> Result<(), String> {
-        sled::Tree::flush(self).map(|_| ()).map_err(|e| e.to_string())
+        sled::Tree::flush(self)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
 pub struct GroupCommit {
-    requests: mpsc::Sender<Reply>,
+    /// `None` only while dropping.
+    requests: Option<mpsc::Sender<Reply>>,
+    thread: Option<thread::JoinHandle<()>>,
 }
 
 impl GroupCommit {
     /// Starts the committer thread; it ends when the `GroupCommit` is dropped.
     pub fn start(target: impl Flush) -> std::io::Result<Self> {
         let (requests, queue) = mpsc::channel::<Reply>();
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("producthub-commit".into())
             .spawn(move || {
                 while let Ok(first) = queue.recv() {
@@ -45,18 +49,34 @@ impl GroupCommit {
                     }
                 }
             })?;
-        Ok(Self { requests })
+        Ok(Self {
+            requests: Some(requests),
+            thread: Some(thread),
+        })
     }
 
     /// Resolves once every write made before this call is durable.
     pub async fn durable(&self) -> Result<(), String> {
         let (reply, answer) = oneshot::channel();
         self.requests
+            .as_ref()
+            .ok_or_else(|| "the commit thread has stopped".to_string())?
             .send(reply)
             .map_err(|_| "the commit thread has stopped".to_string())?;
         answer
             .await
             .map_err(|_| "the commit thread has stopped".to_string())?
+    }
+}
+
+impl Drop for GroupCommit {
+    /// Stops the thread and waits for it, so that whatever it holds (the
+    /// database handle) is released when the store is dropped.
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

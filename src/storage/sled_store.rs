@@ -84,8 +84,12 @@ impl SledStore {
             .open()
             .map_err(|e| open_error(e.to_string()))?;
         check_schema(&db, &shown)?;
-        let products = db.open_tree("products").map_err(|e| open_error(e.to_string()))?;
-        let requests = db.open_tree("request_ids").map_err(|e| open_error(e.to_string()))?;
+        let products = db
+            .open_tree("products")
+            .map_err(|e| open_error(e.to_string()))?;
+        let requests = db
+            .open_tree("request_ids")
+            .map_err(|e| open_error(e.to_string()))?;
         let committer = GroupCommit::start(db.clone()).map_err(|e| open_error(e.to_string()))?;
         Ok(Self {
             db,
@@ -109,7 +113,8 @@ fn check_schema(db: &sled::Db, dir: &str) -> Result<(), StoreError> {
     let stored = db.get(SCHEMA_KEY).map_err(backend)?;
     match stored {
         None => {
-            db.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).map_err(backend)?;
+            db.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
+                .map_err(backend)?;
             db.flush().map_err(backend)?;
             Ok(())
         }
@@ -232,7 +237,8 @@ impl ProductStore for SledStore {
             .transaction(|products| {
                 let current = match products.get(id.as_bytes())? {
                     Some(bytes) => Some(
-                        decode_product(id.as_bytes(), &bytes).map_err(ConflictableTransactionError::Abort)?,
+                        decode_product(id.as_bytes(), &bytes)
+                            .map_err(ConflictableTransactionError::Abort)?,
                     ),
                     None => None,
                 };
@@ -262,8 +268,8 @@ impl ProductStore for SledStore {
                 let Some(bytes) = products.get(id.as_bytes())? else {
                     return Ok(Ok(false));
                 };
-                let current =
-                    decode_product(id.as_bytes(), &bytes).map_err(ConflictableTransactionError::Abort)?;
+                let current = decode_product(id.as_bytes(), &bytes)
+                    .map_err(ConflictableTransactionError::Abort)?;
                 match check(&current) {
                     Ok(()) => {
                         products.remove(id.as_bytes())?;
@@ -305,9 +311,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         for id in ["b", "a", "c"] {
-            assert_eq!(store.insert(id, &product(id), None).await.unwrap(), InsertOutcome::Inserted);
+            assert_eq!(
+                store.insert(id, &product(id), None).await.unwrap(),
+                InsertOutcome::Inserted
+            );
         }
-        assert_eq!(store.insert("a", &product("a"), None).await.unwrap(), InsertOutcome::IdTaken);
+        assert_eq!(
+            store.insert("a", &product("a"), None).await.unwrap(),
+            InsertOutcome::IdTaken
+        );
         assert_eq!(store.get("a").unwrap(), Some(product("a")));
         let ids = |v: Vec<Product>| v.into_iter().map(|p| p.display_name).collect::<Vec<_>>();
         assert_eq!(ids(store.scan(None, 10).unwrap()), ["A", "B", "C"]);
@@ -323,11 +335,23 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(store.get("b").unwrap(), Some(updated));
-        let refused = store.update("b", |_| Err::<Product, _>("no")).await.unwrap();
+        let refused = store
+            .update("b", |_| Err::<Product, _>("no"))
+            .await
+            .unwrap();
         assert_eq!(refused, Err("no"));
-        assert_eq!(store.delete("c", |_| Err::<(), _>("keep")).await.unwrap(), Err("keep"));
-        assert_eq!(store.delete("c", |_| Ok::<(), ()>(())).await.unwrap(), Ok(true));
-        assert_eq!(store.delete("c", |_| Ok::<(), ()>(())).await.unwrap(), Ok(false));
+        assert_eq!(
+            store.delete("c", |_| Err::<(), _>("keep")).await.unwrap(),
+            Err("keep")
+        );
+        assert_eq!(
+            store.delete("c", |_| Ok::<(), ()>(())).await.unwrap(),
+            Ok(true)
+        );
+        assert_eq!(
+            store.delete("c", |_| Ok::<(), ()>(())).await.unwrap(),
+            Ok(false)
+        );
     }
 
     #[tokio::test]
@@ -340,13 +364,19 @@ mod tests {
             product: product("a"),
         };
         assert_eq!(
-            store.insert("a", &product("a"), Some(&record)).await.unwrap(),
+            store
+                .insert("a", &product("a"), Some(&record))
+                .await
+                .unwrap(),
             InsertOutcome::Inserted
         );
         // Same request id, other product id: the first call's record comes back
         // and nothing new is stored.
         assert_eq!(
-            store.insert("z", &product("z"), Some(&record)).await.unwrap(),
+            store
+                .insert("z", &product("z"), Some(&record))
+                .await
+                .unwrap(),
             InsertOutcome::Replayed(record.clone())
         );
         assert_eq!(store.get("z").unwrap(), None);
@@ -370,9 +400,14 @@ mod tests {
     async fn corrupt_records_are_reported_not_returned() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store.products.insert("bad", &[0xff, 0xff, 0xff][..]).unwrap();
+        store
+            .products
+            .insert("bad", &[0xff, 0xff, 0xff][..])
+            .unwrap();
         assert!(matches!(store.get("bad"), Err(StoreError::Corrupt { .. })));
-        let update = store.update("bad", |p| Ok::<_, ()>(p.unwrap_or_default())).await;
+        let update = store
+            .update("bad", |p| Ok::<_, ()>(p.unwrap_or_default()))
+            .await;
         assert!(matches!(update, Err(StoreError::Corrupt { .. })));
     }
 }

@@ -59,7 +59,10 @@ where
             match &mut result {
                 Ok(response) => {
                     let code = normalize_status(response.headers_mut());
-                    if matches!(code, Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable) {
+                    if matches!(
+                        code,
+                        Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable
+                    ) {
                         tracing::warn!(target: "producthub::call", %method, status = ?code, latency_ms, "call");
                     } else {
                         tracing::info!(target: "producthub::call", %method, status = ?code, latency_ms, "call");
@@ -89,9 +92,14 @@ fn normalize_status(headers: &mut http::HeaderMap) -> Code {
         && headers
             .get("grpc-message")
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|m| m.contains(TOO_LARGE_MESSAGE) || m.contains("message%20length%20too%20large"));
+            .is_some_and(|m| {
+                m.contains(TOO_LARGE_MESSAGE) || m.contains("message%20length%20too%20large")
+            });
     if too_large {
-        headers.insert("grpc-status", HeaderValue::from(Code::ResourceExhausted as i32));
+        headers.insert(
+            "grpc-status",
+            HeaderValue::from(Code::ResourceExhausted as i32),
+        );
         return Code::ResourceExhausted;
     }
     code

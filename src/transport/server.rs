@@ -11,8 +11,8 @@ use super::call_log::CallLogLayer;
 use super::service::ProductApi;
 use crate::catalog::Catalog;
 use crate::domain::schema;
-use crate::pb::product_service_server::ProductServiceServer;
 use crate::pb::FILE_DESCRIPTOR_SET;
+use crate::pb::product_service_server::ProductServiceServer;
 use crate::storage::{ProductStore, SledOptions, SledStore, StoreError};
 
 /// What the server needs to start.
@@ -44,7 +44,10 @@ pub enum ServeError {
 ///
 /// Once listening it prints `producthub listening on ADDR` on stdout, with the
 /// actual address (useful with port 0).
-pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     // Read the schema now, so a defect shows at start-up and not in a request.
     let _ = schema::product_descriptor();
 
@@ -54,10 +57,14 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
     let incoming = TcpIncoming::bind(config.listen)
         .map_err(|e| bind_error(config.listen, e))?
         .with_nodelay(Some(true));
-    let local_addr = incoming.local_addr().map_err(|e| bind_error(config.listen, e))?;
+    let local_addr = incoming
+        .local_addr()
+        .map_err(|e| bind_error(config.listen, e))?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<ProductServiceServer<ProductApi<SledStore>>>().await;
+    health
+        .set_serving::<ProductServiceServer<ProductApi<SledStore>>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -91,7 +98,9 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
 fn bind_error(addr: SocketAddr, e: std::io::Error) -> ServeError {
     let reason = match e.kind() {
         std::io::ErrorKind::AddrInUse => "the address is already in use".to_string(),
-        std::io::ErrorKind::AddrNotAvailable => "the address is not available on this machine".to_string(),
+        std::io::ErrorKind::AddrNotAvailable => {
+            "the address is not available on this machine".to_string()
+        }
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
         _ => e.to_string(),
     };

@@ -68,9 +68,18 @@ mod tests {
     #[test]
     fn codes() {
         let name = || "products/a".to_string();
-        assert_eq!(to_status(&CatalogError::NotFound { name: name() }).code(), Code::NotFound);
-        assert_eq!(to_status(&CatalogError::AlreadyExists { name: name() }).code(), Code::AlreadyExists);
-        let etag = CatalogError::EtagMismatch { name: name(), sent: "1".into() };
+        assert_eq!(
+            to_status(&CatalogError::NotFound { name: name() }).code(),
+            Code::NotFound
+        );
+        assert_eq!(
+            to_status(&CatalogError::AlreadyExists { name: name() }).code(),
+            Code::AlreadyExists
+        );
+        let etag = CatalogError::EtagMismatch {
+            name: name(),
+            sent: "1".into(),
+        };
         assert_eq!(to_status(&etag).code(), Code::Aborted);
         let full = CatalogError::Storage(StoreError::Backend("No space left on device".into()));
         assert_eq!(to_status(&full).code(), Code::Unavailable);

@@ -1,1 +1,601 @@
+use proptest::collection::{btree_map, vec};
+use proptest::prelude::*;
+use prost_reflect::{ReflectMessage, Value};
 
+use super::*;
+use crate::pb::{
+    IotDataFormat, IotProductType, IotProfile, LicensingMetadata, LicensingProfile,
+    MonetizationProfile, Plan, PriceTier,
+};
+
+fn mask(paths: &[&str]) -> UpdateMask {
+    UpdateMask::parse(&paths.iter().map(|p| p.to_string()).collect::<Vec<_>>()).unwrap()
+}
+
+fn mask_error(paths: &[&str]) -> String {
+    let violations =
+        UpdateMask::parse(&paths.iter().map(|p| p.to_string()).collect::<Vec<_>>()).unwrap_err();
+    assert!(violations.iter().all(|v| v.field == "update_mask"));
+    violations
+        .into_iter()
+        .map(|v| v.description)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn iot(model: &str) -> IotProfile {
+    IotProfile {
+        model_id: model.into(),
+        product_type: IotProductType::Device as i32,
+        data_format: IotDataFormat::Json as i32,
+        product_key: "pk-assigned-by-enos".into(),
+        ..Default::default()
+    }
+}
+
+fn stored() -> Product {
+    Product {
+        name: "products/thermo".into(),
+        uid: "uid-1".into(),
+        display_name: "Thermostat".into(),
+        description: "old".into(),
+        labels: [
+            ("env".to_string(), "dev".to_string()),
+            ("team".to_string(), "a".to_string()),
+        ]
+        .into(),
+        etag: "e1".into(),
+        create_time: Some(prost_types::Timestamp {
+            seconds: 10,
+            nanos: 0,
+        }),
+        iot: Some(iot("m1")),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn parses_nested_map_and_struct_paths() {
+    let m = mask(&[
+        "display_name",
+        "iot.model_id",
+        "monetization.plan.currency",
+        "labels.env",
+        "iot.vendor_fields.x",
+    ]);
+    let UpdateMask::Paths(paths) = m else {
+        panic!()
+    };
+    assert_eq!(
+        paths[2].field_names().collect::<Vec<_>>(),
+        ["monetization", "plan", "currency"]
+    );
+    assert!(matches!(mask(&["*"]), UpdateMask::Full));
+}
+
+#[test]
+fn backticks_quote_map_keys() {
+    let merged = merge(
+        &stored(),
+        &Product {
+            labels: [("a.b".to_string(), "1".to_string())].into(),
+            ..Default::default()
+        },
+        &mask(&["labels.`a.b`"]),
+    )
+    .unwrap();
+    assert_eq!(merged.labels.get("a.b").map(String::as_str), Some("1"));
+    assert_eq!(merged.labels.len(), 3);
+}
+
+#[test]
+fn bad_paths_are_named() {
+    assert!(mask_error(&["bogus"]).contains("\"bogus\""));
+    assert!(mask_error(&["iot.nope"]).contains("IotProfile has no field \"nope\""));
+    assert!(mask_error(&["licensing.metadata.key"]).contains("repeated field"));
+    assert!(mask_error(&["display_name.x"]).contains("no sub-fields"));
+    assert!(mask_error(&["create_time.seconds"]).contains("no sub-fields"));
+    assert!(mask_error(&["*", "display_name"]).contains("cannot be combined"));
+    assert!(mask_error(&[""]).contains("empty"));
+    assert!(mask_error(&["iot..model_id"]).contains("empty"));
+    assert!(mask_error(&["labels.`open"]).contains("not closed"));
+    assert!(mask_error(&["labels.a.b"]).contains("ends at a key"));
+    // Every bad path is reported, not only the first.
+    assert_eq!(
+        UpdateMask::parse(&["x".into(), "y".into(), "display_name".into()])
+            .unwrap_err()
+            .len(),
+        2
+    );
+    let too_many: Vec<String> = (0..=MAX_PATHS)
+        .map(|_| "display_name".to_string())
+        .collect();
+    assert!(UpdateMask::parse(&too_many).is_err());
+}
+
+#[test]
+fn named_fields_take_the_request_value_or_are_cleared() {
+    let patch = Product {
+        display_name: "New name".into(),
+        ..Default::default()
+    };
+    let merged = merge(&stored(), &patch, &mask(&["display_name", "description"])).unwrap();
+    assert_eq!(merged.display_name, "New name");
+    assert_eq!(merged.description, "", "named but unset: cleared");
+    assert_eq!(merged.labels, stored().labels, "not named: unchanged");
+}
+
+#[test]
+fn map_entries_are_set_and_removed_one_by_one() {
+    let patch = Product {
+        labels: [("env".to_string(), "prod".to_string())].into(),
+        ..Default::default()
+    };
+    let merged = merge(
+        &stored(),
+        &patch,
+        &mask(&["labels.env", "labels.team", "labels.absent"]),
+    )
+    .unwrap();
+    assert_eq!(
+        merged.labels,
+        [("env".to_string(), "prod".to_string())].into()
+    );
+    let whole = merge(&stored(), &Product::default(), &mask(&["labels"])).unwrap();
+    assert!(whole.labels.is_empty());
+}
+
+#[test]
+fn nested_paths_create_parents_only_to_set_values() {
+    let mut without_licensing = stored();
+    without_licensing.licensing = None;
+    let patch = Product {
+        licensing: Some(LicensingProfile {
+            trial_policy_id: "tp".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let merged = merge(
+        &without_licensing,
+        &patch,
+        &mask(&["licensing.trial_policy_id"]),
+    )
+    .unwrap();
+    assert_eq!(merged.licensing.unwrap().trial_policy_id, "tp");
+    let cleared = merge(
+        &without_licensing,
+        &Product::default(),
+        &mask(&["licensing.trial_policy_id"]),
+    )
+    .unwrap();
+    assert_eq!(
+        cleared.licensing, None,
+        "clearing inside an absent profile creates nothing"
+    );
+}
+
+#[test]
+fn output_only_and_identifier_paths_are_ignored() {
+    let patch = Product {
+        name: "products/other".into(),
+        uid: "forged".into(),
+        create_time: Some(prost_types::Timestamp {
+            seconds: 99,
+            nanos: 0,
+        }),
+        iot: Some(IotProfile {
+            product_key: "forged".into(),
+            ..iot("m1")
+        }),
+        ..Default::default()
+    };
+    let merged = merge(
+        &stored(),
+        &patch,
+        &mask(&["name", "uid", "create_time", "iot.product_key", "etag"]),
+    )
+    .unwrap();
+    assert_eq!(merged, stored());
+}
+
+#[test]
+fn replacing_a_profile_keeps_what_the_vendor_assigned() {
+    let patch = Product {
+        iot: Some(IotProfile {
+            bidirectional_auth: true,
+            product_key: "forged".into(),
+            ..iot("m1")
+        }),
+        ..Default::default()
+    };
+    let merged = merge(&stored(), &patch, &mask(&["iot"])).unwrap();
+    let merged_iot = merged.iot.unwrap();
+    assert!(merged_iot.bidirectional_auth);
+    assert_eq!(merged_iot.product_key, "pk-assigned-by-enos");
+}
+
+#[test]
+fn immutable_fields_cannot_change_once_set() {
+    let patch = Product {
+        iot: Some(iot("m2")),
+        ..Default::default()
+    };
+    let violations = merge(&stored(), &patch, &mask(&["iot.model_id"])).unwrap_err();
+    assert_eq!(violations.len(), 1);
+    assert_eq!(violations[0].field, "product.iot.model_id");
+    assert!(violations[0].description.contains("\"m1\""));
+
+    // Left unset, an immutable field keeps its value: replacing the profile
+    // without naming the model is allowed.
+    let patch = Product {
+        iot: Some(IotProfile {
+            bidirectional_auth: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let merged = merge(&stored(), &patch, &mask(&["iot"])).unwrap();
+    assert_eq!(merged.iot.as_ref().unwrap().model_id, "m1");
+    assert_eq!(
+        merged.iot.unwrap().product_type,
+        IotProductType::Device as i32
+    );
+
+    // Removing the whole profile is not changing its fields.
+    let removed = merge(&stored(), &Product::default(), &mask(&["iot"])).unwrap();
+    assert_eq!(removed.iot, None);
+}
+
+#[test]
+fn immutable_fields_may_be_set_the_first_time() {
+    let mut no_iot = stored();
+    no_iot.iot = None;
+    let patch = Product {
+        iot: Some(iot("m9")),
+        ..Default::default()
+    };
+    assert_eq!(
+        merge(&no_iot, &patch, &mask(&["iot"]))
+            .unwrap()
+            .iot
+            .unwrap()
+            .model_id,
+        "m9"
+    );
+}
+
+#[test]
+fn star_replaces_everything_but_server_fields() {
+    let patch = Product {
+        display_name: "Replaced".into(),
+        ..Default::default()
+    };
+    let merged = merge(&stored(), &patch, &mask(&["*"])).unwrap();
+    assert_eq!(merged.display_name, "Replaced");
+    assert!(merged.labels.is_empty() && merged.description.is_empty() && merged.iot.is_none());
+    assert_eq!(
+        (merged.name.as_str(), merged.uid.as_str()),
+        ("products/thermo", "uid-1")
+    );
+    assert_eq!(merged.create_time, stored().create_time);
+}
+
+#[test]
+fn repeated_fields_are_replaced_whole() {
+    let mut with_metadata = stored();
+    with_metadata.licensing = Some(LicensingProfile {
+        metadata: vec![
+            LicensingMetadata {
+                key: "a".into(),
+                ..Default::default()
+            },
+            LicensingMetadata {
+                key: "b".into(),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    });
+    let patch = Product {
+        licensing: Some(LicensingProfile {
+            metadata: vec![LicensingMetadata {
+                key: "c".into(),
+                id: "forged".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let merged = merge(&with_metadata, &patch, &mask(&["licensing.metadata"])).unwrap();
+    let metadata = merged.licensing.unwrap().metadata;
+    assert_eq!(metadata.len(), 1);
+    assert_eq!(metadata[0].key, "c");
+    assert_eq!(
+        metadata[0].id, "",
+        "output-only inside list items is not taken from clients"
+    );
+}
+
+#[test]
+fn struct_keys_are_addressable() {
+    let mut fields = prost_types::Struct::default();
+    fields.fields.insert(
+        "protocolGatewayIds".into(),
+        prost_types::Value {
+            kind: Some(prost_types::value::Kind::StringValue("gw".into())),
+        },
+    );
+    let patch = Product {
+        iot: Some(IotProfile {
+            vendor_fields: Some(fields.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let merged = merge(
+        &stored(),
+        &patch,
+        &mask(&["iot.vendor_fields.protocolGatewayIds"]),
+    )
+    .unwrap();
+    assert_eq!(merged.iot.as_ref().unwrap().vendor_fields, Some(fields));
+    let removed = merge(
+        &merged,
+        &Product::default(),
+        &mask(&["iot.vendor_fields.protocolGatewayIds"]),
+    )
+    .unwrap();
+    assert_eq!(removed.iot.unwrap().vendor_fields, None);
+}
+
+#[test]
+fn implied_mask_names_only_set_fields() {
+    let patch = Product {
+        name: "products/thermo".into(),
+        etag: "e1".into(),
+        description: "new".into(),
+        monetization: Some(MonetizationProfile {
+            plan: Some(Plan {
+                currency: "EUR".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let implied = UpdateMask::implied_by(&patch);
+    let paths: Vec<&str> = implied.effective_paths().map(MaskPath::as_str).collect();
+    assert_eq!(paths, ["description", "monetization.plan.currency"]);
+    let merged = merge(&stored(), &patch, &implied).unwrap();
+    assert_eq!(merged.display_name, "Thermostat");
+    assert_eq!(merged.description, "new");
+    assert_eq!(merged.monetization.unwrap().plan.unwrap().currency, "EUR");
+}
+
+// ---- properties ----------------------------------------------------------
+
+/// Leaf and subtree paths the properties pick masks from (no immutable ones:
+/// those have their own tests above).
+const PATHS: &[&str] = &[
+    "display_name",
+    "description",
+    "version",
+    "labels",
+    "localized_display_names",
+    "iot.bidirectional_auth",
+    "iot.tags",
+    "iot.default_valid_days",
+    "licensing",
+    "licensing.trial_policy_id",
+    "licensing.metadata",
+    "monetization.tags",
+    "monetization.published",
+    "monetization.plan",
+    "monetization.plan.currency",
+    "monetization.plan.tiers",
+];
+
+fn text() -> impl Strategy<Value = String> {
+    "[a-z]{0,6}"
+}
+
+fn product_strategy() -> impl Strategy<Value = Product> {
+    let iot = (
+        text(),
+        0..3i32,
+        any::<bool>(),
+        btree_map(text(), text(), 0..3),
+        proptest::option::of(1..3650i32),
+        text(),
+    )
+        .prop_map(
+            |(
+                model_id,
+                product_type,
+                bidirectional_auth,
+                tags,
+                default_valid_days,
+                product_key,
+            )| IotProfile {
+                model_id,
+                product_type,
+                bidirectional_auth,
+                tags,
+                default_valid_days,
+                product_key,
+                ..Default::default()
+            },
+        );
+    let licensing =
+        (text(), text(), vec((text(), text()), 0..3)).prop_map(|(template, trial, metadata)| {
+            LicensingProfile {
+                license_template_id: template,
+                trial_policy_id: trial,
+                metadata: metadata
+                    .into_iter()
+                    .map(|(key, value)| LicensingMetadata {
+                        key,
+                        value,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }
+        });
+    let plan =
+        (text(), vec(proptest::option::of(0.0..1e6f64), 0..3)).prop_map(|(currency, tiers)| Plan {
+            currency,
+            tiers: tiers
+                .into_iter()
+                .map(|up_to| PriceTier {
+                    up_to,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        });
+    let monetization = (
+        vec(text(), 0..3),
+        proptest::option::of(any::<bool>()),
+        proptest::option::of(plan),
+    )
+        .prop_map(|(tags, published, plan)| MonetizationProfile {
+            tags,
+            published,
+            plan,
+            ..Default::default()
+        });
+    (
+        (
+            text(),
+            text(),
+            text(),
+            btree_map(text(), text(), 0..3),
+            btree_map(text(), text(), 0..2),
+        ),
+        proptest::option::of(iot),
+        proptest::option::of(licensing),
+        proptest::option::of(monetization),
+    )
+        .prop_map(
+            |(
+                (display_name, description, version, labels, localized_display_names),
+                iot,
+                licensing,
+                monetization,
+            )| {
+                Product {
+                    name: "products/p".into(),
+                    display_name,
+                    description,
+                    version,
+                    labels,
+                    localized_display_names,
+                    iot,
+                    licensing,
+                    monetization,
+                    ..Default::default()
+                }
+            },
+        )
+}
+
+/// The value at a dotted path; `None` when it or a parent is unset.
+fn value_at(product: &Product, path: &str) -> Option<Value> {
+    let mut message = to_dynamic(product);
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let field = message.descriptor().get_field_by_name(part)?;
+        if !message.has_field(&field) {
+            return None;
+        }
+        let value = message.get_field(&field).into_owned();
+        if parts.peek().is_none() {
+            return Some(value);
+        }
+        message = match value {
+            Value::Message(m) => m,
+            _ => return None,
+        };
+    }
+    None
+}
+
+fn related(a: &str, b: &str) -> bool {
+    a == b || a.starts_with(&format!("{b}.")) || b.starts_with(&format!("{a}."))
+}
+
+/// Patches whose immutable IoT fields agree with the stored ones, so merges are
+/// accepted and the properties speak about mask semantics alone.
+fn align_immutables(stored: &Product, patch: &mut Product) {
+    if let (Some(s), Some(p)) = (&stored.iot, &mut patch.iot) {
+        p.model_id = s.model_id.clone();
+        p.product_type = s.product_type;
+        p.data_format = s.data_format;
+    }
+}
+
+proptest! {
+    #[test]
+    fn masked_paths_take_the_patch_and_others_stay(
+        stored in product_strategy(),
+        mut patch in product_strategy(),
+        chosen in proptest::sample::subsequence(PATHS, 0..=PATHS.len()),
+    ) {
+        align_immutables(&stored, &mut patch);
+        let merged = merge(&stored, &patch, &mask(&chosen)).unwrap();
+        let clean_patch = { let mut p = patch.clone(); clear_output_only(&mut p); p };
+        for path in PATHS {
+            if chosen.contains(path) {
+                prop_assert_eq!(value_at(&merged, path), value_at(&clean_patch, path), "masked {}", path);
+            } else if !chosen.iter().any(|c| related(c, path)) {
+                prop_assert_eq!(value_at(&merged, path), value_at(&stored, path), "unmasked {}", path);
+            }
+        }
+        // Server-assigned fields never move.
+        if let Some(merged_iot) = &merged.iot {
+            let assigned = stored.iot.as_ref().map(|i| i.product_key.clone()).unwrap_or_default();
+            prop_assert_eq!(&merged_iot.product_key, &assigned);
+        }
+    }
+
+    #[test]
+    fn star_mask_equals_the_patch_apart_from_server_fields(stored in product_strategy(), mut patch in product_strategy()) {
+        align_immutables(&stored, &mut patch);
+        let merged = merge(&stored, &patch, &UpdateMask::Full).unwrap();
+        let mut expected = patch.clone();
+        clear_output_only(&mut expected);
+        expected.name = stored.name.clone();
+        if let (Some(e), Some(s)) = (&mut expected.iot, &stored.iot) {
+            e.product_key = s.product_key.clone();
+        }
+        prop_assert_eq!(merged, expected);
+    }
+
+    #[test]
+    fn implied_mask_onto_an_empty_product_gives_the_patch(patch in product_strategy()) {
+        let empty = Product { name: patch.name.clone(), ..Default::default() };
+        let merged = merge(&empty, &patch, &UpdateMask::implied_by(&patch)).unwrap();
+        let mut expected = patch.clone();
+        clear_output_only(&mut expected);
+        prop_assert_eq!(merged, expected);
+    }
+
+    #[test]
+    fn any_mask_text_parses_or_is_refused_without_panic(paths in vec("[a-z_.`*]{0,20}", 0..5), stored in product_strategy()) {
+        if let Ok(m) = UpdateMask::parse(&paths) {
+            let _ = merge(&stored, &stored, &m);
+        }
+    }
+}
+
+#[test]
+fn value_at_reads_nested_values() {
+    assert_eq!(
+        value_at(&stored(), "iot.model_id"),
+        Some(Value::String("m1".into()))
+    );
+    assert_eq!(value_at(&stored(), "licensing.trial_policy_id"), None);
+}
