@@ -43,6 +43,10 @@ struct ServeArgs {
     #[arg(long, env = "PRODUCTHUB_CACHE_BYTES", default_value_t = SledOptions::default().cache_capacity_bytes)]
     cache_bytes: u64,
 
+    /// On SIGINT/SIGTERM, seconds to let calls in flight finish before closing.
+    #[arg(long, env = "PRODUCTHUB_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    shutdown_grace_secs: u64,
+
     /// Log format.
     #[arg(long, env = "PRODUCTHUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         sled: SledOptions {
             cache_capacity_bytes: args.cache_bytes,
         },
+        shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_secs),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -124,9 +124,13 @@ impl UpdateMask {
     /// The mask implied when a request has none: every field set in `patch`,
     /// descending into set sub-messages (so `iot { model_id: "m" }` implies only
     /// `iot.model_id`); maps and repeated fields count as one field each.
+    /// Output-only fields are left out first, so a profile holding only those
+    /// implies the (empty) profile itself, as merge will see it.
     pub fn implied_by(patch: &Product) -> Self {
+        let mut patch = to_dynamic(patch);
+        clear_output_only_fields(&mut patch);
         let mut paths = Vec::new();
-        collect_set_fields(&to_dynamic(patch), &mut Vec::new(), &mut paths);
+        collect_set_fields(&patch, &mut Vec::new(), &mut paths);
         UpdateMask::Paths(paths)
     }
 

@@ -3,6 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -23,6 +26,9 @@ pub struct ServerConfig {
     /// Requests larger than this are refused with RESOURCE_EXHAUSTED.
     pub max_message_bytes: usize,
     pub sled: SledOptions,
+    /// After a shutdown request, how long calls in flight may take to finish
+    /// before the remaining connections are closed.
+    pub shutdown_grace: Duration,
 }
 
 /// Why the server could not start or stopped with an error. Each message is one
@@ -80,14 +86,32 @@ pub async fn serve(
     tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "listening");
     println!("producthub listening on {local_addr}");
 
-    Server::builder()
+    // Graceful shutdown waits for every connection to close; a client that
+    // never does must not keep the server up, so the wait is bounded.
+    let shutdown_requested = Arc::new(Notify::new());
+    let signal = {
+        let requested = shutdown_requested.clone();
+        async move {
+            shutdown.await;
+            requested.notify_one();
+        }
+    };
+    let serving = Server::builder()
         .layer(CallLogLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(products)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .serve_with_incoming_shutdown(incoming, signal);
+    tokio::select! {
+        result = serving => result?,
+        () = async {
+            shutdown_requested.notified().await;
+            tokio::time::sleep(config.shutdown_grace).await;
+        } => {
+            tracing::warn!(grace = ?config.shutdown_grace, "calls still open after the grace period; closing them");
+        }
+    }
 
     tracing::info!("stopped accepting calls; flushing storage");
     catalog.store().flush().await?;
