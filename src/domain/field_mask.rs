@@ -247,10 +247,10 @@ fn collect_set_fields(
     for (field, value) in message.fields() {
         prefix.push(field.clone());
         let before = out.len();
-        if let (Value::Message(sub), false, false) = (value, field.is_list(), field.is_map()) {
-            if !schema::is_opaque_message(&sub.descriptor()) {
-                collect_set_fields(sub, prefix, out);
-            }
+        if let (Value::Message(sub), false, false) = (value, field.is_list(), field.is_map())
+            && !schema::is_opaque_message(&sub.descriptor())
+        {
+            collect_set_fields(sub, prefix, out);
         }
         if out.len() == before {
             out.push(MaskPath {
@@ -437,10 +437,9 @@ fn restore_server_fields(stored: &DynamicMessage, merged: &mut DynamicMessage) {
         if let (Value::Message(stored_sub), Value::Message(merged_sub)) = (
             stored.get_field(&field).as_ref(),
             merged.get_field_mut(&field),
-        ) {
-            if !schema::is_opaque_message(&stored_sub.descriptor()) {
-                restore_server_fields(stored_sub, merged_sub);
-            }
+        ) && !schema::is_opaque_message(&stored_sub.descriptor())
+        {
+            restore_server_fields(stored_sub, merged_sub);
         }
     }
 }
@@ -473,10 +472,10 @@ fn check_immutable(
         if field.is_list() || field.is_map() {
             continue;
         }
-        if let (Value::Message(old), Value::Message(new)) = (old.as_ref(), new.as_ref()) {
-            if !schema::is_opaque_message(&old.descriptor()) {
-                check_immutable(old, new, &path, out);
-            }
+        if let (Value::Message(old), Value::Message(new)) = (old.as_ref(), new.as_ref())
+            && !schema::is_opaque_message(&old.descriptor())
+        {
+            check_immutable(old, new, &path, out);
         }
     }
 }

@@ -74,13 +74,15 @@ impl Filter {
         let mut rest = tokens.as_slice();
         while !rest.is_empty() {
             if !terms.is_empty() {
-                match rest {
-                    [Token::Word(w), tail @ ..] if w == "AND" => rest = tail,
-                    [Token::Word(w), ..] if w == "OR" => {
+                match rest.split_first() {
+                    Some((Token::Word(w), tail)) if w == "AND" => rest = tail,
+                    Some((Token::Word(w), _)) if w == "OR" => {
                         return Err("OR is not supported; use AND".into());
                     }
-                    [other, ..] => return Err(format!("expected AND, found {}", describe(other))),
-                    [] => unreachable!("loop condition"),
+                    Some((other, _)) => {
+                        return Err(format!("expected AND, found {}", describe(other)));
+                    }
+                    None => break,
                 }
             }
             let (term, tail) = parse_term(rest)?;

@@ -80,10 +80,10 @@ fn check_schema_rules(message: &DynamicMessage, prefix: &str, out: &mut Vec<Fiel
                     out.push(too_many(&path, entries.len(), MAX_ENTRIES));
                 }
                 for (key, item) in entries {
-                    if let prost_reflect::MapKey::String(k) = key {
-                        if k.len() > MAX_STRING_BYTES {
-                            out.push(FieldViolation::new(&path, "has a key that is too long"));
-                        }
+                    if let prost_reflect::MapKey::String(k) = key
+                        && k.len() > MAX_STRING_BYTES
+                    {
+                        out.push(FieldViolation::new(&path, "has a key that is too long"));
                     }
                     if let Kind::Message(entry) = field.kind() {
                         let value_kind = entry.map_entry_value_field().kind();
@@ -371,9 +371,9 @@ fn check_revenium(p: &Product, out: &mut Vec<FieldViolation>) {
         }
     }
     let Some(plan) = &m.plan else { return };
-    if !plan.currency.is_empty()
-        && !(plan.currency.len() == 3 && plan.currency.chars().all(|c| c.is_ascii_uppercase()))
-    {
+    let iso_4217 =
+        plan.currency.len() == 3 && plan.currency.chars().all(|c| c.is_ascii_uppercase());
+    if !plan.currency.is_empty() && !iso_4217 {
         out.push(FieldViolation::new(
             "product.monetization.plan.currency",
             format!(

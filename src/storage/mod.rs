@@ -55,7 +55,7 @@ pub enum InsertOutcome {
     IdTaken,
     /// The request id was seen before; nothing was written. Holds the record of
     /// the first call.
-    Replayed(RequestRecord),
+    Replayed(Box<RequestRecord>),
 }
 
 /// The storage seam. Implementations must make every write durable before the

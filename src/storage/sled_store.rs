@@ -196,20 +196,20 @@ impl ProductStore for SledStore {
         });
         let outcome = (&self.products, &self.requests)
             .transaction(|(products, requests)| {
-                if let Some(record) = request {
-                    if let Some(bytes) = requests.get(record.request_id.as_bytes())? {
-                        let stored = StoredRequest::decode(bytes.as_ref()).map_err(|e| {
-                            ConflictableTransactionError::Abort(StoreError::Corrupt {
-                                key: record.request_id.clone(),
-                                reason: e.to_string(),
-                            })
-                        })?;
-                        return Ok(InsertOutcome::Replayed(RequestRecord {
-                            request_id: record.request_id.clone(),
-                            fingerprint: stored.fingerprint,
-                            product: stored.product.unwrap_or_default(),
-                        }));
-                    }
+                if let Some(record) = request
+                    && let Some(bytes) = requests.get(record.request_id.as_bytes())?
+                {
+                    let stored = StoredRequest::decode(bytes.as_ref()).map_err(|e| {
+                        ConflictableTransactionError::Abort(StoreError::Corrupt {
+                            key: record.request_id.clone(),
+                            reason: e.to_string(),
+                        })
+                    })?;
+                    return Ok(InsertOutcome::Replayed(Box::new(RequestRecord {
+                        request_id: record.request_id.clone(),
+                        fingerprint: stored.fingerprint,
+                        product: stored.product.unwrap_or_default(),
+                    })));
                 }
                 if products.get(id.as_bytes())?.is_some() {
                     return Ok(InsertOutcome::IdTaken);
@@ -377,7 +377,7 @@ mod tests {
                 .insert("z", &product("z"), Some(&record))
                 .await
                 .unwrap(),
-            InsertOutcome::Replayed(record.clone())
+            InsertOutcome::Replayed(Box::new(record.clone()))
         );
         assert_eq!(store.get("z").unwrap(), None);
     }

@@ -1,0 +1,135 @@
+//! Runs the README's grpcurl session, command by command, against the real
+//! server, so the README stays true. Needs grpcurl on PATH (scripts/test puts
+//! it there) and fails, never skips, without it.
+
+mod common;
+
+use std::process::Command;
+
+use common::Server;
+use producthub::pb::GetProductRequest;
+
+const README: &str = include_str!("../README.md");
+const MARKER: &str = "<!-- grpcurl-session";
+const README_ADDR: &str = "localhost:50051";
+
+/// The grpcurl commands of the README's session block, each with its
+/// continuation lines.
+fn session_commands() -> Vec<String> {
+    let start = README
+        .find(MARKER)
+        .expect("README has a grpcurl session marker");
+    let block = &README[start..];
+    let body_start = block
+        .find("```sh\n")
+        .expect("session block opens with ```sh")
+        + "```sh\n".len();
+    let body = &block[body_start..];
+    let body = &body[..body.find("```").expect("session block is closed")];
+    let mut commands: Vec<String> = Vec::new();
+    let mut current: Option<String> = None;
+    for line in body.lines() {
+        let trimmed = line.trim_start();
+        let ends_command =
+            trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("grpcurl ");
+        if ends_command {
+            commands.extend(current.take());
+        }
+        if trimmed.starts_with("grpcurl ") {
+            current = Some(line.to_string());
+        } else if let Some(command) = current.as_mut().filter(|_| !ends_command) {
+            command.push('\n');
+            command.push_str(line);
+        }
+    }
+    commands.extend(current);
+    commands
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_session_works_verbatim() {
+    let found = Command::new("grpcurl").arg("-version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "grpcurl is not on PATH: run the suite with scripts/test, which installs it"
+    );
+
+    let commands = session_commands();
+    assert!(
+        commands.len() >= 8,
+        "found {} commands: {commands:#?}",
+        commands.len()
+    );
+    for verb in [
+        "list",
+        "describe",
+        "CreateProduct",
+        "UpdateProduct",
+        "GetProduct",
+        "ListProducts",
+        "DeleteProduct",
+    ] {
+        assert!(
+            commands.iter().any(|c| c.contains(verb)),
+            "the session shows {verb}"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut outputs = Vec::new();
+    for command in &commands {
+        let runnable = command.replace(README_ADDR, &server.addr);
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(&runnable)
+            .output()
+            .expect("run bash");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        match command.split("# fails: ").nth(1) {
+            Some(code) => {
+                assert!(
+                    !out.status.success(),
+                    "expected to fail:\n{command}\n{text}"
+                );
+                assert!(
+                    text.contains(code.trim()),
+                    "expected {code}:\n{command}\n{text}"
+                );
+            }
+            None => assert!(out.status.success(), "failed:\n{command}\n{text}"),
+        }
+        outputs.push((command.clone(), text));
+    }
+
+    let output_of = |verb: &str| {
+        outputs
+            .iter()
+            .find(|(c, _)| c.contains(verb))
+            .map(|(_, o)| o.as_str())
+            .unwrap_or_default()
+    };
+    assert!(output_of(" list").contains("producthub.v1.ProductService"));
+    assert!(output_of("describe").contains("display_name"));
+    assert!(output_of("CreateProduct").contains("\"name\": \"products/demo-sensor\""));
+    assert!(output_of("UpdateProduct").contains("Thermostat with Wi-Fi"));
+    assert!(output_of("GetProduct").contains("演示传感器"));
+    assert!(output_of("ListProducts").contains("products/demo-sensor"));
+
+    let mut client = server.client().await;
+    let gone = client
+        .get_product(GetProductRequest {
+            name: "products/demo-sensor".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        gone.code(),
+        tonic::Code::NotFound,
+        "the session ends by deleting the product"
+    );
+}
