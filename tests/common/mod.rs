@@ -25,13 +25,30 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, extra_args: &[&str]) -> Server {
+        Self::spawn(data_dir, extra_args, "warn", Stdio::inherit())
+    }
+
+    /// Starts a server logging at info level, and returns its stderr lines.
+    pub fn start_logged(data_dir: &Path, extra_args: &[&str]) -> (Server, mpsc::Receiver<String>) {
+        let mut server = Self::spawn(data_dir, extra_args, "info", Stdio::piped());
+        let stderr = server.child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        (server, rx)
+    }
+
+    fn spawn(data_dir: &Path, extra_args: &[&str], log_level: &str, stderr: Stdio) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_producthub"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra_args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log_level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start producthub");
         let stdout = child.stdout.take().expect("stdout");
