@@ -462,8 +462,8 @@ fn check_immutable(
                     path,
                     format!(
                         "is immutable: it cannot change once set (stored {}, requested {})",
-                        show(&old),
-                        show(&new)
+                        show(&field, &old),
+                        show(&field, &new)
                     ),
                 ));
             }
@@ -480,11 +480,15 @@ fn check_immutable(
     }
 }
 
-fn show(value: &Value) -> String {
-    match value {
-        Value::String(s) => format!("{s:?}"),
-        Value::EnumNumber(n) => n.to_string(),
-        other => format!("{other:?}"),
+/// A value as a client would write it: strings quoted, enums by name.
+fn show(field: &FieldDescriptor, value: &Value) -> String {
+    match (value, field.kind()) {
+        (Value::String(s), _) => format!("{s:?}"),
+        (Value::EnumNumber(n), Kind::Enum(e)) => e
+            .get_value(*n)
+            .map(|v| v.name().to_owned())
+            .unwrap_or_else(|| n.to_string()),
+        (other, _) => format!("{other:?}"),
     }
 }
 

@@ -226,6 +226,23 @@ fn immutable_fields_cannot_change_once_set() {
     assert_eq!(violations[0].field, "product.iot.model_id");
     assert!(violations[0].description.contains("\"m1\""));
 
+    let patch = Product {
+        iot: Some(IotProfile {
+            product_type: IotProductType::Gateway as i32,
+            ..iot("m1")
+        }),
+        ..Default::default()
+    };
+    let violations = merge(&stored(), &patch, &mask(&["iot"])).unwrap_err();
+    assert_eq!(violations[0].field, "product.iot.product_type");
+    assert!(
+        violations[0]
+            .description
+            .contains("IOT_PRODUCT_TYPE_DEVICE, requested IOT_PRODUCT_TYPE_GATEWAY"),
+        "{}",
+        violations[0].description
+    );
+
     // Left unset, an immutable field keeps its value: replacing the profile
     // without naming the model is allowed.
     let patch = Product {
