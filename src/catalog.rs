@@ -9,16 +9,16 @@ use std::time::SystemTime;
 
 use prost::Message;
 
+use crate::adapters::{self, AdapterError, Vendor, VendorSettings};
 use crate::domain::field_mask::{self, UpdateMask};
 use crate::domain::filter::Filter;
-use crate::domain::names::{
-    check_product_id, generate_product_id, parse_product_name, product_name,
-};
+use crate::domain::names::{check_product_id, generate_product_id, parse_product_name, product_name};
 use crate::domain::validation::validate;
 use crate::domain::{FieldViolation, page_token};
 use crate::pb::{
-    CreateProductRequest, DeleteProductRequest, GetProductRequest, ListProductsRequest,
-    ListProductsResponse, Product, UpdateProductRequest,
+    self as pb, CreateProductRequest, DeleteProductRequest, GetProductRequest, ImportVendorProductRequest,
+    ListProductsRequest, ListProductsResponse, Product, RenderVendorCallRequest, UpdateProductRequest, VendorCall,
+    VendorOperation,
 };
 use crate::storage::{InsertOutcome, ProductStore, RequestRecord, StoreError};
 
@@ -42,6 +42,8 @@ pub enum CatalogError {
     AlreadyExists { name: String },
     #[error("{name} has changed: its etag is no longer {sent:?}; read it again and retry")]
     EtagMismatch { name: String, sent: String },
+    #[error(transparent)]
+    Vendor(#[from] AdapterError),
     #[error(transparent)]
     Storage(#[from] StoreError),
 }
@@ -69,11 +71,12 @@ impl From<FieldViolation> for CatalogError {
 /// The product catalog over a store.
 pub struct Catalog<S> {
     store: S,
+    vendors: VendorSettings,
 }
 
 impl<S: ProductStore> Catalog<S> {
-    pub fn new(store: S) -> Self {
-        Self { store }
+    pub fn new(store: S, vendors: VendorSettings) -> Self {
+        Self { store, vendors }
     }
 
     /// The store, for start-up and shutdown work (flushing).
@@ -123,9 +126,7 @@ impl<S: ProductStore> Catalog<S> {
         match self.store.insert(&id, &product, record.as_ref()).await? {
             InsertOutcome::Inserted => Ok(product),
             InsertOutcome::IdTaken => Err(CatalogError::AlreadyExists { name: product.name }),
-            InsertOutcome::Replayed(first)
-                if Some(&first.fingerprint) == record.as_ref().map(|r| &r.fingerprint) =>
-            {
+            InsertOutcome::Replayed(first) if Some(&first.fingerprint) == record.as_ref().map(|r| &r.fingerprint) => {
                 Ok(first.product)
             }
             InsertOutcome::Replayed(_) => Err(CatalogError::invalid(
@@ -137,15 +138,10 @@ impl<S: ProductStore> Catalog<S> {
 
     pub async fn get(&self, request: GetProductRequest) -> Result<Product, CatalogError> {
         let id = parse_product_name(&request.name, "name")?;
-        self.store
-            .get(id)?
-            .ok_or(CatalogError::NotFound { name: request.name })
+        self.store.get(id)?.ok_or(CatalogError::NotFound { name: request.name })
     }
 
-    pub async fn list(
-        &self,
-        request: ListProductsRequest,
-    ) -> Result<ListProductsResponse, CatalogError> {
+    pub async fn list(&self, request: ListProductsRequest) -> Result<ListProductsResponse, CatalogError> {
         let mut violations = Vec::new();
         let page_size = match request.page_size {
             n if n < 0 => {
@@ -193,8 +189,7 @@ impl<S: ProductStore> Catalog<S> {
                 return Ok(page(products, String::new()));
             }
             if scanned >= MAX_SCAN_PER_CALL {
-                let token =
-                    page_token::encode(after.as_deref().unwrap_or_default(), &request.filter);
+                let token = page_token::encode(after.as_deref().unwrap_or_default(), &request.filter);
                 return Ok(page(products, token));
             }
         }
@@ -226,8 +221,7 @@ impl<S: ProductStore> Catalog<S> {
                     sent: patch.etag.clone(),
                 });
             }
-            let mut merged =
-                field_mask::merge(&stored, &patch, &mask).map_err(CatalogError::InvalidArgument)?;
+            let mut merged = field_mask::merge(&stored, &patch, &mask).map_err(CatalogError::InvalidArgument)?;
             let violations = validate(&merged);
             if !violations.is_empty() {
                 return Err(CatalogError::InvalidArgument(violations));
@@ -259,6 +253,129 @@ impl<S: ProductStore> Catalog<S> {
             false => Err(CatalogError::NotFound { name: request.name }),
         }
     }
+
+    pub async fn render_vendor_call(&self, request: RenderVendorCallRequest) -> Result<VendorCall, CatalogError> {
+        let mut violations = Vec::new();
+        let id = parse_product_name(&request.name, "name")
+            .map_err(|v| violations.push(v))
+            .ok();
+        let vendor = vendor_from_request(request.vendor, &mut violations);
+        let operation = match VendorOperation::try_from(request.operation) {
+            Ok(VendorOperation::Unspecified) | Err(_) => {
+                violations.push(FieldViolation::new(
+                    "operation",
+                    "must be CREATE, UPDATE, DELETE or GET",
+                ));
+                None
+            }
+            Ok(op) => Some(op),
+        };
+        let mask = match &request.update_mask {
+            Some(mask) if !mask.paths.is_empty() => UpdateMask::parse(&mask.paths)
+                .map_err(|mut more| violations.append(&mut more))
+                .ok(),
+            _ => Some(UpdateMask::Full),
+        };
+        let last_known = if request.last_known_json.is_empty() {
+            None
+        } else {
+            serde_json::from_str::<serde_json::Value>(&request.last_known_json)
+                .map_err(|e| violations.push(FieldViolation::new("last_known_json", format!("is not JSON: {e}"))))
+                .ok()
+        };
+        let (Some(id), Some(vendor), Some(operation), Some(mask), true) =
+            (id, vendor, operation, mask, violations.is_empty())
+        else {
+            return Err(CatalogError::InvalidArgument(violations));
+        };
+        let product = self
+            .store
+            .get(id)?
+            .ok_or(CatalogError::NotFound { name: request.name })?;
+        let adapter = adapters::adapter(vendor);
+        let call = match operation {
+            VendorOperation::Create => Some(adapter.create(&product, &self.vendors)?),
+            VendorOperation::Update => adapter.update(&product, &mask, &self.vendors, last_known.as_ref())?,
+            VendorOperation::Delete => Some(adapter.delete(&product, &self.vendors)?),
+            VendorOperation::Get | VendorOperation::Unspecified => Some(adapter.get(&product, &self.vendors)?),
+        };
+        Ok(match call {
+            Some(call) => VendorCall {
+                vendor: request.vendor,
+                method: call.method.as_str().to_owned(),
+                path: call.path_and_query(),
+                body: call.body_text(),
+                needed: true,
+            },
+            None => VendorCall {
+                vendor: request.vendor,
+                needed: false,
+                ..Default::default()
+            },
+        })
+    }
+
+    pub async fn import_vendor_product(&self, request: ImportVendorProductRequest) -> Result<Product, CatalogError> {
+        let mut violations = Vec::new();
+        let vendor = vendor_from_request(request.vendor, &mut violations);
+        let id = if request.product_id.is_empty() {
+            generate_product_id()
+        } else {
+            if let Err(why) = check_product_id(&request.product_id) {
+                violations.push(FieldViolation::new("product_id", why));
+            }
+            request.product_id.clone()
+        };
+        let json = serde_json::from_str::<serde_json::Value>(&request.json)
+            .map_err(|e| violations.push(FieldViolation::new("json", format!("is not JSON: {e}"))))
+            .ok();
+        let (Some(vendor), Some(json), true) = (vendor, json, violations.is_empty()) else {
+            return Err(CatalogError::InvalidArgument(violations));
+        };
+        let mut product = adapters::adapter(vendor).import(&json).map_err(|e| match e {
+            AdapterError::BadJson { reason, .. } => CatalogError::invalid("json", reason),
+            other => CatalogError::Vendor(other),
+        })?;
+        product.name = product_name(&id);
+        let violations = validate(&product);
+        if !violations.is_empty() {
+            return Err(CatalogError::InvalidArgument(violations));
+        }
+        if !request.store {
+            return Ok(product);
+        }
+        // Unlike CreateProduct, what the vendor assigned (keys, ids, counters)
+        // is kept: it is the vendor's word, not a client's.
+        stamp_new(&mut product);
+        match self.store.insert(&id, &product, None).await? {
+            InsertOutcome::Inserted => Ok(product),
+            _ => Err(CatalogError::AlreadyExists { name: product.name }),
+        }
+    }
+}
+
+fn vendor_from_request(value: i32, violations: &mut Vec<FieldViolation>) -> Option<Vendor> {
+    match pb::Vendor::try_from(value) {
+        Ok(pb::Vendor::Enos) => Some(Vendor::Enos),
+        Ok(pb::Vendor::Cryptlex) => Some(Vendor::Cryptlex),
+        Ok(pb::Vendor::Revenium) => Some(Vendor::Revenium),
+        _ => {
+            violations.push(FieldViolation::new(
+                "vendor",
+                "must be VENDOR_ENOS, VENDOR_CRYPTLEX or VENDOR_REVENIUM",
+            ));
+            None
+        }
+    }
+}
+
+/// Server fields of a product stored for the first time.
+fn stamp_new(product: &mut Product) {
+    let now = now();
+    product.uid = uuid::Uuid::new_v4().to_string();
+    product.create_time = Some(now);
+    product.update_time = Some(now);
+    product.etag = new_etag();
 }
 
 /// A product as first stored: client-only fields kept, server fields stamped.
@@ -269,11 +386,7 @@ fn new_product(mut product: Product, id: &str) -> Result<Product, Vec<FieldViola
     if !violations.is_empty() {
         return Err(violations);
     }
-    let now = now();
-    product.uid = uuid::Uuid::new_v4().to_string();
-    product.create_time = Some(now);
-    product.update_time = Some(now);
-    product.etag = new_etag();
+    stamp_new(&mut product);
     Ok(product)
 }
 

@@ -7,6 +7,7 @@
 //! out the use cases with the two; [`transport`] is the tonic server and the only
 //! place that speaks `tonic::Status`.
 
+pub mod adapters;
 pub mod catalog;
 pub mod domain;
 pub mod pb;

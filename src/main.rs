@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use producthub::adapters::VendorSettings;
 use producthub::storage::SledOptions;
 use producthub::transport::{ServerConfig, serve};
 use tracing_subscriber::EnvFilter;
@@ -47,6 +48,18 @@ struct ServeArgs {
     #[arg(long, env = "PRODUCTHUB_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
 
+    /// EnOS organization id (`orgId`) for products that carry none.
+    #[arg(long, env = "PRODUCTHUB_ENOS_ORG_ID")]
+    enos_org_id: Option<String>,
+
+    /// Revenium team id (`teamId`) for products that carry none.
+    #[arg(long, env = "PRODUCTHUB_REVENIUM_TEAM_ID")]
+    revenium_team_id: Option<String>,
+
+    /// Revenium owner id (`ownerId`) for products that carry none.
+    #[arg(long, env = "PRODUCTHUB_REVENIUM_OWNER_ID")]
+    revenium_owner_id: Option<String>,
+
     /// Log format.
     #[arg(long, env = "PRODUCTHUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -69,6 +82,11 @@ fn main() -> ExitCode {
             cache_capacity_bytes: args.cache_bytes,
         },
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_secs),
+        vendors: VendorSettings {
+            enos_org_id: args.enos_org_id,
+            revenium_team_id: args.revenium_team_id,
+            revenium_owner_id: args.revenium_owner_id,
+        },
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -4,8 +4,8 @@ mod common;
 
 use common::Server;
 use producthub::pb::{
-    CreateProductRequest, DeleteProductRequest, GetProductRequest, IotDataFormat, IotProductType,
-    IotProfile, LicensingProfile, ListProductsRequest, Product, UpdateProductRequest,
+    CreateProductRequest, DeleteProductRequest, GetProductRequest, IotDataFormat, IotProductType, IotProfile,
+    LicensingProfile, ListProductsRequest, Product, UpdateProductRequest,
 };
 use prost_types::FieldMask;
 use tonic::Code;
@@ -71,11 +71,7 @@ async fn create_get_update_list_delete() {
     assert!(!created.uid.is_empty() && !created.etag.is_empty());
     assert!(created.create_time.is_some() && created.create_time == created.update_time);
 
-    let fetched = client
-        .get_product(get("products/thermo"))
-        .await
-        .unwrap()
-        .into_inner();
+    let fetched = client.get_product(get("products/thermo")).await.unwrap().into_inner();
     assert_eq!(fetched, created);
 
     let updated = client
@@ -115,10 +111,7 @@ async fn create_get_update_list_delete() {
         })
         .await
         .unwrap();
-    let gone = client
-        .get_product(get("products/thermo"))
-        .await
-        .unwrap_err();
+    let gone = client.get_product(get("products/thermo")).await.unwrap_err();
     assert_eq!(gone.code(), Code::NotFound);
     let again = client
         .delete_product(DeleteProductRequest {
@@ -184,10 +177,7 @@ async fn create_validates_and_reports_every_bad_field() {
         .await
         .unwrap()
         .into_inner();
-    assert!(
-        listed.products.is_empty(),
-        "nothing stored by failed creates"
-    );
+    assert!(listed.products.is_empty(), "nothing stored by failed creates");
 }
 
 #[tokio::test]
@@ -208,33 +198,15 @@ async fn create_ids_duplicates_and_output_only_fields() {
         .await
         .unwrap()
         .into_inner();
-    assert!(
-        generated.name.starts_with("products/p"),
-        "{}",
-        generated.name
-    );
+    assert!(generated.name.starts_with("products/p"), "{}", generated.name);
     assert_ne!(generated.uid, "forged");
-    assert_eq!(
-        generated.iot.unwrap().product_key,
-        "",
-        "output-only fields are ignored"
-    );
+    assert_eq!(generated.iot.unwrap().product_key, "", "output-only fields are ignored");
 
-    client
-        .create_product(create("dup", sensor("A")))
-        .await
-        .unwrap();
-    let status = client
-        .create_product(create("dup", sensor("B")))
-        .await
-        .unwrap_err();
+    client.create_product(create("dup", sensor("A"))).await.unwrap();
+    let status = client.create_product(create("dup", sensor("B"))).await.unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists);
     assert_eq!(
-        status
-            .get_error_details()
-            .resource_info()
-            .unwrap()
-            .resource_name,
+        status.get_error_details().resource_info().unwrap().resource_name,
         "products/dup"
     );
 }
@@ -251,16 +223,8 @@ async fn request_id_makes_create_idempotent() {
         request_id: "6f1c1a8e-3d6b-4f0a-9a54-2b4f3e0e7c11".into(),
         validate_only: false,
     };
-    let first = client
-        .create_product(request.clone())
-        .await
-        .unwrap()
-        .into_inner();
-    let retry = client
-        .create_product(request.clone())
-        .await
-        .unwrap()
-        .into_inner();
+    let first = client.create_product(request.clone()).await.unwrap().into_inner();
+    let retry = client.create_product(request.clone()).await.unwrap().into_inner();
     assert_eq!(retry, first, "a retry returns the original product");
     let listed = client
         .list_products(ListProductsRequest::default())
@@ -288,11 +252,7 @@ async fn validate_only_writes_nothing() {
     let preview = client.create_product(request).await.unwrap().into_inner();
     assert_eq!(preview.name, "products/v");
     assert_eq!(
-        client
-            .get_product(get("products/v"))
-            .await
-            .unwrap_err()
-            .code(),
+        client.get_product(get("products/v")).await.unwrap_err().code(),
         Code::NotFound
     );
 
@@ -317,11 +277,7 @@ async fn validate_only_writes_nothing() {
         .into_inner();
     assert_eq!(preview.display_name, "B");
     assert_eq!(
-        client
-            .get_product(get("products/v"))
-            .await
-            .unwrap()
-            .into_inner(),
+        client.get_product(get("products/v")).await.unwrap().into_inner(),
         stored
     );
 }
@@ -347,20 +303,10 @@ async fn etags_guard_against_lost_updates() {
         update_mask: mask(&["display_name"]),
         ..Default::default()
     };
-    let v2 = client
-        .update_product(update(&v1.etag, "B"))
-        .await
-        .unwrap()
-        .into_inner();
-    let stale = client
-        .update_product(update(&v1.etag, "C"))
-        .await
-        .unwrap_err();
+    let v2 = client.update_product(update(&v1.etag, "B")).await.unwrap().into_inner();
+    let stale = client.update_product(update(&v1.etag, "C")).await.unwrap_err();
     assert_eq!(stale.code(), Code::Aborted);
-    assert_eq!(
-        stale.get_error_details().error_info().unwrap().reason,
-        "ETAG_MISMATCH"
-    );
+    assert_eq!(stale.get_error_details().error_info().unwrap().reason, "ETAG_MISMATCH");
     let stale_delete = client
         .delete_product(DeleteProductRequest {
             name: "products/e".into(),
@@ -369,14 +315,7 @@ async fn etags_guard_against_lost_updates() {
         .await
         .unwrap_err();
     assert_eq!(stale_delete.code(), Code::Aborted);
-    assert_eq!(
-        client
-            .get_product(get("products/e"))
-            .await
-            .unwrap()
-            .into_inner(),
-        v2
-    );
+    assert_eq!(client.get_product(get("products/e")).await.unwrap().into_inner(), v2);
 }
 
 #[tokio::test]
@@ -403,11 +342,7 @@ async fn update_masks_are_checked() {
         .await
         .unwrap_err();
     assert_eq!(bad_fields(&unknown), ["update_mask"]);
-    assert!(
-        unknown.message().contains("colour"),
-        "{}",
-        unknown.message()
-    );
+    assert!(unknown.message().contains("colour"), "{}", unknown.message());
 
     let mut other_model = sensor("A");
     other_model.iot.as_mut().unwrap().model_id = "other".into();
@@ -488,18 +423,10 @@ async fn update_missing_products() {
         validate_only: false,
     };
     assert_eq!(
-        client
-            .update_product(request(false))
-            .await
-            .unwrap_err()
-            .code(),
+        client.update_product(request(false)).await.unwrap_err().code(),
         Code::NotFound
     );
-    let created = client
-        .update_product(request(true))
-        .await
-        .unwrap()
-        .into_inner();
+    let created = client.update_product(request(true)).await.unwrap().into_inner();
     assert_eq!(created.name, "products/new");
     assert_eq!(
         created.iot.unwrap().model_id,
@@ -639,10 +566,7 @@ async fn oversize_requests_get_resource_exhausted() {
     let status = client.create_product(create("big", big)).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     // The server is still fine afterwards.
-    client
-        .create_product(create("small", sensor("Small")))
-        .await
-        .unwrap();
+    client.create_product(create("small", sensor("Small"))).await.unwrap();
 }
 
 #[tokio::test]

@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::Server;
-use producthub::pb::{
-    CreateProductRequest, GetProductRequest, ListProductsRequest, Product, UpdateProductRequest,
-};
+use producthub::pb::{CreateProductRequest, GetProductRequest, ListProductsRequest, Product, UpdateProductRequest};
 use prost_types::FieldMask;
 
 fn product(name: &str) -> Product {
@@ -35,11 +33,7 @@ async fn data_survives_a_graceful_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let mut client = server.client().await;
-    let created = client
-        .create_product(create("keep"))
-        .await
-        .unwrap()
-        .into_inner();
+    let created = client.create_product(create("keep")).await.unwrap().into_inner();
     drop(client);
     let status = server.terminate();
     assert!(status.success(), "SIGTERM exits 0, got {status:?}");
@@ -122,9 +116,7 @@ async fn every_acknowledged_write_survives_kill_9() {
                 .filter(|(k, _)| k.ends_with(&format!("-w{w}")))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            tasks.push(tokio::spawn(async move {
-                write_loop(url, id, existing, shared).await
-            }));
+            tasks.push(tokio::spawn(async move { write_loop(url, id, existing, shared).await }));
         }
         tokio::time::sleep(Duration::from_millis(300 + 150 * cycle as u64)).await;
         server.kill9();
@@ -134,10 +126,7 @@ async fn every_acknowledged_write_survives_kill_9() {
         }
         acked = Arc::try_unwrap(shared).unwrap().into_inner().unwrap();
         let writes: u64 = acked.values().map(|a| a.seq).sum();
-        assert!(
-            writes > 0,
-            "cycle {cycle}: no write was acknowledged before the kill"
-        );
+        assert!(writes > 0, "cycle {cycle}: no write was acknowledged before the kill");
     }
 
     let server = Server::start(dir.path());
@@ -162,11 +151,7 @@ async fn every_acknowledged_write_survives_kill_9() {
 }
 
 fn seq_of(product: &Product) -> u64 {
-    product
-        .labels
-        .get("seq")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    product.labels.get("seq").and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 fn verify(id: &str, state: &Acked, stored: Option<Product>) {
@@ -192,11 +177,7 @@ fn verify(id: &str, state: &Acked, stored: Option<Product>) {
         assert_eq!(seq, state.seq, "{id}: acknowledged seq lost");
         assert_eq!(stored.etag, state.etag, "{id}: acknowledged etag lost");
     }
-    assert_eq!(
-        stored.description,
-        format!("write {seq}"),
-        "{id}: half-applied write"
-    );
+    assert_eq!(stored.description, format!("write {seq}"), "{id}: half-applied write");
 }
 
 /// Creates one product, then updates it sequentially, recording every
@@ -208,18 +189,11 @@ async fn write_loop(
     existing: Vec<(String, Acked)>,
     shared: Arc<Mutex<HashMap<String, Acked>>>,
 ) {
-    let Ok(mut client) =
-        producthub::pb::product_service_client::ProductServiceClient::connect(url).await
-    else {
+    let Ok(mut client) = producthub::pb::product_service_client::ProductServiceClient::connect(url).await else {
         return;
     };
     let mut owned: Vec<String> = existing.into_iter().map(|(k, _)| k).collect();
-    shared
-        .lock()
-        .unwrap()
-        .entry(id.clone())
-        .or_default()
-        .in_flight = true;
+    shared.lock().unwrap().entry(id.clone()).or_default().in_flight = true;
     let mut first = create(&id);
     let p = first.product.as_mut().unwrap();
     p.display_name = id.clone();
@@ -290,10 +264,7 @@ fn a_locked_data_dir_and_a_busy_address_are_clear_errors() {
         .unwrap();
     assert!(!locked.status.success());
     let stderr = String::from_utf8_lossy(&locked.stderr);
-    assert!(
-        stderr.contains("in use by another producthub process"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("in use by another producthub process"), "{stderr}");
 
     let other = tempfile::tempdir().unwrap();
     let busy = Command::new(env!("CARGO_BIN_EXE_producthub"))

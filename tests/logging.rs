@@ -22,8 +22,7 @@ async fn json_logs_have_one_line_per_call_with_method_status_and_latency() {
         let line = lines
             .recv_timeout(Duration::from_secs(10))
             .expect("a log line for the call");
-        let value: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         if value["target"] == "producthub::call" {
             break value;
         }

@@ -16,22 +16,16 @@ const README_ADDR: &str = "localhost:50051";
 /// The grpcurl commands of the README's session block, each with its
 /// continuation lines.
 fn session_commands() -> Vec<String> {
-    let start = README
-        .find(MARKER)
-        .expect("README has a grpcurl session marker");
+    let start = README.find(MARKER).expect("README has a grpcurl session marker");
     let block = &README[start..];
-    let body_start = block
-        .find("```sh\n")
-        .expect("session block opens with ```sh")
-        + "```sh\n".len();
+    let body_start = block.find("```sh\n").expect("session block opens with ```sh") + "```sh\n".len();
     let body = &block[body_start..];
     let body = &body[..body.find("```").expect("session block is closed")];
     let mut commands: Vec<String> = Vec::new();
     let mut current: Option<String> = None;
     for line in body.lines() {
         let trimmed = line.trim_start();
-        let ends_command =
-            trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("grpcurl ");
+        let ends_command = trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("grpcurl ");
         if ends_command {
             commands.extend(current.take());
         }
@@ -55,11 +49,7 @@ async fn the_readme_session_works_verbatim() {
     );
 
     let commands = session_commands();
-    assert!(
-        commands.len() >= 8,
-        "found {} commands: {commands:#?}",
-        commands.len()
-    );
+    assert!(commands.len() >= 8, "found {} commands: {commands:#?}", commands.len());
     for verb in [
         "list",
         "describe",
@@ -69,10 +59,7 @@ async fn the_readme_session_works_verbatim() {
         "ListProducts",
         "DeleteProduct",
     ] {
-        assert!(
-            commands.iter().any(|c| c.contains(verb)),
-            "the session shows {verb}"
-        );
+        assert!(commands.iter().any(|c| c.contains(verb)), "the session shows {verb}");
     }
 
     let dir = tempfile::tempdir().unwrap();
@@ -92,14 +79,8 @@ async fn the_readme_session_works_verbatim() {
         );
         match command.split("# fails: ").nth(1) {
             Some(code) => {
-                assert!(
-                    !out.status.success(),
-                    "expected to fail:\n{command}\n{text}"
-                );
-                assert!(
-                    text.contains(code.trim()),
-                    "expected {code}:\n{command}\n{text}"
-                );
+                assert!(!out.status.success(), "expected to fail:\n{command}\n{text}");
+                assert!(text.contains(code.trim()), "expected {code}:\n{command}\n{text}");
             }
             None => assert!(out.status.success(), "failed:\n{command}\n{text}"),
         }

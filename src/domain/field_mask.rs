@@ -14,9 +14,7 @@
 //! stored values whatever the mask says, and an IMMUTABLE field left unset in the
 //! request keeps its stored value, while one set to a different value is refused.
 
-use prost_reflect::{
-    DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage, Value,
-};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage, Value};
 
 use super::FieldViolation;
 use super::schema::{self, behaviors, from_dynamic, to_dynamic};
@@ -108,10 +106,7 @@ impl UpdateMask {
                     text: path.clone(),
                     steps,
                 }),
-                Err(why) => violations.push(FieldViolation::new(
-                    MASK_FIELD,
-                    format!("invalid path {path:?}: {why}"),
-                )),
+                Err(why) => violations.push(FieldViolation::new(MASK_FIELD, format!("invalid path {path:?}: {why}"))),
             }
         }
         if violations.is_empty() {
@@ -211,8 +206,7 @@ fn resolve(root: &MessageDescriptor, path: &str) -> Result<Vec<Step>, String> {
             .get_field_by_name(&segment)
             .ok_or_else(|| format!("{} has no field {segment:?}", message.full_name()))?;
         let has_more = iter.peek().is_some();
-        let keyed =
-            field.is_map() || matches!(field.kind(), Kind::Message(ref m) if schema::is_struct(m));
+        let keyed = field.is_map() || matches!(field.kind(), Kind::Message(ref m) if schema::is_struct(m));
         steps.push(Step::Field(field.clone()));
         if !has_more {
             break;
@@ -239,11 +233,7 @@ fn resolve(root: &MessageDescriptor, path: &str) -> Result<Vec<Step>, String> {
     Ok(steps)
 }
 
-fn collect_set_fields(
-    message: &DynamicMessage,
-    prefix: &mut Vec<FieldDescriptor>,
-    out: &mut Vec<MaskPath>,
-) {
+fn collect_set_fields(message: &DynamicMessage, prefix: &mut Vec<FieldDescriptor>, out: &mut Vec<MaskPath>) {
     for (field, value) in message.fields() {
         prefix.push(field.clone());
         let before = out.len();
@@ -254,11 +244,7 @@ fn collect_set_fields(
         }
         if out.len() == before {
             out.push(MaskPath {
-                text: prefix
-                    .iter()
-                    .map(|f| f.name())
-                    .collect::<Vec<_>>()
-                    .join("."),
+                text: prefix.iter().map(|f| f.name()).collect::<Vec<_>>().join("."),
                 steps: prefix.iter().cloned().map(Step::Field).collect(),
             });
         }
@@ -269,11 +255,7 @@ fn collect_set_fields(
 /// Merges `patch` into `stored` under `mask` and returns the result, or the
 /// violations (immutable fields changed) that forbid it. Output-only values in
 /// `patch` are never taken.
-pub fn merge(
-    stored: &Product,
-    patch: &Product,
-    mask: &UpdateMask,
-) -> Result<Product, Vec<FieldViolation>> {
+pub fn merge(stored: &Product, patch: &Product, mask: &UpdateMask) -> Result<Product, Vec<FieldViolation>> {
     let before = to_dynamic(stored);
     let mut patch = to_dynamic(patch);
     clear_output_only_fields(&mut patch);
@@ -313,8 +295,7 @@ fn clear_output_only_fields(message: &mut DynamicMessage) {
             message.clear_field(&field);
             continue;
         }
-        if !matches!(field.kind(), Kind::Message(ref m) if !schema::is_opaque_message(m))
-            || !message.has_field(&field)
+        if !matches!(field.kind(), Kind::Message(ref m) if !schema::is_opaque_message(m)) || !message.has_field(&field)
         {
             continue;
         }
@@ -341,9 +322,7 @@ fn apply_path(target: &mut DynamicMessage, patch: Option<&DynamicMessage>, steps
     let Some(Step::Field(field)) = steps.first() else {
         return;
     };
-    let patch_value = patch
-        .filter(|p| p.has_field(field))
-        .map(|p| p.get_field(field));
+    let patch_value = patch.filter(|p| p.has_field(field)).map(|p| p.get_field(field));
     match &steps[1..] {
         [] => match patch_value {
             Some(value) => target.set_field(field, value.into_owned()),
@@ -351,8 +330,7 @@ fn apply_path(target: &mut DynamicMessage, patch: Option<&DynamicMessage>, steps
         },
         [Step::Key(key)] => {
             let key = MapKey::String(key.clone());
-            let new_value =
-                patch_value.and_then(|v| keyed_entries(&v).and_then(|m| m.get(&key).cloned()));
+            let new_value = patch_value.and_then(|v| keyed_entries(&v).and_then(|m| m.get(&key).cloned()));
             if new_value.is_none() && !target.has_field(field) {
                 return;
             }
@@ -417,8 +395,7 @@ fn restore_server_fields(stored: &DynamicMessage, merged: &mut DynamicMessage) {
     let descriptor = stored.descriptor();
     for field in descriptor.fields() {
         let b = behaviors(&field);
-        let keep_stored =
-            b.output_only || b.identifier || (b.immutable && !merged.has_field(&field));
+        let keep_stored = b.output_only || b.identifier || (b.immutable && !merged.has_field(&field));
         if keep_stored {
             if stored.has_field(&field) {
                 merged.set_field(&field, stored.get_field(&field).into_owned());
@@ -427,29 +404,19 @@ fn restore_server_fields(stored: &DynamicMessage, merged: &mut DynamicMessage) {
             }
             continue;
         }
-        if field.is_list()
-            || field.is_map()
-            || !stored.has_field(&field)
-            || !merged.has_field(&field)
-        {
+        if field.is_list() || field.is_map() || !stored.has_field(&field) || !merged.has_field(&field) {
             continue;
         }
-        if let (Value::Message(stored_sub), Value::Message(merged_sub)) = (
-            stored.get_field(&field).as_ref(),
-            merged.get_field_mut(&field),
-        ) && !schema::is_opaque_message(&stored_sub.descriptor())
+        if let (Value::Message(stored_sub), Value::Message(merged_sub)) =
+            (stored.get_field(&field).as_ref(), merged.get_field_mut(&field))
+            && !schema::is_opaque_message(&stored_sub.descriptor())
         {
             restore_server_fields(stored_sub, merged_sub);
         }
     }
 }
 
-fn check_immutable(
-    stored: &DynamicMessage,
-    merged: &DynamicMessage,
-    prefix: &str,
-    out: &mut Vec<FieldViolation>,
-) {
+fn check_immutable(stored: &DynamicMessage, merged: &DynamicMessage, prefix: &str, out: &mut Vec<FieldViolation>) {
     for field in stored.descriptor().fields() {
         if !stored.has_field(&field) || !merged.has_field(&field) {
             continue;

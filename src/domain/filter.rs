@@ -97,9 +97,7 @@ impl Filter {
 
     /// Whether `product` passes the filter.
     pub fn matches(&self, product: &Product) -> bool {
-        self.terms
-            .iter()
-            .all(|term| term.test.matches(product) != term.negated)
+        self.terms.iter().all(|term| term.test.matches(product) != term.negated)
     }
 
     /// Whether the filter lets every product through.
@@ -112,10 +110,7 @@ impl Test {
     fn matches(&self, p: &Product) -> bool {
         match self {
             Test::Label { key, value: None } => p.labels.contains_key(key),
-            Test::Label {
-                key,
-                value: Some(v),
-            } => p.labels.get(key) == Some(v),
+            Test::Label { key, value: Some(v) } => p.labels.get(key) == Some(v),
             Test::Profile(Profile::Iot) => p.iot.is_some(),
             Test::Profile(Profile::Licensing) => p.licensing.is_some(),
             Test::Profile(Profile::Monetization) => p.monetization.is_some(),
@@ -149,17 +144,12 @@ fn parse_term(tokens: &[Token]) -> Result<(Term, &[Token]), String> {
     let (value, rest) = match (op, rest) {
         (Token::Has, [Token::Star, rest @ ..]) => (None, rest),
         (Token::Has, _) => return Err(format!("only `{name}:*` is supported after `:`")),
-        (Token::Equals | Token::NotEquals, [Token::Quoted(v) | Token::Word(v), rest @ ..]) => {
-            (Some(v.clone()), rest)
-        }
+        (Token::Equals | Token::NotEquals, [Token::Quoted(v) | Token::Word(v), rest @ ..]) => (Some(v.clone()), rest),
         (Token::Equals | Token::NotEquals, _) => {
             return Err(format!("expected a value after {}", describe(op)));
         }
         (other, _) => {
-            return Err(format!(
-                "expected =, != or : after {name}, found {}",
-                describe(other)
-            ));
+            return Err(format!("expected =, != or : after {name}, found {}", describe(other)));
         }
     };
     let negated = negated != (*op == Token::NotEquals);
@@ -246,9 +236,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                         Some('\\') => match chars.next() {
                             Some(escaped @ ('"' | '\\')) => value.push(escaped),
                             _ => {
-                                return Err(
-                                    "only \\\" and \\\\ escapes are allowed in strings".into()
-                                );
+                                return Err("only \\\" and \\\\ escapes are allowed in strings".into());
                             }
                         },
                         Some('"') => break,
@@ -276,8 +264,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
             }
         }
     }
-    if let Some(Token::Unsupported(c)) = tokens.iter().find(|t| matches!(t, Token::Unsupported(_)))
-    {
+    if let Some(Token::Unsupported(c)) = tokens.iter().find(|t| matches!(t, Token::Unsupported(_))) {
         return Err(format!(
             "unexpected character {c:?} (parentheses and OR are not supported)"
         ));
@@ -294,10 +281,7 @@ mod tests {
         Product {
             display_name: "Thermo".into(),
             version: "1.0.0".into(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             iot: iot.then(IotProfile::default),
             ..Default::default()
         }
@@ -325,10 +309,7 @@ mod tests {
         assert!(matches("labels.env:* AND NOT licensing:*", &p));
         assert!(matches("-monetization:* AND -labels.missing:*", &p));
         assert!(!matches("labels.missing = x", &p));
-        assert!(matches(
-            r#"display_name = "Thermo" AND version = "1.0.0""#,
-            &p
-        ));
+        assert!(matches(r#"display_name = "Thermo" AND version = "1.0.0""#, &p));
     }
 
     #[test]

@@ -71,17 +71,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_ids_with_a_reason() {
-        for id in [
-            "",
-            "1abc",
-            "-a",
-            "a-",
-            "Abc",
-            "a_b",
-            "a.b",
-            "ä",
-            &"x".repeat(64),
-        ] {
+        for id in ["", "1abc", "-a", "a-", "Abc", "a_b", "a.b", "ä", &"x".repeat(64)] {
             assert!(check_product_id(id).is_err(), "{id}");
         }
     }

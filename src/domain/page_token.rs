@@ -49,9 +49,7 @@ pub fn decode(token: &str, filter: &str) -> Result<PageCursor, String> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(NOT_OURS.into());
     }
-    let bytes = URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| NOT_OURS.to_string())?;
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| NOT_OURS.to_string())?;
     let proto = PageTokenProto::decode(bytes.as_slice()).map_err(|_| NOT_OURS.to_string())?;
     if proto.version != TOKEN_VERSION || check_product_id(&proto.after_id).is_err() {
         return Err(NOT_OURS.into());
@@ -91,13 +89,7 @@ mod tests {
 
     #[test]
     fn refuses_forgeries() {
-        for bad in [
-            "",
-            "x",
-            "!!!",
-            &"A".repeat(600),
-            &URL_SAFE_NO_PAD.encode(b"\x08\x02"),
-        ] {
+        for bad in ["", "x", "!!!", &"A".repeat(600), &URL_SAFE_NO_PAD.encode(b"\x08\x02")] {
             assert!(decode(bad, "").is_err(), "{bad}");
         }
         let not_an_id = URL_SAFE_NO_PAD.encode(

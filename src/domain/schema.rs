@@ -50,10 +50,7 @@ fn schema() -> &'static Schema {
                 let mut b = Behaviors::default();
                 if let Value::List(values) = declared.as_ref() {
                     for value in values {
-                        match value
-                            .as_enum_number()
-                            .and_then(|n| FieldBehavior::try_from(n).ok())
-                        {
+                        match value.as_enum_number().and_then(|n| FieldBehavior::try_from(n).ok()) {
                             Some(FieldBehavior::Required) => b.required = true,
                             Some(FieldBehavior::OutputOnly) => b.output_only = true,
                             Some(FieldBehavior::Immutable) => b.immutable = true,
@@ -78,11 +75,7 @@ pub fn product_descriptor() -> MessageDescriptor {
 
 /// The behaviours declared on `field` (all false when none are declared).
 pub fn behaviors(field: &FieldDescriptor) -> Behaviors {
-    schema()
-        .behaviors
-        .get(field.full_name())
-        .copied()
-        .unwrap_or_default()
+    schema().behaviors.get(field.full_name()).copied().unwrap_or_default()
 }
 
 /// Converts a product to its reflective form, for generic field-mask work.

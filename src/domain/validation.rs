@@ -55,6 +55,47 @@ pub fn validate(product: &Product) -> Vec<FieldViolation> {
     out
 }
 
+/// A vendor profile of the canonical product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// `iot`: EnOS.
+    Iot,
+    /// `licensing`: Cryptlex.
+    Licensing,
+    /// `monetization`: Revenium.
+    Monetization,
+}
+
+/// What one vendor would refuse in `product`: the schema rules of its profile
+/// and the vendor's documented limits (on the profile and on the common fields
+/// it receives). Empty when the product lacks the profile.
+pub fn vendor_violations(product: &Product, profile: Profile) -> Vec<FieldViolation> {
+    let mut out = Vec::new();
+    let (field, present) = match profile {
+        Profile::Iot => ("iot", product.iot.is_some()),
+        Profile::Licensing => ("licensing", product.licensing.is_some()),
+        Profile::Monetization => ("monetization", product.monetization.is_some()),
+    };
+    if !present {
+        return out;
+    }
+    let message = to_dynamic(product);
+    if let Some(descriptor) = message.descriptor().get_field_by_name(field)
+        && let Value::Message(sub) = message.get_field(&descriptor).as_ref()
+    {
+        check_schema_rules(sub, &format!("product.{field}"), &mut out);
+    }
+    if product.display_name.is_empty() {
+        out.push(FieldViolation::new("product.display_name", "is required"));
+    }
+    match profile {
+        Profile::Iot => check_enos(product, &mut out),
+        Profile::Licensing => check_cryptlex(product, &mut out),
+        Profile::Monetization => check_revenium(product, &mut out),
+    }
+    out
+}
+
 fn check_schema_rules(message: &DynamicMessage, prefix: &str, out: &mut Vec<FieldViolation>) {
     for field in message.descriptor().fields() {
         let path = format!("{prefix}.{}", field.name());
@@ -100,43 +141,27 @@ fn check_value(value: &Value, kind: &Kind, path: &str, out: &mut Vec<FieldViolat
     match (value, kind) {
         (Value::String(s), _) if s.len() > MAX_STRING_BYTES => out.push(FieldViolation::new(
             path,
-            format!(
-                "is {} bytes long; at most {MAX_STRING_BYTES} are allowed",
-                s.len()
-            ),
+            format!("is {} bytes long; at most {MAX_STRING_BYTES} are allowed", s.len()),
         )),
-        (Value::EnumNumber(n), Kind::Enum(e)) if e.get_value(*n).is_none() => out.push(
-            FieldViolation::new(path, format!("{n} is not a value of {}", e.full_name())),
-        ),
-        (Value::F64(x), _) if !x.is_finite() => {
-            out.push(FieldViolation::new(path, "must be a finite number"))
-        }
-        (Value::Message(m), _) if !schema::is_opaque_message(&m.descriptor()) => {
-            check_schema_rules(m, path, out)
-        }
+        (Value::EnumNumber(n), Kind::Enum(e)) if e.get_value(*n).is_none() => out.push(FieldViolation::new(
+            path,
+            format!("{n} is not a value of {}", e.full_name()),
+        )),
+        (Value::F64(x), _) if !x.is_finite() => out.push(FieldViolation::new(path, "must be a finite number")),
+        (Value::Message(m), _) if !schema::is_opaque_message(&m.descriptor()) => check_schema_rules(m, path, out),
         _ => {}
     }
 }
 
 fn too_many(path: &str, found: usize, max: usize) -> FieldViolation {
-    FieldViolation::new(
-        path,
-        format!("has {found} entries; at most {max} are allowed"),
-    )
+    FieldViolation::new(path, format!("has {found} entries; at most {max} are allowed"))
 }
 
 fn chars(s: &str) -> usize {
     s.chars().count()
 }
 
-fn check_length(
-    out: &mut Vec<FieldViolation>,
-    path: &str,
-    value: &str,
-    min: usize,
-    max: usize,
-    whose: &str,
-) {
+fn check_length(out: &mut Vec<FieldViolation>, path: &str, value: &str, min: usize, max: usize, whose: &str) {
     let n = chars(value);
     if n < min || n > max {
         let range = if min == 0 {
@@ -153,14 +178,7 @@ fn check_length(
 
 fn check_common(p: &Product, out: &mut Vec<FieldViolation>) {
     if !p.display_name.is_empty() {
-        check_length(
-            out,
-            "product.display_name",
-            &p.display_name,
-            1,
-            MAX_DISPLAY_NAME,
-            "",
-        );
+        check_length(out, "product.display_name", &p.display_name, 1, MAX_DISPLAY_NAME, "");
         if p.display_name.trim() != p.display_name {
             out.push(FieldViolation::new(
                 "product.display_name",
@@ -168,14 +186,7 @@ fn check_common(p: &Product, out: &mut Vec<FieldViolation>) {
             ));
         }
     }
-    check_length(
-        out,
-        "product.description",
-        &p.description,
-        0,
-        MAX_DESCRIPTION,
-        "",
-    );
+    check_length(out, "product.description", &p.description, 0, MAX_DESCRIPTION, "");
     if p.localized_display_names.len() > MAX_LOCALES {
         out.push(too_many(
             "product.localized_display_names",
@@ -214,10 +225,7 @@ fn check_common(p: &Product, out: &mut Vec<FieldViolation>) {
     if !p.version.is_empty() && !is_semantic_version(&p.version) {
         out.push(FieldViolation::new(
             "product.version",
-            format!(
-                "must have the form MAJOR.MINOR.PATCH (e.g. 1.0.0), got {:?}",
-                p.version
-            ),
+            format!("must have the form MAJOR.MINOR.PATCH (e.g. 1.0.0), got {:?}", p.version),
         ));
     }
 }
@@ -277,10 +285,7 @@ fn check_enos(p: &Product, out: &mut Vec<FieldViolation>) {
         ("product.iot.max_valid_days", iot.max_valid_days),
     ] {
         if let Some(days) = days.filter(|d| !ENOS_VALID_DAYS.contains(d)) {
-            out.push(FieldViolation::new(
-                path,
-                format!("must be 1-3650 days, got {days}"),
-            ));
+            out.push(FieldViolation::new(path, format!("must be 1-3650 days, got {days}")));
         }
     }
 }
@@ -295,23 +300,9 @@ fn check_cryptlex(p: &Product, out: &mut Vec<FieldViolation>) {
         CRYPTLEX_MAX_TEXT,
         WHOSE,
     );
-    check_length(
-        out,
-        "product.description",
-        &p.description,
-        0,
-        CRYPTLEX_MAX_TEXT,
-        WHOSE,
-    );
+    check_length(out, "product.description", &p.description, 0, CRYPTLEX_MAX_TEXT, WHOSE);
     let Some(l) = &p.licensing else { return };
-    check_length(
-        out,
-        "product.licensing.name",
-        &l.name,
-        0,
-        CRYPTLEX_MAX_TEXT,
-        WHOSE,
-    );
+    check_length(out, "product.licensing.name", &l.name, 0, CRYPTLEX_MAX_TEXT, WHOSE);
     check_length(
         out,
         "product.licensing.license_template_id",
@@ -331,14 +322,7 @@ fn check_cryptlex(p: &Product, out: &mut Vec<FieldViolation>) {
     for (i, entry) in l.metadata.iter().enumerate() {
         let path = format!("product.licensing.metadata[{i}]");
         if !entry.key.is_empty() {
-            check_length(
-                out,
-                &format!("{path}.key"),
-                &entry.key,
-                1,
-                CRYPTLEX_MAX_TEXT,
-                WHOSE,
-            );
+            check_length(out, &format!("{path}.key"), &entry.key, 1, CRYPTLEX_MAX_TEXT, WHOSE);
         }
         check_length(
             out,
@@ -371,29 +355,19 @@ fn check_revenium(p: &Product, out: &mut Vec<FieldViolation>) {
         }
     }
     let Some(plan) = &m.plan else { return };
-    let iso_4217 =
-        plan.currency.len() == 3 && plan.currency.chars().all(|c| c.is_ascii_uppercase());
+    let iso_4217 = plan.currency.len() == 3 && plan.currency.chars().all(|c| c.is_ascii_uppercase());
     if !plan.currency.is_empty() && !iso_4217 {
         out.push(FieldViolation::new(
             "product.monetization.plan.currency",
-            format!(
-                "must be an ISO 4217 code such as USD, got {:?}",
-                plan.currency
-            ),
+            format!("must be an ISO 4217 code such as USD, got {:?}", plan.currency),
         ));
     }
     for (path, count) in [
         ("product.monetization.plan.period_count", plan.period_count),
-        (
-            "product.monetization.plan.trial_period_count",
-            plan.trial_period_count,
-        ),
+        ("product.monetization.plan.trial_period_count", plan.trial_period_count),
     ] {
         if let Some(n) = count.filter(|n| *n <= 0) {
-            out.push(FieldViolation::new(
-                path,
-                format!("must be greater than 0, got {n}"),
-            ));
+            out.push(FieldViolation::new(path, format!("must be greater than 0, got {n}")));
         }
     }
 }
@@ -411,8 +385,7 @@ fn is_locale_id(id: &str) -> bool {
     let language_ok = parts
         .next()
         .is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
-    language_ok
-        && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+    language_ok && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 fn is_semantic_version(v: &str) -> bool {
@@ -439,9 +412,7 @@ fn looks_like_email(address: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pb::{
-        IotDataFormat, IotProductType, IotProfile, LicensingMetadata, LicensingProfile,
-    };
+    use crate::pb::{IotDataFormat, IotProductType, IotProfile, LicensingMetadata, LicensingProfile};
 
     fn valid() -> Product {
         Product {
@@ -574,10 +545,7 @@ mod tests {
         p.labels.insert("env".into(), "prod".into());
         p.labels.insert("Env".into(), "x".into());
         p.labels.insert("team".into(), "t".repeat(64));
-        assert_eq!(
-            fields(&p),
-            ["product.labels[\"Env\"]", "product.labels[\"team\"]"]
-        );
+        assert_eq!(fields(&p), ["product.labels[\"Env\"]", "product.labels[\"team\"]"]);
     }
 
     #[test]

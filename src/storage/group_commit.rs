@@ -20,9 +20,7 @@ pub trait Flush: Send + 'static {
 
 impl Flush for sled::Db {
     fn flush(&self) -> Result<(), String> {
-        sled::Tree::flush(self)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        sled::Tree::flush(self).map(|_| ()).map_err(|e| e.to_string())
     }
 }
 
@@ -36,19 +34,17 @@ impl GroupCommit {
     /// Starts the committer thread; it ends when the `GroupCommit` is dropped.
     pub fn start(target: impl Flush) -> std::io::Result<Self> {
         let (requests, queue) = mpsc::channel::<Reply>();
-        let thread = thread::Builder::new()
-            .name("producthub-commit".into())
-            .spawn(move || {
-                while let Ok(first) = queue.recv() {
-                    let mut batch = vec![first];
-                    batch.extend(queue.try_iter());
-                    let result = target.flush();
-                    for waiter in batch {
-                        // A waiter that gave up (its call was cancelled) needs no answer.
-                        let _ = waiter.send(result.clone());
-                    }
+        let thread = thread::Builder::new().name("producthub-commit".into()).spawn(move || {
+            while let Ok(first) = queue.recv() {
+                let mut batch = vec![first];
+                batch.extend(queue.try_iter());
+                let result = target.flush();
+                for waiter in batch {
+                    // A waiter that gave up (its call was cancelled) needs no answer.
+                    let _ = waiter.send(result.clone());
                 }
-            })?;
+            }
+        })?;
         Ok(Self {
             requests: Some(requests),
             thread: Some(thread),
@@ -63,9 +59,7 @@ impl GroupCommit {
             .ok_or_else(|| "the commit thread has stopped".to_string())?
             .send(reply)
             .map_err(|_| "the commit thread has stopped".to_string())?;
-        answer
-            .await
-            .map_err(|_| "the commit thread has stopped".to_string())?
+        answer.await.map_err(|_| "the commit thread has stopped".to_string())?
     }
 }
 

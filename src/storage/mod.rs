@@ -22,14 +22,8 @@ pub enum StoreError {
     Locked { dir: String },
     #[error("cannot open data directory {dir}: {reason}")]
     Open { dir: String, reason: String },
-    #[error(
-        "data directory {dir} holds schema version {found}; this build reads version {supported}"
-    )]
-    UnsupportedSchema {
-        dir: String,
-        found: u32,
-        supported: u32,
-    },
+    #[error("data directory {dir} holds schema version {found}; this build reads version {supported}")]
+    UnsupportedSchema { dir: String, found: u32, supported: u32 },
     #[error("storage failed: {0}")]
     Backend(String),
     #[error("stored record {key:?} cannot be read: {reason}")]
@@ -81,22 +75,14 @@ pub trait ProductStore: Send + Sync + 'static {
     /// and stores what `change` returns, atomically. `change` may run more than
     /// once (on a write conflict) and must not have side effects. When `change`
     /// refuses, nothing is written and its error is returned inside `Ok`.
-    fn update<E, F>(
-        &self,
-        id: &str,
-        change: F,
-    ) -> impl Future<Output = Result<Result<Product, E>, StoreError>> + Send
+    fn update<E, F>(&self, id: &str, change: F) -> impl Future<Output = Result<Result<Product, E>, StoreError>> + Send
     where
         E: Send,
         F: Fn(Option<Product>) -> Result<Product, E> + Send + Sync;
 
     /// Deletes the product with this id if `check` accepts it, atomically.
     /// Resolves to `Ok(Ok(false))` when there is no such product.
-    fn delete<E, F>(
-        &self,
-        id: &str,
-        check: F,
-    ) -> impl Future<Output = Result<Result<bool, E>, StoreError>> + Send
+    fn delete<E, F>(&self, id: &str, check: F) -> impl Future<Output = Result<Result<bool, E>, StoreError>> + Send
     where
         E: Send,
         F: Fn(&Product) -> Result<(), E> + Send + Sync;

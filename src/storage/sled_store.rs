@@ -84,12 +84,8 @@ impl SledStore {
             .open()
             .map_err(|e| open_error(e.to_string()))?;
         check_schema(&db, &shown)?;
-        let products = db
-            .open_tree("products")
-            .map_err(|e| open_error(e.to_string()))?;
-        let requests = db
-            .open_tree("request_ids")
-            .map_err(|e| open_error(e.to_string()))?;
+        let products = db.open_tree("products").map_err(|e| open_error(e.to_string()))?;
+        let requests = db.open_tree("request_ids").map_err(|e| open_error(e.to_string()))?;
         let committer = GroupCommit::start(db.clone()).map_err(|e| open_error(e.to_string()))?;
         Ok(Self {
             db,
@@ -113,8 +109,7 @@ fn check_schema(db: &sled::Db, dir: &str) -> Result<(), StoreError> {
     let stored = db.get(SCHEMA_KEY).map_err(backend)?;
     match stored {
         None => {
-            db.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
-                .map_err(backend)?;
+            db.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).map_err(backend)?;
             db.flush().map_err(backend)?;
             Ok(())
         }
@@ -236,10 +231,9 @@ impl ProductStore for SledStore {
             .products
             .transaction(|products| {
                 let current = match products.get(id.as_bytes())? {
-                    Some(bytes) => Some(
-                        decode_product(id.as_bytes(), &bytes)
-                            .map_err(ConflictableTransactionError::Abort)?,
-                    ),
+                    Some(bytes) => {
+                        Some(decode_product(id.as_bytes(), &bytes).map_err(ConflictableTransactionError::Abort)?)
+                    }
                     None => None,
                 };
                 match change(current) {
@@ -268,8 +262,7 @@ impl ProductStore for SledStore {
                 let Some(bytes) = products.get(id.as_bytes())? else {
                     return Ok(Ok(false));
                 };
-                let current = decode_product(id.as_bytes(), &bytes)
-                    .map_err(ConflictableTransactionError::Abort)?;
+                let current = decode_product(id.as_bytes(), &bytes).map_err(ConflictableTransactionError::Abort)?;
                 match check(&current) {
                     Ok(()) => {
                         products.remove(id.as_bytes())?;
@@ -335,23 +328,11 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(store.get("b").unwrap(), Some(updated));
-        let refused = store
-            .update("b", |_| Err::<Product, _>("no"))
-            .await
-            .unwrap();
+        let refused = store.update("b", |_| Err::<Product, _>("no")).await.unwrap();
         assert_eq!(refused, Err("no"));
-        assert_eq!(
-            store.delete("c", |_| Err::<(), _>("keep")).await.unwrap(),
-            Err("keep")
-        );
-        assert_eq!(
-            store.delete("c", |_| Ok::<(), ()>(())).await.unwrap(),
-            Ok(true)
-        );
-        assert_eq!(
-            store.delete("c", |_| Ok::<(), ()>(())).await.unwrap(),
-            Ok(false)
-        );
+        assert_eq!(store.delete("c", |_| Err::<(), _>("keep")).await.unwrap(), Err("keep"));
+        assert_eq!(store.delete("c", |_| Ok::<(), ()>(())).await.unwrap(), Ok(true));
+        assert_eq!(store.delete("c", |_| Ok::<(), ()>(())).await.unwrap(), Ok(false));
     }
 
     #[tokio::test]
@@ -364,19 +345,13 @@ mod tests {
             product: product("a"),
         };
         assert_eq!(
-            store
-                .insert("a", &product("a"), Some(&record))
-                .await
-                .unwrap(),
+            store.insert("a", &product("a"), Some(&record)).await.unwrap(),
             InsertOutcome::Inserted
         );
         // Same request id, other product id: the first call's record comes back
         // and nothing new is stored.
         assert_eq!(
-            store
-                .insert("z", &product("z"), Some(&record))
-                .await
-                .unwrap(),
+            store.insert("z", &product("z"), Some(&record)).await.unwrap(),
             InsertOutcome::Replayed(Box::new(record.clone()))
         );
         assert_eq!(store.get("z").unwrap(), None);
@@ -400,14 +375,9 @@ mod tests {
     async fn corrupt_records_are_reported_not_returned() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store
-            .products
-            .insert("bad", &[0xff, 0xff, 0xff][..])
-            .unwrap();
+        store.products.insert("bad", &[0xff, 0xff, 0xff][..]).unwrap();
         assert!(matches!(store.get("bad"), Err(StoreError::Corrupt { .. })));
-        let update = store
-            .update("bad", |p| Ok::<_, ()>(p.unwrap_or_default()))
-            .await;
+        let update = store.update("bad", |p| Ok::<_, ()>(p.unwrap_or_default())).await;
         assert!(matches!(update, Err(StoreError::Corrupt { .. })));
     }
 }

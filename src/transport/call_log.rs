@@ -92,14 +92,9 @@ fn normalize_status(headers: &mut http::HeaderMap) -> Code {
         && headers
             .get("grpc-message")
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|m| {
-                m.contains(TOO_LARGE_MESSAGE) || m.contains("message%20length%20too%20large")
-            });
+            .is_some_and(|m| m.contains(TOO_LARGE_MESSAGE) || m.contains("message%20length%20too%20large"));
     if too_large {
-        headers.insert(
-            "grpc-status",
-            HeaderValue::from(Code::ResourceExhausted as i32),
-        );
+        headers.insert("grpc-status", HeaderValue::from(Code::ResourceExhausted as i32));
         return Code::ResourceExhausted;
     }
     code

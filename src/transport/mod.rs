@@ -11,4 +11,4 @@ mod status;
 
 pub use server::{ServeError, ServerConfig, serve};
 pub use service::ProductApi;
-pub use status::to_status;
+pub use status::{to_status, vendor_error_code};

@@ -12,6 +12,7 @@ use tonic::transport::server::TcpIncoming;
 
 use super::call_log::CallLogLayer;
 use super::service::ProductApi;
+use crate::adapters::VendorSettings;
 use crate::catalog::Catalog;
 use crate::domain::schema;
 use crate::pb::FILE_DESCRIPTOR_SET;
@@ -29,6 +30,8 @@ pub struct ServerConfig {
     /// After a shutdown request, how long calls in flight may take to finish
     /// before the remaining connections are closed.
     pub shutdown_grace: Duration,
+    /// Deployment ids the vendor adapters need (EnOS orgId, Revenium team/owner).
+    pub vendors: VendorSettings,
 }
 
 /// Why the server could not start or stopped with an error. Each message is one
@@ -50,22 +53,17 @@ pub enum ServeError {
 ///
 /// Once listening it prints `producthub listening on ADDR` on stdout, with the
 /// actual address (useful with port 0).
-pub async fn serve(
-    config: ServerConfig,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServeError> {
+pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
     // Read the schema now, so a defect shows at start-up and not in a request.
     let _ = schema::product_descriptor();
 
     let store = SledStore::open(&config.data_dir, &config.sled)?;
-    let catalog = Arc::new(Catalog::new(store));
+    let catalog = Arc::new(Catalog::new(store, config.vendors.clone()));
 
     let incoming = TcpIncoming::bind(config.listen)
         .map_err(|e| bind_error(config.listen, e))?
         .with_nodelay(Some(true));
-    let local_addr = incoming
-        .local_addr()
-        .map_err(|e| bind_error(config.listen, e))?;
+    let local_addr = incoming.local_addr().map_err(|e| bind_error(config.listen, e))?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -122,9 +120,7 @@ pub async fn serve(
 fn bind_error(addr: SocketAddr, e: std::io::Error) -> ServeError {
     let reason = match e.kind() {
         std::io::ErrorKind::AddrInUse => "the address is already in use".to_string(),
-        std::io::ErrorKind::AddrNotAvailable => {
-            "the address is not available on this machine".to_string()
-        }
+        std::io::ErrorKind::AddrNotAvailable => "the address is not available on this machine".to_string(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
         _ => e.to_string(),
     };

@@ -9,8 +9,8 @@ use super::status::to_status;
 use crate::catalog::Catalog;
 use crate::pb::product_service_server::ProductService;
 use crate::pb::{
-    CreateProductRequest, DeleteProductRequest, GetProductRequest, ListProductsRequest,
-    ListProductsResponse, Product, UpdateProductRequest,
+    CreateProductRequest, DeleteProductRequest, GetProductRequest, ImportVendorProductRequest, ListProductsRequest,
+    ListProductsResponse, Product, RenderVendorCallRequest, UpdateProductRequest, VendorCall,
 };
 use crate::storage::ProductStore;
 
@@ -27,17 +27,11 @@ impl<S> ProductApi<S> {
 
 #[tonic::async_trait]
 impl<S: ProductStore> ProductService for ProductApi<S> {
-    async fn create_product(
-        &self,
-        request: Request<CreateProductRequest>,
-    ) -> Result<Response<Product>, Status> {
+    async fn create_product(&self, request: Request<CreateProductRequest>) -> Result<Response<Product>, Status> {
         respond(self.catalog.create(request.into_inner()).await)
     }
 
-    async fn get_product(
-        &self,
-        request: Request<GetProductRequest>,
-    ) -> Result<Response<Product>, Status> {
+    async fn get_product(&self, request: Request<GetProductRequest>) -> Result<Response<Product>, Status> {
         respond(self.catalog.get(request.into_inner()).await)
     }
 
@@ -48,18 +42,26 @@ impl<S: ProductStore> ProductService for ProductApi<S> {
         respond(self.catalog.list(request.into_inner()).await)
     }
 
-    async fn update_product(
-        &self,
-        request: Request<UpdateProductRequest>,
-    ) -> Result<Response<Product>, Status> {
+    async fn update_product(&self, request: Request<UpdateProductRequest>) -> Result<Response<Product>, Status> {
         respond(self.catalog.update(request.into_inner()).await)
     }
 
-    async fn delete_product(
-        &self,
-        request: Request<DeleteProductRequest>,
-    ) -> Result<Response<()>, Status> {
+    async fn delete_product(&self, request: Request<DeleteProductRequest>) -> Result<Response<()>, Status> {
         respond(self.catalog.delete(request.into_inner()).await)
+    }
+
+    async fn render_vendor_call(
+        &self,
+        request: Request<RenderVendorCallRequest>,
+    ) -> Result<Response<VendorCall>, Status> {
+        respond(self.catalog.render_vendor_call(request.into_inner()).await)
+    }
+
+    async fn import_vendor_product(
+        &self,
+        request: Request<ImportVendorProductRequest>,
+    ) -> Result<Response<Product>, Status> {
+        respond(self.catalog.import_vendor_product(request.into_inner()).await)
     }
 }
 

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::adapters::{AdapterError, VendorError, VendorErrorKind};
 use crate::catalog::CatalogError;
 use crate::storage::StoreError;
 
@@ -34,11 +35,47 @@ pub fn to_status(error: &CatalogError) -> Status {
             (Code::AlreadyExists, "PRODUCT_ALREADY_EXISTS")
         }
         CatalogError::EtagMismatch { .. } => (Code::Aborted, "ETAG_MISMATCH"),
+        CatalogError::Vendor(AdapterError::Invalid { violations, .. }) => {
+            for v in violations {
+                details.add_bad_request_violation(&v.field, &v.description);
+            }
+            (Code::InvalidArgument, "VENDOR_CONSTRAINT")
+        }
+        CatalogError::Vendor(AdapterError::BadJson { reason, .. }) => {
+            details.add_bad_request_violation("json", reason);
+            (Code::InvalidArgument, "VENDOR_JSON_INVALID")
+        }
+        CatalogError::Vendor(AdapterError::NotReady { vendor, reason }) => {
+            details.add_precondition_failure_violation("VENDOR_NOT_READY", vendor.to_string(), reason);
+            (Code::FailedPrecondition, "VENDOR_NOT_READY")
+        }
+        CatalogError::Vendor(AdapterError::Unsupported { vendor, path, reason }) => {
+            details.add_precondition_failure_violation(
+                "VENDOR_UNSUPPORTED_CHANGE",
+                format!("{vendor}: {path}"),
+                reason,
+            );
+            (Code::FailedPrecondition, "VENDOR_UNSUPPORTED_CHANGE")
+        }
         CatalogError::Storage(StoreError::Corrupt { .. }) => (Code::DataLoss, "STORAGE_CORRUPT"),
         CatalogError::Storage(_) => (Code::Unavailable, "STORAGE_UNAVAILABLE"),
     };
     details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
     Status::with_error_details(code, error.to_string(), details)
+}
+
+/// The gRPC code for a vendor's error, e.g. when a sync reports it.
+pub fn vendor_error_code(error: &VendorError) -> Code {
+    match error.kind {
+        VendorErrorKind::InvalidArgument => Code::InvalidArgument,
+        VendorErrorKind::NotFound => Code::NotFound,
+        VendorErrorKind::FailedPrecondition => Code::FailedPrecondition,
+        VendorErrorKind::Unauthenticated | VendorErrorKind::TokenExpired => Code::Unauthenticated,
+        VendorErrorKind::PermissionDenied => Code::PermissionDenied,
+        VendorErrorKind::RateLimited => Code::ResourceExhausted,
+        VendorErrorKind::Unavailable => Code::Unavailable,
+        VendorErrorKind::Unknown => Code::Unknown,
+    }
 }
 
 #[cfg(test)]

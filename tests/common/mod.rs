@@ -75,9 +75,7 @@ impl Server {
     }
 
     pub async fn client(&self) -> ProductServiceClient<Channel> {
-        ProductServiceClient::connect(self.url())
-            .await
-            .expect("connect")
+        ProductServiceClient::connect(self.url()).await.expect("connect")
     }
 
     /// Sends SIGTERM and waits for the process to exit.

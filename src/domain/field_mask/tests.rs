@@ -4,8 +4,8 @@ use prost_reflect::{ReflectMessage, Value};
 
 use super::*;
 use crate::pb::{
-    IotDataFormat, IotProductType, IotProfile, LicensingMetadata, LicensingProfile,
-    MonetizationProfile, Plan, PriceTier,
+    IotDataFormat, IotProductType, IotProfile, LicensingMetadata, LicensingProfile, MonetizationProfile, Plan,
+    PriceTier,
 };
 
 fn mask(paths: &[&str]) -> UpdateMask {
@@ -13,8 +13,7 @@ fn mask(paths: &[&str]) -> UpdateMask {
 }
 
 fn mask_error(paths: &[&str]) -> String {
-    let violations =
-        UpdateMask::parse(&paths.iter().map(|p| p.to_string()).collect::<Vec<_>>()).unwrap_err();
+    let violations = UpdateMask::parse(&paths.iter().map(|p| p.to_string()).collect::<Vec<_>>()).unwrap_err();
     assert!(violations.iter().all(|v| v.field == "update_mask"));
     violations
         .into_iter()
@@ -45,10 +44,7 @@ fn stored() -> Product {
         ]
         .into(),
         etag: "e1".into(),
-        create_time: Some(prost_types::Timestamp {
-            seconds: 10,
-            nanos: 0,
-        }),
+        create_time: Some(prost_types::Timestamp { seconds: 10, nanos: 0 }),
         iot: Some(iot("m1")),
         ..Default::default()
     }
@@ -63,9 +59,7 @@ fn parses_nested_map_and_struct_paths() {
         "labels.env",
         "iot.vendor_fields.x",
     ]);
-    let UpdateMask::Paths(paths) = m else {
-        panic!()
-    };
+    let UpdateMask::Paths(paths) = m else { panic!() };
     assert_eq!(
         paths[2].field_names().collect::<Vec<_>>(),
         ["monetization", "plan", "currency"]
@@ -107,9 +101,7 @@ fn bad_paths_are_named() {
             .len(),
         2
     );
-    let too_many: Vec<String> = (0..=MAX_PATHS)
-        .map(|_| "display_name".to_string())
-        .collect();
+    let too_many: Vec<String> = (0..=MAX_PATHS).map(|_| "display_name".to_string()).collect();
     assert!(UpdateMask::parse(&too_many).is_err());
 }
 
@@ -137,10 +129,7 @@ fn map_entries_are_set_and_removed_one_by_one() {
         &mask(&["labels.env", "labels.team", "labels.absent"]),
     )
     .unwrap();
-    assert_eq!(
-        merged.labels,
-        [("env".to_string(), "prod".to_string())].into()
-    );
+    assert_eq!(merged.labels, [("env".to_string(), "prod".to_string())].into());
     let whole = merge(&stored(), &Product::default(), &mask(&["labels"])).unwrap();
     assert!(whole.labels.is_empty());
 }
@@ -156,12 +145,7 @@ fn nested_paths_create_parents_only_to_set_values() {
         }),
         ..Default::default()
     };
-    let merged = merge(
-        &without_licensing,
-        &patch,
-        &mask(&["licensing.trial_policy_id"]),
-    )
-    .unwrap();
+    let merged = merge(&without_licensing, &patch, &mask(&["licensing.trial_policy_id"])).unwrap();
     assert_eq!(merged.licensing.unwrap().trial_policy_id, "tp");
     let cleared = merge(
         &without_licensing,
@@ -180,10 +164,7 @@ fn output_only_and_identifier_paths_are_ignored() {
     let patch = Product {
         name: "products/other".into(),
         uid: "forged".into(),
-        create_time: Some(prost_types::Timestamp {
-            seconds: 99,
-            nanos: 0,
-        }),
+        create_time: Some(prost_types::Timestamp { seconds: 99, nanos: 0 }),
         iot: Some(IotProfile {
             product_key: "forged".into(),
             ..iot("m1")
@@ -254,10 +235,7 @@ fn immutable_fields_cannot_change_once_set() {
     };
     let merged = merge(&stored(), &patch, &mask(&["iot"])).unwrap();
     assert_eq!(merged.iot.as_ref().unwrap().model_id, "m1");
-    assert_eq!(
-        merged.iot.unwrap().product_type,
-        IotProductType::Device as i32
-    );
+    assert_eq!(merged.iot.unwrap().product_type, IotProductType::Device as i32);
 
     // Removing the whole profile is not changing its fields.
     let removed = merge(&stored(), &Product::default(), &mask(&["iot"])).unwrap();
@@ -273,11 +251,7 @@ fn immutable_fields_may_be_set_the_first_time() {
         ..Default::default()
     };
     assert_eq!(
-        merge(&no_iot, &patch, &mask(&["iot"]))
-            .unwrap()
-            .iot
-            .unwrap()
-            .model_id,
+        merge(&no_iot, &patch, &mask(&["iot"])).unwrap().iot.unwrap().model_id,
         "m9"
     );
 }
@@ -351,12 +325,7 @@ fn struct_keys_are_addressable() {
         }),
         ..Default::default()
     };
-    let merged = merge(
-        &stored(),
-        &patch,
-        &mask(&["iot.vendor_fields.protocolGatewayIds"]),
-    )
-    .unwrap();
+    let merged = merge(&stored(), &patch, &mask(&["iot.vendor_fields.protocolGatewayIds"])).unwrap();
     assert_eq!(merged.iot.as_ref().unwrap().vendor_fields, Some(fields));
     let removed = merge(
         &merged,
@@ -428,14 +397,7 @@ fn product_strategy() -> impl Strategy<Value = Product> {
         text(),
     )
         .prop_map(
-            |(
-                model_id,
-                product_type,
-                bidirectional_auth,
-                tags,
-                default_valid_days,
-                product_key,
-            )| IotProfile {
+            |(model_id, product_type, bidirectional_auth, tags, default_valid_days, product_key)| IotProfile {
                 model_id,
                 product_type,
                 bidirectional_auth,
@@ -446,33 +408,30 @@ fn product_strategy() -> impl Strategy<Value = Product> {
             },
         );
     let licensing =
-        (text(), text(), vec((text(), text()), 0..3)).prop_map(|(template, trial, metadata)| {
-            LicensingProfile {
-                license_template_id: template,
-                trial_policy_id: trial,
-                metadata: metadata
-                    .into_iter()
-                    .map(|(key, value)| LicensingMetadata {
-                        key,
-                        value,
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }
-        });
-    let plan =
-        (text(), vec(proptest::option::of(0.0..1e6f64), 0..3)).prop_map(|(currency, tiers)| Plan {
-            currency,
-            tiers: tiers
+        (text(), text(), vec((text(), text()), 0..3)).prop_map(|(template, trial, metadata)| LicensingProfile {
+            license_template_id: template,
+            trial_policy_id: trial,
+            metadata: metadata
                 .into_iter()
-                .map(|up_to| PriceTier {
-                    up_to,
+                .map(|(key, value)| LicensingMetadata {
+                    key,
+                    value,
                     ..Default::default()
                 })
                 .collect(),
             ..Default::default()
         });
+    let plan = (text(), vec(proptest::option::of(0.0..1e6f64), 0..3)).prop_map(|(currency, tiers)| Plan {
+        currency,
+        tiers: tiers
+            .into_iter()
+            .map(|up_to| PriceTier {
+                up_to,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    });
     let monetization = (
         vec(text(), 0..3),
         proptest::option::of(any::<bool>()),
@@ -497,12 +456,7 @@ fn product_strategy() -> impl Strategy<Value = Product> {
         proptest::option::of(monetization),
     )
         .prop_map(
-            |(
-                (display_name, description, version, labels, localized_display_names),
-                iot,
-                licensing,
-                monetization,
-            )| {
+            |((display_name, description, version, labels, localized_display_names), iot, licensing, monetization)| {
                 Product {
                     name: "products/p".into(),
                     display_name,
@@ -610,9 +564,6 @@ proptest! {
 
 #[test]
 fn value_at_reads_nested_values() {
-    assert_eq!(
-        value_at(&stored(), "iot.model_id"),
-        Some(Value::String("m1".into()))
-    );
+    assert_eq!(value_at(&stored(), "iot.model_id"), Some(Value::String("m1".into())));
     assert_eq!(value_at(&stored(), "licensing.trial_policy_id"), None);
 }
