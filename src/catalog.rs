@@ -30,6 +30,9 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 /// them; past that it returns what it found with a token to go on, so a call's
 /// cost stays bounded whatever the catalog's size.
 pub const MAX_SCAN_PER_CALL: usize = 10_000;
+/// A page stops growing past this many encoded bytes (with a token to go on),
+/// so it stays under the 4 MiB that gRPC clients accept by default.
+pub const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
 
 /// Why a catalog operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +172,7 @@ impl<S: ProductStore> Catalog<S> {
         // One extra product tells whether another page follows.
         let chunk = page_size + 1;
         let mut products = Vec::with_capacity(page_size);
+        let mut page_bytes = 0;
         let mut scanned = 0;
         loop {
             let batch = self.store.scan(after.as_deref(), chunk)?;
@@ -177,10 +181,13 @@ impl<S: ProductStore> Catalog<S> {
                 scanned += 1;
                 let id = id_of(Some(&product)).to_owned();
                 if filter.matches(&product) {
-                    if products.len() == page_size {
+                    let size = product.encoded_len();
+                    let full = products.len() == page_size || (!products.is_empty() && page_bytes + size > MAX_PAGE_BYTES);
+                    if full {
                         let token = page_token::encode(id_of(products.last()), &request.filter);
                         return Ok(page(products, token));
                     }
+                    page_bytes += size;
                     products.push(product);
                 }
                 after = Some(id);
@@ -208,6 +215,14 @@ impl<S: ProductStore> Catalog<S> {
         };
         let change = |stored: Option<Product>| -> Result<Product, CatalogError> {
             let Some(stored) = stored else {
+                // An etag names a version the client saw; if the product is gone
+                // since, re-creating it would undo someone's delete.
+                if request.allow_missing && !patch.etag.is_empty() {
+                    return Err(CatalogError::EtagMismatch {
+                        name: patch.name.clone(),
+                        sent: patch.etag.clone(),
+                    });
+                }
                 if request.allow_missing {
                     return new_product(patch.clone(), &id).map_err(CatalogError::InvalidArgument);
                 }
@@ -231,7 +246,13 @@ impl<S: ProductStore> Catalog<S> {
             Ok(merged)
         };
         if request.validate_only {
-            return change(self.store.get(&id)?);
+            let stored = self.store.get(&id)?;
+            let stored_etag = stored.as_ref().map(|p| p.etag.clone()).unwrap_or_default();
+            // A preview is not a write: it keeps the etag the product has.
+            return change(stored).map(|preview| Product {
+                etag: stored_etag,
+                ..preview
+            });
         }
         self.store.update(&id, change).await?
     }
@@ -391,8 +412,17 @@ fn new_product(mut product: Product, id: &str) -> Result<Product, Vec<FieldViola
 }
 
 /// The create request without its request id: what must match for a retry.
+/// Leaves out what the server ignores (output-only fields, the product's name
+/// and etag), so a retry that differs only there still counts as the same.
 fn fingerprint(request: &CreateProductRequest) -> Vec<u8> {
+    let product = request.product.clone().map(|mut p| {
+        field_mask::clear_output_only(&mut p);
+        p.name.clear();
+        p.etag.clear();
+        p
+    });
     CreateProductRequest {
+        product,
         request_id: String::new(),
         ..request.clone()
     }

@@ -341,7 +341,7 @@ async fn update_masks_are_checked() {
         .update_product(with_mask(&["display_name", "colour"], Product::default()))
         .await
         .unwrap_err();
-    assert_eq!(bad_fields(&unknown), ["update_mask"]);
+    assert_eq!(bad_fields(&unknown), ["update_mask.paths[1]"]);
     assert!(unknown.message().contains("colour"), "{}", unknown.message());
 
     let mut other_model = sensor("A");

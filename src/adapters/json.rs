@@ -54,11 +54,11 @@ fn to_proto_value(value: Value, path: &str) -> Result<prost_types::Value, String
 fn exact_f64(n: &Number) -> Option<f64> {
     if let Some(i) = n.as_i64() {
         let f = i as f64;
-        return (f.abs() <= MAX_EXACT_INTEGER).then_some(f);
+        return (f.abs() <= MAX_EXACT_INTEGER && f as i64 == i).then_some(f);
     }
     if let Some(u) = n.as_u64() {
         let f = u as f64;
-        return (f <= MAX_EXACT_INTEGER).then_some(f);
+        return (f <= MAX_EXACT_INTEGER && f as u64 == u).then_some(f);
     }
     n.as_f64()
 }

@@ -100,13 +100,16 @@ impl UpdateMask {
         let product = schema::product_descriptor();
         let mut resolved = Vec::with_capacity(paths.len());
         let mut violations = Vec::new();
-        for path in paths {
+        for (index, path) in paths.iter().enumerate() {
             match resolve(&product, path) {
                 Ok(steps) => resolved.push(MaskPath {
                     text: path.clone(),
                     steps,
                 }),
-                Err(why) => violations.push(FieldViolation::new(MASK_FIELD, format!("invalid path {path:?}: {why}"))),
+                Err(why) => violations.push(FieldViolation::new(
+                    format!("{MASK_FIELD}.paths[{index}]"),
+                    format!("invalid path {path:?}: {why}"),
+                )),
             }
         }
         if violations.is_empty() {
@@ -242,7 +245,10 @@ fn collect_set_fields(message: &DynamicMessage, prefix: &mut Vec<FieldDescriptor
         {
             collect_set_fields(sub, prefix, out);
         }
-        if out.len() == before {
+        let is_message = matches!(value, Value::Message(_)) && !field.is_list() && !field.is_map();
+        // A sub-message with nothing set names nothing: without a mask, `iot {}`
+        // must not wipe the stored profile (name `iot` in a mask to replace it).
+        if out.len() == before && !is_message {
             out.push(MaskPath {
                 text: prefix.iter().map(|f| f.name()).collect::<Vec<_>>().join("."),
                 steps: prefix.iter().cloned().map(Step::Field).collect(),
@@ -355,13 +361,33 @@ fn apply_path(target: &mut DynamicMessage, patch: Option<&DynamicMessage>, steps
                 Value::Message(m) => Some(m),
                 _ => None,
             });
-            if sub_patch.is_none() && !target.has_field(field) {
+            // Clearing inside a missing parent changes nothing; only setting a
+            // value may create the parent.
+            if !target.has_field(field) && !sets_value(sub_patch.as_ref(), rest) {
                 return;
             }
             if let Value::Message(sub_target) = target.get_field_mut(field) {
                 apply_path(sub_target, sub_patch.as_ref(), rest);
             }
         }
+    }
+}
+
+/// Whether `patch` holds a value at `steps` (a set field, or a present key).
+fn sets_value(patch: Option<&DynamicMessage>, steps: &[Step]) -> bool {
+    let (Some(patch), Some(Step::Field(field))) = (patch, steps.first()) else {
+        return false;
+    };
+    if !patch.has_field(field) {
+        return false;
+    }
+    match &steps[1..] {
+        [] => true,
+        [Step::Key(key)] => keyed_entries(&patch.get_field(field)).is_some_and(|m| m.contains_key(&MapKey::String(key.clone()))),
+        rest => match patch.get_field(field).as_ref() {
+            Value::Message(sub) => sets_value(Some(sub), rest),
+            _ => false,
+        },
     }
 }
 
@@ -404,7 +430,11 @@ fn restore_server_fields(stored: &DynamicMessage, merged: &mut DynamicMessage) {
             }
             continue;
         }
-        if field.is_list() || field.is_map() || !stored.has_field(&field) || !merged.has_field(&field) {
+        if !stored.has_field(&field) || !merged.has_field(&field) || field.is_map() {
+            continue;
+        }
+        if field.is_list() {
+            restore_list_items(&field, stored, merged);
             continue;
         }
         if let (Value::Message(stored_sub), Value::Message(merged_sub)) =
@@ -412,6 +442,31 @@ fn restore_server_fields(stored: &DynamicMessage, merged: &mut DynamicMessage) {
             && !schema::is_opaque_message(&stored_sub.descriptor())
         {
             restore_server_fields(stored_sub, merged_sub);
+        }
+    }
+}
+
+/// Output-only fields inside the items of a repeated message field (Cryptlex
+/// metadata ids, Revenium tier bounds) follow their item: matched by its `key`
+/// field where it has one, else by position.
+fn restore_list_items(field: &FieldDescriptor, stored: &DynamicMessage, merged: &mut DynamicMessage) {
+    let Kind::Message(item_type) = field.kind() else { return };
+    let key_field = item_type.get_field_by_name("key");
+    let stored_value = stored.get_field(field);
+    let Value::List(stored_items) = stored_value.as_ref() else { return };
+    let Value::List(merged_items) = merged.get_field_mut(field) else { return };
+    for (index, item) in merged_items.iter_mut().enumerate() {
+        let Value::Message(merged_item) = item else { continue };
+        let counterpart = match &key_field {
+            Some(key) => stored_items.iter().find(|s| match s {
+                Value::Message(s) => s.get_field(key) == merged_item.get_field(key),
+                _ => false,
+            }),
+            None => stored_items.get(index),
+        };
+        match counterpart {
+            Some(Value::Message(stored_item)) => restore_server_fields(stored_item, merged_item),
+            _ => clear_output_only_fields(merged_item),
         }
     }
 }

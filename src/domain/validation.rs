@@ -128,7 +128,11 @@ fn check_schema_rules(message: &DynamicMessage, prefix: &str, out: &mut Vec<Fiel
                     }
                     if let Kind::Message(entry) = field.kind() {
                         let value_kind = entry.map_entry_value_field().kind();
-                        check_value(item, &value_kind, &format!("{path}[{key:?}]"), out);
+                        let shown = match key {
+                            prost_reflect::MapKey::String(k) => format!("{k:?}"),
+                            other => format!("{other:?}"),
+                        };
+                        check_value(item, &value_kind, &format!("{path}[{shown}]"), out);
                     }
                 }
             }

@@ -1,12 +1,18 @@
-//! Group commit: many writers share one fsync.
+//! Group commit: many writers share one flush.
 //!
 //! A writer applies its change in memory (sled), then asks the committer for
 //! durability and waits. The committer thread takes every request queued so far,
-//! flushes once, and answers them all. While one flush runs, new requests queue
-//! up and share the next one, so durability costs one fsync per batch, not per
-//! write, and throughput grows with concurrency instead of serialising on disk.
+//! makes the data durable once, and answers them all. While one flush runs, new
+//! requests queue up and share the next one, so durability costs one flush per
+//! batch, not per write, and throughput grows with concurrency instead of
+//! serialising on the disk.
+//!
+//! A failed flush leaves writes applied in memory but maybe not on disk. The
+//! committer then stops for good: it fails every later request, and the store
+//! refuses writes, so nothing more is acknowledged on top of an unknown state
+//! (the lesson of PostgreSQL's "fsyncgate"). A restart recovers.
 
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
 use tokio::sync::oneshot;
@@ -18,27 +24,35 @@ pub trait Flush: Send + 'static {
     fn flush(&self) -> Result<(), String>;
 }
 
-impl Flush for sled::Db {
-    fn flush(&self) -> Result<(), String> {
-        sled::Tree::flush(self).map(|_| ()).map_err(|e| e.to_string())
-    }
-}
-
 pub struct GroupCommit {
     /// `None` only while dropping.
     requests: Option<mpsc::Sender<Reply>>,
     thread: Option<thread::JoinHandle<()>>,
+    /// Why the committer stopped, once it has.
+    failure: Arc<Mutex<Option<String>>>,
 }
+
+const STOPPED: &str = "the commit thread has stopped";
 
 impl GroupCommit {
     /// Starts the committer thread; it ends when the `GroupCommit` is dropped.
     pub fn start(target: impl Flush) -> std::io::Result<Self> {
         let (requests, queue) = mpsc::channel::<Reply>();
+        let failure = Arc::new(Mutex::new(None));
+        let recorded = failure.clone();
         let thread = thread::Builder::new().name("producthub-commit".into()).spawn(move || {
+            let mut failed: Option<String> = None;
             while let Ok(first) = queue.recv() {
                 let mut batch = vec![first];
                 batch.extend(queue.try_iter());
-                let result = target.flush();
+                let result = match &failed {
+                    Some(why) => Err(why.clone()),
+                    None => target.flush(),
+                };
+                if let (Err(why), None) = (&result, &failed) {
+                    failed = Some(why.clone());
+                    *recorded.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+                }
                 for waiter in batch {
                     // A waiter that gave up (its call was cancelled) needs no answer.
                     let _ = waiter.send(result.clone());
@@ -48,7 +62,13 @@ impl GroupCommit {
         Ok(Self {
             requests: Some(requests),
             thread: Some(thread),
+            failure,
         })
+    }
+
+    /// Why durability can no longer be promised, once a flush has failed.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Resolves once every write made before this call is durable.
@@ -56,10 +76,10 @@ impl GroupCommit {
         let (reply, answer) = oneshot::channel();
         self.requests
             .as_ref()
-            .ok_or_else(|| "the commit thread has stopped".to_string())?
+            .ok_or_else(|| STOPPED.to_string())?
             .send(reply)
-            .map_err(|_| "the commit thread has stopped".to_string())?;
-        answer.await.map_err(|_| "the commit thread has stopped".to_string())?
+            .map_err(|_| STOPPED.to_string())?;
+        answer.await.map_err(|_| STOPPED.to_string())?
     }
 }
 
@@ -77,7 +97,6 @@ impl Drop for GroupCommit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
@@ -118,8 +137,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn flush_errors_reach_every_waiter() {
+    async fn a_failed_flush_stops_the_committer_for_good() {
         let commit = GroupCommit::start(FailingFlush).unwrap();
+        assert_eq!(commit.failure(), None);
+        assert_eq!(commit.durable().await, Err("disk full".to_string()));
+        assert_eq!(commit.failure(), Some("disk full".to_string()));
         assert_eq!(commit.durable().await, Err("disk full".to_string()));
     }
 }

@@ -28,6 +28,15 @@ pub enum StoreError {
     Backend(String),
     #[error("stored record {key:?} cannot be read: {reason}")]
     Corrupt { key: String, reason: String },
+    /// A flush failed: the write may or may not be on disk.
+    #[error("could not make the write durable ({0}); producthub accepts no more writes until it is restarted")]
+    Durability(String),
+    /// An earlier flush failed, so writes are refused (reads still work).
+    #[error("storage is read-only after a failed flush ({0}); fix the disk and restart producthub")]
+    ReadOnly(String),
+    /// Concurrent writers kept changing the record; nothing was written.
+    #[error("too many concurrent changes to {key:?}; retry")]
+    Contention { key: String },
 }
 
 /// What a create request left behind for idempotent retries (AIP-155).

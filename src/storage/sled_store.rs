@@ -5,24 +5,39 @@
 //! - tree `request_ids`: request id → [`StoredRequest`] protobuf bytes;
 //! - default tree, key `schema_version`: big-endian u32.
 //!
-//! Writes spanning trees run in one sled transaction; every write waits for the
-//! group committer before it resolves. Reads go straight to sled, which serves
-//! them lock-free, so they never wait for writers or flushes.
+//! sled transactions and batches are deliberately not used: in sled 0.34 the
+//! first one switches the whole process to a global reader-writer lock, after
+//! which every read waits behind writers and flushes. Instead, each product
+//! changes by compare-and-swap of its own key (retried on conflict), which keeps
+//! reads lock-free, and the two-key create-with-request-id is ordered so that a
+//! crash between its writes is completed by the retry (see [`StoredRequest`]).
+//!
+//! Durability: sled's flush writes with `sync_file_range`, which does not
+//! persist file metadata; the committer follows it with `fdatasync` on sled's
+//! log file, so an acknowledged write survives power loss, not only a crash.
 
 use std::fs::{self, File, TryLockError};
 use std::ops::Bound;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Mutex;
 
 use prost::Message;
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-use super::group_commit::GroupCommit;
+use super::group_commit::{Flush, GroupCommit};
 use super::{InsertOutcome, ProductStore, RequestRecord, StoreError};
 use crate::pb::Product;
 
 const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const LOCK_FILE: &str = "LOCK";
+const SLED_DIR: &str = "sled";
+/// sled 0.34 keeps its log in this file of its directory.
+const SLED_LOG_FILE: &str = "db";
+/// Creates with a request id are serialised per request id, over this many locks.
+const REQUEST_LOCKS: usize = 64;
+/// A read-modify-write that keeps losing its compare-and-swap gives up after
+/// this many tries and reports contention.
+const MAX_CAS_ATTEMPTS: usize = 1000;
 
 /// Tuning knobs of the sled backend.
 #[derive(Debug, Clone)]
@@ -40,19 +55,42 @@ impl Default for SledOptions {
 }
 
 /// The request-id record as stored.
+///
+/// A create with a request id first stores this record with `completed` false,
+/// then the product, then marks the record completed. A retry that finds an
+/// uncompleted record (the first call stopped in between, e.g. in a crash)
+/// finishes the job instead of creating a second product.
 #[derive(Clone, PartialEq, prost::Message)]
 struct StoredRequest {
     #[prost(bytes = "vec", tag = "1")]
     fingerprint: Vec<u8>,
     #[prost(message, optional, tag = "2")]
     product: Option<Product>,
+    #[prost(bool, tag = "3")]
+    completed: bool,
+}
+
+/// What the committer does to make writes durable.
+struct SledDurability {
+    db: sled::Db,
+    log: File,
+}
+
+impl Flush for SledDurability {
+    fn flush(&self) -> Result<(), String> {
+        self.db.flush().map_err(|e| e.to_string())?;
+        self.log.sync_data().map_err(|e| format!("fdatasync of the sled log failed: {e}"))
+    }
 }
 
 pub struct SledStore {
-    db: sled::Db,
     products: sled::Tree,
     requests: sled::Tree,
     committer: GroupCommit,
+    request_locks: Vec<Mutex<()>>,
+    /// Dropped after the committer (fields drop in order), so the database is
+    /// closed before the directory lock is released.
+    _db: sled::Db,
     /// Held for the store's lifetime: the OS releases the lock when the file is
     /// closed, including when the process dies.
     _lock: File,
@@ -78,31 +116,119 @@ impl SledStore {
             Err(TryLockError::WouldBlock) => return Err(StoreError::Locked { dir: shown }),
             Err(TryLockError::Error(e)) => return Err(open_error(e.to_string())),
         }
+        let sled_dir = dir.join(SLED_DIR);
         let db = sled::Config::new()
-            .path(sled_dir(dir))
+            .path(&sled_dir)
             .cache_capacity(options.cache_capacity_bytes)
             .open()
             .map_err(|e| open_error(e.to_string()))?;
         check_schema(&db, &shown)?;
         let products = db.open_tree("products").map_err(|e| open_error(e.to_string()))?;
         let requests = db.open_tree("request_ids").map_err(|e| open_error(e.to_string()))?;
-        let committer = GroupCommit::start(db.clone()).map_err(|e| open_error(e.to_string()))?;
+        // The directories' entries for the files sled created must be durable too.
+        for directory in [dir, sled_dir.as_path()] {
+            File::open(directory)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| open_error(format!("cannot sync {}: {e}", directory.display())))?;
+        }
+        let log = File::open(sled_dir.join(SLED_LOG_FILE)).map_err(|e| open_error(e.to_string()))?;
+        let committer =
+            GroupCommit::start(SledDurability { db: db.clone(), log }).map_err(|e| open_error(e.to_string()))?;
         Ok(Self {
-            db,
             products,
             requests,
             committer,
+            request_locks: (0..REQUEST_LOCKS).map(|_| Mutex::new(())).collect(),
+            _db: db,
             _lock: lock,
         })
     }
 
-    async fn durable(&self) -> Result<(), StoreError> {
-        self.committer.durable().await.map_err(StoreError::Backend)
+    /// Refuses writes once a flush has failed (see the group committer).
+    fn ensure_writable(&self) -> Result<(), StoreError> {
+        match self.committer.failure() {
+            Some(why) => Err(StoreError::ReadOnly(why)),
+            None => Ok(()),
+        }
     }
-}
 
-fn sled_dir(dir: &Path) -> PathBuf {
-    dir.join("sled")
+    async fn durable(&self) -> Result<(), StoreError> {
+        self.committer.durable().await.map_err(StoreError::Durability)
+    }
+
+    fn request_lock(&self, request_id: &str) -> std::sync::MutexGuard<'_, ()> {
+        let hash = request_id
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
+        self.request_locks[hash % REQUEST_LOCKS]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The create-with-request-id protocol; called with the request's lock held.
+    fn insert_with_request(
+        &self,
+        id: &str,
+        product: &Product,
+        record: &RequestRecord,
+    ) -> Result<InsertOutcome, StoreError> {
+        let key = record.request_id.as_bytes();
+        if let Some(bytes) = self.requests.get(key).map_err(backend)? {
+            let stored = StoredRequest::decode(bytes.as_ref()).map_err(|e| StoreError::Corrupt {
+                key: record.request_id.clone(),
+                reason: e.to_string(),
+            })?;
+            let first = stored.product.clone().unwrap_or_default();
+            if !stored.completed {
+                let first_id = first.name.strip_prefix("products/").unwrap_or_default().to_owned();
+                if !self.finish_interrupted_create(&first_id, &first)? {
+                    self.requests.remove(key).map_err(backend)?;
+                    return Ok(InsertOutcome::IdTaken);
+                }
+                self.put_request(key, StoredRequest { completed: true, ..stored.clone() })?;
+            }
+            return Ok(InsertOutcome::Replayed(Box::new(RequestRecord {
+                request_id: record.request_id.clone(),
+                fingerprint: stored.fingerprint,
+                product: first,
+            })));
+        }
+        let pending = StoredRequest {
+            fingerprint: record.fingerprint.clone(),
+            product: Some(record.product.clone()),
+            completed: false,
+        };
+        self.put_request(key, pending.clone())?;
+        if self.insert_new(id, product)? {
+            self.put_request(key, StoredRequest { completed: true, ..pending })?;
+            Ok(InsertOutcome::Inserted)
+        } else {
+            self.requests.remove(key).map_err(backend)?;
+            Ok(InsertOutcome::IdTaken)
+        }
+    }
+
+    /// Whether the product of an interrupted create is (now) stored: inserted
+    /// here, or found already stored by that same create (same uid).
+    fn finish_interrupted_create(&self, id: &str, product: &Product) -> Result<bool, StoreError> {
+        if self.insert_new(id, product)? {
+            return Ok(true);
+        }
+        Ok(self.get(id)?.is_some_and(|existing| existing.uid == product.uid))
+    }
+
+    fn put_request(&self, key: &[u8], record: StoredRequest) -> Result<(), StoreError> {
+        self.requests.insert(key, record.encode_to_vec()).map(|_| ()).map_err(backend)
+    }
+
+    /// Stores the product if the id is free; false if it is taken.
+    fn insert_new(&self, id: &str, product: &Product) -> Result<bool, StoreError> {
+        let swapped = self
+            .products
+            .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(product.encode_to_vec()))
+            .map_err(backend)?;
+        Ok(swapped.is_ok())
+    }
 }
 
 fn check_schema(db: &sled::Db, dir: &str) -> Result<(), StoreError> {
@@ -144,14 +270,6 @@ fn decode_product(key: &[u8], bytes: &[u8]) -> Result<Product, StoreError> {
     })
 }
 
-/// Turns sled's transaction error into ours; aborts carry our own errors.
-fn from_tx(e: TransactionError<StoreError>) -> StoreError {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => backend(e),
-    }
-}
-
 impl ProductStore for SledStore {
     fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
         match self.products.get(id.as_bytes()).map_err(backend)? {
@@ -181,44 +299,23 @@ impl ProductStore for SledStore {
         product: &Product,
         request: Option<&RequestRecord>,
     ) -> Result<InsertOutcome, StoreError> {
-        let product_bytes = product.encode_to_vec();
-        let request_bytes = request.map(|r| {
-            StoredRequest {
-                fingerprint: r.fingerprint.clone(),
-                product: Some(r.product.clone()),
+        self.ensure_writable()?;
+        let outcome = match request {
+            None => {
+                if self.insert_new(id, product)? {
+                    InsertOutcome::Inserted
+                } else {
+                    InsertOutcome::IdTaken
+                }
             }
-            .encode_to_vec()
-        });
-        let outcome = (&self.products, &self.requests)
-            .transaction(|(products, requests)| {
-                if let Some(record) = request
-                    && let Some(bytes) = requests.get(record.request_id.as_bytes())?
-                {
-                    let stored = StoredRequest::decode(bytes.as_ref()).map_err(|e| {
-                        ConflictableTransactionError::Abort(StoreError::Corrupt {
-                            key: record.request_id.clone(),
-                            reason: e.to_string(),
-                        })
-                    })?;
-                    return Ok(InsertOutcome::Replayed(Box::new(RequestRecord {
-                        request_id: record.request_id.clone(),
-                        fingerprint: stored.fingerprint,
-                        product: stored.product.unwrap_or_default(),
-                    })));
-                }
-                if products.get(id.as_bytes())?.is_some() {
-                    return Ok(InsertOutcome::IdTaken);
-                }
-                products.insert(id.as_bytes(), product_bytes.as_slice())?;
-                if let (Some(record), Some(bytes)) = (request, &request_bytes) {
-                    requests.insert(record.request_id.as_bytes(), bytes.as_slice())?;
-                }
-                Ok(InsertOutcome::Inserted)
-            })
-            .map_err(from_tx)?;
-        if outcome == InsertOutcome::Inserted {
-            self.durable().await?;
-        }
+            Some(record) => {
+                let _serialised = self.request_lock(&record.request_id);
+                self.insert_with_request(id, product, record)?
+            }
+        };
+        // Every outcome waits: a replay or a clash may rest on another call's
+        // write that is not durable yet.
+        self.durable().await?;
         Ok(outcome)
     }
 
@@ -227,28 +324,28 @@ impl ProductStore for SledStore {
         E: Send,
         F: Fn(Option<Product>) -> Result<Product, E> + Send + Sync,
     {
-        let outcome = self
-            .products
-            .transaction(|products| {
-                let current = match products.get(id.as_bytes())? {
-                    Some(bytes) => {
-                        Some(decode_product(id.as_bytes(), &bytes).map_err(ConflictableTransactionError::Abort)?)
-                    }
-                    None => None,
-                };
-                match change(current) {
-                    Ok(next) => {
-                        products.insert(id.as_bytes(), next.encode_to_vec())?;
-                        Ok(Ok(next))
-                    }
-                    Err(refusal) => Ok(Err(refusal)),
+        self.ensure_writable()?;
+        let key = id.as_bytes();
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let current = self.products.get(key).map_err(backend)?;
+            let decoded = current.as_ref().map(|bytes| decode_product(key, bytes)).transpose()?;
+            let next = match change(decoded) {
+                Ok(next) => next,
+                Err(refusal) => {
+                    self.durable().await?;
+                    return Ok(Err(refusal));
                 }
-            })
-            .map_err(from_tx)?;
-        if outcome.is_ok() {
-            self.durable().await?;
+            };
+            let swapped = self
+                .products
+                .compare_and_swap(key, current.as_deref(), Some(next.encode_to_vec()))
+                .map_err(backend)?;
+            if swapped.is_ok() {
+                self.durable().await?;
+                return Ok(Ok(next));
+            }
         }
-        Ok(outcome)
+        Err(StoreError::Contention { key: id.to_owned() })
     }
 
     async fn delete<E, F>(&self, id: &str, check: F) -> Result<Result<bool, E>, StoreError>
@@ -256,30 +353,31 @@ impl ProductStore for SledStore {
         E: Send,
         F: Fn(&Product) -> Result<(), E> + Send + Sync,
     {
-        let outcome = self
-            .products
-            .transaction(|products| {
-                let Some(bytes) = products.get(id.as_bytes())? else {
-                    return Ok(Ok(false));
-                };
-                let current = decode_product(id.as_bytes(), &bytes).map_err(ConflictableTransactionError::Abort)?;
-                match check(&current) {
-                    Ok(()) => {
-                        products.remove(id.as_bytes())?;
-                        Ok(Ok(true))
-                    }
-                    Err(refusal) => Ok(Err(refusal)),
-                }
-            })
-            .map_err(from_tx)?;
-        if matches!(outcome, Ok(true)) {
-            self.durable().await?;
+        self.ensure_writable()?;
+        let key = id.as_bytes();
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Some(current) = self.products.get(key).map_err(backend)? else {
+                self.durable().await?;
+                return Ok(Ok(false));
+            };
+            if let Err(refusal) = check(&decode_product(key, &current)?) {
+                self.durable().await?;
+                return Ok(Err(refusal));
+            }
+            let swapped = self
+                .products
+                .compare_and_swap(key, Some(current), None as Option<&[u8]>)
+                .map_err(backend)?;
+            if swapped.is_ok() {
+                self.durable().await?;
+                return Ok(Ok(true));
+            }
         }
-        Ok(outcome)
+        Err(StoreError::Contention { key: id.to_owned() })
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await.map(|_| ()).map_err(backend)
+        self.durable().await
     }
 }
 
@@ -369,6 +467,63 @@ mod tests {
             ));
         }
         assert_eq!(open(dir.path()).get("a").unwrap(), Some(product("a")));
+    }
+
+    #[tokio::test]
+    async fn a_retry_finishes_a_create_interrupted_between_its_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let mut first = product("a");
+        first.uid = "u1".into();
+        // What a crash after the first of the create's writes leaves behind.
+        let pending = StoredRequest {
+            fingerprint: vec![7],
+            product: Some(first.clone()),
+            completed: false,
+        };
+        store.requests.insert("r1", pending.encode_to_vec()).unwrap();
+        let record = RequestRecord {
+            request_id: "r1".into(),
+            fingerprint: vec![7],
+            product: first.clone(),
+        };
+        let outcome = store.insert("a", &first, Some(&record)).await.unwrap();
+        assert_eq!(outcome, InsertOutcome::Replayed(Box::new(record.clone())));
+        assert_eq!(store.get("a").unwrap(), Some(first.clone()));
+        // Deleting it later does not bring it back on another retry.
+        store.delete("a", |_| Ok::<(), ()>(())).await.unwrap().unwrap();
+        store.insert("a", &first, Some(&record)).await.unwrap();
+        assert_eq!(store.get("a").unwrap(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_read_modify_writes_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(open(dir.path()));
+        store.insert("n", &product("n"), None).await.unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for _ in 0..25 {
+                        store
+                            .update("n", |p| {
+                                let mut p = p.unwrap();
+                                let n: u32 = p.description.parse().unwrap_or(0);
+                                p.description = (n + 1).to_string();
+                                Ok::<_, ()>(p)
+                            })
+                            .await
+                            .unwrap()
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(store.get("n").unwrap().unwrap().description, "200");
     }
 
     #[tokio::test]

@@ -58,6 +58,10 @@ pub fn to_status(error: &CatalogError) -> Status {
             (Code::FailedPrecondition, "VENDOR_UNSUPPORTED_CHANGE")
         }
         CatalogError::Storage(StoreError::Corrupt { .. }) => (Code::DataLoss, "STORAGE_CORRUPT"),
+        // The write may or may not have reached the disk: neither "retry" nor "failed".
+        CatalogError::Storage(StoreError::Durability(_)) => (Code::Internal, "STORAGE_WRITE_UNCERTAIN"),
+        CatalogError::Storage(StoreError::ReadOnly(_)) => (Code::Unavailable, "STORAGE_READ_ONLY"),
+        CatalogError::Storage(StoreError::Contention { .. }) => (Code::Aborted, "CONTENTION"),
         CatalogError::Storage(_) => (Code::Unavailable, "STORAGE_UNAVAILABLE"),
     };
     details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
