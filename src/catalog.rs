@@ -182,7 +182,8 @@ impl<S: ProductStore> Catalog<S> {
                 let id = id_of(Some(&product)).to_owned();
                 if filter.matches(&product) {
                     let size = product.encoded_len();
-                    let full = products.len() == page_size || (!products.is_empty() && page_bytes + size > MAX_PAGE_BYTES);
+                    let full =
+                        products.len() == page_size || (!products.is_empty() && page_bytes + size > MAX_PAGE_BYTES);
                     if full {
                         let token = page_token::encode(id_of(products.last()), &request.filter);
                         return Ok(page(products, token));

@@ -98,7 +98,7 @@ fn main() -> ExitCode {
     match runtime.block_on(serve(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
+            // One line, for people and for scripts alike.
             eprintln!("producthub: {e}");
             ExitCode::FAILURE
         }

@@ -565,6 +565,11 @@ async fn oversize_requests_get_resource_exhausted() {
     big.description = "x".repeat(4096);
     let status = client.create_product(create("big", big)).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("too large"), "{}", status.message());
+    assert_eq!(
+        status.get_error_details().error_info().unwrap().reason,
+        "MESSAGE_TOO_LARGE"
+    );
     // The server is still fine afterwards.
     client.create_product(create("small", sensor("Small"))).await.unwrap();
 }

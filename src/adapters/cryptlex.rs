@@ -11,10 +11,10 @@ use super::json::{from_rfc3339, from_struct, to_rfc3339, to_struct};
 use super::mapping::FieldMapping;
 use super::{
     Adapter, AdapterError, Method, Vendor, VendorError, VendorPage, VendorRequest, VendorResponse, VendorSettings,
-    bad_json, kind_from_http_status, non_empty, object, parse_retry_after, truncated_text, unreadable,
+    bad_json, check_vendor_rules, kind_from_http_status, non_empty, object, parse_retry_after, truncated_text,
+    unreadable,
 };
 use crate::domain::field_mask::UpdateMask;
-use crate::domain::validation::{Profile, vendor_violations};
 use crate::pb::{LicensingMetadata, LicensingProfile, Product};
 
 pub struct Cryptlex;
@@ -210,18 +210,6 @@ fn trial_policy(licensing: &LicensingProfile) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn check(product: &Product) -> Result<(), AdapterError> {
-    let violations = vendor_violations(product, Profile::Licensing);
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(AdapterError::Invalid {
-            vendor: VENDOR,
-            violations,
-        })
-    }
-}
-
 fn description(product: &Product, path: &str) -> Result<Value, AdapterError> {
     non_empty(&product.description)
         .map(Value::from)
@@ -333,7 +321,7 @@ impl Adapter for Cryptlex {
 
     fn create(&self, product: &Product, _settings: &VendorSettings) -> Result<VendorRequest, AdapterError> {
         let l = licensing(product)?;
-        check(product)?;
+        check_vendor_rules(VENDOR, product)?;
         let mut body = Map::new();
         body.insert("name".into(), cryptlex_name(product, l).into());
         body.insert("displayName".into(), product.display_name.clone().into());
@@ -417,7 +405,7 @@ impl Adapter for Cryptlex {
         if body.is_empty() {
             return Ok(None);
         }
-        check(product)?;
+        check_vendor_rules(VENDOR, product)?;
         Ok(Some(VendorRequest {
             method: Method::Patch,
             path: product_path(product)?,

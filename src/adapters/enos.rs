@@ -14,10 +14,10 @@ use super::json::{from_epoch_millis, from_struct, to_epoch_millis, to_struct};
 use super::mapping::FieldMapping;
 use super::{
     Adapter, AdapterError, Method, Vendor, VendorError, VendorErrorKind, VendorPage, VendorRequest, VendorResponse,
-    VendorSettings, bad_json, kind_from_http_status, non_empty, object, parse_retry_after, truncated_text, unreadable,
+    VendorSettings, bad_json, check_vendor_rules, kind_from_http_status, non_empty, object, parse_retry_after,
+    truncated_text, unreadable,
 };
 use crate::domain::field_mask::UpdateMask;
-use crate::domain::validation::{Profile, vendor_violations};
 use crate::pb::{IotDataFormat, IotProductType, IotProfile, Product};
 
 pub struct Enos;
@@ -217,18 +217,6 @@ fn product_name(product: &Product) -> Value {
         "defaultValue": product.display_name,
         "i18nValue": product.localized_display_names,
     })
-}
-
-fn check(product: &Product) -> Result<(), AdapterError> {
-    let violations = vendor_violations(product, Profile::Iot);
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(AdapterError::Invalid {
-            vendor: VENDOR,
-            violations,
-        })
-    }
 }
 
 /// Which UpdateProduct body fields a mask calls for.
@@ -488,7 +476,7 @@ impl Adapter for Enos {
 
     fn create(&self, product: &Product, settings: &VendorSettings) -> Result<VendorRequest, AdapterError> {
         let iot = iot(product)?;
-        check(product)?;
+        check_vendor_rules(VENDOR, product)?;
         let org = org_id(product, settings)?;
         let mut body = Map::new();
         body.insert("productName".into(), product_name(product));
@@ -527,7 +515,7 @@ impl Adapter for Enos {
             return Ok(None);
         }
         let iot = iot(product)?;
-        check(product)?;
+        check_vendor_rules(VENDOR, product)?;
         let key = product_key(product)?;
         let org = org_id(product, settings)?;
         // v2.1 requires productName and biDirectionalAuth in every update.

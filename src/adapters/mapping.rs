@@ -124,7 +124,11 @@ mod tests {
     fn canonical_paths_exist() {
         for vendor in Vendor::ALL {
             for row in table(vendor) {
-                assert!(resolves(row.canonical), "{vendor}: {} is not a Product field", row.canonical);
+                assert!(
+                    resolves(row.canonical),
+                    "{vendor}: {} is not a Product field",
+                    row.canonical
+                );
             }
         }
         assert!(!resolves("iot.nope"));

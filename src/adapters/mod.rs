@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use crate::domain::FieldViolation;
 use crate::domain::field_mask::UpdateMask;
+use crate::domain::validation::{Profile, vendor_violations};
 use crate::pb::Product;
 
 /// A vendor producthub speaks to.
@@ -300,6 +301,21 @@ pub fn touched_vendors(before: &Product, after: &Product, mask: &UpdateMask) -> 
 }
 
 // ---- helpers shared by the vendor modules --------------------------------
+
+/// The vendor's documented constraints, checked before any request is built.
+fn check_vendor_rules(vendor: Vendor, product: &Product) -> Result<(), AdapterError> {
+    let profile = match vendor {
+        Vendor::Enos => Profile::Iot,
+        Vendor::Cryptlex => Profile::Licensing,
+        Vendor::Revenium => Profile::Monetization,
+    };
+    let violations = vendor_violations(product, profile);
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(AdapterError::Invalid { vendor, violations })
+    }
+}
 
 /// The HTTP-status part of error classification, common to the three APIs.
 fn kind_from_http_status(status: u16) -> VendorErrorKind {

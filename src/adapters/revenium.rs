@@ -14,10 +14,10 @@ use super::json::{from_struct, number, to_struct};
 use super::mapping::FieldMapping;
 use super::{
     Adapter, AdapterError, Method, Vendor, VendorError, VendorPage, VendorRequest, VendorResponse, VendorSettings,
-    bad_json, kind_from_http_status, non_empty, object, parse_retry_after, truncated_text, unreadable,
+    bad_json, check_vendor_rules, kind_from_http_status, non_empty, object, parse_retry_after, truncated_text,
+    unreadable,
 };
 use crate::domain::field_mask::UpdateMask;
-use crate::domain::validation::{Profile, vendor_violations};
 use crate::pb::{
     AggregationType, BillingPeriod, MonetizationProfile, PaymentSource, Plan, PlanElement, PlanType, PriceTier,
     Product, RatingAggregation, TrialPeriod,
@@ -604,30 +604,6 @@ fn owner_id(m: &MonetizationProfile, settings: &VendorSettings) -> Result<String
         })
 }
 
-fn check(product: &Product) -> Result<(), AdapterError> {
-    let mut violations = vendor_violations(product, Profile::Monetization);
-    if product.version.is_empty() {
-        violations.push(crate::domain::FieldViolation::new(
-            "product.version",
-            "is required by Revenium (MAJOR.MINOR.PATCH, e.g. 1.0.0)",
-        ));
-    }
-    if product.monetization.as_ref().is_some_and(|m| m.plan.is_none()) {
-        violations.push(crate::domain::FieldViolation::new(
-            "product.monetization.plan",
-            "is required by Revenium",
-        ));
-    }
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(AdapterError::Invalid {
-            vendor: VENDOR,
-            violations,
-        })
-    }
-}
-
 /// A request body: `base` (the vendor's product object), references made flat,
 /// our modelled fields and ids laid over it.
 fn request_body(
@@ -790,7 +766,7 @@ impl Adapter for Revenium {
 
     fn create(&self, product: &Product, settings: &VendorSettings) -> Result<VendorRequest, AdapterError> {
         let m = monetization(product)?;
-        check(product)?;
+        check_vendor_rules(VENDOR, product)?;
         let team = team_id(m, settings)?;
         let body = request_body(product, m, from_struct(m.vendor_fields.as_ref()), settings)?;
         Ok(VendorRequest {
@@ -819,7 +795,7 @@ impl Adapter for Revenium {
             return Ok(None);
         }
         let m = monetization(product)?;
-        check(product)?;
+        check_vendor_rules(VENDOR, product)?;
         let base = match last_known {
             Some(value) => object(VENDOR, value)?,
             None => match self.export(product)? {

@@ -383,7 +383,9 @@ fn sets_value(patch: Option<&DynamicMessage>, steps: &[Step]) -> bool {
     }
     match &steps[1..] {
         [] => true,
-        [Step::Key(key)] => keyed_entries(&patch.get_field(field)).is_some_and(|m| m.contains_key(&MapKey::String(key.clone()))),
+        [Step::Key(key)] => {
+            keyed_entries(&patch.get_field(field)).is_some_and(|m| m.contains_key(&MapKey::String(key.clone())))
+        }
         rest => match patch.get_field(field).as_ref() {
             Value::Message(sub) => sets_value(Some(sub), rest),
             _ => false,
@@ -453,8 +455,12 @@ fn restore_list_items(field: &FieldDescriptor, stored: &DynamicMessage, merged: 
     let Kind::Message(item_type) = field.kind() else { return };
     let key_field = item_type.get_field_by_name("key");
     let stored_value = stored.get_field(field);
-    let Value::List(stored_items) = stored_value.as_ref() else { return };
-    let Value::List(merged_items) = merged.get_field_mut(field) else { return };
+    let Value::List(stored_items) = stored_value.as_ref() else {
+        return;
+    };
+    let Value::List(merged_items) = merged.get_field_mut(field) else {
+        return;
+    };
     for (index, item) in merged_items.iter_mut().enumerate() {
         let Value::Message(merged_item) = item else { continue };
         let counterpart = match &key_field {

@@ -350,6 +350,23 @@ fn check_revenium(p: &Product, out: &mut Vec<FieldViolation>) {
         WHOSE,
     );
     let Some(m) = &p.monetization else { return };
+    if p.version.is_empty() {
+        out.push(FieldViolation::new(
+            "product.version",
+            format!("is required{WHOSE} (MAJOR.MINOR.PATCH, e.g. 1.0.0)"),
+        ));
+    }
+    match &m.plan {
+        None => out.push(FieldViolation::new(
+            "product.monetization.plan",
+            format!("is required{WHOSE}"),
+        )),
+        Some(plan) if plan.tiers.is_empty() => out.push(FieldViolation::new(
+            "product.monetization.plan.tiers",
+            format!("must hold at least one tier{WHOSE}"),
+        )),
+        Some(_) => {}
+    }
     for (i, address) in m.notification_addresses_on_invoice.iter().enumerate() {
         if !looks_like_email(address) {
             out.push(FieldViolation::new(
@@ -550,6 +567,146 @@ mod tests {
         p.labels.insert("Env".into(), "x".into());
         p.labels.insert("team".into(), "t".repeat(64));
         assert_eq!(fields(&p), ["product.labels[\"Env\"]", "product.labels[\"team\"]"]);
+    }
+
+    mod properties {
+        use super::*;
+        use crate::pb::{MonetizationProfile, Plan, PriceTier};
+        use proptest::collection::{btree_map, vec};
+        use proptest::prelude::*;
+
+        fn any_product() -> impl Strategy<Value = Product> {
+            (
+                (".{0,80}", ".{0,600}", ".{0,12}", btree_map(".{0,70}", ".{0,70}", 0..4)),
+                proptest::option::of((".{0,10}", -2..5i32, -2..5i32, btree_map(".{0,60}", ".{0,210}", 0..4))),
+                proptest::option::of((".{0,300}", vec((".{0,300}", ".{0,20}"), 0..3))),
+                proptest::option::of((".{0,5}", vec(".{0,30}", 0..3))),
+            )
+                .prop_map(
+                    |((display_name, description, version, labels), iot, licensing, monetization)| Product {
+                        display_name,
+                        description,
+                        version,
+                        labels,
+                        iot: iot.map(|(model_id, product_type, data_format, tags)| IotProfile {
+                            model_id,
+                            product_type,
+                            data_format,
+                            tags,
+                            ..Default::default()
+                        }),
+                        licensing: licensing.map(|(template, metadata)| LicensingProfile {
+                            license_template_id: template,
+                            metadata: metadata
+                                .into_iter()
+                                .map(|(key, value)| LicensingMetadata {
+                                    key,
+                                    value,
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            ..Default::default()
+                        }),
+                        monetization: monetization.map(|(currency, addresses)| MonetizationProfile {
+                            notification_addresses_on_invoice: addresses,
+                            plan: Some(Plan {
+                                currency,
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )
+        }
+
+        fn valid_product() -> impl Strategy<Value = Product> {
+            (
+                "[A-Za-z][A-Za-z0-9 _-]{0,40}[A-Za-z0-9]",
+                "[a-zA-Z0-9 .,:()!?-]{0,100}",
+                (0u32..100, 0u32..100, 0u32..100),
+                btree_map("[a-z][a-z0-9_-]{0,20}", "[a-z0-9]{0,20}", 0..4),
+                btree_map(
+                    "[A-Za-z0-9_/-]{1,50}",
+                    "[A-Za-z0-9]([A-Za-z0-9 ]{0,50}[A-Za-z0-9])?",
+                    0..5,
+                ),
+                vec(("[a-z]{1,256}", ".{0,100}"), 0..3),
+            )
+                .prop_map(
+                    |(display_name, description, (major, minor, patch), labels, tags, metadata)| Product {
+                        display_name,
+                        description,
+                        version: format!("{major}.{minor}.{patch}"),
+                        labels,
+                        iot: Some(IotProfile {
+                            model_id: "m".into(),
+                            product_type: IotProductType::Gateway as i32,
+                            data_format: IotDataFormat::Custom as i32,
+                            tags,
+                            ..Default::default()
+                        }),
+                        licensing: Some(LicensingProfile {
+                            license_template_id: "lt".into(),
+                            metadata: metadata
+                                .into_iter()
+                                .map(|(key, value)| LicensingMetadata {
+                                    key,
+                                    value,
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            ..Default::default()
+                        }),
+                        monetization: Some(MonetizationProfile {
+                            plan: Some(Plan {
+                                currency: "EUR".into(),
+                                tiers: vec![PriceTier::default()],
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )
+        }
+
+        proptest! {
+            #[test]
+            fn every_violation_names_a_product_field(product in any_product()) {
+                for violation in validate(&product) {
+                    prop_assert!(violation.field.starts_with("product."), "{}", violation);
+                    prop_assert!(!violation.description.is_empty());
+                }
+            }
+
+            #[test]
+            fn products_within_every_vendor_limit_are_accepted(product in valid_product()) {
+                let violations = validate(&product);
+                prop_assert!(violations.is_empty(), "{:?}", violations);
+            }
+
+            #[test]
+            fn enos_forbidden_characters_are_always_caught(
+                before in "[a-z]{0,10}",
+                bad in proptest::sample::select(ENOS_NAME_FORBIDDEN.to_vec()),
+                after in "[a-z]{0,10}",
+            ) {
+                let mut product = Product {
+                    display_name: format!("{before}{bad}{after}"),
+                    ..Default::default()
+                };
+                prop_assert!(validate(&product).is_empty(), "only EnOS forbids these");
+                product.iot = Some(IotProfile {
+                    model_id: "m".into(),
+                    product_type: IotProductType::Device as i32,
+                    data_format: IotDataFormat::Json as i32,
+                    ..Default::default()
+                });
+                let fields: Vec<String> = validate(&product).into_iter().map(|v| v.field).collect();
+                prop_assert_eq!(fields, vec!["product.display_name".to_string()]);
+            }
+        }
     }
 
     #[test]

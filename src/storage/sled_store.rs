@@ -79,7 +79,9 @@ struct SledDurability {
 impl Flush for SledDurability {
     fn flush(&self) -> Result<(), String> {
         self.db.flush().map_err(|e| e.to_string())?;
-        self.log.sync_data().map_err(|e| format!("fdatasync of the sled log failed: {e}"))
+        self.log
+            .sync_data()
+            .map_err(|e| format!("fdatasync of the sled log failed: {e}"))
     }
 }
 
@@ -185,7 +187,13 @@ impl SledStore {
                     self.requests.remove(key).map_err(backend)?;
                     return Ok(InsertOutcome::IdTaken);
                 }
-                self.put_request(key, StoredRequest { completed: true, ..stored.clone() })?;
+                self.put_request(
+                    key,
+                    StoredRequest {
+                        completed: true,
+                        ..stored.clone()
+                    },
+                )?;
             }
             return Ok(InsertOutcome::Replayed(Box::new(RequestRecord {
                 request_id: record.request_id.clone(),
@@ -200,7 +208,13 @@ impl SledStore {
         };
         self.put_request(key, pending.clone())?;
         if self.insert_new(id, product)? {
-            self.put_request(key, StoredRequest { completed: true, ..pending })?;
+            self.put_request(
+                key,
+                StoredRequest {
+                    completed: true,
+                    ..pending
+                },
+            )?;
             Ok(InsertOutcome::Inserted)
         } else {
             self.requests.remove(key).map_err(backend)?;
@@ -218,7 +232,10 @@ impl SledStore {
     }
 
     fn put_request(&self, key: &[u8], record: StoredRequest) -> Result<(), StoreError> {
-        self.requests.insert(key, record.encode_to_vec()).map(|_| ()).map_err(backend)
+        self.requests
+            .insert(key, record.encode_to_vec())
+            .map(|_| ())
+            .map_err(backend)
     }
 
     /// Stores the product if the id is free; false if it is taken.

@@ -14,9 +14,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use std::collections::HashMap;
+
 use http::HeaderValue;
-use tonic::Code;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 use tower::{Layer, Service};
+
+use super::status::ERROR_DOMAIN;
 
 const TOO_LARGE_MESSAGE: &str = "message length too large";
 
@@ -94,7 +99,15 @@ fn normalize_status(headers: &mut http::HeaderMap) -> Code {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|m| m.contains(TOO_LARGE_MESSAGE) || m.contains("message%20length%20too%20large"));
     if too_large {
-        headers.insert("grpc-status", HeaderValue::from(Code::ResourceExhausted as i32));
+        let message = Status::from_header_map(headers)
+            .map(|original| original.message().to_owned())
+            .unwrap_or_default();
+        let mut details = ErrorDetails::new();
+        details.set_error_info("MESSAGE_TOO_LARGE", ERROR_DOMAIN, HashMap::new());
+        let status = Status::with_error_details(Code::ResourceExhausted, message, details);
+        if status.add_header(headers).is_err() {
+            headers.insert("grpc-status", HeaderValue::from(Code::ResourceExhausted as i32));
+        }
         return Code::ResourceExhausted;
     }
     code

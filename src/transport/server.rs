@@ -89,8 +89,16 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
     let shutdown_requested = Arc::new(Notify::new());
     let signal = {
         let requested = shutdown_requested.clone();
+        let health = health.clone();
         async move {
             shutdown.await;
+            // Load balancers stop sending new calls while the old ones finish.
+            health
+                .set_not_serving::<ProductServiceServer<ProductApi<SledStore>>>()
+                .await;
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
             requested.notify_one();
         }
     };

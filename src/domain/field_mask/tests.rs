@@ -591,7 +591,11 @@ fn implied_masks_skip_empty_profiles() {
         ..Default::default()
     };
     let merged = merge(&stored(), &patch, &UpdateMask::implied_by(&patch)).unwrap();
-    assert_eq!(merged.iot, stored().iot, "an empty iot in a maskless update keeps the stored profile");
+    assert_eq!(
+        merged.iot,
+        stored().iot,
+        "an empty iot in a maskless update keeps the stored profile"
+    );
 }
 
 #[test]
@@ -643,7 +647,13 @@ fn vendor_ids_in_list_items_follow_their_item() {
         ..Default::default()
     };
     let merged = merge(&with_metadata, &patch, &mask(&["licensing.metadata"])).unwrap();
-    let ids: Vec<_> = merged.licensing.unwrap().metadata.into_iter().map(|m| (m.key, m.value, m.id)).collect();
+    let ids: Vec<_> = merged
+        .licensing
+        .unwrap()
+        .metadata
+        .into_iter()
+        .map(|m| (m.key, m.value, m.id))
+        .collect();
     assert_eq!(
         ids,
         [
