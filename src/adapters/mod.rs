@@ -395,3 +395,184 @@ fn unreadable(vendor: Vendor, response: VendorResponse<'_>, why: String) -> Vend
 fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Generators shared by the adapters' property tests.
+
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    /// Any JSON value a vendor might send in a field we do not model. Numbers are
+    /// integers or fractions (a whole number written as `1.0` comes back as `1`).
+    pub fn unknown_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i32>().prop_map(Value::from),
+            (-1000i32..1000).prop_map(|n| Value::from(f64::from(n) + 0.25)),
+            "[a-zA-Z0-9 ]{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z]{1,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Fields no vendor documents (`x_` keeps them clear of real names).
+    pub fn unknown_fields() -> impl Strategy<Value = Map<String, Value>> {
+        proptest::collection::btree_map("x_[a-z]{1,8}", unknown_value(), 0..4).prop_map(|m| m.into_iter().collect())
+    }
+
+    /// Any JSON at all, for the never-panic properties.
+    pub fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+                .map(Value::Number)
+                .unwrap_or(Value::Null)),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        "[a-zA-Z]{1,24}".boxed(),
+                        proptest::sample::select(KNOWN_NAMES.to_vec())
+                            .prop_map(String::from)
+                            .boxed(),
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Documented field names, so arbitrary JSON hits the typed paths too.
+    const KNOWN_NAMES: &[&str] = &[
+        "productName",
+        "productKey",
+        "productTags",
+        "modelId",
+        "productType",
+        "dataFormat",
+        "biDirectionalAuth",
+        "dynamicActiveEnabled",
+        "createTime",
+        "defaultValidDay",
+        "i18nValue",
+        "defaultValue",
+        "code",
+        "data",
+        "id",
+        "name",
+        "displayName",
+        "metadata",
+        "key",
+        "value",
+        "visible",
+        "viewPermissions",
+        "createdAt",
+        "trialPolicyId",
+        "totalLicenses",
+        "team",
+        "owner",
+        "plan",
+        "tiers",
+        "upTo",
+        "type",
+        "period",
+        "elements",
+        "ratingAggregations",
+        "paymentSource",
+        "published",
+        "tags",
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::{IotProfile, LicensingProfile, MonetizationProfile};
+
+    fn mask(paths: &[&str]) -> UpdateMask {
+        UpdateMask::parse(&paths.iter().map(|p| p.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    fn all_profiles() -> Product {
+        Product {
+            iot: Some(IotProfile::default()),
+            licensing: Some(LicensingProfile::default()),
+            monetization: Some(MonetizationProfile::default()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn masks_touch_the_vendors_whose_fields_they_name() {
+        let p = all_profiles();
+        let touched = |paths: &[&str]| touched_vendors(&p, &p, &mask(paths)).into_iter().collect::<Vec<_>>();
+        assert_eq!(touched(&["licensing.trial_policy_id"]), [Vendor::Cryptlex]);
+        assert_eq!(touched(&["display_name"]), Vendor::ALL);
+        assert_eq!(touched(&["localized_display_names"]), [Vendor::Enos]);
+        assert_eq!(touched(&["version"]), [Vendor::Revenium]);
+        assert_eq!(touched(&["labels.env"]), []);
+        assert_eq!(touched(&["uid", "create_time"]), [], "output-only paths touch nothing");
+        assert_eq!(touched(&["*"]), Vendor::ALL);
+    }
+
+    #[test]
+    fn only_vendors_with_a_profile_are_touched() {
+        let before = Product {
+            iot: Some(IotProfile::default()),
+            ..Default::default()
+        };
+        let after = Product::default();
+        // Removing the iot profile touches EnOS (the product must go there).
+        assert_eq!(
+            touched_vendors(&before, &after, &mask(&["iot"]))
+                .into_iter()
+                .collect::<Vec<_>>(),
+            [Vendor::Enos]
+        );
+        assert!(touched_vendors(&after, &after, &mask(&["display_name"])).is_empty());
+    }
+
+    #[test]
+    fn query_strings_are_encoded() {
+        let request = VendorRequest {
+            method: Method::Get,
+            path: "/p".into(),
+            query: vec![("orgId", "o 1&x".into()), ("productKey", "k".into())],
+            body: None,
+        };
+        assert_eq!(request.path_and_query(), "/p?orgId=o%201%26x&productKey=k");
+        assert_eq!(request.body_text(), "");
+    }
+
+    #[test]
+    fn retryable_kinds() {
+        let error = |kind| VendorError {
+            vendor: Vendor::Enos,
+            kind,
+            http_status: None,
+            code: None,
+            message: String::new(),
+            retry_after: None,
+        };
+        assert!(error(VendorErrorKind::RateLimited).is_retryable());
+        assert!(error(VendorErrorKind::Unavailable).is_retryable());
+        assert!(error(VendorErrorKind::TokenExpired).is_retryable());
+        assert!(!error(VendorErrorKind::InvalidArgument).is_retryable());
+        assert!(!error(VendorErrorKind::FailedPrecondition).is_retryable());
+        assert!(!error(VendorErrorKind::Unknown).is_retryable());
+    }
+}
