@@ -561,10 +561,10 @@ fn flatten_references(body: &mut Map<String, Value>) {
         ("organization", "organizationId"),
         ("product", "productId"),
     ] {
-        if let Some(reference) = body.remove(nested) {
-            if let Some(id) = reference.get("id").filter(|id| !id.is_null()) {
-                body.entry(flat.to_string()).or_insert_with(|| id.clone());
-            }
+        if let Some(reference) = body.remove(nested)
+            && let Some(id) = reference.get("id").filter(|id| !id.is_null())
+        {
+            body.entry(flat.to_string()).or_insert_with(|| id.clone());
         }
     }
     for (nested, flat) in [("organizations", "organizationIds"), ("teams", "teamIds")] {
