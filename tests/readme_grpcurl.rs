@@ -58,6 +58,8 @@ async fn the_readme_session_works_verbatim() {
         "GetProduct",
         "ListProducts",
         "DeleteProduct",
+        "ImportVendorProduct",
+        "RenderVendorCall",
     ] {
         assert!(commands.iter().any(|c| c.contains(verb)), "the session shows {verb}");
     }
@@ -100,6 +102,8 @@ async fn the_readme_session_works_verbatim() {
     assert!(output_of("UpdateProduct").contains("Thermostat with Wi-Fi"));
     assert!(output_of("GetProduct").contains("演示传感器"));
     assert!(output_of("ListProducts").contains("products/demo-sensor"));
+    assert!(output_of("ImportVendorProduct").contains("2zp6A70r"));
+    assert!(output_of("RenderVendorCall").contains("productKey=2zp6A70r"));
 
     let mut client = server.client().await;
     let gone = client
