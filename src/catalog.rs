@@ -37,7 +37,7 @@ pub const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
 /// Why a catalog operation did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("invalid request: {}", join(.0))]
+    #[error("invalid request: {}", crate::domain::join_violations(.0))]
     InvalidArgument(Vec<FieldViolation>),
     #[error("{name} does not exist")]
     NotFound { name: String },
@@ -49,14 +49,6 @@ pub enum CatalogError {
     Vendor(#[from] AdapterError),
     #[error(transparent)]
     Storage(#[from] StoreError),
-}
-
-fn join(violations: &[FieldViolation]) -> String {
-    violations
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 impl CatalogError {
@@ -89,14 +81,7 @@ impl<S: ProductStore> Catalog<S> {
 
     pub async fn create(&self, request: CreateProductRequest) -> Result<Product, CatalogError> {
         let mut violations = Vec::new();
-        let id = if request.product_id.is_empty() {
-            generate_product_id()
-        } else {
-            if let Err(why) = check_product_id(&request.product_id) {
-                violations.push(FieldViolation::new("product_id", why));
-            }
-            request.product_id.clone()
-        };
+        let id = requested_or_new_id(&request.product_id, &mut violations);
         if !request.request_id.is_empty() && uuid::Uuid::parse_str(&request.request_id).is_err() {
             violations.push(FieldViolation::new(
                 "request_id",
@@ -340,14 +325,7 @@ impl<S: ProductStore> Catalog<S> {
     pub async fn import_vendor_product(&self, request: ImportVendorProductRequest) -> Result<Product, CatalogError> {
         let mut violations = Vec::new();
         let vendor = vendor_from_request(request.vendor, &mut violations);
-        let id = if request.product_id.is_empty() {
-            generate_product_id()
-        } else {
-            if let Err(why) = check_product_id(&request.product_id) {
-                violations.push(FieldViolation::new("product_id", why));
-            }
-            request.product_id.clone()
-        };
+        let id = requested_or_new_id(&request.product_id, &mut violations);
         let json = serde_json::from_str::<serde_json::Value>(&request.json)
             .map_err(|e| violations.push(FieldViolation::new("json", format!("is not JSON: {e}"))))
             .ok();
@@ -374,6 +352,17 @@ impl<S: ProductStore> Catalog<S> {
             _ => Err(CatalogError::AlreadyExists { name: product.name }),
         }
     }
+}
+
+/// The id a create asked for (checked against AIP-122), or a fresh one.
+fn requested_or_new_id(requested: &str, violations: &mut Vec<FieldViolation>) -> String {
+    if requested.is_empty() {
+        return generate_product_id();
+    }
+    if let Err(why) = check_product_id(requested) {
+        violations.push(FieldViolation::new("product_id", why));
+    }
+    requested.to_owned()
 }
 
 fn vendor_from_request(value: i32, violations: &mut Vec<FieldViolation>) -> Option<Vendor> {

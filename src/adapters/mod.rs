@@ -136,7 +136,7 @@ pub struct VendorSettings {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AdapterError {
     /// The product breaks the vendor's documented constraints.
-    #[error("{vendor} would refuse this product: {}", join(.violations))]
+    #[error("{vendor} would refuse this product: {}", crate::domain::join_violations(.violations))]
     Invalid {
         vendor: Vendor,
         violations: Vec<FieldViolation>,
@@ -154,14 +154,6 @@ pub enum AdapterError {
     /// The vendor's JSON is not what its API documents.
     #[error("invalid {vendor} product JSON: {reason}")]
     BadJson { vendor: Vendor, reason: String },
-}
-
-fn join(violations: &[FieldViolation]) -> String {
-    violations
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// What kind of failure a vendor reported, independent of its wire format.
@@ -290,13 +282,7 @@ pub fn touched_vendors(before: &Product, after: &Product, mask: &UpdateMask) -> 
     Vendor::ALL
         .into_iter()
         .filter(|v| v.has_profile(before) || v.has_profile(after))
-        .filter(|v| match mask {
-            UpdateMask::Full => true,
-            UpdateMask::Paths(_) => mask
-                .effective_paths()
-                .filter_map(|p| p.field_names().next())
-                .any(|top| adapter(*v).concerns(top)),
-        })
+        .filter(|v| mask_concerns(adapter(*v), mask))
         .collect()
 }
 
@@ -380,6 +366,38 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
+/// Whether a mask names anything of this adapter's vendor.
+fn mask_concerns(adapter: &dyn Adapter, mask: &UpdateMask) -> bool {
+    match mask {
+        UpdateMask::Full => true,
+        UpdateMask::Paths(_) => mask
+            .effective_paths()
+            .filter_map(|p| p.field_names().next())
+            .any(|top| adapter.concerns(top)),
+    }
+}
+
+/// A plain-REST response's product object (Cryptlex, Revenium), or the error.
+fn read_product_object(adapter: &dyn Adapter, response: VendorResponse<'_>) -> Result<Value, VendorError> {
+    if let Some(error) = adapter.read_error(response) {
+        return Err(error);
+    }
+    match serde_json::from_slice::<Value>(response.body) {
+        Ok(product @ Value::Object(_)) => Ok(product),
+        Ok(_) => Err(unreadable(adapter.vendor(), response, "not a product object".into())),
+        Err(e) => Err(unreadable(adapter.vendor(), response, e.to_string())),
+    }
+}
+
+/// The `id` of the product object in a plain-REST create response.
+fn read_object_id(adapter: &dyn Adapter, response: VendorResponse<'_>) -> Result<String, VendorError> {
+    match read_product_object(adapter, response)?.get("id") {
+        Some(Value::String(id)) if !id.is_empty() => Ok(id.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        _ => Err(unreadable(adapter.vendor(), response, "the product has no `id`".into())),
+    }
+}
+
 /// A response body that should be JSON but is not, as a vendor error.
 fn unreadable(vendor: Vendor, response: VendorResponse<'_>, why: String) -> VendorError {
     VendorError {
@@ -456,6 +474,21 @@ pub(crate) mod test_support {
         })
     }
 
+    /// An update mask from paths that are known to be valid.
+    pub fn mask(paths: &[&str]) -> crate::domain::field_mask::UpdateMask {
+        crate::domain::field_mask::UpdateMask::parse(&paths.iter().map(|p| p.to_string()).collect::<Vec<_>>())
+            .expect("test masks are valid")
+    }
+
+    /// A vendor response as the adapters see it.
+    pub fn response<'a>(status: u16, retry_after: Option<&'a str>, body: &'a [u8]) -> super::VendorResponse<'a> {
+        super::VendorResponse {
+            status,
+            retry_after,
+            body,
+        }
+    }
+
     /// Documented field names, so arbitrary JSON hits the typed paths too.
     const KNOWN_NAMES: &[&str] = &[
         "productName",
@@ -500,12 +533,9 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::mask;
     use super::*;
     use crate::pb::{IotProfile, LicensingProfile, MonetizationProfile};
-
-    fn mask(paths: &[&str]) -> UpdateMask {
-        UpdateMask::parse(&paths.iter().map(|p| p.to_string()).collect::<Vec<_>>()).unwrap()
-    }
 
     fn all_profiles() -> Product {
         Product {

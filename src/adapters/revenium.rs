@@ -14,8 +14,8 @@ use super::json::{from_struct, number, to_struct};
 use super::mapping::FieldMapping;
 use super::{
     Adapter, AdapterError, Method, Vendor, VendorError, VendorPage, VendorRequest, VendorResponse, VendorSettings,
-    bad_json, check_vendor_rules, kind_from_http_status, non_empty, object, parse_retry_after, truncated_text,
-    unreadable,
+    bad_json, check_vendor_rules, kind_from_http_status, mask_concerns, non_empty, object, parse_retry_after,
+    read_object_id, read_product_object, truncated_text, unreadable,
 };
 use crate::domain::field_mask::UpdateMask;
 use crate::pb::{
@@ -784,14 +784,7 @@ impl Adapter for Revenium {
         settings: &VendorSettings,
         last_known: Option<&Value>,
     ) -> Result<Option<VendorRequest>, AdapterError> {
-        let touched = match mask {
-            UpdateMask::Full => true,
-            UpdateMask::Paths(_) => mask
-                .effective_paths()
-                .filter_map(|p| p.field_names().next())
-                .any(|top| self.concerns(top)),
-        };
-        if !touched {
+        if !mask_concerns(self, mask) {
             return Ok(None);
         }
         let m = monetization(product)?;
@@ -833,23 +826,11 @@ impl Adapter for Revenium {
     }
 
     fn read_product(&self, response: VendorResponse<'_>) -> Result<Value, VendorError> {
-        if let Some(error) = self.read_error(response) {
-            return Err(error);
-        }
-        match serde_json::from_slice::<Value>(response.body) {
-            Ok(product @ Value::Object(_)) => Ok(product),
-            Ok(_) => Err(unreadable(VENDOR, response, "not a product object".into())),
-            Err(e) => Err(unreadable(VENDOR, response, e.to_string())),
-        }
+        read_product_object(self, response)
     }
 
     fn read_created_id(&self, response: VendorResponse<'_>) -> Result<String, VendorError> {
-        let product = self.read_product(response)?;
-        match product.get("id") {
-            Some(Value::String(id)) if !id.is_empty() => Ok(id.clone()),
-            Some(Value::Number(n)) => Ok(n.to_string()),
-            _ => Err(unreadable(VENDOR, response, "the product has no `id`".into())),
-        }
+        read_object_id(self, response)
     }
 
     fn read_list(&self, response: VendorResponse<'_>) -> Result<VendorPage, VendorError> {

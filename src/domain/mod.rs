@@ -12,4 +12,4 @@ pub mod validation;
 
 mod violation;
 
-pub use violation::FieldViolation;
+pub use violation::{FieldViolation, join as join_violations};

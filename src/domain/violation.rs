@@ -15,6 +15,15 @@ impl FieldViolation {
     }
 }
 
+/// Violations as one line, for error messages.
+pub fn join(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 impl std::fmt::Display for FieldViolation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.field, self.description)

@@ -5,19 +5,7 @@ use serde_json::json;
 
 use super::*;
 use crate::adapters::VendorErrorKind;
-use crate::adapters::test_support::{any_json, unknown_fields};
-
-fn mask(paths: &[&str]) -> UpdateMask {
-    UpdateMask::parse(&paths.iter().map(|p| p.to_string()).collect::<Vec<_>>()).unwrap()
-}
-
-fn response<'a>(status: u16, retry_after: Option<&'a str>, body: &'a [u8]) -> VendorResponse<'a> {
-    VendorResponse {
-        status,
-        retry_after,
-        body,
-    }
-}
+use crate::adapters::test_support::{any_json, mask, response, unknown_fields};
 
 /// The product object of the Cryptlex docs' 200 response (shared/seeds/001).
 fn documented_product() -> Value {

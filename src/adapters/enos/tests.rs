@@ -3,7 +3,7 @@ use serde_json::json;
 
 use super::*;
 use crate::adapters::VendorErrorKind;
-use crate::adapters::test_support::{any_json, unknown_fields};
+use crate::adapters::test_support::{any_json, mask, response, unknown_fields};
 
 fn settings() -> VendorSettings {
     VendorSettings {
@@ -12,20 +12,8 @@ fn settings() -> VendorSettings {
     }
 }
 
-fn mask(paths: &[&str]) -> UpdateMask {
-    UpdateMask::parse(&paths.iter().map(|p| p.to_string()).collect::<Vec<_>>()).unwrap()
-}
-
 fn ok(body: Value) -> Vec<u8> {
     body.to_string().into_bytes()
-}
-
-fn response(status: u16, body: &[u8]) -> VendorResponse<'_> {
-    VendorResponse {
-        status,
-        retry_after: None,
-        body,
-    }
 }
 
 /// The product behind the create sample of the EnOS docs (shared/seeds/002).
@@ -204,7 +192,7 @@ fn reads_a_get_response_with_aliases_nulls_and_times() {
             "defaultValidDay": 730, "maxValidDay": null, "protocolGatewayIds": "gw1"
         }
     }));
-    let json = Enos.read_product(response(200, &body)).unwrap();
+    let json = Enos.read_product(response(200, None, &body)).unwrap();
     let product = Enos.import(&json).unwrap();
     let iot = product.iot.as_ref().unwrap();
     assert_eq!(product.display_name, "Meter");
@@ -317,17 +305,19 @@ fn business_errors_inside_http_200_are_errors() {
     for (body, kind, retryable) in cases {
         let bytes = ok(body.clone());
         let error = Enos
-            .read_error(response(200, &bytes))
+            .read_error(response(200, None, &bytes))
             .unwrap_or_else(|| panic!("{body}"));
         assert_eq!(error.kind, kind, "{body}");
         assert_eq!(error.is_retryable(), retryable, "{body}");
         assert_eq!(error.message, body["msg"].as_str().unwrap());
-        assert!(Enos.read_product(response(200, &bytes)).is_err());
+        assert!(Enos.read_product(response(200, None, &bytes)).is_err());
     }
     let success = ok(json!({"code": 0, "msg": "OK", "requestId": "522d0269", "data": "2zp6A70r"}));
-    assert!(Enos.read_error(response(200, &success)).is_none());
-    assert_eq!(Enos.read_created_id(response(200, &success)).unwrap(), "2zp6A70r");
-    let gateway = Enos.read_error(response(502, b"<html>Bad Gateway</html>")).unwrap();
+    assert!(Enos.read_error(response(200, None, &success)).is_none());
+    assert_eq!(Enos.read_created_id(response(200, None, &success)).unwrap(), "2zp6A70r");
+    let gateway = Enos
+        .read_error(response(502, None, b"<html>Bad Gateway</html>"))
+        .unwrap();
     assert_eq!(gateway.kind, VendorErrorKind::Unavailable);
     assert!(gateway.is_retryable());
 }
@@ -339,7 +329,7 @@ fn reads_search_pages() {
         "data": [{"productKey": "a"}, {"productKey": "b"}],
         "pagination": {"sortedBy": null, "pageNo": 1, "pageSize": 10, "totalSize": 12}
     }));
-    let page = Enos.read_list(response(200, &body)).unwrap();
+    let page = Enos.read_list(response(200, None, &body)).unwrap();
     assert_eq!(page.products.len(), 2);
     assert_eq!(page.total, Some(12));
 }
@@ -417,7 +407,7 @@ proptest! {
         }
         let bytes = value.to_string().into_bytes();
         for status in [200u16, 400, 500] {
-            let r = response(status, &bytes);
+            let r = response(status, None, &bytes);
             let _ = (Enos.read_product(r), Enos.read_list(r), Enos.read_created_id(r), Enos.read_error(r));
         }
     }
@@ -426,8 +416,8 @@ proptest! {
 #[test]
 fn deeply_nested_or_malformed_bodies_do_not_panic() {
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    let error = Enos.read_product(response(200, deep.as_bytes())).unwrap_err();
+    let error = Enos.read_product(response(200, None, deep.as_bytes())).unwrap_err();
     assert_eq!(error.kind, VendorErrorKind::Unknown);
-    assert!(Enos.read_product(response(200, b"\xff\xfe")).is_err());
-    assert!(Enos.read_product(response(200, b"")).is_err());
+    assert!(Enos.read_product(response(200, None, b"\xff\xfe")).is_err());
+    assert!(Enos.read_product(response(200, None, b"")).is_err());
 }

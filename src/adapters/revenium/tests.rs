@@ -5,25 +5,13 @@ use serde_json::json;
 
 use super::*;
 use crate::adapters::VendorErrorKind;
-use crate::adapters::test_support::{any_json, unknown_fields};
+use crate::adapters::test_support::{any_json, mask, response, unknown_fields};
 
 fn settings() -> VendorSettings {
     VendorSettings {
         revenium_team_id: Some("T-config".into()),
         revenium_owner_id: Some("O-config".into()),
         ..Default::default()
-    }
-}
-
-fn mask(paths: &[&str]) -> UpdateMask {
-    UpdateMask::parse(&paths.iter().map(|p| p.to_string()).collect::<Vec<_>>()).unwrap()
-}
-
-fn response<'a>(status: u16, retry_after: Option<&'a str>, body: &'a [u8]) -> VendorResponse<'a> {
-    VendorResponse {
-        status,
-        retry_after,
-        body,
     }
 }
 
