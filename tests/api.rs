@@ -581,11 +581,7 @@ async fn health_reports_serving() {
 
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let channel = tonic::transport::Channel::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
     let mut health = HealthClient::new(channel);
     for service in ["", "producthub.v1.ProductService"] {
         let response = health
@@ -608,11 +604,7 @@ async fn reflection_v1_lists_the_service() {
 
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let channel = tonic::transport::Channel::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
     let mut reflection = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),

@@ -74,6 +74,15 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
+    /// A connected channel, for clients of the other services (health, reflection).
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
     pub async fn client(&self) -> ProductServiceClient<Channel> {
         ProductServiceClient::connect(self.url()).await.expect("connect")
     }
