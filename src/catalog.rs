@@ -5,7 +5,11 @@
 //! store operation, and reports failures as [`CatalogError`], which the transport
 //! maps to gRPC status codes in one place.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::SystemTime;
+
+use tokio::sync::Notify;
 
 use prost::Message;
 
@@ -17,10 +21,11 @@ use crate::domain::validation::validate;
 use crate::domain::{FieldViolation, page_token};
 use crate::pb::{
     self as pb, CreateProductRequest, DeleteProductRequest, GetProductRequest, ImportVendorProductRequest,
-    ListProductsRequest, ListProductsResponse, Product, RenderVendorCallRequest, UpdateProductRequest, VendorCall,
-    VendorOperation,
+    ListProductsRequest, ListProductsResponse, Product, RenderVendorCallRequest, SyncProductRequest,
+    UpdateProductRequest, VendorCall, VendorOperation,
 };
 use crate::storage::{InsertOutcome, ProductStore, RequestRecord, StoreError};
+use crate::sync;
 
 /// Page size used when a ListProducts request asks for none.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
@@ -67,11 +72,21 @@ impl From<FieldViolation> for CatalogError {
 pub struct Catalog<S> {
     store: S,
     vendors: VendorSettings,
+    sync: SyncHooks,
+}
+
+/// What the catalog tells the sync engine.
+#[derive(Debug, Clone, Default)]
+pub struct SyncHooks {
+    /// Vendors configured for delivery; changes for others are marked DISABLED.
+    pub enabled: BTreeSet<Vendor>,
+    /// Woken after every write that may need delivery.
+    pub wake: Arc<Notify>,
 }
 
 impl<S: ProductStore> Catalog<S> {
-    pub fn new(store: S, vendors: VendorSettings) -> Self {
-        Self { store, vendors }
+    pub fn new(store: S, vendors: VendorSettings, sync: SyncHooks) -> Self {
+        Self { store, vendors, sync }
     }
 
     /// The store, for start-up and shutdown work (flushing).
@@ -92,7 +107,7 @@ impl<S: ProductStore> Catalog<S> {
             violations.push(FieldViolation::new("product", "is required"));
             return Err(CatalogError::InvalidArgument(violations));
         };
-        let product = match new_product(submitted, &id) {
+        let product = match new_product(submitted, &id, &self.sync.enabled) {
             Ok(product) if violations.is_empty() => product,
             Ok(_) => return Err(CatalogError::InvalidArgument(violations)),
             Err(mut more) => {
@@ -111,7 +126,9 @@ impl<S: ProductStore> Catalog<S> {
             fingerprint: fingerprint(&request),
             product: product.clone(),
         });
-        match self.store.insert(&id, &product, record.as_ref()).await? {
+        let outcome = self.store.insert(&id, &product, record.as_ref()).await?;
+        self.sync.wake.notify_one();
+        match outcome {
             InsertOutcome::Inserted => Ok(product),
             InsertOutcome::IdTaken => Err(CatalogError::AlreadyExists { name: product.name }),
             InsertOutcome::Replayed(first) if Some(&first.fingerprint) == record.as_ref().map(|r| &r.fingerprint) => {
@@ -210,7 +227,7 @@ impl<S: ProductStore> Catalog<S> {
                     });
                 }
                 if request.allow_missing {
-                    return new_product(patch.clone(), &id).map_err(CatalogError::InvalidArgument);
+                    return new_product(patch.clone(), &id, &self.sync.enabled).map_err(CatalogError::InvalidArgument);
                 }
                 return Err(CatalogError::NotFound {
                     name: patch.name.clone(),
@@ -229,6 +246,12 @@ impl<S: ProductStore> Catalog<S> {
             }
             merged.update_time = Some(now());
             merged.etag = new_etag();
+            let changed: Vec<String> = match &mask {
+                UpdateMask::Full => vec![sync::plan::EVERYTHING.to_string()],
+                UpdateMask::Paths(_) => mask.effective_paths().map(|p| p.as_str().to_owned()).collect(),
+            };
+            let touched = adapters::touched_vendors(&stored, &merged, &mask);
+            sync::plan::mark_changed(&mut merged, &touched, &changed, &self.sync.enabled);
             Ok(merged)
         };
         if request.validate_only {
@@ -240,7 +263,9 @@ impl<S: ProductStore> Catalog<S> {
                 ..preview
             });
         }
-        self.store.update(&id, change).await?
+        let updated = self.store.update(&id, true, change).await?;
+        self.sync.wake.notify_one();
+        updated
     }
 
     pub async fn delete(&self, request: DeleteProductRequest) -> Result<(), CatalogError> {
@@ -255,10 +280,51 @@ impl<S: ProductStore> Catalog<S> {
                 })
             }
         };
-        match self.store.delete(id, check).await?? {
+        let deleted = self.store.delete(id, check).await??;
+        self.sync.wake.notify_one();
+        match deleted {
             true => Ok(()),
             false => Err(CatalogError::NotFound { name: request.name }),
         }
+    }
+
+    pub async fn sync_product(&self, request: SyncProductRequest) -> Result<Product, CatalogError> {
+        let mut violations = Vec::new();
+        let id = parse_product_name(&request.name, "name")
+            .map_err(|v| violations.push(v))
+            .ok();
+        let mut asked = BTreeSet::new();
+        for (i, vendor) in request.vendors.iter().enumerate() {
+            match sync::plan::from_pb(*vendor) {
+                Some(v) => {
+                    asked.insert(v);
+                }
+                None => violations.push(FieldViolation::new(format!("vendors[{i}]"), "is not a vendor")),
+            }
+        }
+        let (Some(id), true) = (id, violations.is_empty()) else {
+            return Err(CatalogError::InvalidArgument(violations));
+        };
+        let everything = [sync::plan::EVERYTHING.to_string()];
+        let resync = |stored: Option<Product>| -> Result<Product, CatalogError> {
+            let mut product = stored.ok_or_else(|| CatalogError::NotFound {
+                name: request.name.clone(),
+            })?;
+            // By default: every vendor holding (or owed) a copy.
+            let vendors: BTreeSet<Vendor> = if asked.is_empty() {
+                Vendor::ALL
+                    .into_iter()
+                    .filter(|v| v.has_profile(&product) || sync::plan::entry(&product, *v).is_some())
+                    .collect()
+            } else {
+                asked.clone()
+            };
+            sync::plan::mark_changed(&mut product, &vendors, &everything, &self.sync.enabled);
+            Ok(product)
+        };
+        let product = self.store.update(id, true, resync).await??;
+        self.sync.wake.notify_one();
+        Ok(product)
     }
 
     pub async fn render_vendor_call(&self, request: RenderVendorCallRequest) -> Result<VendorCall, CatalogError> {
@@ -346,8 +412,10 @@ impl<S: ProductStore> Catalog<S> {
         }
         // Unlike CreateProduct, what the vendor assigned (keys, ids, counters)
         // is kept: it is the vendor's word, not a client's.
-        stamp_new(&mut product);
-        match self.store.insert(&id, &product, None).await? {
+        stamp_new(&mut product, &self.sync.enabled);
+        let outcome = self.store.insert(&id, &product, None).await?;
+        self.sync.wake.notify_one();
+        match outcome {
             InsertOutcome::Inserted => Ok(product),
             _ => Err(CatalogError::AlreadyExists { name: product.name }),
         }
@@ -380,24 +448,28 @@ fn vendor_from_request(value: i32, violations: &mut Vec<FieldViolation>) -> Opti
     }
 }
 
-/// Server fields of a product stored for the first time.
-fn stamp_new(product: &mut Product) {
+/// Server fields of a product stored for the first time, and its delivery to
+/// every vendor whose profile it has.
+fn stamp_new(product: &mut Product, enabled: &BTreeSet<Vendor>) {
     let now = now();
     product.uid = uuid::Uuid::new_v4().to_string();
     product.create_time = Some(now);
     product.update_time = Some(now);
     product.etag = new_etag();
+    let vendors: BTreeSet<Vendor> = Vendor::ALL.into_iter().filter(|v| v.has_profile(product)).collect();
+    product.sync.clear();
+    sync::plan::mark_changed(product, &vendors, &[sync::plan::EVERYTHING.to_string()], enabled);
 }
 
 /// A product as first stored: client-only fields kept, server fields stamped.
-fn new_product(mut product: Product, id: &str) -> Result<Product, Vec<FieldViolation>> {
+fn new_product(mut product: Product, id: &str, enabled: &BTreeSet<Vendor>) -> Result<Product, Vec<FieldViolation>> {
     field_mask::clear_output_only(&mut product);
     product.name = product_name(id);
     let violations = validate(&product);
     if !violations.is_empty() {
         return Err(violations);
     }
-    stamp_new(&mut product);
+    stamp_new(&mut product, enabled);
     Ok(product)
 }
 

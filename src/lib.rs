@@ -12,4 +12,5 @@ pub mod catalog;
 pub mod domain;
 pub mod pb;
 pub mod storage;
+pub mod sync;
 pub mod transport;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use producthub::adapters::VendorSettings;
 use producthub::storage::SledOptions;
+use producthub::sync::{CryptlexConfig, EnosConfig, RetryPolicy, ReveniumConfig, Secret, SyncConfig};
 use producthub::transport::{ServerConfig, serve};
 use tracing_subscriber::EnvFilter;
 
@@ -60,6 +61,62 @@ struct ServeArgs {
     #[arg(long, env = "PRODUCTHUB_REVENIUM_OWNER_ID")]
     revenium_owner_id: Option<String>,
 
+    /// EnOS API gateway base URL (enables EnOS sync, with the app key and secret).
+    #[arg(long, env = "PRODUCTHUB_ENOS_BASE_URL")]
+    enos_base_url: Option<String>,
+
+    /// EnOS application access key (`appKey`).
+    #[arg(long, env = "PRODUCTHUB_ENOS_APP_KEY")]
+    enos_app_key: Option<String>,
+
+    /// EnOS application secret; prefer the env variable or --enos-app-secret-file.
+    #[arg(long, env = "PRODUCTHUB_ENOS_APP_SECRET", hide_env_values = true)]
+    enos_app_secret: Option<String>,
+
+    /// File holding the EnOS application secret.
+    #[arg(long, env = "PRODUCTHUB_ENOS_APP_SECRET_FILE")]
+    enos_app_secret_file: Option<PathBuf>,
+
+    /// Cryptlex API base URL.
+    #[arg(
+        long,
+        env = "PRODUCTHUB_CRYPTLEX_BASE_URL",
+        default_value = "https://api.cryptlex.com"
+    )]
+    cryptlex_base_url: String,
+
+    /// Cryptlex access token (enables Cryptlex sync); prefer the env variable or a file.
+    #[arg(long, env = "PRODUCTHUB_CRYPTLEX_TOKEN", hide_env_values = true)]
+    cryptlex_token: Option<String>,
+
+    /// File holding the Cryptlex access token.
+    #[arg(long, env = "PRODUCTHUB_CRYPTLEX_TOKEN_FILE")]
+    cryptlex_token_file: Option<PathBuf>,
+
+    /// Revenium API base URL.
+    #[arg(
+        long,
+        env = "PRODUCTHUB_REVENIUM_BASE_URL",
+        default_value = "https://api.revenium.ai/profitstream"
+    )]
+    revenium_base_url: String,
+
+    /// Revenium API key (enables Revenium sync, with team and owner ids); prefer the env variable or a file.
+    #[arg(long, env = "PRODUCTHUB_REVENIUM_API_KEY", hide_env_values = true)]
+    revenium_api_key: Option<String>,
+
+    /// File holding the Revenium API key.
+    #[arg(long, env = "PRODUCTHUB_REVENIUM_API_KEY_FILE")]
+    revenium_api_key_file: Option<PathBuf>,
+
+    /// First retry delay of a failed vendor delivery, in milliseconds (doubling up to the max).
+    #[arg(long, env = "PRODUCTHUB_SYNC_RETRY_BASE_MS", default_value_t = 500)]
+    sync_retry_base_ms: u64,
+
+    /// Longest retry delay of a failed vendor delivery, in milliseconds.
+    #[arg(long, env = "PRODUCTHUB_SYNC_RETRY_MAX_MS", default_value_t = 60_000)]
+    sync_retry_max_ms: u64,
+
     /// Log format.
     #[arg(long, env = "PRODUCTHUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -71,9 +128,85 @@ enum LogFormat {
     Json,
 }
 
+/// A secret from its flag or env variable, or else from its file.
+fn secret(value: Option<String>, file: Option<&PathBuf>, what: &str) -> Result<Option<Secret>, String> {
+    if let Some(value) = value.filter(|v| !v.is_empty()) {
+        return Ok(Some(Secret::new(value)));
+    }
+    match file {
+        None => Ok(None),
+        Some(path) => std::fs::read_to_string(path)
+            .map(|text| Some(Secret::new(text.trim())))
+            .map_err(|e| format!("cannot read the {what} file {}: {e}", path.display())),
+    }
+}
+
+fn sync_config(args: &ServeArgs) -> Result<SyncConfig, String> {
+    let enos_secret = secret(
+        args.enos_app_secret.clone(),
+        args.enos_app_secret_file.as_ref(),
+        "EnOS app secret",
+    )?;
+    let enos = match (&args.enos_base_url, &args.enos_app_key, enos_secret, &args.enos_org_id) {
+        (None, None, None, _) => None,
+        (Some(base_url), Some(app_key), Some(app_secret), Some(org_id)) => Some(EnosConfig {
+            base_url: base_url.clone(),
+            org_id: org_id.clone(),
+            app_key: app_key.clone(),
+            app_secret,
+        }),
+        _ => {
+            return Err(
+                "EnOS sync needs all of --enos-base-url, --enos-org-id, --enos-app-key and the app secret".into(),
+            );
+        }
+    };
+    let cryptlex = secret(
+        args.cryptlex_token.clone(),
+        args.cryptlex_token_file.as_ref(),
+        "Cryptlex token",
+    )?
+    .map(|access_token| CryptlexConfig {
+        base_url: args.cryptlex_base_url.clone(),
+        access_token,
+    });
+    let revenium_key = secret(
+        args.revenium_api_key.clone(),
+        args.revenium_api_key_file.as_ref(),
+        "Revenium API key",
+    )?;
+    let revenium = match (revenium_key, &args.revenium_team_id, &args.revenium_owner_id) {
+        (None, _, _) => None,
+        (Some(api_key), Some(team_id), Some(owner_id)) => Some(ReveniumConfig {
+            base_url: args.revenium_base_url.clone(),
+            api_key,
+            team_id: team_id.clone(),
+            owner_id: owner_id.clone(),
+        }),
+        _ => return Err("Revenium sync needs --revenium-team-id and --revenium-owner-id with the API key".into()),
+    };
+    Ok(SyncConfig {
+        enos,
+        cryptlex,
+        revenium,
+        retry: RetryPolicy {
+            base: std::time::Duration::from_millis(args.sync_retry_base_ms),
+            max: std::time::Duration::from_millis(args.sync_retry_max_ms),
+            ..RetryPolicy::default()
+        },
+    })
+}
+
 fn main() -> ExitCode {
     let Command::Serve(args) = Cli::parse().command;
     init_logging(args.log_format);
+    let sync = match sync_config(&args) {
+        Ok(sync) => sync,
+        Err(e) => {
+            eprintln!("producthub: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = ServerConfig {
         listen: args.listen,
         data_dir: args.data_dir,
@@ -87,6 +220,7 @@ fn main() -> ExitCode {
             revenium_team_id: args.revenium_team_id,
             revenium_owner_id: args.revenium_owner_id,
         },
+        sync,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

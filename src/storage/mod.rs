@@ -73,6 +73,7 @@ pub trait ProductStore: Send + Sync + 'static {
 
     /// Stores a new product under the id in its name, and, when given, the
     /// request record, atomically. A known request id wins over an id clash.
+    /// A stored product is put in the sync outbox.
     fn insert(
         &self,
         id: &str,
@@ -84,17 +85,44 @@ pub trait ProductStore: Send + Sync + 'static {
     /// and stores what `change` returns, atomically. `change` may run more than
     /// once (on a write conflict) and must not have side effects. When `change`
     /// refuses, nothing is written and its error is returned inside `Ok`.
-    fn update<E, F>(&self, id: &str, change: F) -> impl Future<Output = Result<Result<Product, E>, StoreError>> + Send
+    /// With `announce`, the product is also put in the sync outbox (written
+    /// first, made durable with the product), so the sync worker looks at it;
+    /// the worker's own bookkeeping writes do not announce.
+    fn update<E, F>(
+        &self,
+        id: &str,
+        announce: bool,
+        change: F,
+    ) -> impl Future<Output = Result<Result<Product, E>, StoreError>> + Send
     where
         E: Send,
         F: Fn(Option<Product>) -> Result<Product, E> + Send + Sync;
 
     /// Deletes the product with this id if `check` accepts it, atomically.
-    /// Resolves to `Ok(Ok(false))` when there is no such product.
+    /// Resolves to `Ok(Ok(false))` when there is no such product. The deleted
+    /// product stays behind as a tombstone (keyed by its uid) until the sync
+    /// worker has deleted it at its vendors.
     fn delete<E, F>(&self, id: &str, check: F) -> impl Future<Output = Result<Result<bool, E>, StoreError>> + Send
     where
         E: Send,
         F: Fn(&Product) -> Result<(), E> + Send + Sync;
+
+    /// Up to `limit` products in the sync outbox: (product id, nonce).
+    fn outbox(&self, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// Takes a product out of the outbox, unless it was put there again since
+    /// `nonce` was read (then it stays, and is looked at again).
+    fn settle_outbox(&self, id: &str, nonce: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Up to `limit` tombstones of deleted products.
+    fn tombstones(&self, limit: usize) -> Result<Vec<Product>, StoreError>;
+
+    /// Replaces a tombstone (to record delivery attempts), or removes it with `None`.
+    fn set_tombstone(
+        &self,
+        uid: &str,
+        product: Option<&Product>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Makes everything written so far durable (used at shutdown).
     fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send;

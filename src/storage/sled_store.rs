@@ -3,6 +3,10 @@
 //! Layout (schema version 1):
 //! - tree `products`: product id → `producthub.v1.Product` protobuf bytes;
 //! - tree `request_ids`: request id → [`StoredRequest`] protobuf bytes;
+//! - tree `outbox`: product id → a random u64 nonce: "look at this product's
+//!   sync", written before the product, so a crash never loses the hint;
+//! - tree `tombstones`: deleted product's uid → its last protobuf bytes, written
+//!   before the delete, removed by the sync worker once vendors have it gone;
 //! - default tree, key `schema_version`: big-endian u32.
 //!
 //! sled transactions and batches are deliberately not used: in sled 0.34 the
@@ -88,6 +92,8 @@ impl Flush for SledDurability {
 pub struct SledStore {
     products: sled::Tree,
     requests: sled::Tree,
+    outbox: sled::Tree,
+    tombstones: sled::Tree,
     committer: GroupCommit,
     request_locks: Vec<Mutex<()>>,
     /// Dropped after the committer (fields drop in order), so the database is
@@ -127,6 +133,8 @@ impl SledStore {
         check_schema(&db, &shown)?;
         let products = db.open_tree("products").map_err(|e| open_error(e.to_string()))?;
         let requests = db.open_tree("request_ids").map_err(|e| open_error(e.to_string()))?;
+        let outbox = db.open_tree("outbox").map_err(|e| open_error(e.to_string()))?;
+        let tombstones = db.open_tree("tombstones").map_err(|e| open_error(e.to_string()))?;
         // The directories' entries for the files sled created must be durable too.
         for directory in [dir, sled_dir.as_path()] {
             File::open(directory)
@@ -139,6 +147,8 @@ impl SledStore {
         Ok(Self {
             products,
             requests,
+            outbox,
+            tombstones,
             committer,
             request_locks: (0..REQUEST_LOCKS).map(|_| Mutex::new(())).collect(),
             _db: db,
@@ -238,8 +248,18 @@ impl SledStore {
             .map_err(backend)
     }
 
+    /// Puts the product in the sync outbox with a fresh nonce.
+    fn announce(&self, id: &str) -> Result<(), StoreError> {
+        let nonce = uuid::Uuid::new_v4().as_u64_pair().0;
+        self.outbox
+            .insert(id.as_bytes(), &nonce.to_be_bytes())
+            .map(|_| ())
+            .map_err(backend)
+    }
+
     /// Stores the product if the id is free; false if it is taken.
     fn insert_new(&self, id: &str, product: &Product) -> Result<bool, StoreError> {
+        self.announce(id)?;
         let swapped = self
             .products
             .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(product.encode_to_vec()))
@@ -336,7 +356,7 @@ impl ProductStore for SledStore {
         Ok(outcome)
     }
 
-    async fn update<E, F>(&self, id: &str, change: F) -> Result<Result<Product, E>, StoreError>
+    async fn update<E, F>(&self, id: &str, announce: bool, change: F) -> Result<Result<Product, E>, StoreError>
     where
         E: Send,
         F: Fn(Option<Product>) -> Result<Product, E> + Send + Sync,
@@ -353,6 +373,9 @@ impl ProductStore for SledStore {
                     return Ok(Err(refusal));
                 }
             };
+            if announce {
+                self.announce(id)?;
+            }
             let swapped = self
                 .products
                 .compare_and_swap(key, current.as_deref(), Some(next.encode_to_vec()))
@@ -377,10 +400,17 @@ impl ProductStore for SledStore {
                 self.durable().await?;
                 return Ok(Ok(false));
             };
-            if let Err(refusal) = check(&decode_product(key, &current)?) {
+            let doomed = decode_product(key, &current)?;
+            if let Err(refusal) = check(&doomed) {
                 self.durable().await?;
                 return Ok(Err(refusal));
             }
+            // The tombstone first: once the product is gone, the worker must
+            // still know where it lived. (One whose product still exists is
+            // ignored by the worker, so a lost race below leaves no harm.)
+            self.tombstones
+                .insert(doomed.uid.as_bytes(), current.as_ref())
+                .map_err(backend)?;
             let swapped = self
                 .products
                 .compare_and_swap(key, Some(current), None as Option<&[u8]>)
@@ -391,6 +421,52 @@ impl ProductStore for SledStore {
             }
         }
         Err(StoreError::Contention { key: id.to_owned() })
+    }
+
+    fn outbox(&self, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        self.outbox
+            .iter()
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry.map_err(backend)?;
+                let nonce = <[u8; 8]>::try_from(value.as_ref())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or_default();
+                Ok((String::from_utf8_lossy(&key).into_owned(), nonce))
+            })
+            .collect()
+    }
+
+    async fn settle_outbox(&self, id: &str, nonce: u64) -> Result<bool, StoreError> {
+        self.ensure_writable()?;
+        let settled = self
+            .outbox
+            .compare_and_swap(id.as_bytes(), Some(&nonce.to_be_bytes()[..]), None as Option<&[u8]>)
+            .map_err(backend)?
+            .is_ok();
+        self.durable().await?;
+        Ok(settled)
+    }
+
+    fn tombstones(&self, limit: usize) -> Result<Vec<Product>, StoreError> {
+        self.tombstones
+            .iter()
+            .take(limit)
+            .map(|entry| {
+                let (key, bytes) = entry.map_err(backend)?;
+                decode_product(&key, &bytes)
+            })
+            .collect()
+    }
+
+    async fn set_tombstone(&self, uid: &str, product: Option<&Product>) -> Result<(), StoreError> {
+        self.ensure_writable()?;
+        match product {
+            Some(p) => self.tombstones.insert(uid.as_bytes(), p.encode_to_vec()).map(|_| ()),
+            None => self.tombstones.remove(uid.as_bytes()).map(|_| ()),
+        }
+        .map_err(backend)?;
+        self.durable().await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
@@ -434,7 +510,7 @@ mod tests {
         assert_eq!(ids(store.scan(Some("a"), 1).unwrap()), ["B"]);
 
         let updated = store
-            .update("b", |p| -> Result<Product, ()> {
+            .update("b", true, |p| -> Result<Product, ()> {
                 let mut p = p.unwrap();
                 p.description = "x".into();
                 Ok(p)
@@ -443,7 +519,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(store.get("b").unwrap(), Some(updated));
-        let refused = store.update("b", |_| Err::<Product, _>("no")).await.unwrap();
+        let refused = store.update("b", true, |_| Err::<Product, _>("no")).await.unwrap();
         assert_eq!(refused, Err("no"));
         assert_eq!(store.delete("c", |_| Err::<(), _>("keep")).await.unwrap(), Err("keep"));
         assert_eq!(store.delete("c", |_| Ok::<(), ()>(())).await.unwrap(), Ok(true));
@@ -524,7 +600,7 @@ mod tests {
                 tokio::spawn(async move {
                     for _ in 0..25 {
                         store
-                            .update("n", |p| {
+                            .update("n", true, |p| {
                                 let mut p = p.unwrap();
                                 let n: u32 = p.description.parse().unwrap_or(0);
                                 p.description = (n + 1).to_string();
@@ -549,7 +625,7 @@ mod tests {
         let store = open(dir.path());
         store.products.insert("bad", &[0xff, 0xff, 0xff][..]).unwrap();
         assert!(matches!(store.get("bad"), Err(StoreError::Corrupt { .. })));
-        let update = store.update("bad", |p| Ok::<_, ()>(p.unwrap_or_default())).await;
+        let update = store.update("bad", true, |p| Ok::<_, ()>(p.unwrap_or_default())).await;
         assert!(matches!(update, Err(StoreError::Corrupt { .. })));
     }
 }

@@ -13,11 +13,13 @@ use tonic::transport::server::TcpIncoming;
 use super::call_log::CallLogLayer;
 use super::service::ProductApi;
 use crate::adapters::VendorSettings;
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, SyncHooks};
 use crate::domain::schema;
 use crate::pb::FILE_DESCRIPTOR_SET;
 use crate::pb::product_service_server::ProductServiceServer;
 use crate::storage::{ProductStore, SledOptions, SledStore, StoreError};
+use crate::sync::http::VendorHttp;
+use crate::sync::{SyncConfig, SyncWorker};
 
 /// What the server needs to start.
 #[derive(Debug, Clone)]
@@ -32,6 +34,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Deployment ids the vendor adapters need (EnOS orgId, Revenium team/owner).
     pub vendors: VendorSettings,
+    /// The vendors changes are delivered to, with their credentials.
+    pub sync: SyncConfig,
 }
 
 /// Why the server could not start or stopped with an error. Each message is one
@@ -46,6 +50,8 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("the descriptor set is invalid: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("cannot start the sync engine: {0}")]
+    Sync(String),
 }
 
 /// Runs the server until `shutdown` resolves, then stops accepting calls, lets
@@ -58,7 +64,26 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
     let _ = schema::product_descriptor();
 
     let store = SledStore::open(&config.data_dir, &config.sled)?;
-    let catalog = Arc::new(Catalog::new(store, config.vendors.clone()));
+    let wake = Arc::new(Notify::new());
+    let hooks = SyncHooks {
+        enabled: config.sync.enabled(),
+        wake: wake.clone(),
+    };
+    let catalog = Arc::new(Catalog::new(store, config.vendors.clone(), hooks.clone()));
+    let http = VendorHttp::new(config.sync.clone()).map_err(ServeError::Sync)?;
+    let worker = SyncWorker::new(
+        catalog.clone(),
+        http,
+        config.vendors.clone(),
+        hooks.enabled.clone(),
+        config.sync.retry.clone(),
+        wake,
+    );
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker_task = tokio::spawn(worker.run(async move {
+        let _ = worker_stopped.await;
+    }));
+    tracing::info!(vendors = ?hooks.enabled, "sync engine started");
 
     let incoming = TcpIncoming::bind(config.listen)
         .map_err(|e| bind_error(config.listen, e))?
@@ -119,6 +144,12 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
         }
     }
 
+    // The worker finishes its current call (bounded); anything cut short is
+    // delivered again after the next start.
+    let _ = stop_worker.send(());
+    if tokio::time::timeout(config.shutdown_grace, worker_task).await.is_err() {
+        tracing::warn!("the sync worker did not stop in time; its unfinished delivery will be repeated");
+    }
     tracing::info!("stopped accepting calls; flushing storage");
     catalog.store().flush().await?;
     tracing::info!("shut down cleanly");

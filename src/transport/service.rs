@@ -10,7 +10,7 @@ use crate::catalog::Catalog;
 use crate::pb::product_service_server::ProductService;
 use crate::pb::{
     CreateProductRequest, DeleteProductRequest, GetProductRequest, ImportVendorProductRequest, ListProductsRequest,
-    ListProductsResponse, Product, RenderVendorCallRequest, UpdateProductRequest, VendorCall,
+    ListProductsResponse, Product, RenderVendorCallRequest, SyncProductRequest, UpdateProductRequest, VendorCall,
 };
 use crate::storage::ProductStore;
 
@@ -55,6 +55,10 @@ impl<S: ProductStore> ProductService for ProductApi<S> {
         request: Request<RenderVendorCallRequest>,
     ) -> Result<Response<VendorCall>, Status> {
         respond(self.catalog.render_vendor_call(request.into_inner()).await)
+    }
+
+    async fn sync_product(&self, request: Request<SyncProductRequest>) -> Result<Response<Product>, Status> {
+        respond(self.catalog.sync_product(request.into_inner()).await)
     }
 
     async fn import_vendor_product(

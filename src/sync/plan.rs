@@ -1,0 +1,331 @@
+//! Sync bookkeeping on the product itself: pure functions over `Product.sync`.
+//!
+//! The sync state lives in the product record, so marking a change for delivery
+//! is part of the same atomic, durable write as the change itself; no separate
+//! queue can disagree with it. Delivery outcomes are applied with
+//! [`record_outcome`], which refuses to mark a newer change delivered.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+use crate::adapters::Vendor;
+use crate::pb::{self, Product, SyncState, VendorSync};
+
+/// The mask path meaning "the whole product".
+pub const EVERYTHING: &str = "*";
+
+pub fn to_pb(vendor: Vendor) -> pb::Vendor {
+    match vendor {
+        Vendor::Enos => pb::Vendor::Enos,
+        Vendor::Cryptlex => pb::Vendor::Cryptlex,
+        Vendor::Revenium => pb::Vendor::Revenium,
+    }
+}
+
+pub fn from_pb(vendor: i32) -> Option<Vendor> {
+    match pb::Vendor::try_from(vendor).ok()? {
+        pb::Vendor::Enos => Some(Vendor::Enos),
+        pb::Vendor::Cryptlex => Some(Vendor::Cryptlex),
+        pb::Vendor::Revenium => Some(Vendor::Revenium),
+        pb::Vendor::Unspecified => None,
+    }
+}
+
+/// The vendor's entry, if the product has one.
+pub fn entry(product: &Product, vendor: Vendor) -> Option<&VendorSync> {
+    product.sync.iter().find(|s| s.vendor == to_pb(vendor) as i32)
+}
+
+fn entry_mut(product: &mut Product, vendor: Vendor) -> &mut VendorSync {
+    let wanted = to_pb(vendor) as i32;
+    let index = match product.sync.iter().position(|s| s.vendor == wanted) {
+        Some(index) => index,
+        None => {
+            product.sync.push(VendorSync {
+                vendor: wanted,
+                ..Default::default()
+            });
+            product.sync.sort_by_key(|s| s.vendor);
+            product.sync.iter().position(|s| s.vendor == wanted).unwrap_or_default()
+        }
+    };
+    &mut product.sync[index]
+}
+
+/// Marks a change for delivery to `vendors`: `paths` are the canonical paths
+/// that changed (`*` for everything). Vendors that are not `enabled` are
+/// marked DISABLED instead.
+pub fn mark_changed(product: &mut Product, vendors: &BTreeSet<Vendor>, paths: &[String], enabled: &BTreeSet<Vendor>) {
+    for vendor in vendors {
+        let entry = entry_mut(product, *vendor);
+        if !enabled.contains(vendor) {
+            entry.state = SyncState::Disabled as i32;
+            continue;
+        }
+        entry.state = SyncState::Pending as i32;
+        entry.attempts = 0;
+        entry.last_error.clear();
+        entry.next_attempt_time = None;
+        entry.generation += 1;
+        let everything = entry.pending_paths.iter().any(|p| p == EVERYTHING) || paths.iter().any(|p| p == EVERYTHING);
+        if everything {
+            entry.pending_paths = vec![EVERYTHING.to_string()];
+        } else {
+            let mut merged: BTreeSet<String> = entry.pending_paths.drain(..).collect();
+            merged.extend(paths.iter().cloned());
+            entry.pending_paths = merged.into_iter().collect();
+        }
+    }
+}
+
+/// What one delivery attempt came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The vendor has the change; `remote_id` is its id for the product (new
+    /// after a create), empty after the vendor's copy was deleted.
+    Delivered { remote_id: String, gone: bool },
+    /// Try again after `after`.
+    Retry { error: String, after: Duration },
+    /// Retrying cannot help until the product changes.
+    Failed { error: String },
+}
+
+/// Applies a delivery outcome for `vendor`, made for the change of
+/// `generation` and the product at `etag`. A newer change that arrived
+/// meanwhile stays pending.
+pub fn record_outcome(
+    product: &mut Product,
+    vendor: Vendor,
+    generation: u64,
+    etag: &str,
+    outcome: &Outcome,
+    now: SystemTime,
+) {
+    let entry = entry_mut(product, vendor);
+    let current = entry.generation == generation;
+    match outcome {
+        Outcome::Delivered { gone: true, .. } if current => {
+            // The vendor's copy is deleted and nothing newer is pending: the
+            // product no longer has anything at this vendor.
+            let wanted = entry.vendor;
+            product.sync.retain(|s| s.vendor != wanted);
+            return;
+        }
+        Outcome::Delivered { remote_id, gone } => {
+            entry.remote_id = if *gone { String::new() } else { remote_id.clone() };
+            entry.attempts = 0;
+            entry.last_error.clear();
+            entry.next_attempt_time = None;
+            if current {
+                entry.state = SyncState::Synced as i32;
+                entry.synced_etag = etag.to_owned();
+                entry.last_sync_time = Some(now.into());
+                entry.pending_paths.clear();
+            } else {
+                // The call reached the vendor, but a newer change must still be
+                // sent (as an update, now that the remote id is known).
+                entry.state = SyncState::Pending as i32;
+            }
+        }
+        Outcome::Retry { error, after } if current => {
+            entry.attempts += 1;
+            entry.last_error = error.clone();
+            entry.next_attempt_time = Some((now + *after).into());
+        }
+        Outcome::Failed { error } if current => {
+            entry.state = SyncState::Failed as i32;
+            entry.attempts += 1;
+            entry.last_error = error.clone();
+            entry.next_attempt_time = None;
+        }
+        // A newer change is pending: it gets a fresh start.
+        Outcome::Retry { .. } | Outcome::Failed { .. } => {}
+    }
+    // Keep the vendor's id in the profile too, where the adapters read it.
+    if let Outcome::Delivered { remote_id, gone: false } = outcome {
+        set_profile_remote_id(product, vendor, remote_id);
+    }
+}
+
+/// Sets the vendor's id for the product in the profile (EnOS productKey,
+/// Cryptlex id, Revenium id), creating nothing if the profile is absent.
+pub fn set_profile_remote_id(product: &mut Product, vendor: Vendor, remote_id: &str) {
+    match vendor {
+        Vendor::Enos => {
+            if let Some(iot) = product.iot.as_mut() {
+                iot.product_key = remote_id.to_owned();
+            }
+        }
+        Vendor::Cryptlex => {
+            if let Some(licensing) = product.licensing.as_mut() {
+                licensing.product_id = remote_id.to_owned();
+            }
+        }
+        Vendor::Revenium => {
+            if let Some(monetization) = product.monetization.as_mut() {
+                monetization.product_id = remote_id.to_owned();
+            }
+        }
+    }
+}
+
+/// Entries waiting for delivery whose time has come, and the earliest later one.
+pub fn due(product: &Product, now: SystemTime) -> (Vec<VendorSync>, Option<SystemTime>) {
+    let mut ready = Vec::new();
+    let mut later: Option<SystemTime> = None;
+    for entry in &product.sync {
+        if entry.state != SyncState::Pending as i32 {
+            continue;
+        }
+        let at = entry
+            .next_attempt_time
+            .and_then(|t| SystemTime::try_from(t).ok())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        if at <= now {
+            ready.push(entry.clone());
+        } else {
+            later = Some(later.map_or(at, |l| l.min(at)));
+        }
+    }
+    (ready, later)
+}
+
+/// Exponential backoff with jitter: about `base · 2^attempts`, capped at
+/// `max`, spread over ±25% so retries from many products do not align.
+pub fn backoff(attempts: i32, base: Duration, max: Duration, random: u64) -> Duration {
+    let exponent = attempts.clamp(0, 20) as u32;
+    let nominal = base.saturating_mul(1u32 << exponent).min(max);
+    let spread = nominal.as_millis() as u64 / 2;
+    let jitter = if spread == 0 { 0 } else { random % (spread + 1) };
+    (nominal - Duration::from_millis(spread / 2)) + Duration::from_millis(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vendors(v: &[Vendor]) -> BTreeSet<Vendor> {
+        v.iter().copied().collect()
+    }
+
+    fn paths(p: &[&str]) -> Vec<String> {
+        p.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn changes_coalesce_until_delivered() {
+        let mut p = Product::default();
+        let enabled = vendors(&[Vendor::Cryptlex]);
+        mark_changed(
+            &mut p,
+            &vendors(&[Vendor::Cryptlex]),
+            &paths(&["description"]),
+            &enabled,
+        );
+        mark_changed(
+            &mut p,
+            &vendors(&[Vendor::Cryptlex]),
+            &paths(&["licensing.name"]),
+            &enabled,
+        );
+        let e = entry(&p, Vendor::Cryptlex).unwrap();
+        assert_eq!(e.state, SyncState::Pending as i32);
+        assert_eq!(e.pending_paths, ["description", "licensing.name"]);
+        assert_eq!(e.generation, 2);
+        mark_changed(&mut p, &vendors(&[Vendor::Cryptlex]), &paths(&["*"]), &enabled);
+        assert_eq!(entry(&p, Vendor::Cryptlex).unwrap().pending_paths, ["*"]);
+    }
+
+    #[test]
+    fn disabled_vendors_say_so() {
+        let mut p = Product::default();
+        mark_changed(&mut p, &vendors(&[Vendor::Enos]), &paths(&["*"]), &BTreeSet::new());
+        assert_eq!(entry(&p, Vendor::Enos).unwrap().state, SyncState::Disabled as i32);
+    }
+
+    #[test]
+    fn a_delivery_does_not_swallow_a_newer_change() {
+        let mut p = Product {
+            licensing: Some(Default::default()),
+            ..Default::default()
+        };
+        let enabled = vendors(&[Vendor::Cryptlex]);
+        mark_changed(&mut p, &enabled, &paths(&["*"]), &enabled);
+        let sent_generation = entry(&p, Vendor::Cryptlex).unwrap().generation;
+        mark_changed(&mut p, &enabled, &paths(&["description"]), &enabled);
+        let delivered = Outcome::Delivered {
+            remote_id: "c1".into(),
+            gone: false,
+        };
+        record_outcome(
+            &mut p,
+            Vendor::Cryptlex,
+            sent_generation,
+            "e1",
+            &delivered,
+            SystemTime::now(),
+        );
+        let e = entry(&p, Vendor::Cryptlex).unwrap();
+        assert_eq!(e.state, SyncState::Pending as i32, "the newer change is still to go");
+        assert_eq!(e.remote_id, "c1");
+        assert_eq!(p.licensing.as_ref().unwrap().product_id, "c1");
+        let current = e.generation;
+        record_outcome(&mut p, Vendor::Cryptlex, current, "e2", &delivered, SystemTime::now());
+        let e = entry(&p, Vendor::Cryptlex).unwrap();
+        assert_eq!((e.state, e.synced_etag.as_str()), (SyncState::Synced as i32, "e2"));
+        assert!(e.pending_paths.is_empty());
+    }
+
+    #[test]
+    fn retries_back_off_and_failures_stop() {
+        let mut p = Product::default();
+        let enabled = vendors(&[Vendor::Enos]);
+        mark_changed(&mut p, &enabled, &paths(&["*"]), &enabled);
+        let now = SystemTime::now();
+        let g = entry(&p, Vendor::Enos).unwrap().generation;
+        let retry = Outcome::Retry {
+            error: "503".into(),
+            after: Duration::from_secs(5),
+        };
+        record_outcome(&mut p, Vendor::Enos, g, "e", &retry, now);
+        assert_eq!(due(&p, now).0.len(), 0, "not before its time");
+        assert_eq!(due(&p, now + Duration::from_secs(6)).0.len(), 1);
+        record_outcome(
+            &mut p,
+            Vendor::Enos,
+            g,
+            "e",
+            &Outcome::Failed {
+                error: "bad model".into(),
+            },
+            now,
+        );
+        let e = entry(&p, Vendor::Enos).unwrap();
+        assert_eq!(
+            (e.state, e.attempts, e.last_error.as_str()),
+            (SyncState::Failed as i32, 2, "bad model")
+        );
+        assert!(
+            due(&p, now + Duration::from_secs(600)).0.is_empty(),
+            "failed: no more attempts"
+        );
+    }
+
+    #[test]
+    fn backoff_grows_to_the_cap_with_jitter() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(10);
+        for random in [0u64, 7, u64::MAX] {
+            let first = backoff(0, base, max, random);
+            assert!(
+                (Duration::from_millis(75)..=Duration::from_millis(125)).contains(&first),
+                "{first:?}"
+            );
+            let late = backoff(30, base, max, random);
+            assert!(
+                late <= max + Duration::from_millis(2500) && late >= Duration::from_millis(7500),
+                "{late:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The background worker that delivers changes to the vendors.
+//!
+//! It reads the durable outbox (product ids whose sync state may need work),
+//! delivers each pending vendor change through the adapters and [`VendorHttp`],
+//! and records the outcome on the product. Work for one product is done in
+//! order, one vendor call at a time; a product changed again while a vendor
+//! was down is delivered once, in its latest state (the pending paths
+//! accumulate). Delivery is at least once: a crash between a vendor's answer
+//! and recording it repeats the call after restart, which the remote id makes
+//! an update rather than a second create (except for a create whose answer was
+//! lost: the vendors offer no idempotency key for that).
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
+
+use super::config::RetryPolicy;
+use super::http::VendorHttp;
+use super::plan::{self, EVERYTHING, Outcome};
+use crate::adapters::{self, Adapter, AdapterError, Vendor, VendorError, VendorErrorKind, VendorSettings};
+use crate::catalog::Catalog;
+use crate::domain::field_mask::UpdateMask;
+use crate::domain::names::parse_product_name;
+use crate::pb::{Product, SyncState, VendorSync};
+use crate::storage::{ProductStore, StoreError};
+
+/// How many outbox entries or tombstones one pass looks at.
+const BATCH: usize = 256;
+/// How often the worker looks for retries that have come due.
+const POLL: Duration = Duration::from_millis(200);
+
+pub struct SyncWorker<S> {
+    catalog: Arc<Catalog<S>>,
+    http: VendorHttp,
+    settings: VendorSettings,
+    enabled: BTreeSet<Vendor>,
+    retry: RetryPolicy,
+    wake: Arc<Notify>,
+}
+
+impl<S: ProductStore> SyncWorker<S> {
+    pub fn new(
+        catalog: Arc<Catalog<S>>,
+        http: VendorHttp,
+        settings: VendorSettings,
+        enabled: BTreeSet<Vendor>,
+        retry: RetryPolicy,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            catalog,
+            http,
+            settings,
+            enabled,
+            retry,
+            wake,
+        }
+    }
+
+    /// Works until `stop` resolves. A delivery cut short by the stop is
+    /// repeated after the next start.
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            if let Err(error) = self.pass().await {
+                tracing::warn!(%error, "sync pass failed; retrying");
+            }
+            tokio::select! {
+                () = &mut stop => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    fn store(&self) -> &S {
+        self.catalog.store()
+    }
+
+    /// One look at everything waiting.
+    pub async fn pass(&self) -> Result<(), StoreError> {
+        for (id, nonce) in self.store().outbox(BATCH)? {
+            self.sync_product(&id, nonce).await?;
+        }
+        for tombstone in self.store().tombstones(BATCH)? {
+            self.bury(tombstone).await?;
+        }
+        Ok(())
+    }
+
+    async fn sync_product(&self, id: &str, nonce: u64) -> Result<(), StoreError> {
+        let Some(product) = self.store().get(id)? else {
+            // Deleted: its tombstone carries what is left to do.
+            self.store().settle_outbox(id, nonce).await?;
+            return Ok(());
+        };
+        let (ready, _) = plan::due(&product, SystemTime::now());
+        for entry in ready {
+            let Some(vendor) = plan::from_pb(entry.vendor) else {
+                continue;
+            };
+            let outcome = self.deliver(&product, vendor, &entry).await;
+            log_outcome(id, vendor, &outcome);
+            let now = SystemTime::now();
+            let recorded = self
+                .store()
+                .update(id, false, |current| -> Result<Product, ()> {
+                    let mut current = current.ok_or(())?;
+                    plan::record_outcome(&mut current, vendor, entry.generation, &product.etag, &outcome, now);
+                    Ok(current)
+                })
+                .await?;
+            if recorded.is_err() {
+                // Deleted meanwhile: the tombstone takes over.
+                return Ok(());
+            }
+        }
+        let still_pending = self
+            .store()
+            .get(id)?
+            .is_some_and(|p| p.sync.iter().any(|s| s.state == SyncState::Pending as i32));
+        if !still_pending {
+            self.store().settle_outbox(id, nonce).await?;
+        }
+        Ok(())
+    }
+
+    /// One delivery attempt of the pending change for `vendor`.
+    async fn deliver(&self, product: &Product, vendor: Vendor, entry: &VendorSync) -> Outcome {
+        if !self.enabled.contains(&vendor) {
+            return Outcome::Failed {
+                error: format!("{vendor} is not configured on this server"),
+            };
+        }
+        let adapter = adapters::adapter(vendor);
+        let remote_id = profile_remote_id(product, vendor).unwrap_or_else(|| entry.remote_id.clone());
+        let result = if !vendor.has_profile(product) {
+            self.delete_remote(adapter, product, &entry.remote_id).await
+        } else if remote_id.is_empty() {
+            self.create_remote(adapter, product).await
+        } else {
+            self.update_remote(adapter, product, &remote_id, &entry.pending_paths)
+                .await
+        };
+        match result {
+            Ok(outcome) => outcome,
+            Err(Failure::Adapter(error)) => Outcome::Failed {
+                error: error.to_string(),
+            },
+            Err(Failure::Vendor(error)) => self.classify(&error, entry.attempts),
+        }
+    }
+
+    async fn create_remote(&self, adapter: &dyn Adapter, product: &Product) -> Result<Outcome, Failure> {
+        let request = adapter.create(product, &self.settings)?;
+        let reply = self.http.send(adapter.vendor(), &request).await?;
+        let remote_id = adapter.read_created_id(reply.view())?;
+        Ok(Outcome::Delivered { remote_id, gone: false })
+    }
+
+    async fn update_remote(
+        &self,
+        adapter: &dyn Adapter,
+        product: &Product,
+        remote_id: &str,
+        pending_paths: &[String],
+    ) -> Result<Outcome, Failure> {
+        let mask = if pending_paths.is_empty() || pending_paths.iter().any(|p| p == EVERYTHING) {
+            UpdateMask::Full
+        } else {
+            UpdateMask::parse(pending_paths).unwrap_or(UpdateMask::Full)
+        };
+        // Revenium's update replaces the whole product: merge into its current copy.
+        let last_known = if adapter.vendor() == Vendor::Revenium {
+            let get = adapter.get(product, &self.settings)?;
+            let reply = self.http.send(adapter.vendor(), &get).await?;
+            Some(adapter.read_product(reply.view())?)
+        } else {
+            None
+        };
+        let delivered = Outcome::Delivered {
+            remote_id: remote_id.to_owned(),
+            gone: false,
+        };
+        let Some(request) = adapter.update(product, &mask, &self.settings, last_known.as_ref())? else {
+            return Ok(delivered);
+        };
+        let reply = self.http.send(adapter.vendor(), &request).await?;
+        match adapter.read_error(reply.view()) {
+            None => Ok(delivered),
+            Some(error) => Err(Failure::Vendor(error)),
+        }
+    }
+
+    /// Deletes the vendor's copy of a product whose profile was removed (or
+    /// that was deleted). A copy that is already gone counts as deleted.
+    async fn delete_remote(
+        &self,
+        adapter: &dyn Adapter,
+        product: &Product,
+        remote_id: &str,
+    ) -> Result<Outcome, Failure> {
+        let gone = Outcome::Delivered {
+            remote_id: String::new(),
+            gone: true,
+        };
+        if remote_id.is_empty() {
+            return Ok(gone);
+        }
+        let target = with_remote_id(product, adapter.vendor(), remote_id);
+        let request = adapter.delete(&target, &self.settings)?;
+        let reply = self.http.send(adapter.vendor(), &request).await?;
+        match adapter.read_error(reply.view()) {
+            None => Ok(gone),
+            Some(error) if error.kind == VendorErrorKind::NotFound => Ok(gone),
+            Some(error) => Err(Failure::Vendor(error)),
+        }
+    }
+
+    fn classify(&self, error: &VendorError, attempts: i32) -> Outcome {
+        if !error.is_retryable() {
+            return Outcome::Failed {
+                error: error.to_string(),
+            };
+        }
+        let random = uuid::Uuid::new_v4().as_u64_pair().0;
+        let backoff = plan::backoff(attempts, self.retry.base, self.retry.max, random);
+        Outcome::Retry {
+            error: error.to_string(),
+            // The vendor's own Retry-After wins over our backoff.
+            after: error.retry_after.unwrap_or(backoff),
+        }
+    }
+
+    /// Deletes a deleted product's copies at the vendors, then its tombstone.
+    async fn bury(&self, mut tombstone: Product) -> Result<(), StoreError> {
+        if let Ok(id) = parse_product_name(&tombstone.name, "name")
+            && self.store().get(id)?.is_some_and(|p| p.uid == tombstone.uid)
+        {
+            // The delete this tombstone announced has not happened (or lost
+            // its race): the product lives on.
+            return Ok(());
+        }
+        let now = SystemTime::now();
+        let mut remaining = Vec::new();
+        let entries = std::mem::take(&mut tombstone.sync);
+        for mut entry in entries {
+            let Some(vendor) = plan::from_pb(entry.vendor) else {
+                continue;
+            };
+            let remote_id = profile_remote_id(&tombstone, vendor).unwrap_or_else(|| entry.remote_id.clone());
+            let not_before = entry.next_attempt_time.and_then(|t| SystemTime::try_from(t).ok());
+            if remote_id.is_empty() || !self.enabled.contains(&vendor) {
+                continue;
+            }
+            if not_before.is_some_and(|t| t > now) {
+                remaining.push(entry);
+                continue;
+            }
+            let adapter = adapters::adapter(vendor);
+            let outcome = match self.delete_remote(adapter, &tombstone, &remote_id).await {
+                Ok(outcome) => outcome,
+                Err(Failure::Adapter(error)) => Outcome::Failed {
+                    error: error.to_string(),
+                },
+                Err(Failure::Vendor(error)) => self.classify(&error, entry.attempts),
+            };
+            match outcome {
+                Outcome::Delivered { .. } => {
+                    tracing::info!(product = %tombstone.name, %vendor, "deleted at vendor");
+                }
+                Outcome::Retry { error, after } => {
+                    entry.attempts += 1;
+                    entry.last_error = error;
+                    entry.next_attempt_time = Some((now + after).into());
+                    remaining.push(entry);
+                }
+                Outcome::Failed { error } => {
+                    // E.g. EnOS 11619: the product still has devices. Reported,
+                    // not retried forever; the vendor's copy stays.
+                    tracing::warn!(product = %tombstone.name, %vendor, %error, "could not delete at vendor");
+                }
+            }
+        }
+        let uid = tombstone.uid.clone();
+        if remaining.is_empty() {
+            self.store().set_tombstone(&uid, None).await
+        } else {
+            tombstone.sync = remaining;
+            self.store().set_tombstone(&uid, Some(&tombstone)).await
+        }
+    }
+}
+
+/// Why a delivery did not happen.
+enum Failure {
+    Adapter(AdapterError),
+    Vendor(VendorError),
+}
+
+impl From<AdapterError> for Failure {
+    fn from(e: AdapterError) -> Self {
+        Failure::Adapter(e)
+    }
+}
+
+impl From<VendorError> for Failure {
+    fn from(e: VendorError) -> Self {
+        Failure::Vendor(e)
+    }
+}
+
+/// The vendor's id for the product as its profile holds it, if set.
+fn profile_remote_id(product: &Product, vendor: Vendor) -> Option<String> {
+    let id = match vendor {
+        Vendor::Enos => product.iot.as_ref().map(|p| p.product_key.clone()),
+        Vendor::Cryptlex => product.licensing.as_ref().map(|p| p.product_id.clone()),
+        Vendor::Revenium => product.monetization.as_ref().map(|p| p.product_id.clone()),
+    }?;
+    (!id.is_empty()).then_some(id)
+}
+
+/// The product with (at least) an empty profile holding the vendor's id, so
+/// the adapter can address the vendor's copy after the profile was removed.
+fn with_remote_id(product: &Product, vendor: Vendor, remote_id: &str) -> Product {
+    let mut target = product.clone();
+    match vendor {
+        Vendor::Enos => {
+            target.iot.get_or_insert_with(Default::default);
+        }
+        Vendor::Cryptlex => {
+            target.licensing.get_or_insert_with(Default::default);
+        }
+        Vendor::Revenium => {
+            target.monetization.get_or_insert_with(Default::default);
+        }
+    }
+    plan::set_profile_remote_id(&mut target, vendor, remote_id);
+    target
+}
+
+fn log_outcome(id: &str, vendor: Vendor, outcome: &Outcome) {
+    match outcome {
+        Outcome::Delivered { remote_id, gone } => {
+            tracing::info!(product = id, %vendor, remote_id, deleted = gone, "delivered")
+        }
+        Outcome::Retry { error, after } => {
+            tracing::warn!(product = id, %vendor, %error, retry_in = ?after, "delivery failed; will retry")
+        }
+        Outcome::Failed { error } => tracing::warn!(product = id, %vendor, %error, "delivery refused; not retrying"),
+    }
+}
