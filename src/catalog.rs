@@ -368,7 +368,12 @@ impl<S: ProductStore> Catalog<S> {
         let adapter = adapters::adapter(vendor);
         let call = match operation {
             VendorOperation::Create => Some(adapter.create(&product, &self.vendors)?),
-            VendorOperation::Update => adapter.update(&product, &mask, &self.vendors, last_known.as_ref())?,
+            VendorOperation::Update => adapter
+                .update(&product, &mask, &self.vendors, last_known.as_ref())
+                .map_err(|e| match e {
+                    AdapterError::BadJson { reason, .. } => CatalogError::invalid("last_known_json", reason),
+                    other => CatalogError::Vendor(other),
+                })?,
             VendorOperation::Delete => Some(adapter.delete(&product, &self.vendors)?),
             VendorOperation::Get | VendorOperation::Unspecified => Some(adapter.get(&product, &self.vendors)?),
         };

@@ -44,7 +44,7 @@ pub const MAPPING: &[FieldMapping] = &[
     FieldMapping::new(
         "licensing.automated_emails",
         "automatedEmails",
-        "always written; older API: `emailTemplates` (kept in `vendor_fields`)",
+        "always written; sent on PATCH too (inferred: the update schema excerpt does not list it); older API: `emailTemplates` (kept in `vendor_fields`)",
     ),
     FieldMapping::new(
         "licensing.metadata",

@@ -334,6 +334,8 @@ fn kind_from_code(code: i64, message: &str) -> VendorErrorKind {
         1203 => VendorErrorKind::TokenExpired,
         // 1001: replayed request; 1005 and 99500: internal errors.
         1001 | 1005 | 99500 => VendorErrorKind::Unavailable,
+        // The rest of EnOS's common 994xx range is about the request.
+        99400..=99499 => VendorErrorKind::InvalidArgument,
         _ => VendorErrorKind::Unknown,
     }
 }
@@ -677,11 +679,15 @@ impl Adapter for Enos {
     fn read_error(&self, response: VendorResponse<'_>) -> Option<VendorError> {
         let success_status = (200..300).contains(&response.status);
         let parsed: Option<Value> = serde_json::from_slice(response.body).ok();
-        let code = parsed.as_ref().and_then(|v| v.get("code")).and_then(|c| match c {
-            Value::Number(n) => n.as_i64(),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        });
+        // Product calls answer `code`; the token service and gateway `status`.
+        let code = parsed
+            .as_ref()
+            .and_then(|v| v.get("code").or_else(|| v.get("status")))
+            .and_then(|c| match c {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            });
         let message = parsed
             .as_ref()
             .and_then(|v| v.get("msg"))

@@ -4,6 +4,12 @@
 use prost_types::value::Kind;
 use serde_json::{Map, Number, Value};
 
+/// The deepest nesting of objects and arrays kept in a passthrough struct. Each
+/// JSON level costs protobuf three (Value, Struct, map entry), and prost refuses
+/// to decode messages nested past 100; keeping well below that means a stored
+/// product can always be read back.
+pub const MAX_PASSTHROUGH_DEPTH: usize = 20;
+
 /// Integers up to this magnitude survive a trip through an IEEE double exactly.
 const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0; // 2^53
 
@@ -16,13 +22,16 @@ pub fn to_struct(fields: Map<String, Value>, at: &str) -> Result<Option<prost_ty
     let mut out = prost_types::Struct::default();
     for (key, value) in fields {
         let path = format!("{at}.{key}");
-        let converted = to_proto_value(value, &path)?;
+        let converted = to_proto_value(value, &path, 1)?;
         out.fields.insert(key, converted);
     }
     Ok(Some(out))
 }
 
-fn to_proto_value(value: Value, path: &str) -> Result<prost_types::Value, String> {
+fn to_proto_value(value: Value, path: &str, depth: usize) -> Result<prost_types::Value, String> {
+    if depth > MAX_PASSTHROUGH_DEPTH && matches!(value, Value::Array(_) | Value::Object(_)) {
+        return Err(format!("{path}: nested deeper than {MAX_PASSTHROUGH_DEPTH} levels"));
+    }
     let kind =
         match value {
             Value::Null => Kind::NullValue(0),
@@ -35,7 +44,7 @@ fn to_proto_value(value: Value, path: &str) -> Result<prost_types::Value, String
                 values: items
                     .into_iter()
                     .enumerate()
-                    .map(|(i, v)| to_proto_value(v, &format!("{path}[{i}]")))
+                    .map(|(i, v)| to_proto_value(v, &format!("{path}[{i}]"), depth + 1))
                     .collect::<Result<_, _>>()?,
             }),
             Value::Object(map) => Kind::StructValue(prost_types::Struct {
@@ -43,7 +52,7 @@ fn to_proto_value(value: Value, path: &str) -> Result<prost_types::Value, String
                     .into_iter()
                     .map(|(k, v)| {
                         let p = format!("{path}.{k}");
-                        to_proto_value(v, &p).map(|v| (k, v))
+                        to_proto_value(v, &p, depth + 1).map(|v| (k, v))
                     })
                     .collect::<Result<_, _>>()?,
             }),
@@ -152,6 +161,34 @@ mod tests {
         };
         let err = to_struct(map, "iot.vendor_fields").unwrap_err();
         assert!(err.contains("iot.vendor_fields.id"), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_so_stored_products_stay_readable() {
+        let mut deep = json!(1);
+        for _ in 0..MAX_PASSTHROUGH_DEPTH {
+            deep = json!({ "n": deep });
+        }
+        // `deep` holds MAX_PASSTHROUGH_DEPTH objects: as a field's value it fits.
+        let Value::Object(too_deep) = json!({ "x": { "y": deep.clone() } }) else {
+            panic!()
+        };
+        let err = to_struct(too_deep, "vendor_fields").unwrap_err();
+        assert!(err.contains("nested deeper"), "{err}");
+        let Value::Object(fits) = json!({ "x": deep }) else {
+            panic!()
+        };
+        let stored = to_struct(fits, "vendor_fields").unwrap();
+        // The deepest accepted struct still decodes as part of a product.
+        let product = crate::pb::Product {
+            iot: Some(crate::pb::IotProfile {
+                vendor_fields: stored,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let bytes = prost::Message::encode_to_vec(&product);
+        assert!(<crate::pb::Product as prost::Message>::decode(bytes.as_slice()).is_ok());
     }
 
     #[test]

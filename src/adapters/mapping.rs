@@ -43,19 +43,29 @@ Generated from the `MAPPING` tables in `src/adapters/` (the test
 `UPDATE_DOCS=1 cargo test --lib document_is_current` to rewrite it).
 
 How to read the tables: *canonical* is the path in `producthub.v1.Product` (usable in an
-update mask), *vendor* the JSON field in the vendor's product object.
+update mask, except rows inside lists such as `licensing.metadata.key`, which name a field of
+each item), *vendor* the JSON field in the vendor's product object.
+Which vendor fields are confirmed by the vendors' documents and which are inferred is recorded
+in `shared/vendor-apis.md`; fields marked unconfirmed there are not modelled (they stay in
+`vendor_fields`). Where a row relies on an inference, its notes say so.
 
 Rules common to every adapter:
 - Fields not in a table are kept, exactly as the vendor sent them, in the profile's
   `vendor_fields` (nested objects in the `vendor_fields` of their canonical message), and
-  written back when the product object is exported or (Revenium) sent with a whole-body PUT.
+  written back when the product object is exported. Revenium's whole-body PUT sends the
+  vendor's current values of these fields, or ours for keys the update mask names.
+- Nesting in `vendor_fields` is limited to 20 levels (deeper JSON is refused, naming the
+  field), so every stored product stays readable.
 - For documented fields, `null`, an absent field and (for strings and lists) an empty value
   read the same, and are written as absent, except where a note says otherwise; documented
   booleans are always written.
 - A vendor enum value producthub does not know is kept as sent in `vendor_fields` and the
   canonical enum stays `*_UNSPECIFIED`.
 - Unknown numeric fields are kept as IEEE doubles: integers up to 2^53 exactly; a larger
-  integer is refused (with its path) rather than rounded.
+  integer is refused (with its path) rather than rounded. A whole number written as a
+  decimal (`2.0`) comes back as an integer (`2`).
+- Times are rewritten in UTC with the fewest fraction digits that keep their value
+  (Cryptlex `…T14:15:22.000Z` comes back as `…T14:15:22Z`).
 ";
 
 /// The whole document.

@@ -13,9 +13,9 @@ use serde_json::{Map, Value, json};
 use super::json::{from_struct, number, to_struct};
 use super::mapping::FieldMapping;
 use super::{
-    Adapter, AdapterError, Method, Vendor, VendorError, VendorPage, VendorRequest, VendorResponse, VendorSettings,
-    bad_json, check_vendor_rules, kind_from_http_status, mask_concerns, non_empty, object, parse_retry_after,
-    read_object_id, read_product_object, truncated_text, unreadable,
+    Adapter, AdapterError, Method, Vendor, VendorError, VendorErrorKind, VendorPage, VendorRequest, VendorResponse,
+    VendorSettings, bad_json, check_vendor_rules, kind_from_http_status, mask_concerns, non_empty, object,
+    parse_retry_after, read_object_id, read_product_object, truncated_text, unreadable,
 };
 use crate::domain::field_mask::UpdateMask;
 use crate::pb::{
@@ -103,8 +103,16 @@ pub const MAPPING: &[FieldMapping] = &[
         "id",
         "output only; the `{id}` of PUT/GET/DELETE `/v2/api/products/{id}`",
     ),
-    FieldMapping::new("monetization.status", "status", "output only"),
-    FieldMapping::new("monetization.plan", "plan", "required on create"),
+    FieldMapping::new(
+        "monetization.status",
+        "status",
+        "output only; not sent back on PUT (whether Revenium accepts it there is unconfirmed)",
+    ),
+    FieldMapping::new(
+        "monetization.plan",
+        "plan",
+        "required (Revenium's own tools require it); with at least one tier",
+    ),
     FieldMapping::new("monetization.plan.name", "plan.name", ""),
     FieldMapping::new(
         "monetization.plan.type",
@@ -606,18 +614,103 @@ fn owner_id(m: &MonetizationProfile, settings: &VendorSettings) -> Result<String
 
 /// A request body: `base` (the vendor's product object), references made flat,
 /// our modelled fields and ids laid over it.
+/// Every top-level product key we model: in a request body they come from the
+/// canonical product alone (absent when cleared), never from the base.
+const MODELLED_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "version",
+    "teamId",
+    "ownerId",
+    "pricingRuleIds",
+    "assetIds",
+    "productIds",
+    "slaDefinitionIds",
+    "tags",
+    "notificationAddressesOnInvoice",
+    "namedOrganizations",
+    "terms",
+    "sourceIds",
+    "slaIds",
+    "customPricingRuleIds",
+    "published",
+    "paymentSource",
+    "paymentConfigurationId",
+    "externalId",
+    "notifyClientOnInvoice",
+    "notifyClientTrialAboutToExpire",
+    "subscriptionAllowMidPeriodCancellation",
+    "comingSoon",
+    "plan",
+];
+
+/// Every plan key we model, likewise.
+const MODELLED_PLAN_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "currency",
+    "period",
+    "periodCount",
+    "trialPeriod",
+    "trialPeriodCount",
+    "charge",
+    "graduated",
+    "prePayAllFlatRates",
+    "tiers",
+    "elements",
+    "ratingAggregations",
+];
+
+/// Unmodelled fields the mask names explicitly (`monetization.vendor_fields`
+/// or one of its keys): those take our value over the vendor's copy.
+fn named_passthrough(mask: Option<&UpdateMask>, ours: &Map<String, Value>) -> Option<Map<String, Value>> {
+    let mask = mask?;
+    let mut named = Map::new();
+    let mut whole = false;
+    for path in mask.effective_paths() {
+        let text = path.as_str();
+        if text == "monetization.vendor_fields" {
+            whole = true;
+        } else if let Some(key) = text.strip_prefix("monetization.vendor_fields.") {
+            let key = key.trim_matches('`');
+            named.insert(key.to_owned(), ours.get(key).cloned().unwrap_or(Value::Null));
+        }
+    }
+    if whole {
+        Some(ours.clone())
+    } else {
+        (!named.is_empty()).then_some(named)
+    }
+}
+
 fn request_body(
     product: &Product,
     m: &MonetizationProfile,
     base: Map<String, Value>,
+    mask: Option<&UpdateMask>,
     settings: &VendorSettings,
 ) -> Result<Value, AdapterError> {
     let mut body = base;
     flatten_references(&mut body);
-    let base_plan = match body.remove("plan") {
+    let mut base_plan = match body.remove("plan") {
         Some(Value::Object(plan)) => plan,
         _ => Map::new(),
     };
+    // PUT replaces: a field we cleared must not come back from the base.
+    for key in MODELLED_KEYS {
+        body.remove(*key);
+    }
+    for key in MODELLED_PLAN_KEYS {
+        base_plan.remove(*key);
+    }
+    if let Some(named) = named_passthrough(mask, &from_struct(m.vendor_fields.as_ref())) {
+        for (key, value) in named {
+            match value {
+                Value::Null => body.remove(&key),
+                value => body.insert(key, value),
+            };
+        }
+    }
     body.extend(modelled_fields(product, m));
     if let Some(plan) = &m.plan {
         // Unmodelled plan fields: the vendor's current ones, else ours.
@@ -768,7 +861,7 @@ impl Adapter for Revenium {
         let m = monetization(product)?;
         check_vendor_rules(VENDOR, product)?;
         let team = team_id(m, settings)?;
-        let body = request_body(product, m, from_struct(m.vendor_fields.as_ref()), settings)?;
+        let body = request_body(product, m, from_struct(m.vendor_fields.as_ref()), None, settings)?;
         Ok(VendorRequest {
             method: Method::Post,
             path: PRODUCTS_PATH.into(),
@@ -801,7 +894,7 @@ impl Adapter for Revenium {
             method: Method::Put,
             path: product_path(m)?,
             query: vec![("teamId", team)],
-            body: Some(request_body(product, m, base, settings)?),
+            body: Some(request_body(product, m, base, Some(mask), settings)?),
         }))
     }
 
@@ -868,12 +961,19 @@ impl Adapter for Revenium {
         if (200..300).contains(&response.status) {
             return None;
         }
+        let message = error_message(response.body);
+        // A malformed id is the request's fault whatever status comes with it.
+        let kind = if message.contains("Failed to decode hashed id") {
+            VendorErrorKind::InvalidArgument
+        } else {
+            kind_from_http_status(response.status)
+        };
         Some(VendorError {
             vendor: VENDOR,
-            kind: kind_from_http_status(response.status),
+            kind,
             http_status: Some(response.status),
             code: None,
-            message: error_message(response.body),
+            message,
             retry_after: parse_retry_after(response.retry_after),
         })
     }

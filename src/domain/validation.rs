@@ -383,6 +383,16 @@ fn check_revenium(p: &Product, out: &mut Vec<FieldViolation>) {
             format!("must be an ISO 4217 code such as USD, got {:?}", plan.currency),
         ));
     }
+    for (i, aggregation) in plan.rating_aggregations.iter().enumerate() {
+        if aggregation.aggregation_type == crate::pb::AggregationType::Last as i32 {
+            out.push(FieldViolation::new(
+                format!("product.monetization.plan.rating_aggregations[{i}].aggregation_type"),
+                format!(
+                    "LAST applies to elements only; rating aggregations take SUM, COUNT, MAX, MIN or AVERAGE{WHOSE}"
+                ),
+            ));
+        }
+    }
     for (path, count) in [
         ("product.monetization.plan.period_count", plan.period_count),
         ("product.monetization.plan.trial_period_count", plan.trial_period_count),

@@ -442,3 +442,64 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn put_clears_what_we_cleared_and_sends_named_passthrough_changes() {
+    let mut product = imported();
+    product.description.clear();
+    let m = product.monetization.as_mut().unwrap();
+    m.external_id.clear();
+    m.plan.as_mut().unwrap().charge = None;
+    let mut ours = prost_types::Struct::default();
+    ours.fields.insert(
+        "audienceRestriction".into(),
+        prost_types::Value {
+            kind: Some(prost_types::value::Kind::StringValue("PRIVATE".into())),
+        },
+    );
+    m.vendor_fields = Some(ours);
+    let mut last_known = get_response();
+    last_known["audienceRestriction"] = json!("PUBLIC");
+    last_known["environment"] = json!("prod");
+    let body = Revenium
+        .update(
+            &product,
+            &mask(&[
+                "description",
+                "monetization.external_id",
+                "monetization.vendor_fields.audienceRestriction",
+            ]),
+            &settings(),
+            Some(&last_known),
+        )
+        .unwrap()
+        .unwrap()
+        .body
+        .unwrap();
+    for cleared in ["description", "externalId"] {
+        assert!(
+            body.get(cleared).is_none(),
+            "{cleared} was cleared and must not come back from the base"
+        );
+    }
+    assert!(body["plan"].get("charge").is_none());
+    assert_eq!(
+        body["audienceRestriction"],
+        json!("PRIVATE"),
+        "named passthrough key: ours"
+    );
+    assert_eq!(
+        body["environment"],
+        json!("prod"),
+        "unnamed passthrough key: the vendor's"
+    );
+}
+
+#[test]
+fn a_bad_hashed_id_is_not_retried() {
+    let error = Revenium
+        .read_error(response(500, None, br#"{"message": "Failed to decode hashed id: zz"}"#))
+        .unwrap();
+    assert_eq!(error.kind, VendorErrorKind::InvalidArgument);
+    assert!(!error.is_retryable());
+}
