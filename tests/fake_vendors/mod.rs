@@ -1,0 +1,350 @@
+//! Fake EnOS, Cryptlex and Revenium servers on loopback for the sync tests.
+//!
+//! Each records every request (method, path, query, headers, body, time) and
+//! answers like its vendor: envelopes, ids, errors. Each checks authentication
+//! the way its vendor documents it; the EnOS fake recomputes the token
+//! `encryption` and every request's `apim-signature` independently of the code
+//! under test.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+pub const ENOS_APP_KEY: &str = "ak-test";
+pub const ENOS_APP_SECRET: &str = "sk-test-secret";
+pub const ENOS_TOKEN: &str = "enos-token-1";
+pub const CRYPTLEX_TOKEN: &str = "cryptlex-token";
+pub const REVENIUM_KEY: &str = "rev_sk_test";
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    pub at: Instant,
+    /// For EnOS: whether the signature (or token encryption) checked out.
+    pub auth_ok: bool,
+    /// The HTTP status the fake answered.
+    pub status: u16,
+}
+
+impl Recorded {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// What a fake should do differently from a healthy vendor.
+#[derive(Debug, Clone, Default)]
+pub struct Behaviour {
+    /// Answer 503 to everything.
+    pub down: bool,
+    /// Answer the next product call with 429 and `Retry-After: 1`.
+    pub rate_limit_once: bool,
+    /// EnOS: refuse creates with 11699 (modelId does not exist).
+    pub unknown_model: bool,
+    /// EnOS: refuse deletes with 11619 (the product still has devices).
+    pub has_devices: bool,
+    /// Cryptlex: refuse products whose licenseTemplateId is this, with 400.
+    pub bad_template: Option<String>,
+}
+
+#[derive(Default)]
+struct FakeState {
+    requests: Vec<Recorded>,
+    behaviour: Behaviour,
+    next_id: u32,
+    /// Revenium: the stored product objects by id.
+    products: BTreeMap<String, Value>,
+}
+
+#[derive(Clone)]
+pub struct Fake {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<FakeState>>,
+}
+
+impl Fake {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set(&self, change: impl FnOnce(&mut Behaviour)) {
+        change(&mut self.state.lock().unwrap().behaviour);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// Requests to product endpoints (not the EnOS token service).
+    pub fn product_calls(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| !r.path.contains("apim-token-service"))
+            .collect()
+    }
+
+    /// Product calls the fake answered with success.
+    pub fn successful_calls(&self) -> Vec<Recorded> {
+        self.product_calls()
+            .into_iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .collect()
+    }
+}
+
+/// A fake's answer: status, extra headers, JSON body.
+type Answer = (u16, Vec<(&'static str, String)>, Value);
+type Handler = fn(&mut FakeState, &Recorded) -> Answer;
+
+async fn serve(handler: Handler) -> Fake {
+    let state = Arc::new(Mutex::new(FakeState::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shared = (state.clone(), handler);
+    let app = Router::new().fallback(record).with_state(shared);
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Fake { addr, state }
+}
+
+async fn record(
+    State((state, handler)): State<(Arc<Mutex<FakeState>>, Handler)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let query: BTreeMap<String, String> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_string(), percent_decode(v)))
+        .collect();
+    let mut recorded = Recorded {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+        query,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+            .collect(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+        at: Instant::now(),
+        auth_ok: false,
+        status: 0,
+    };
+    let mut state = state.lock().unwrap();
+    let (status, extra_headers, answer) = if state.behaviour.down {
+        (503, Vec::new(), json!({"message": "down for maintenance"}))
+    } else {
+        handler(&mut state, &recorded)
+    };
+    recorded.status = status;
+    recorded.auth_ok = recorded.auth_ok || check_auth(&recorded);
+    state.requests.push(recorded);
+    let mut response = (StatusCode::from_u16(status).unwrap(), answer.to_string()).into_response();
+    for (name, value) in extra_headers {
+        response.headers_mut().insert(name, value.parse().unwrap());
+    }
+    response
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// EnOS: the token's `encryption`, or a call's `apim-signature`, recomputed.
+fn check_auth(r: &Recorded) -> bool {
+    if r.path.contains("apim-token-service") {
+        let body = r.json();
+        let timestamp = body["timestamp"].as_i64().map(|t| t.to_string()).unwrap_or_default();
+        return body["appKey"] == json!(ENOS_APP_KEY)
+            && body["encryption"] == json!(sha256_hex(&format!("{ENOS_APP_KEY}{timestamp}{ENOS_APP_SECRET}")));
+    }
+    if r.path.starts_with("/connect-service/") {
+        let params: String = r.query.iter().map(|(k, v)| format!("{k}{v}")).collect();
+        let timestamp = r.headers.get("apim-timestamp").cloned().unwrap_or_default();
+        let expected = sha256_hex(&format!("{ENOS_TOKEN}{params}{}{timestamp}{ENOS_APP_SECRET}", r.body));
+        return r.headers.get("apim-accesstoken").map(String::as_str) == Some(ENOS_TOKEN)
+            && r.headers.get("apim-signature") == Some(&expected);
+    }
+    false
+}
+
+fn rate_limited(state: &mut FakeState) -> Option<Answer> {
+    if state.behaviour.rate_limit_once {
+        state.behaviour.rate_limit_once = false;
+        return Some((
+            429,
+            vec![("retry-after", "1".into())],
+            json!({"message": "Too many requests"}),
+        ));
+    }
+    None
+}
+
+pub async fn enos() -> Fake {
+    serve(|state, r| {
+        if r.path == "/apim-token-service/v2.0/token/get" {
+            return if check_auth(r) {
+                (
+                    200,
+                    vec![],
+                    json!({"status": 0, "msg": "SUCCESS", "data": {"accessToken": ENOS_TOKEN, "expire": 7200}}),
+                )
+            } else {
+                (200, vec![], json!({"status": 1003, "msg": "encryption invalid"}))
+            };
+        }
+        if !check_auth(r) {
+            return (200, vec![], json!({"code": 1003, "msg": "signature invalid"}));
+        }
+        if let Some(limited) = rate_limited(state) {
+            return limited;
+        }
+        let key = r.query.get("productKey").cloned().unwrap_or_default();
+        match r.query.get("action").map(String::as_str) {
+            Some("create") if state.behaviour.unknown_model => (
+                200,
+                vec![],
+                json!({"code": 11699, "msg": "ModelId does not exist", "requestId": "r"}),
+            ),
+            Some("create") => {
+                state.next_id += 1;
+                (
+                    200,
+                    vec![],
+                    json!({"code": 0, "msg": "OK", "requestId": "r", "data": format!("PK{}", state.next_id)}),
+                )
+            }
+            Some("delete") if state.behaviour.has_devices => (
+                200,
+                vec![],
+                json!({"code": 11619, "msg": "Existing Device Restrictions", "requestId": "r"}),
+            ),
+            Some("update" | "delete") => (
+                200,
+                vec![],
+                json!({"code": 0, "msg": "OK", "requestId": "r", "data": key}),
+            ),
+            _ => (200, vec![], json!({"code": 99400, "msg": "Invalid Argument action"})),
+        }
+    })
+    .await
+}
+
+pub async fn cryptlex() -> Fake {
+    serve(|state, r| {
+        if r.headers.get("authorization").map(String::as_str) != Some(&format!("Bearer {CRYPTLEX_TOKEN}")) {
+            return (401, vec![], json!({"message": "Unauthorized"}));
+        }
+        if let Some(limited) = rate_limited(state) {
+            return limited;
+        }
+        let body = r.json();
+        if let (Some(bad), Some(template)) = (&state.behaviour.bad_template, body["licenseTemplateId"].as_str())
+            && bad == template
+        {
+            return (
+                400,
+                vec![],
+                json!({"message": "License template not found", "code": "NOT_FOUND"}),
+            );
+        }
+        match (r.method.as_str(), r.path.as_str()) {
+            ("POST", "/v3/products") => {
+                state.next_id += 1;
+                let mut product = body.clone();
+                product["id"] = json!(format!("c{}", state.next_id));
+                (201, vec![], product)
+            }
+            ("PATCH", path) if path.starts_with("/v3/products/") => (200, vec![], body),
+            ("DELETE", path) if path.starts_with("/v3/products/") => (204, vec![], Value::Null),
+            _ => (404, vec![], json!({"message": "Not found"})),
+        }
+    })
+    .await
+}
+
+pub async fn revenium() -> Fake {
+    serve(|state, r| {
+        if r.headers.get("x-api-key").map(String::as_str) != Some(REVENIUM_KEY) {
+            return (401, vec![], json!({"message": "Invalid API key"}));
+        }
+        if !r.query.contains_key("teamId") {
+            return (400, vec![], json!({"message": "teamId is required"}));
+        }
+        let id = r.path.strip_prefix("/v2/api/products/").map(str::to_owned);
+        match (r.method.as_str(), id) {
+            ("POST", None) => {
+                state.next_id += 1;
+                let id = format!("R{}", state.next_id);
+                // What Revenium keeps and GET shows: nested references and a
+                // field producthub does not model.
+                let mut product = r.json();
+                product["id"] = json!(id);
+                product["team"] = json!({"id": product["teamId"]});
+                product["owner"] = json!({"id": product["ownerId"]});
+                product["audienceRestriction"] = json!("PUBLIC");
+                state.products.insert(id, product.clone());
+                (200, vec![], product)
+            }
+            ("GET", Some(id)) => match state.products.get(&id) {
+                Some(product) => (200, vec![], product.clone()),
+                None => (404, vec![], json!({"message": "Failed to decode hashed id"})),
+            },
+            ("PUT", Some(id)) => {
+                let mut product = r.json();
+                product["id"] = json!(id);
+                state.products.insert(id, product.clone());
+                (200, vec![], product)
+            }
+            ("DELETE", Some(id)) => {
+                state.products.remove(&id);
+                (200, vec![], json!({}))
+            }
+            _ => (404, vec![], json!({"message": "Not found"})),
+        }
+    })
+    .await
+}

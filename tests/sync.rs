@@ -1,0 +1,525 @@
+//! Outbound sync against fake vendor servers on loopback: every accepted
+//! change reaches each vendor whose profile the product has.
+
+mod common;
+mod fake_vendors;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::Server;
+use fake_vendors::Fake;
+use producthub::pb::product_service_client::ProductServiceClient;
+use producthub::pb::{
+    CreateProductRequest, DeleteProductRequest, GetProductRequest, IotDataFormat, IotProductType, IotProfile,
+    LicensingProfile, MonetizationProfile, Plan, PriceTier, Product, SyncProductRequest, SyncState,
+    UpdateProductRequest, Vendor, VendorSync,
+};
+use prost_types::FieldMask;
+use serde_json::json;
+use tonic::transport::Channel;
+
+struct Vendors {
+    enos: Fake,
+    cryptlex: Fake,
+    revenium: Fake,
+}
+
+async fn vendors() -> Vendors {
+    Vendors {
+        enos: fake_vendors::enos().await,
+        cryptlex: fake_vendors::cryptlex().await,
+        revenium: fake_vendors::revenium().await,
+    }
+}
+
+fn start(dir: &Path, v: &Vendors) -> Server {
+    let (enos, cryptlex, revenium) = (v.enos.url(), v.cryptlex.url(), v.revenium.url());
+    Server::start_with(
+        dir,
+        &[
+            "--enos-base-url",
+            &enos,
+            "--enos-org-id",
+            "org-1",
+            "--enos-app-key",
+            fake_vendors::ENOS_APP_KEY,
+            "--enos-app-secret",
+            fake_vendors::ENOS_APP_SECRET,
+            "--cryptlex-base-url",
+            &cryptlex,
+            "--cryptlex-token",
+            fake_vendors::CRYPTLEX_TOKEN,
+            "--revenium-base-url",
+            &revenium,
+            "--revenium-api-key",
+            fake_vendors::REVENIUM_KEY,
+            "--revenium-team-id",
+            "T1",
+            "--revenium-owner-id",
+            "O1",
+            "--sync-retry-base-ms",
+            "100",
+            "--sync-retry-max-ms",
+            "400",
+        ],
+    )
+}
+
+fn everywhere() -> Product {
+    Product {
+        display_name: "Weather Station".into(),
+        description: "Measures things".into(),
+        version: "1.0.0".into(),
+        iot: Some(IotProfile {
+            model_id: "station".into(),
+            product_type: IotProductType::Device as i32,
+            data_format: IotDataFormat::Json as i32,
+            ..Default::default()
+        }),
+        licensing: Some(LicensingProfile {
+            license_template_id: "lt-1".into(),
+            trial_policy_id: "tp-1".into(),
+            ..Default::default()
+        }),
+        monetization: Some(MonetizationProfile {
+            plan: Some(Plan {
+                name: "Std".into(),
+                currency: "USD".into(),
+                tiers: vec![PriceTier::default()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn create(client: &mut ProductServiceClient<Channel>, id: &str, product: Product) -> Product {
+    client
+        .create_product(CreateProductRequest {
+            product: Some(product),
+            product_id: id.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn entry(product: &Product, vendor: Vendor) -> VendorSync {
+    product
+        .sync
+        .iter()
+        .find(|s| s.vendor == vendor as i32)
+        .cloned()
+        .unwrap_or_else(|| panic!("no sync entry for {vendor:?}: {:?}", product.sync))
+}
+
+/// Reads the product until `done` holds (or fails after a generous bound: this
+/// waits for background work, it does not measure speed).
+async fn wait_for(
+    client: &mut ProductServiceClient<Channel>,
+    name: &str,
+    what: &str,
+    done: impl Fn(&Product) -> bool,
+) -> Product {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let product = client
+            .get_product(GetProductRequest { name: name.into() })
+            .await
+            .unwrap()
+            .into_inner();
+        if done(&product) {
+            return product;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {:?}",
+            product.sync
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn synced(vendor: Vendor, etag: String) -> impl Fn(&Product) -> bool {
+    move |p| {
+        p.sync
+            .iter()
+            .any(|s| s.vendor == vendor as i32 && s.state == SyncState::Synced as i32 && s.synced_etag == etag)
+    }
+}
+
+fn all_synced(p: &Product) -> bool {
+    !p.sync.is_empty()
+        && p.sync
+            .iter()
+            .all(|s| s.state == SyncState::Synced as i32 && s.synced_etag == p.etag)
+}
+
+async fn update(client: &mut ProductServiceClient<Channel>, patch: Product, paths: &[&str]) -> Product {
+    client
+        .update_product(UpdateProductRequest {
+            product: Some(patch),
+            update_mask: Some(FieldMask {
+                paths: paths.iter().map(|p| p.to_string()).collect(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_reaches_exactly_the_vendors_it_touches() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+
+    // Create: every vendor gets the product, and producthub keeps their ids.
+    create(&mut client, "station", everywhere()).await;
+    let product = wait_for(&mut client, "products/station", "the creates", all_synced).await;
+    assert_eq!(product.iot.as_ref().unwrap().product_key, "PK1");
+    assert_eq!(product.licensing.as_ref().unwrap().product_id, "c1");
+    assert_eq!(product.monetization.as_ref().unwrap().product_id, "R1");
+    assert_eq!(entry(&product, Vendor::Enos).remote_id, "PK1");
+
+    let token = &v.enos.requests()[0];
+    assert_eq!(
+        (token.method.as_str(), token.path.as_str()),
+        ("POST", "/apim-token-service/v2.0/token/get")
+    );
+    assert!(token.auth_ok, "token encryption recomputed by the fake");
+    let enos_create = &v.enos.product_calls()[0];
+    assert_eq!(enos_create.path, "/connect-service/v2.1/products");
+    assert_eq!(enos_create.query.get("action").map(String::as_str), Some("create"));
+    assert_eq!(enos_create.query.get("orgId").map(String::as_str), Some("org-1"));
+    assert!(enos_create.auth_ok, "apim-signature recomputed by the fake");
+    assert_eq!(
+        enos_create.json()["productName"],
+        json!({"defaultValue": "Weather Station", "i18nValue": {}})
+    );
+    assert_eq!(enos_create.json()["modelId"], json!("station"));
+    let cryptlex_create = &v.cryptlex.product_calls()[0];
+    assert_eq!(
+        (cryptlex_create.method.as_str(), cryptlex_create.path.as_str()),
+        ("POST", "/v3/products")
+    );
+    assert_eq!(cryptlex_create.json()["licenseTemplateId"], json!("lt-1"));
+    let revenium_create = &v.revenium.product_calls()[0];
+    assert_eq!(revenium_create.query.get("teamId").map(String::as_str), Some("T1"));
+    assert_eq!(
+        (&revenium_create.json()["teamId"], &revenium_create.json()["ownerId"]),
+        (&json!("T1"), &json!("O1"))
+    );
+
+    // A licensing-only change goes to Cryptlex alone, with only that field.
+    let (enos_before, revenium_before) = (v.enos.product_calls().len(), v.revenium.product_calls().len());
+    let changed = update(
+        &mut client,
+        Product {
+            name: "products/station".into(),
+            licensing: Some(LicensingProfile {
+                trial_policy_id: "tp-2".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        &["licensing.trial_policy_id"],
+    )
+    .await;
+    wait_for(
+        &mut client,
+        "products/station",
+        "the Cryptlex update",
+        synced(Vendor::Cryptlex, changed.etag.clone()),
+    )
+    .await;
+    let patch = v.cryptlex.product_calls().last().cloned().unwrap();
+    assert_eq!(
+        (patch.method.as_str(), patch.path.as_str()),
+        ("PATCH", "/v3/products/c1")
+    );
+    assert_eq!(patch.body, r#"{"trialPolicyId":"tp-2"}"#);
+    assert_eq!(v.enos.product_calls().len(), enos_before, "EnOS was not touched");
+    assert_eq!(
+        v.revenium.product_calls().len(),
+        revenium_before,
+        "Revenium was not touched"
+    );
+
+    // A common field goes everywhere: EnOS update (signed, with the required
+    // fields), Revenium GET → merge → PUT keeping what it alone knows.
+    let renamed = update(
+        &mut client,
+        Product {
+            name: "products/station".into(),
+            display_name: "Weather Station 2".into(),
+            ..Default::default()
+        },
+        &["display_name"],
+    )
+    .await;
+    let etag = renamed.etag.clone();
+    wait_for(&mut client, "products/station", "the rename everywhere", move |p| {
+        p.sync.iter().all(|s| s.synced_etag == etag)
+    })
+    .await;
+    let enos_update = v.enos.product_calls().last().cloned().unwrap();
+    assert_eq!(enos_update.query.get("action").map(String::as_str), Some("update"));
+    assert_eq!(enos_update.query.get("productKey").map(String::as_str), Some("PK1"));
+    assert!(enos_update.auth_ok);
+    assert_eq!(
+        enos_update.json(),
+        json!({"productName": {"defaultValue": "Weather Station 2", "i18nValue": {}}, "biDirectionalAuth": false})
+    );
+    let revenium_calls = v.revenium.product_calls();
+    let [.., get, put] = revenium_calls.as_slice() else {
+        panic!()
+    };
+    assert_eq!((get.method.as_str(), put.method.as_str()), ("GET", "PUT"));
+    assert_eq!(put.path, "/v2/api/products/R1");
+    assert_eq!(put.json()["name"], json!("Weather Station 2"));
+    assert_eq!(
+        put.json()["audienceRestriction"],
+        json!("PUBLIC"),
+        "fields we do not model go back unchanged"
+    );
+    assert!(put.json().get("team").is_none() && put.json()["teamId"] == json!("T1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_delays_delivery_and_the_latest_state_arrives_once() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+    create(&mut client, "p", everywhere()).await;
+    wait_for(&mut client, "products/p", "the creates", all_synced).await;
+
+    v.cryptlex.set(|b| b.down = true);
+    let mut last = Product::default();
+    for policy in ["tp-a", "tp-b", "tp-c"] {
+        last = update(
+            &mut client,
+            Product {
+                name: "products/p".into(),
+                licensing: Some(LicensingProfile {
+                    trial_policy_id: policy.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &["licensing.trial_policy_id"],
+        )
+        .await;
+    }
+    let waiting = wait_for(&mut client, "products/p", "failed attempts", |p| {
+        entry(p, Vendor::Cryptlex).attempts >= 2
+    })
+    .await;
+    let state = entry(&waiting, Vendor::Cryptlex);
+    assert_eq!(state.state, SyncState::Pending as i32);
+    assert!(state.last_error.contains("503"), "{}", state.last_error);
+    let successes_before = v.cryptlex.successful_calls().len();
+
+    v.cryptlex.set(|b| b.down = false);
+    wait_for(
+        &mut client,
+        "products/p",
+        "delivery after the outage",
+        synced(Vendor::Cryptlex, last.etag.clone()),
+    )
+    .await;
+    let delivered: Vec<_> = v
+        .cryptlex
+        .successful_calls()
+        .into_iter()
+        .skip(successes_before)
+        .collect();
+    assert_eq!(delivered.len(), 1, "one delivery for three changes: {delivered:?}");
+    assert_eq!(delivered[0].body, r#"{"trialPolicyId":"tp-c"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_work_survives_kill_9() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+    create(&mut client, "p", everywhere()).await;
+    wait_for(&mut client, "products/p", "the creates", all_synced).await;
+
+    v.cryptlex.set(|b| b.down = true);
+    let changed = update(
+        &mut client,
+        Product {
+            name: "products/p".into(),
+            description: "Measures more things".into(),
+            ..Default::default()
+        },
+        &["description"],
+    )
+    .await;
+    wait_for(&mut client, "products/p", "a failed attempt", |p| {
+        entry(p, Vendor::Cryptlex).attempts >= 1
+    })
+    .await;
+    drop(client);
+    server.kill9();
+
+    v.cryptlex.set(|b| b.down = false);
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+    wait_for(
+        &mut client,
+        "products/p",
+        "delivery after the restart",
+        synced(Vendor::Cryptlex, changed.etag.clone()),
+    )
+    .await;
+    let patch = v.cryptlex.successful_calls().last().cloned().unwrap();
+    assert_eq!(patch.body, r#"{"description":"Measures more things"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+    v.cryptlex.set(|b| b.rate_limit_once = true);
+    create(&mut client, "p", everywhere()).await;
+    wait_for(&mut client, "products/p", "the creates", all_synced).await;
+    let calls = v.cryptlex.product_calls();
+    let [limited, retried, ..] = calls.as_slice() else {
+        panic!("{calls:?}")
+    };
+    assert_eq!((limited.status, retried.status), (429, 201));
+    // Retry-After: 1 (our own backoff here would be 100 ms).
+    assert!(retried.at.duration_since(limited.at) >= Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_change_fails_until_the_product_is_fixed() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+    v.cryptlex.set(|b| b.bad_template = Some("lt-missing".into()));
+    let mut product = everywhere();
+    product.licensing.as_mut().unwrap().license_template_id = "lt-missing".into();
+    create(&mut client, "p", product).await;
+    let failed = wait_for(&mut client, "products/p", "the refusal", |p| {
+        entry(p, Vendor::Cryptlex).state == SyncState::Failed as i32
+    })
+    .await;
+    assert!(
+        entry(&failed, Vendor::Cryptlex)
+            .last_error
+            .contains("License template not found")
+    );
+    let attempts = v.cryptlex.product_calls().len();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(v.cryptlex.product_calls().len(), attempts, "FAILED is not retried");
+
+    let fixed = update(
+        &mut client,
+        Product {
+            name: "products/p".into(),
+            licensing: Some(LicensingProfile {
+                license_template_id: "lt-1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        &["licensing.license_template_id"],
+    )
+    .await;
+    let product = wait_for(
+        &mut client,
+        "products/p",
+        "delivery of the fix",
+        synced(Vendor::Cryptlex, fixed.etag),
+    )
+    .await;
+    assert_eq!(product.licensing.unwrap().product_id, "c1", "created once fixed");
+
+    // A resync on request sends everything again.
+    let before = v.cryptlex.successful_calls().len();
+    client
+        .sync_product(SyncProductRequest {
+            name: "products/p".into(),
+            vendors: vec![Vendor::Cryptlex as i32],
+        })
+        .await
+        .unwrap();
+    wait_for(&mut client, "products/p", "the resync", |_| {
+        v.cryptlex.successful_calls().len() > before
+    })
+    .await;
+    assert_eq!(v.cryptlex.successful_calls().last().unwrap().method, "PATCH");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_reach_the_vendors_and_enos_refusals_are_not_retried() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+    create(&mut client, "p", everywhere()).await;
+    wait_for(&mut client, "products/p", "the creates", all_synced).await;
+    v.enos.set(|b| b.has_devices = true);
+    client
+        .delete_product(DeleteProductRequest {
+            name: "products/p".into(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let deleted = |f: &Fake| {
+        f.product_calls()
+            .iter()
+            .any(|r| r.method == "DELETE" || r.query.get("action").is_some_and(|a| a == "delete"))
+    };
+    while !(deleted(&v.enos) && deleted(&v.cryptlex) && deleted(&v.revenium)) {
+        assert!(Instant::now() < deadline, "deletes did not reach every vendor");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        v.cryptlex
+            .product_calls()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.path == "/v3/products/c1")
+    );
+    assert!(
+        v.revenium
+            .product_calls()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.path == "/v2/api/products/R1")
+    );
+    let enos_deletes = || {
+        v.enos
+            .product_calls()
+            .into_iter()
+            .filter(|r| r.query.get("action").is_some_and(|a| a == "delete"))
+            .count()
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(enos_deletes(), 1, "11619 is reported once, not retried forever");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unconfigured_vendors_are_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut client = server.client().await;
+    let product = create(&mut client, "p", everywhere()).await;
+    for vendor in [Vendor::Enos, Vendor::Cryptlex, Vendor::Revenium] {
+        assert_eq!(entry(&product, vendor).state, SyncState::Disabled as i32);
+    }
+}
