@@ -418,6 +418,8 @@ impl<S: ProductStore> Catalog<S> {
         // Unlike CreateProduct, what the vendor assigned (keys, ids, counters)
         // is kept: it is the vendor's word, not a client's.
         stamp_new(&mut product, &self.sync.enabled);
+        // The vendor it came from already has it as it is.
+        sync::plan::mark_synced(&mut product, vendor, SystemTime::now());
         let outcome = self.store.insert(&id, &product, None).await?;
         self.sync.wake.notify_one();
         match outcome {

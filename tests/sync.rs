@@ -523,3 +523,105 @@ async fn unconfigured_vendors_are_disabled() {
         assert_eq!(entry(&product, vendor).state, SyncState::Disabled as i32);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enos_business_error_in_http_200_fails_the_vendor() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+    v.enos.set(|b| b.unknown_model = true);
+    create(&mut client, "p", everywhere()).await;
+    let product = wait_for(&mut client, "products/p", "the EnOS refusal", |p| {
+        entry(p, Vendor::Enos).state == SyncState::Failed as i32
+    })
+    .await;
+    let enos = entry(&product, Vendor::Enos);
+    assert!(
+        enos.last_error.contains("11699") && enos.last_error.contains("ModelId does not exist"),
+        "{}",
+        enos.last_error
+    );
+    assert_eq!(
+        product.iot.unwrap().product_key,
+        "",
+        "no productKey from a refused create"
+    );
+    // The other vendors are not held up by EnOS.
+    wait_for(&mut client, "products/p", "the others", |p| {
+        entry(p, Vendor::Cryptlex).state == SyncState::Synced as i32
+            && entry(p, Vendor::Revenium).state == SyncState::Synced as i32
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_profile_deletes_the_vendor_copy() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+    create(&mut client, "p", everywhere()).await;
+    wait_for(&mut client, "products/p", "the creates", all_synced).await;
+    update(
+        &mut client,
+        Product {
+            name: "products/p".into(),
+            ..Default::default()
+        },
+        &["licensing"],
+    )
+    .await;
+    wait_for(&mut client, "products/p", "the Cryptlex delete", |p| {
+        !p.sync.iter().any(|s| s.vendor == Vendor::Cryptlex as i32)
+    })
+    .await;
+    let delete = v.cryptlex.successful_calls().last().cloned().unwrap();
+    assert_eq!(
+        (delete.method.as_str(), delete.path.as_str()),
+        ("DELETE", "/v3/products/c1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_waiting_products_all_arrive() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+    v.cryptlex.set(|b| b.down = true);
+    let count = 300; // more than one worker batch
+    for i in 0..count {
+        let product = Product {
+            display_name: format!("Licence {i}"),
+            licensing: Some(LicensingProfile {
+                license_template_id: "lt-1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        create(&mut client, &format!("l{i:03}"), product).await;
+    }
+    v.cryptlex.set(|b| b.down = false);
+    let created = || {
+        v.cryptlex
+            .successful_calls()
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while created() < count {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {count} products arrived",
+            created()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for i in [0, count / 2, count - 1] {
+        wait_for(&mut client, &format!("products/l{i:03}"), "its sync state", all_synced).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(created(), count, "each product created exactly once");
+}

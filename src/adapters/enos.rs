@@ -342,6 +342,9 @@ fn kind_from_code(code: i64, message: &str) -> VendorErrorKind {
 
 /// The token service's path (EnOS "token authentication" for third parties).
 pub const TOKEN_PATH: &str = "/apim-token-service/v2.0/token/get";
+/// Refreshes a token before it expires (the get path returns the same token
+/// while it is valid).
+pub const TOKEN_REFRESH_PATH: &str = "/apim-token-service/v2.0/token/refresh";
 
 /// Lower-case hex SHA-256 of the concatenated parts, as EnOS's token and
 /// request signatures use.
@@ -370,6 +373,16 @@ pub fn token_request(app_key: &str, app_secret: &str, timestamp_ms: i64) -> Vend
     }
 }
 
+/// The request refreshing `access_token`: the get request's fields plus the token.
+pub fn token_refresh_request(app_key: &str, app_secret: &str, timestamp_ms: i64, access_token: &str) -> VendorRequest {
+    let mut request = token_request(app_key, app_secret, timestamp_ms);
+    request.path = TOKEN_REFRESH_PATH.into();
+    if let Some(Value::Object(body)) = request.body.as_mut() {
+        body.insert("accessToken".into(), json!(access_token));
+    }
+    request
+}
+
 /// The access token and its lifetime in seconds, from the token service's
 /// answer `{status, msg, data: {accessToken, expire}}` (one EnOS sample spells
 /// `status` as `stauts`; both are read).
@@ -379,7 +392,11 @@ pub fn read_token(response: VendorResponse<'_>) -> Result<(String, u64), VendorE
     let status = parsed
         .get("status")
         .or_else(|| parsed.get("stauts"))
-        .and_then(Value::as_i64);
+        .and_then(|s| match s {
+            Value::Number(n) => n.as_i64(),
+            Value::String(text) => text.trim().parse().ok(),
+            _ => None,
+        });
     let message = parsed.get("msg").and_then(Value::as_str).unwrap_or_default().to_owned();
     let token = parsed.pointer("/data/accessToken").and_then(Value::as_str);
     match (status, token) {
@@ -395,8 +412,9 @@ pub fn read_token(response: VendorResponse<'_>) -> Result<(String, u64), VendorE
             },
             http_status: Some(response.status),
             code: status.map(|c| c.to_string()),
+            // Never the body itself: a token answer may carry the token.
             message: if message.is_empty() {
-                truncated_text(response.body)
+                format!("the token service answered HTTP {} without a message", response.status)
             } else {
                 message
             },

@@ -107,15 +107,19 @@ pub trait ProductStore: Send + Sync + 'static {
         E: Send,
         F: Fn(&Product) -> Result<(), E> + Send + Sync;
 
-    /// Up to `limit` products in the sync outbox: (product id, nonce).
-    fn outbox(&self, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Up to `limit` products in the sync outbox after `after_id`, in id
+    /// order: (product id, nonce).
+    fn outbox(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
 
     /// Takes a product out of the outbox, unless it was put there again since
     /// `nonce` was read (then it stays, and is looked at again).
     fn settle_outbox(&self, id: &str, nonce: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Up to `limit` tombstones of deleted products.
-    fn tombstones(&self, limit: usize) -> Result<Vec<Product>, StoreError>;
+    /// The tombstone of the deleted product with this uid, if any.
+    fn tombstone(&self, uid: &str) -> Result<Option<Product>, StoreError>;
+
+    /// Up to `limit` tombstones of deleted products after `after_uid`, in uid order.
+    fn tombstones(&self, after_uid: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError>;
 
     /// Replaces a tombstone (to record delivery attempts), or removes it with `None`.
     fn set_tombstone(

@@ -264,6 +264,11 @@ impl SledStore {
             .products
             .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(product.encode_to_vec()))
             .map_err(backend)?;
+        if swapped.is_ok() {
+            // Again after the write: a worker that settled the first nonce
+            // before it could see this product must look once more.
+            self.announce(id)?;
+        }
         Ok(swapped.is_ok())
     }
 }
@@ -381,6 +386,10 @@ impl ProductStore for SledStore {
                 .compare_and_swap(key, current.as_deref(), Some(next.encode_to_vec()))
                 .map_err(backend)?;
             if swapped.is_ok() {
+                if announce {
+                    // Again after the write (see insert_new).
+                    self.announce(id)?;
+                }
                 self.durable().await?;
                 return Ok(Ok(next));
             }
@@ -407,25 +416,36 @@ impl ProductStore for SledStore {
             }
             // The tombstone first: once the product is gone, the worker must
             // still know where it lived. (One whose product still exists is
-            // ignored by the worker, so a lost race below leaves no harm.)
-            self.tombstones
-                .insert(doomed.uid.as_bytes(), current.as_ref())
-                .map_err(backend)?;
+            // skipped by the worker, and removed here when the delete loses.)
+            let uid = doomed.uid.as_bytes();
+            self.tombstones.insert(uid, current.as_ref()).map_err(backend)?;
             let swapped = self
                 .products
-                .compare_and_swap(key, Some(current), None as Option<&[u8]>)
-                .map_err(backend)?;
-            if swapped.is_ok() {
-                self.durable().await?;
-                return Ok(Ok(true));
+                .compare_and_swap(key, Some(current), None as Option<&[u8]>);
+            match swapped {
+                Ok(Ok(())) => {
+                    self.durable().await?;
+                    return Ok(Ok(true));
+                }
+                Ok(Err(_)) => {
+                    self.tombstones.remove(uid).map_err(backend)?;
+                }
+                Err(e) => {
+                    let _ = self.tombstones.remove(uid);
+                    return Err(backend(e));
+                }
             }
         }
         Err(StoreError::Contention { key: id.to_owned() })
     }
 
-    fn outbox(&self, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+    fn outbox(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        let start = match after_id {
+            Some(id) => Bound::Excluded(id.as_bytes()),
+            None => Bound::Unbounded,
+        };
         self.outbox
-            .iter()
+            .range::<&[u8], _>((start, Bound::Unbounded))
             .take(limit)
             .map(|entry| {
                 let (key, value) = entry.map_err(backend)?;
@@ -448,9 +468,20 @@ impl ProductStore for SledStore {
         Ok(settled)
     }
 
-    fn tombstones(&self, limit: usize) -> Result<Vec<Product>, StoreError> {
+    fn tombstone(&self, uid: &str) -> Result<Option<Product>, StoreError> {
+        match self.tombstones.get(uid.as_bytes()).map_err(backend)? {
+            Some(bytes) => decode_product(uid.as_bytes(), &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn tombstones(&self, after_uid: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
+        let start = match after_uid {
+            Some(uid) => Bound::Excluded(uid.as_bytes()),
+            None => Bound::Unbounded,
+        };
         self.tombstones
-            .iter()
+            .range::<&[u8], _>((start, Bound::Unbounded))
             .take(limit)
             .map(|entry| {
                 let (key, bytes) = entry.map_err(backend)?;

@@ -128,10 +128,14 @@ impl VendorHttp {
             }
         };
         let reply = self.call(vendor, base, request, &headers).await?;
-        // An expired EnOS token: forget it, so the retry gets a new one.
+        // A token the gateway no longer accepts: forget it, so the next
+        // attempt gets a new one.
         if vendor == Vendor::Enos
             && let Some(error) = crate::adapters::adapter(vendor).read_error(reply.view())
-            && error.kind == VendorErrorKind::TokenExpired
+            && matches!(
+                error.kind,
+                VendorErrorKind::TokenExpired | VendorErrorKind::Unauthenticated
+            )
         {
             *self.enos_token.lock().await = None;
         }
@@ -182,21 +186,36 @@ impl VendorHttp {
         })
     }
 
-    /// A valid EnOS access token, fetched (and cached) as needed.
+    /// A valid EnOS access token: cached, refreshed once most of its lifetime
+    /// has passed, fetched anew when there is none or the refresh fails.
     async fn enos_token(&self) -> Result<String, VendorError> {
         let mut cached = self.enos_token.lock().await;
-        if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.refresh_after) {
+        let now = Instant::now();
+        if let Some(token) = cached.as_ref().filter(|t| now < t.refresh_after) {
             return Ok(token.value.clone());
         }
         let config = self.config.enos.as_ref().ok_or_else(|| not_configured(Vendor::Enos))?;
-        let request = enos::token_request(&config.app_key, config.app_secret.expose(), now_ms());
+        let secret = config.app_secret.expose();
+        if let Some(old) = cached.take() {
+            let refresh = enos::token_refresh_request(&config.app_key, secret, now_ms(), &old.value);
+            if let Ok(reply) = self.call(Vendor::Enos, &config.base_url, &refresh, &[]).await
+                && let Ok((value, expire)) = enos::read_token(reply.view())
+            {
+                return Ok(cache(&mut cached, value, expire));
+            }
+        }
+        let request = enos::token_request(&config.app_key, secret, now_ms());
         let reply = self.call(Vendor::Enos, &config.base_url, &request, &[]).await?;
         let (value, expire) = enos::read_token(reply.view())?;
-        let lifetime = Duration::from_secs(expire).mul_f64(TOKEN_REFRESH_AT);
-        *cached = Some(CachedToken {
-            value: value.clone(),
-            refresh_after: Instant::now() + lifetime,
-        });
-        Ok(value)
+        Ok(cache(&mut cached, value, expire))
     }
+}
+
+fn cache(slot: &mut Option<CachedToken>, value: String, expire_secs: u64) -> String {
+    let lifetime = Duration::from_secs(expire_secs).mul_f64(TOKEN_REFRESH_AT);
+    *slot = Some(CachedToken {
+        value: value.clone(),
+        refresh_after: Instant::now() + lifetime,
+    });
+    value
 }

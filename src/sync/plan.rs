@@ -57,15 +57,26 @@ fn entry_mut(product: &mut Product, vendor: Vendor) -> &mut VendorSync {
 /// marked DISABLED instead.
 pub fn mark_changed(product: &mut Product, vendors: &BTreeSet<Vendor>, paths: &[String], enabled: &BTreeSet<Vendor>) {
     for vendor in vendors {
+        let known_id = profile_remote_id(product, *vendor);
         let entry = entry_mut(product, *vendor);
+        // The profile's id (e.g. from an import) is the vendor's copy too.
+        if entry.remote_id.is_empty()
+            && let Some(id) = known_id
+        {
+            entry.remote_id = id;
+        }
         if !enabled.contains(vendor) {
             entry.state = SyncState::Disabled as i32;
             continue;
         }
+        // A change arriving during retries keeps their backoff (and any
+        // Retry-After the vendor asked for); otherwise it starts afresh.
+        if entry.state != SyncState::Pending as i32 {
+            entry.attempts = 0;
+            entry.last_error.clear();
+            entry.next_attempt_time = None;
+        }
         entry.state = SyncState::Pending as i32;
-        entry.attempts = 0;
-        entry.last_error.clear();
-        entry.next_attempt_time = None;
         entry.generation += 1;
         let everything = entry.pending_paths.iter().any(|p| p == EVERYTHING) || paths.iter().any(|p| p == EVERYTHING);
         if everything {
@@ -88,6 +99,8 @@ pub enum Outcome {
     Retry { error: String, after: Duration },
     /// Retrying cannot help until the product changes.
     Failed { error: String },
+    /// The vendor is not configured on this server (any more): nothing sent.
+    Disabled,
 }
 
 /// Applies a delivery outcome for `vendor`, made for the change of
@@ -138,6 +151,7 @@ pub fn record_outcome(
             entry.last_error = error.clone();
             entry.next_attempt_time = None;
         }
+        Outcome::Disabled => entry.state = SyncState::Disabled as i32,
         // A newer change is pending: it gets a fresh start.
         Outcome::Retry { .. } | Outcome::Failed { .. } => {}
     }
@@ -145,6 +159,29 @@ pub fn record_outcome(
     if let Outcome::Delivered { remote_id, gone: false } = outcome {
         set_profile_remote_id(product, vendor, remote_id);
     }
+}
+
+/// The vendor's id for the product as its profile holds it, if set.
+pub fn profile_remote_id(product: &Product, vendor: Vendor) -> Option<String> {
+    let id = match vendor {
+        Vendor::Enos => product.iot.as_ref().map(|p| p.product_key.clone()),
+        Vendor::Cryptlex => product.licensing.as_ref().map(|p| p.product_id.clone()),
+        Vendor::Revenium => product.monetization.as_ref().map(|p| p.product_id.clone()),
+    }?;
+    (!id.is_empty()).then_some(id)
+}
+
+/// Marks the vendor's copy as matching the product as it is (after an import
+/// from that vendor: it sent us this very product).
+pub fn mark_synced(product: &mut Product, vendor: Vendor, now: SystemTime) {
+    let remote_id = profile_remote_id(product, vendor).unwrap_or_default();
+    let etag = product.etag.clone();
+    let entry = entry_mut(product, vendor);
+    entry.state = SyncState::Synced as i32;
+    entry.remote_id = remote_id;
+    entry.synced_etag = etag;
+    entry.last_sync_time = Some(now.into());
+    entry.pending_paths.clear();
 }
 
 /// Sets the vendor's id for the product in the profile (EnOS productKey,
@@ -197,7 +234,7 @@ pub fn backoff(attempts: i32, base: Duration, max: Duration, random: u64) -> Dur
     let nominal = base.saturating_mul(1u32 << exponent).min(max);
     let spread = nominal.as_millis() as u64 / 2;
     let jitter = if spread == 0 { 0 } else { random % (spread + 1) };
-    (nominal - Duration::from_millis(spread / 2)) + Duration::from_millis(jitter)
+    ((nominal - Duration::from_millis(spread / 2)) + Duration::from_millis(jitter)).min(max)
 }
 
 #[cfg(test)]
@@ -322,10 +359,7 @@ mod tests {
                 "{first:?}"
             );
             let late = backoff(30, base, max, random);
-            assert!(
-                late <= max + Duration::from_millis(2500) && late >= Duration::from_millis(7500),
-                "{late:?}"
-            );
+            assert!(late <= max && late >= Duration::from_millis(7500), "{late:?}");
         }
     }
 }

@@ -80,15 +80,39 @@ impl<S: ProductStore> SyncWorker<S> {
         self.catalog.store()
     }
 
-    /// One look at everything waiting.
+    /// One look at everything waiting, deletes first (so a product deleted and
+    /// created again under the same id reaches the vendor in that order). A
+    /// product whose record cannot be handled is logged and skipped, so it
+    /// cannot hold up the others.
     pub async fn pass(&self) -> Result<(), StoreError> {
-        for (id, nonce) in self.store().outbox(BATCH)? {
-            self.sync_product(&id, nonce).await?;
+        let mut after: Option<String> = None;
+        loop {
+            let batch = self.store().tombstones(after.as_deref(), BATCH)?;
+            let full = batch.len() == BATCH;
+            for tombstone in batch {
+                after = Some(tombstone.uid.clone());
+                if let Err(error) = self.bury(tombstone).await {
+                    tracing::warn!(%error, "could not process a tombstone; skipping it this pass");
+                }
+            }
+            if !full {
+                break;
+            }
         }
-        for tombstone in self.store().tombstones(BATCH)? {
-            self.bury(tombstone).await?;
+        let mut after: Option<String> = None;
+        loop {
+            let batch = self.store().outbox(after.as_deref(), BATCH)?;
+            let full = batch.len() == BATCH;
+            for (id, nonce) in batch {
+                if let Err(error) = self.sync_product(&id, nonce).await {
+                    tracing::warn!(product = %id, %error, "could not sync; skipping it this pass");
+                }
+                after = Some(id);
+            }
+            if !full {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     async fn sync_product(&self, id: &str, nonce: u64) -> Result<(), StoreError> {
@@ -108,13 +132,19 @@ impl<S: ProductStore> SyncWorker<S> {
             let recorded = self
                 .store()
                 .update(id, false, |current| -> Result<Product, ()> {
-                    let mut current = current.ok_or(())?;
+                    // Only onto the same incarnation: a product deleted and
+                    // created again under this id is not the one delivered.
+                    let mut current = current.filter(|c| c.uid == product.uid).ok_or(())?;
                     plan::record_outcome(&mut current, vendor, entry.generation, &product.etag, &outcome, now);
                     Ok(current)
                 })
                 .await?;
             if recorded.is_err() {
-                // Deleted meanwhile: the tombstone takes over.
+                // Deleted meanwhile: its tombstone must learn of a copy this
+                // call may just have created, or that copy is orphaned.
+                if let Outcome::Delivered { remote_id, gone: false } = &outcome {
+                    self.remember_in_tombstone(&product, vendor, remote_id).await?;
+                }
                 return Ok(());
             }
         }
@@ -131,18 +161,17 @@ impl<S: ProductStore> SyncWorker<S> {
     /// One delivery attempt of the pending change for `vendor`.
     async fn deliver(&self, product: &Product, vendor: Vendor, entry: &VendorSync) -> Outcome {
         if !self.enabled.contains(&vendor) {
-            return Outcome::Failed {
-                error: format!("{vendor} is not configured on this server"),
-            };
+            return Outcome::Disabled;
         }
         let adapter = adapters::adapter(vendor);
-        let remote_id = profile_remote_id(product, vendor).unwrap_or_else(|| entry.remote_id.clone());
+        let remote_id = plan::profile_remote_id(product, vendor).unwrap_or_else(|| entry.remote_id.clone());
         let result = if !vendor.has_profile(product) {
-            self.delete_remote(adapter, product, &entry.remote_id).await
+            self.delete_remote(adapter, product, &remote_id).await
         } else if remote_id.is_empty() {
             self.create_remote(adapter, product).await
         } else {
-            self.update_remote(adapter, product, &remote_id, &entry.pending_paths)
+            let target = with_remote_id(product, vendor, &remote_id);
+            self.update_remote(adapter, &target, &remote_id, &entry.pending_paths)
                 .await
         };
         match result {
@@ -216,6 +245,8 @@ impl<S: ProductStore> SyncWorker<S> {
         match adapter.read_error(reply.view()) {
             None => Ok(gone),
             Some(error) if error.kind == VendorErrorKind::NotFound => Ok(gone),
+            // Revenium's answer for an id it does not (or no longer) know.
+            Some(error) if error.message.contains("Failed to decode hashed id") => Ok(gone),
             Some(error) => Err(Failure::Vendor(error)),
         }
     }
@@ -235,31 +266,58 @@ impl<S: ProductStore> SyncWorker<S> {
         }
     }
 
+    /// Records a vendor copy created for a product that was deleted meanwhile
+    /// in its tombstone, so the copy is deleted too.
+    async fn remember_in_tombstone(
+        &self,
+        product: &Product,
+        vendor: Vendor,
+        remote_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut tombstone = self.store().tombstone(&product.uid)?.unwrap_or_else(|| product.clone());
+        let mut entry = plan::entry(&tombstone, vendor).cloned().unwrap_or(VendorSync {
+            vendor: plan::to_pb(vendor) as i32,
+            ..Default::default()
+        });
+        entry.remote_id = remote_id.to_owned();
+        entry.next_attempt_time = None;
+        tombstone.sync.retain(|s| s.vendor != entry.vendor);
+        tombstone.sync.push(entry);
+        tracing::info!(product = %product.name, %vendor, remote_id, "created at a vendor after the delete; deleting it there too");
+        self.store().set_tombstone(&product.uid, Some(&tombstone)).await
+    }
+
     /// Deletes a deleted product's copies at the vendors, then its tombstone.
     async fn bury(&self, mut tombstone: Product) -> Result<(), StoreError> {
         if let Ok(id) = parse_product_name(&tombstone.name, "name")
             && self.store().get(id)?.is_some_and(|p| p.uid == tombstone.uid)
         {
-            // The delete this tombstone announced has not happened (or lost
-            // its race): the product lives on.
+            // The delete this tombstone announced has not happened (yet): the
+            // product lives on.
             return Ok(());
         }
         let now = SystemTime::now();
+        let mut changed = false;
         let mut remaining = Vec::new();
         let entries = std::mem::take(&mut tombstone.sync);
         for mut entry in entries {
             let Some(vendor) = plan::from_pb(entry.vendor) else {
+                changed = true;
                 continue;
             };
-            let remote_id = profile_remote_id(&tombstone, vendor).unwrap_or_else(|| entry.remote_id.clone());
-            let not_before = entry.next_attempt_time.and_then(|t| SystemTime::try_from(t).ok());
-            if remote_id.is_empty() || !self.enabled.contains(&vendor) {
+            let remote_id = plan::profile_remote_id(&tombstone, vendor).unwrap_or_else(|| entry.remote_id.clone());
+            if remote_id.is_empty() {
+                changed = true;
                 continue;
             }
-            if not_before.is_some_and(|t| t > now) {
+            let not_before = entry.next_attempt_time.and_then(|t| SystemTime::try_from(t).ok());
+            // A vendor not configured (any more) keeps its entry until it is:
+            // its copy still exists.
+            if !self.enabled.contains(&vendor) || not_before.is_some_and(|t| t > now) {
                 remaining.push(entry);
                 continue;
             }
+            changed = true;
             let adapter = adapters::adapter(vendor);
             let outcome = match self.delete_remote(adapter, &tombstone, &remote_id).await {
                 Ok(outcome) => outcome,
@@ -283,14 +341,17 @@ impl<S: ProductStore> SyncWorker<S> {
                     // not retried forever; the vendor's copy stays.
                     tracing::warn!(product = %tombstone.name, %vendor, %error, "could not delete at vendor");
                 }
+                Outcome::Disabled => remaining.push(entry),
             }
         }
         let uid = tombstone.uid.clone();
         if remaining.is_empty() {
             self.store().set_tombstone(&uid, None).await
-        } else {
+        } else if changed {
             tombstone.sync = remaining;
             self.store().set_tombstone(&uid, Some(&tombstone)).await
+        } else {
+            Ok(())
         }
     }
 }
@@ -311,16 +372,6 @@ impl From<VendorError> for Failure {
     fn from(e: VendorError) -> Self {
         Failure::Vendor(e)
     }
-}
-
-/// The vendor's id for the product as its profile holds it, if set.
-fn profile_remote_id(product: &Product, vendor: Vendor) -> Option<String> {
-    let id = match vendor {
-        Vendor::Enos => product.iot.as_ref().map(|p| p.product_key.clone()),
-        Vendor::Cryptlex => product.licensing.as_ref().map(|p| p.product_id.clone()),
-        Vendor::Revenium => product.monetization.as_ref().map(|p| p.product_id.clone()),
-    }?;
-    (!id.is_empty()).then_some(id)
 }
 
 /// The product with (at least) an empty profile holding the vendor's id, so
@@ -351,5 +402,6 @@ fn log_outcome(id: &str, vendor: Vendor, outcome: &Outcome) {
             tracing::warn!(product = id, %vendor, %error, retry_in = ?after, "delivery failed; will retry")
         }
         Outcome::Failed { error } => tracing::warn!(product = id, %vendor, %error, "delivery refused; not retrying"),
+        Outcome::Disabled => tracing::info!(product = id, %vendor, "vendor not configured; nothing sent"),
     }
 }
