@@ -33,37 +33,41 @@ async fn vendors() -> Vendors {
     }
 }
 
+fn vendor_args(v: &Vendors) -> Vec<String> {
+    [
+        "--enos-base-url",
+        &v.enos.url(),
+        "--enos-org-id",
+        "org-1",
+        "--enos-app-key",
+        fake_vendors::ENOS_APP_KEY,
+        "--enos-app-secret",
+        fake_vendors::ENOS_APP_SECRET,
+        "--cryptlex-base-url",
+        &v.cryptlex.url(),
+        "--cryptlex-token",
+        fake_vendors::CRYPTLEX_TOKEN,
+        "--revenium-base-url",
+        &v.revenium.url(),
+        "--revenium-api-key",
+        fake_vendors::REVENIUM_KEY,
+        "--revenium-team-id",
+        "T1",
+        "--revenium-owner-id",
+        "O1",
+        "--sync-retry-base-ms",
+        "100",
+        "--sync-retry-max-ms",
+        "400",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 fn start(dir: &Path, v: &Vendors) -> Server {
-    let (enos, cryptlex, revenium) = (v.enos.url(), v.cryptlex.url(), v.revenium.url());
-    Server::start_with(
-        dir,
-        &[
-            "--enos-base-url",
-            &enos,
-            "--enos-org-id",
-            "org-1",
-            "--enos-app-key",
-            fake_vendors::ENOS_APP_KEY,
-            "--enos-app-secret",
-            fake_vendors::ENOS_APP_SECRET,
-            "--cryptlex-base-url",
-            &cryptlex,
-            "--cryptlex-token",
-            fake_vendors::CRYPTLEX_TOKEN,
-            "--revenium-base-url",
-            &revenium,
-            "--revenium-api-key",
-            fake_vendors::REVENIUM_KEY,
-            "--revenium-team-id",
-            "T1",
-            "--revenium-owner-id",
-            "O1",
-            "--sync-retry-base-ms",
-            "100",
-            "--sync-retry-max-ms",
-            "400",
-        ],
-    )
+    let args = vendor_args(v);
+    Server::start_with(dir, &args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 fn everywhere() -> Product {
@@ -624,4 +628,40 @@ async fn hundreds_of_waiting_products_all_arrive() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(created(), count, "each product created exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_logs_or_sync_state() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = vendor_args(&v);
+    let (server, lines) = Server::start_logged(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut client = server.client().await;
+    // Successes, retries and refusals all get logged.
+    v.cryptlex.set(|b| b.rate_limit_once = true);
+    v.enos.set(|b| b.unknown_model = true);
+    create(&mut client, "p", everywhere()).await;
+    let product = wait_for(&mut client, "products/p", "every outcome", |p| {
+        entry(p, Vendor::Enos).state == SyncState::Failed as i32
+            && entry(p, Vendor::Cryptlex).state == SyncState::Synced as i32
+    })
+    .await;
+    let secrets = [
+        fake_vendors::ENOS_APP_SECRET,
+        fake_vendors::ENOS_TOKEN,
+        fake_vendors::CRYPTLEX_TOKEN,
+        fake_vendors::REVENIUM_KEY,
+    ];
+    let state = format!("{:?}", product.sync);
+    drop(client);
+    server.terminate();
+    let log: Vec<String> = lines.try_iter().collect();
+    assert!(
+        log.iter().any(|l| l.contains("delivered")),
+        "the sync worker logged: {log:?}"
+    );
+    for secret in secrets {
+        assert!(!state.contains(secret), "{secret} in the sync state");
+        assert!(!log.iter().any(|l| l.contains(secret)), "{secret} in the log");
+    }
 }
