@@ -312,27 +312,40 @@ fn decode_product(key: &[u8], bytes: &[u8]) -> Result<Product, StoreError> {
     })
 }
 
+/// The product stored under `key` in `tree`, if any.
+fn read_product(tree: &sled::Tree, key: &str) -> Result<Option<Product>, StoreError> {
+    match tree.get(key.as_bytes()).map_err(backend)? {
+        Some(bytes) => decode_product(key.as_bytes(), &bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Where a keyset page starts: after `key`, or at the beginning.
+fn after(key: Option<&str>) -> (Bound<&[u8]>, Bound<&[u8]>) {
+    match key {
+        Some(key) => (Bound::Excluded(key.as_bytes()), Bound::Unbounded),
+        None => (Bound::Unbounded, Bound::Unbounded),
+    }
+}
+
+/// Up to `limit` products of `tree` after `key`, in key order.
+fn scan_products(tree: &sled::Tree, key: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
+    tree.range::<&[u8], _>(after(key))
+        .take(limit)
+        .map(|entry| {
+            let (key, bytes) = entry.map_err(backend)?;
+            decode_product(&key, &bytes)
+        })
+        .collect()
+}
+
 impl ProductStore for SledStore {
     fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
-        match self.products.get(id.as_bytes()).map_err(backend)? {
-            Some(bytes) => decode_product(id.as_bytes(), &bytes).map(Some),
-            None => Ok(None),
-        }
+        read_product(&self.products, id)
     }
 
     fn scan(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
-        let start = match after_id {
-            Some(id) => Bound::Excluded(id.as_bytes()),
-            None => Bound::Unbounded,
-        };
-        self.products
-            .range::<&[u8], _>((start, Bound::Unbounded))
-            .take(limit)
-            .map(|entry| {
-                let (key, bytes) = entry.map_err(backend)?;
-                decode_product(&key, &bytes)
-            })
-            .collect()
+        scan_products(&self.products, after_id, limit)
     }
 
     async fn insert(
@@ -440,12 +453,8 @@ impl ProductStore for SledStore {
     }
 
     fn outbox(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
-        let start = match after_id {
-            Some(id) => Bound::Excluded(id.as_bytes()),
-            None => Bound::Unbounded,
-        };
         self.outbox
-            .range::<&[u8], _>((start, Bound::Unbounded))
+            .range::<&[u8], _>(after(after_id))
             .take(limit)
             .map(|entry| {
                 let (key, value) = entry.map_err(backend)?;
@@ -469,25 +478,11 @@ impl ProductStore for SledStore {
     }
 
     fn tombstone(&self, uid: &str) -> Result<Option<Product>, StoreError> {
-        match self.tombstones.get(uid.as_bytes()).map_err(backend)? {
-            Some(bytes) => decode_product(uid.as_bytes(), &bytes).map(Some),
-            None => Ok(None),
-        }
+        read_product(&self.tombstones, uid)
     }
 
     fn tombstones(&self, after_uid: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
-        let start = match after_uid {
-            Some(uid) => Bound::Excluded(uid.as_bytes()),
-            None => Bound::Unbounded,
-        };
-        self.tombstones
-            .range::<&[u8], _>((start, Bound::Unbounded))
-            .take(limit)
-            .map(|entry| {
-                let (key, bytes) = entry.map_err(backend)?;
-                decode_product(&key, &bytes)
-            })
-            .collect()
+        scan_products(&self.tombstones, after_uid, limit)
     }
 
     async fn set_tombstone(&self, uid: &str, product: Option<&Product>) -> Result<(), StoreError> {
