@@ -273,6 +273,25 @@ fn tier() -> impl Strategy<Value = Value> {
 }
 
 fn plan() -> impl Strategy<Value = Value> {
+    let aggregation = (
+        "[a-z]{1,5}",
+        proptest::sample::select(vec!["SUM", "COUNT", "MAX", "AVERAGE"]),
+        proptest::sample::select(vec!["MONTH", "DAY"]),
+        any::<bool>(),
+        proptest::collection::vec(tier(), 0..2),
+        unknown_fields(),
+    )
+        .prop_map(|(name, kind, period, graduated, tiers, unknown)| {
+            let mut a = unknown;
+            a.insert("name".into(), json!(name));
+            a.insert("aggregationType".into(), json!(kind));
+            a.insert("period".into(), json!(period));
+            a.insert("graduated".into(), json!(graduated));
+            a.insert("tiers".into(), Value::Array(tiers));
+            // Undocumented item fields stay with their item.
+            a.insert("filters".into(), json!([{"field": "model", "value": "gpt"}]));
+            Value::Object(a)
+        });
     (
         (
             proptest::sample::select(vec![
@@ -285,6 +304,13 @@ fn plan() -> impl Strategy<Value = Value> {
             proptest::sample::select(vec!["USD", "EUR", "ZMW"]),
         ),
         (proptest::option::of(1i32..12), any::<bool>(), any::<bool>()),
+        (
+            proptest::option::of((proptest::sample::select(vec!["DAY", "WEEK", "MONTH"]), 1i32..30)),
+            proptest::option::of(prop_oneof![
+                (0u32..1000).prop_map(f64::from),
+                (0u32..1000).prop_map(|c| f64::from(c) + 0.5)
+            ]),
+        ),
         proptest::collection::vec(tier(), 1..3),
         proptest::collection::vec(
             (
@@ -294,10 +320,19 @@ fn plan() -> impl Strategy<Value = Value> {
             ),
             0..2,
         ),
+        proptest::collection::vec(aggregation, 0..2),
         unknown_fields(),
     )
         .prop_map(
-            |((kind, period, currency), (count, graduated, prepay), tiers, elements, unknown)| {
+            |(
+                (kind, period, currency),
+                (count, graduated, prepay),
+                (trial, charge),
+                tiers,
+                elements,
+                aggregations,
+                unknown,
+            )| {
                 let mut p = unknown;
                 p.insert("name".into(), json!("Plan"));
                 p.insert("type".into(), json!(kind));
@@ -306,9 +341,21 @@ fn plan() -> impl Strategy<Value = Value> {
                 if let Some(count) = count {
                     p.insert("periodCount".into(), json!(count));
                 }
+                if let Some((unit, length)) = trial {
+                    p.insert("trialPeriod".into(), json!(unit));
+                    p.insert("trialPeriodCount".into(), json!(length));
+                }
+                if let Some(charge) = charge {
+                    p.insert("charge".into(), super::super::json::number(charge));
+                }
                 p.insert("graduated".into(), json!(graduated));
                 p.insert("prePayAllFlatRates".into(), json!(prepay));
                 p.insert("tiers".into(), Value::Array(tiers));
+                // Not modelled (which level Revenium wants is unconfirmed): kept as sent.
+                p.insert(
+                    "setupFees".into(),
+                    json!([{"name": "onboarding", "flatAmount": 100, "type": "ORGANIZATION"}]),
+                );
                 if !elements.is_empty() {
                     let items = elements
                         .into_iter()
@@ -320,6 +367,9 @@ fn plan() -> impl Strategy<Value = Value> {
                         })
                         .collect();
                     p.insert("elements".into(), Value::Array(items));
+                }
+                if !aggregations.is_empty() {
+                    p.insert("ratingAggregations".into(), Value::Array(aggregations));
                 }
                 Value::Object(p)
             },
