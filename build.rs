@@ -13,6 +13,8 @@ const PROTOS: &[&str] = &[
     // Not used by the Rust code (tonic-types has its own); compiled so that
     // reflection can describe the error details we send.
     "proto/google/rpc/error_details.proto",
+    // The benchmark harness's echo ceilings (not served by producthub).
+    "proto/producthub/bench/v1/echo.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

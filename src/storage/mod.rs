@@ -11,7 +11,7 @@ mod sled_store;
 
 use std::future::Future;
 
-pub use sled_store::{SledOptions, SledStore};
+pub use sled_store::{DurableLog, SledOptions, SledStore};
 
 use crate::pb::Product;
 

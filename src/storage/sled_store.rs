@@ -124,26 +124,12 @@ impl SledStore {
             Err(TryLockError::WouldBlock) => return Err(StoreError::Locked { dir: shown }),
             Err(TryLockError::Error(e)) => return Err(open_error(e.to_string())),
         }
-        let sled_dir = dir.join(SLED_DIR);
-        let db = sled::Config::new()
-            .path(&sled_dir)
-            .cache_capacity(options.cache_capacity_bytes)
-            .open()
-            .map_err(|e| open_error(e.to_string()))?;
+        let (db, committer) = open_durable(dir, options.cache_capacity_bytes).map_err(open_error)?;
         check_schema(&db, &shown)?;
         let products = db.open_tree("products").map_err(|e| open_error(e.to_string()))?;
         let requests = db.open_tree("request_ids").map_err(|e| open_error(e.to_string()))?;
         let outbox = db.open_tree("outbox").map_err(|e| open_error(e.to_string()))?;
         let tombstones = db.open_tree("tombstones").map_err(|e| open_error(e.to_string()))?;
-        // The directories' entries for the files sled created must be durable too.
-        for directory in [dir, sled_dir.as_path()] {
-            File::open(directory)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| open_error(format!("cannot sync {}: {e}", directory.display())))?;
-        }
-        let log = File::open(sled_dir.join(SLED_LOG_FILE)).map_err(|e| open_error(e.to_string()))?;
-        let committer =
-            GroupCommit::start(SledDurability { db: db.clone(), log }).map_err(|e| open_error(e.to_string()))?;
         Ok(Self {
             products,
             requests,
@@ -270,6 +256,62 @@ impl SledStore {
             self.announce(id)?;
         }
         Ok(swapped.is_ok())
+    }
+}
+
+/// Opens sled in `dir/sled` with the durability path every write uses: a
+/// group committer that flushes sled and then `fdatasync`s its log.
+fn open_durable(dir: &Path, cache_capacity_bytes: u64) -> Result<(sled::Db, GroupCommit), String> {
+    let sled_dir = dir.join(SLED_DIR);
+    let db = sled::Config::new()
+        .path(&sled_dir)
+        .cache_capacity(cache_capacity_bytes)
+        .open()
+        .map_err(|e| e.to_string())?;
+    // The directories' entries for the files sled created must be durable too.
+    for directory in [dir, sled_dir.as_path()] {
+        File::open(directory)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("cannot sync {}: {e}", directory.display()))?;
+    }
+    let log = File::open(sled_dir.join(SLED_LOG_FILE)).map_err(|e| e.to_string())?;
+    let committer = GroupCommit::start(SledDurability { db: db.clone(), log }).map_err(|e| e.to_string())?;
+    Ok((db, committer))
+}
+
+/// A bare durable log on sled, written through exactly the same durability
+/// path as the store (group commit: flush, then `fdatasync`). It is the
+/// "durable ceiling" the benchmark harness compares producthub with: one sled
+/// insert and one shared flush per request, and nothing else.
+pub struct DurableLog {
+    tree: sled::Tree,
+    committer: GroupCommit,
+    next: std::sync::atomic::AtomicU64,
+    _db: sled::Db,
+}
+
+impl DurableLog {
+    pub fn open(dir: &Path, options: &SledOptions) -> Result<Self, StoreError> {
+        let open_error = |reason: String| StoreError::Open {
+            dir: dir.display().to_string(),
+            reason,
+        };
+        fs::create_dir_all(dir).map_err(|e| open_error(e.to_string()))?;
+        let (db, committer) = open_durable(dir, options.cache_capacity_bytes).map_err(open_error)?;
+        let tree = db.open_tree("log").map_err(|e| open_error(e.to_string()))?;
+        Ok(Self {
+            tree,
+            committer,
+            next: std::sync::atomic::AtomicU64::new(0),
+            _db: db,
+        })
+    }
+
+    /// Appends `value` and resolves once it is durable.
+    pub async fn append(&self, value: &[u8]) -> Result<(), StoreError> {
+        let key = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.tree.insert(key.to_be_bytes(), value).map_err(backend)?;
+        self.committer.durable().await.map_err(StoreError::Durability)
     }
 }
 
