@@ -5,6 +5,7 @@
 //! here instead of keeping a second, hand-written list that could drift.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use prost::Message;
@@ -17,7 +18,34 @@ pub const PRODUCT_MESSAGE: &str = "producthub.v1.Product";
 
 struct Schema {
     product: MessageDescriptor,
-    behaviors: HashMap<String, Behaviors>,
+    /// Keyed by the address of the field's full name inside the (static) pool:
+    /// a unique, stable identity that costs nothing to hash. Field masks and
+    /// validation ask this for every field they visit.
+    behaviors: HashMap<usize, Behaviors, BuildHasherDefault<AddressHasher>>,
+}
+
+/// Hashes a pointer-sized key by one multiplication (Fibonacci hashing).
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+fn field_key(field: &FieldDescriptor) -> usize {
+    field.full_name().as_ptr() as usize
 }
 
 /// The behaviours declared on one field.
@@ -42,7 +70,7 @@ fn schema() -> &'static Schema {
         let extension = pool
             .get_extension_by_name("google.api.field_behavior")
             .unwrap_or_else(|| panic!("google.api.field_behavior missing from descriptor set"));
-        let mut behaviors = HashMap::new();
+        let mut behaviors = HashMap::default();
         for message in pool.all_messages() {
             for field in message.fields() {
                 let options = field.options();
@@ -60,7 +88,7 @@ fn schema() -> &'static Schema {
                     }
                 }
                 if b != Behaviors::default() {
-                    behaviors.insert(field.full_name().to_owned(), b);
+                    behaviors.insert(field_key(&field), b);
                 }
             }
         }
@@ -75,7 +103,7 @@ pub fn product_descriptor() -> MessageDescriptor {
 
 /// The behaviours declared on `field` (all false when none are declared).
 pub fn behaviors(field: &FieldDescriptor) -> Behaviors {
-    schema().behaviors.get(field.full_name()).copied().unwrap_or_default()
+    schema().behaviors.get(&field_key(field)).copied().unwrap_or_default()
 }
 
 /// Converts a product to its reflective form, for generic field-mask work.
