@@ -162,6 +162,21 @@ fn all_synced(p: &Product) -> bool {
             .all(|s| s.state == SyncState::Synced as i32 && s.synced_etag == p.etag)
 }
 
+/// Changes one licensing field of `products/{id}` with a one-path mask.
+async fn update_licensing(
+    client: &mut ProductServiceClient<Channel>,
+    id: &str,
+    path: &str,
+    licensing: LicensingProfile,
+) -> Product {
+    let patch = Product {
+        name: format!("products/{id}"),
+        licensing: Some(licensing),
+        ..Default::default()
+    };
+    update(client, patch, &[path]).await
+}
+
 async fn update(client: &mut ProductServiceClient<Channel>, patch: Product, paths: &[&str]) -> Product {
     client
         .update_product(UpdateProductRequest {
@@ -222,17 +237,14 @@ async fn a_change_reaches_exactly_the_vendors_it_touches() {
 
     // A licensing-only change goes to Cryptlex alone, with only that field.
     let (enos_before, revenium_before) = (v.enos.product_calls().len(), v.revenium.product_calls().len());
-    let changed = update(
+    let changed = update_licensing(
         &mut client,
-        Product {
-            name: "products/station".into(),
-            licensing: Some(LicensingProfile {
-                trial_policy_id: "tp-2".into(),
-                ..Default::default()
-            }),
+        "station",
+        "licensing.trial_policy_id",
+        LicensingProfile {
+            trial_policy_id: "tp-2".into(),
             ..Default::default()
         },
-        &["licensing.trial_policy_id"],
     )
     .await;
     wait_for(
@@ -430,17 +442,14 @@ async fn a_refused_change_fails_until_the_product_is_fixed() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(v.cryptlex.product_calls().len(), attempts, "FAILED is not retried");
 
-    let fixed = update(
+    let fixed = update_licensing(
         &mut client,
-        Product {
-            name: "products/p".into(),
-            licensing: Some(LicensingProfile {
-                license_template_id: "lt-1".into(),
-                ..Default::default()
-            }),
+        "p",
+        "licensing.license_template_id",
+        LicensingProfile {
+            license_template_id: "lt-1".into(),
             ..Default::default()
         },
-        &["licensing.license_template_id"],
     )
     .await;
     let product = wait_for(

@@ -355,27 +355,32 @@ async fn measure_echo(
     Ok(stats)
 }
 
-/// Pre-creates `count` products named `products/b{n}` and returns their count.
-async fn preload(channels: &[Channel], from: u64, count: u64, concurrency: usize) -> Result<u64, Status> {
+/// Calls `call(client, n)` for every `n` in `from..from + count`, from
+/// `concurrency` tasks; stops at the first error.
+async fn for_each<F, Fut>(
+    channels: &[Channel],
+    from: u64,
+    count: u64,
+    concurrency: usize,
+    call: F,
+) -> Result<(), Status>
+where
+    F: Fn(ProductServiceClient<Channel>, u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<(), Status>> + Send,
+{
     let next = Arc::new(AtomicU64::new(from));
     let end = from + count;
     let tasks: Vec<_> = (0..concurrency.max(1))
         .map(|i| {
-            let mut client = ProductServiceClient::new(channels[i % channels.len()].clone());
-            let next = next.clone();
+            let client = ProductServiceClient::new(channels[i % channels.len()].clone());
+            let (next, call) = (next.clone(), call.clone());
             tokio::spawn(async move {
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     if n >= end {
                         return Ok::<(), Status>(());
                     }
-                    client
-                        .create_product(CreateProductRequest {
-                            product: Some(sample_product(n)),
-                            product_id: format!("b{n:09}"),
-                            ..Default::default()
-                        })
-                        .await?;
+                    call(client.clone(), n).await?;
                 }
             })
         })
@@ -383,7 +388,22 @@ async fn preload(channels: &[Channel], from: u64, count: u64, concurrency: usize
     for task in tasks {
         task.await.map_err(|e| Status::internal(e.to_string()))??;
     }
-    Ok(count)
+    Ok(())
+}
+
+/// Creates products `products/b{from}..` (`count` of them).
+async fn preload(channels: &[Channel], from: u64, count: u64, concurrency: usize) -> Result<(), Status> {
+    for_each(channels, from, count, concurrency, |mut client, n| async move {
+        client
+            .create_product(CreateProductRequest {
+                product: Some(sample_product(n)),
+                product_id: format!("b{n:09}"),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+    })
+    .await
 }
 
 struct ProductOps {
@@ -514,37 +534,23 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// Rewrites every product once (same size), for the disk-use figure.
 async fn overwrite_all(channels: &[Channel], count: u64, concurrency: usize) -> Result<(), Status> {
-    let next = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = (0..concurrency.max(1))
-        .map(|i| {
-            let mut client = ProductServiceClient::new(channels[i % channels.len()].clone());
-            let next = next.clone();
-            tokio::spawn(async move {
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= count {
-                        return Ok::<(), Status>(());
-                    }
-                    let mut product = sample_product(n + 1);
-                    product.name = format!("products/b{n:09}");
-                    client
-                        .update_product(UpdateProductRequest {
-                            product: Some(product),
-                            update_mask: Some(prost_types::FieldMask {
-                                paths: vec!["description".into(), "display_name".into()],
-                            }),
-                            ..Default::default()
-                        })
-                        .await?;
-                }
+    for_each(channels, 0, count, concurrency, |mut client, n| async move {
+        let mut product = sample_product(n + 1);
+        product.name = format!("products/b{n:09}");
+        client
+            .update_product(UpdateProductRequest {
+                product: Some(product),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["description".into(), "display_name".into()],
+                }),
+                ..Default::default()
             })
-        })
-        .collect();
-    for task in tasks {
-        task.await.map_err(|e| Status::internal(e.to_string()))??;
-    }
-    Ok(())
+            .await
+            .map(|_| ())
+    })
+    .await
 }
 
 async fn scale(load: LoadArgs, sizes: Vec<u64>) -> Result<(), Box<dyn std::error::Error>> {
