@@ -262,10 +262,62 @@ fn collect_set_fields(message: &DynamicMessage, prefix: &mut Vec<FieldDescriptor
 /// violations (immutable fields changed) that forbid it. Output-only values in
 /// `patch` are never taken.
 pub fn merge(stored: &Product, patch: &Product, mask: &UpdateMask) -> Result<Product, Vec<FieldViolation>> {
-    let before = to_dynamic(stored);
+    if let Some(merged) = merge_common_fields(stored, patch, mask) {
+        return Ok(merged);
+    }
+    merge_reflective(stored, patch, mask)
+}
+
+/// The usual update (display name, description, version, labels, localized
+/// names, or their keys) done on the typed product: none of these is
+/// server-set or immutable, so there is nothing to restore or check. `None`
+/// for any other mask, which takes the general path; a property test holds
+/// the two equal.
+fn merge_common_fields(stored: &Product, patch: &Product, mask: &UpdateMask) -> Option<Product> {
+    let UpdateMask::Paths(_) = mask else { return None };
+    let mut merged = stored.clone();
+    for path in mask.effective_paths() {
+        let (field, key) = match path.steps.as_slice() {
+            [Step::Field(field)] => (field, None),
+            [Step::Field(field), Step::Key(key)] => (field, Some(key.as_str())),
+            _ => return None,
+        };
+        let (target, source) = match (field.name(), key) {
+            ("display_name", None) => {
+                merged.display_name.clone_from(&patch.display_name);
+                continue;
+            }
+            ("description", None) => {
+                merged.description.clone_from(&patch.description);
+                continue;
+            }
+            ("version", None) => {
+                merged.version.clone_from(&patch.version);
+                continue;
+            }
+            ("labels", _) => (&mut merged.labels, &patch.labels),
+            ("localized_display_names", _) => (&mut merged.localized_display_names, &patch.localized_display_names),
+            _ => return None,
+        };
+        match key {
+            None => target.clone_from(source),
+            Some(key) => match source.get(key) {
+                Some(value) => {
+                    target.insert(key.to_owned(), value.clone());
+                }
+                None => {
+                    target.remove(key);
+                }
+            },
+        }
+    }
+    Some(merged)
+}
+
+fn merge_reflective(stored: &Product, patch: &Product, mask: &UpdateMask) -> Result<Product, Vec<FieldViolation>> {
     let mut patch = to_dynamic(patch);
     clear_output_only_fields(&mut patch);
-
+    let before = to_dynamic(stored);
     let mut merged = match mask {
         UpdateMask::Full => patch.clone(),
         UpdateMask::Paths(_) => {
@@ -278,7 +330,7 @@ pub fn merge(stored: &Product, patch: &Product, mask: &UpdateMask) -> Result<Pro
     };
     restore_server_fields(&before, &mut merged);
     let mut violations = Vec::new();
-    check_immutable(&before, &merged, "product", &mut violations);
+    check_immutable(&before, &merged, &mut String::from("product"), &mut violations);
     if violations.is_empty() {
         Ok(from_dynamic(&merged))
     } else {
@@ -296,16 +348,16 @@ pub fn clear_output_only(product: &mut Product) {
 
 fn clear_output_only_fields(message: &mut DynamicMessage) {
     let descriptor = message.descriptor();
-    for field in descriptor.fields() {
-        if behaviors(&field).output_only {
-            message.clear_field(&field);
+    for info in schema::fields(&descriptor) {
+        let field = &info.field;
+        if info.behaviors.output_only {
+            message.clear_field(field);
             continue;
         }
-        if !matches!(field.kind(), Kind::Message(ref m) if !schema::is_opaque_message(m)) || !message.has_field(&field)
-        {
+        if !info.holds_messages || !message.has_field(field) {
             continue;
         }
-        match message.get_field_mut(&field) {
+        match message.get_field_mut(field) {
             Value::Message(sub) => clear_output_only_fields(sub),
             Value::List(items) => items.iter_mut().for_each(|item| {
                 if let Value::Message(sub) = item {
@@ -421,27 +473,27 @@ fn keyed_entries_mut(value: &mut Value) -> Option<&mut std::collections::HashMap
 /// Descends into singular sub-messages present in both.
 fn restore_server_fields(stored: &DynamicMessage, merged: &mut DynamicMessage) {
     let descriptor = stored.descriptor();
-    for field in descriptor.fields() {
-        let b = behaviors(&field);
-        let keep_stored = b.output_only || b.identifier || (b.immutable && !merged.has_field(&field));
+    for info in schema::fields(&descriptor) {
+        let field = &info.field;
+        let b = info.behaviors;
+        let keep_stored = b.output_only || b.identifier || (b.immutable && !merged.has_field(field));
         if keep_stored {
-            if stored.has_field(&field) {
-                merged.set_field(&field, stored.get_field(&field).into_owned());
+            if stored.has_field(field) {
+                merged.set_field(field, stored.get_field(field).into_owned());
             } else {
-                merged.clear_field(&field);
+                merged.clear_field(field);
             }
             continue;
         }
-        if !stored.has_field(&field) || !merged.has_field(&field) || field.is_map() {
+        if !info.holds_messages || info.map || !stored.has_field(field) || !merged.has_field(field) {
             continue;
         }
-        if field.is_list() {
-            restore_list_items(&field, stored, merged);
+        if info.list {
+            restore_list_items(field, stored, merged);
             continue;
         }
         if let (Value::Message(stored_sub), Value::Message(merged_sub)) =
-            (stored.get_field(&field).as_ref(), merged.get_field_mut(&field))
-            && !schema::is_opaque_message(&stored_sub.descriptor())
+            (stored.get_field(field).as_ref(), merged.get_field_mut(field))
         {
             restore_server_fields(stored_sub, merged_sub);
         }
@@ -477,33 +529,33 @@ fn restore_list_items(field: &FieldDescriptor, stored: &DynamicMessage, merged: 
     }
 }
 
-fn check_immutable(stored: &DynamicMessage, merged: &DynamicMessage, prefix: &str, out: &mut Vec<FieldViolation>) {
-    for field in stored.descriptor().fields() {
-        if !stored.has_field(&field) || !merged.has_field(&field) {
+fn check_immutable(stored: &DynamicMessage, merged: &DynamicMessage, path: &mut String, out: &mut Vec<FieldViolation>) {
+    for info in schema::fields(&stored.descriptor()) {
+        let field = &info.field;
+        let relevant = info.behaviors.immutable || (info.holds_messages && !info.list && !info.map);
+        if !relevant || !stored.has_field(field) || !merged.has_field(field) {
             continue;
         }
-        let path = format!("{prefix}.{}", field.name());
-        let (old, new) = (stored.get_field(&field), merged.get_field(&field));
-        if behaviors(&field).immutable {
+        let (old, new) = (stored.get_field(field), merged.get_field(field));
+        if info.behaviors.immutable {
             if old != new {
                 out.push(FieldViolation::new(
-                    path,
+                    format!("{path}.{}", field.name()),
                     format!(
                         "is immutable: it cannot change once set (stored {}, requested {})",
-                        show(&field, &old),
-                        show(&field, &new)
+                        show(field, &old),
+                        show(field, &new)
                     ),
                 ));
             }
             continue;
         }
-        if field.is_list() || field.is_map() {
-            continue;
-        }
-        if let (Value::Message(old), Value::Message(new)) = (old.as_ref(), new.as_ref())
-            && !schema::is_opaque_message(&old.descriptor())
-        {
-            check_immutable(old, new, &path, out);
+        if let (Value::Message(old), Value::Message(new)) = (old.as_ref(), new.as_ref()) {
+            let parent = path.len();
+            path.push('.');
+            path.push_str(field.name());
+            check_immutable(old, new, path, out);
+            path.truncate(parent);
         }
     }
 }

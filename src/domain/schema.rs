@@ -9,7 +9,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, MessageDescriptor, Value};
+use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 
 use crate::pb::{self, google::api::FieldBehavior};
 
@@ -22,6 +22,23 @@ struct Schema {
     /// a unique, stable identity that costs nothing to hash. Field masks and
     /// validation ask this for every field they visit.
     behaviors: HashMap<usize, Behaviors, BuildHasherDefault<AddressHasher>>,
+    /// Every message's fields with what the walks need, worked out once:
+    /// asking the descriptor for a field's kind each time was the largest
+    /// single cost of a field-mask merge. Keyed like `behaviors`.
+    fields: HashMap<usize, Vec<FieldInfo>, BuildHasherDefault<AddressHasher>>,
+}
+
+/// What the generic walks (field masks, validation) need to know about a field.
+#[derive(Debug, Clone)]
+pub struct FieldInfo {
+    pub field: FieldDescriptor,
+    pub behaviors: Behaviors,
+    pub kind: Kind,
+    pub list: bool,
+    pub map: bool,
+    /// The field holds messages the walks descend into (singular, repeated or
+    /// as map values), as opposed to scalars or well-known types.
+    pub holds_messages: bool,
 }
 
 /// Hashes a pointer-sized key by one multiplication (Fibonacci hashing).
@@ -48,6 +65,19 @@ fn field_key(field: &FieldDescriptor) -> usize {
     field.full_name().as_ptr() as usize
 }
 
+fn message_key(message: &MessageDescriptor) -> usize {
+    message.full_name().as_ptr() as usize
+}
+
+/// The fields of a message of this API, with their walk facts.
+pub fn fields(message: &MessageDescriptor) -> &'static [FieldInfo] {
+    schema()
+        .fields
+        .get(&message_key(message))
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
 /// The behaviours declared on one field.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Behaviors {
@@ -71,6 +101,7 @@ fn schema() -> &'static Schema {
             .get_extension_by_name("google.api.field_behavior")
             .unwrap_or_else(|| panic!("google.api.field_behavior missing from descriptor set"));
         let mut behaviors = HashMap::default();
+        let mut fields = HashMap::<usize, Vec<FieldInfo>, _>::default();
         for message in pool.all_messages() {
             for field in message.fields() {
                 let options = field.options();
@@ -90,9 +121,30 @@ fn schema() -> &'static Schema {
                 if b != Behaviors::default() {
                     behaviors.insert(field_key(&field), b);
                 }
+                let kind = field.kind();
+                let holds_messages = match &kind {
+                    Kind::Message(m) if field.is_map() => matches!(
+                        m.map_entry_value_field().kind(),
+                        Kind::Message(ref v) if !is_opaque_message(v)
+                    ),
+                    Kind::Message(m) => !is_opaque_message(m),
+                    _ => false,
+                };
+                fields.entry(message_key(&message)).or_default().push(FieldInfo {
+                    list: field.is_list(),
+                    map: field.is_map(),
+                    field,
+                    behaviors: b,
+                    kind,
+                    holds_messages,
+                });
             }
         }
-        Schema { product, behaviors }
+        Schema {
+            product,
+            behaviors,
+            fields,
+        }
     })
 }
 

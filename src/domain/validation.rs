@@ -8,7 +8,7 @@
 use prost_reflect::{DynamicMessage, Kind, ReflectMessage, Value};
 
 use super::FieldViolation;
-use super::schema::{self, behaviors, to_dynamic};
+use super::schema::{self, to_dynamic};
 use crate::pb::Product;
 
 /// The longest string any field may hold, in bytes (specific fields allow less).
@@ -41,7 +41,7 @@ const REVENIUM_MAX_NAME: usize = 255;
 /// Every reason `product` may not be stored, with paths rooted at `product`.
 pub fn validate(product: &Product) -> Vec<FieldViolation> {
     let mut out = Vec::new();
-    check_schema_rules(&to_dynamic(product), "product", &mut out);
+    check_schema_rules(&to_dynamic(product), &mut String::from("product"), &mut out);
     check_common(product, &mut out);
     if product.iot.is_some() {
         check_enos(product, &mut out);
@@ -83,7 +83,7 @@ pub fn vendor_violations(product: &Product, profile: Profile) -> Vec<FieldViolat
     if let Some(descriptor) = message.descriptor().get_field_by_name(field)
         && let Value::Message(sub) = message.get_field(&descriptor).as_ref()
     {
-        check_schema_rules(sub, &format!("product.{field}"), &mut out);
+        check_schema_rules(sub, &mut format!("product.{field}"), &mut out);
     }
     if product.display_name.is_empty() {
         out.push(FieldViolation::new("product.display_name", "is required"));
@@ -96,64 +96,116 @@ pub fn vendor_violations(product: &Product, profile: Profile) -> Vec<FieldViolat
     out
 }
 
-fn check_schema_rules(message: &DynamicMessage, prefix: &str, out: &mut Vec<FieldViolation>) {
-    for field in message.descriptor().fields() {
-        let path = format!("{prefix}.{}", field.name());
-        if behaviors(&field).required && !message.has_field(&field) {
-            out.push(FieldViolation::new(path, "is required"));
+/// The generic rules, over every field of `message`. `path` names `message`
+/// and is extended in place while descending (and restored), so a product
+/// without violations costs no string formatting at all.
+fn check_schema_rules(message: &DynamicMessage, path: &mut String, out: &mut Vec<FieldViolation>) {
+    for info in schema::fields(&message.descriptor()) {
+        let field = &info.field;
+        if !message.has_field(field) {
+            if info.behaviors.required {
+                out.push(FieldViolation::new(format!("{path}.{}", field.name()), "is required"));
+            }
             continue;
         }
-        if !message.has_field(&field) {
-            continue;
-        }
-        let value = message.get_field(&field);
-        match value.as_ref() {
+        let parent = path.len();
+        path.push('.');
+        path.push_str(field.name());
+        let kind = &info.kind;
+        match message.get_field(field).as_ref() {
             Value::List(items) => {
                 if items.len() > MAX_ENTRIES {
-                    out.push(too_many(&path, items.len(), MAX_ENTRIES));
+                    out.push(too_many(path, items.len(), MAX_ENTRIES));
                 }
                 for (i, item) in items.iter().enumerate() {
-                    check_value(item, &field.kind(), &format!("{path}[{i}]"), out);
+                    check_item(item, kind, path, &i, out);
                 }
             }
             Value::Map(entries) => {
                 if entries.len() > MAX_ENTRIES {
-                    out.push(too_many(&path, entries.len(), MAX_ENTRIES));
+                    out.push(too_many(path, entries.len(), MAX_ENTRIES));
                 }
+                let value_kind = match kind {
+                    Kind::Message(entry) => entry.map_entry_value_field().kind(),
+                    other => other.clone(),
+                };
                 for (key, item) in entries {
-                    if let prost_reflect::MapKey::String(k) = key
-                        && k.len() > MAX_STRING_BYTES
-                    {
-                        out.push(FieldViolation::new(&path, "has a key that is too long"));
-                    }
-                    if let Kind::Message(entry) = field.kind() {
-                        let value_kind = entry.map_entry_value_field().kind();
-                        let shown = match key {
-                            prost_reflect::MapKey::String(k) => format!("{k:?}"),
-                            other => format!("{other:?}"),
-                        };
-                        check_value(item, &value_kind, &format!("{path}[{shown}]"), out);
-                    }
+                    let shown = match key {
+                        prost_reflect::MapKey::String(k) => {
+                            if k.len() > MAX_STRING_BYTES {
+                                out.push(FieldViolation::new(path.as_str(), "has a key that is too long"));
+                            }
+                            KeyShown::Text(k)
+                        }
+                        other => KeyShown::Other(other),
+                    };
+                    check_item(item, &value_kind, path, &shown, out);
                 }
             }
-            single => check_value(single, &field.kind(), &path, out),
+            single => check_value(single, kind, path, out),
+        }
+        path.truncate(parent);
+    }
+}
+
+/// How a map key appears in a path: `labels["env"]`.
+enum KeyShown<'a> {
+    Text(&'a str),
+    Other(&'a prost_reflect::MapKey),
+}
+
+impl std::fmt::Display for KeyShown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyShown::Text(k) => write!(f, "{k:?}"),
+            KeyShown::Other(k) => write!(f, "{k:?}"),
         }
     }
 }
 
-fn check_value(value: &Value, kind: &Kind, path: &str, out: &mut Vec<FieldViolation>) {
+/// One list item or map value, at `path[index]`.
+fn check_item(
+    value: &Value,
+    kind: &Kind,
+    path: &mut String,
+    index: &dyn std::fmt::Display,
+    out: &mut Vec<FieldViolation>,
+) {
+    // Only messages (to descend) and violations need the item's own path.
+    let needs_path = matches!(value, Value::Message(_)) || scalar_problem(value, kind).is_some();
+    if !needs_path {
+        return;
+    }
+    let parent = path.len();
+    use std::fmt::Write as _;
+    let _ = write!(path, "[{index}]");
+    check_value(value, kind, path, out);
+    path.truncate(parent);
+}
+
+/// What is wrong with a single (non-message) value, if anything.
+fn scalar_problem(value: &Value, kind: &Kind) -> Option<String> {
     match (value, kind) {
-        (Value::String(s), _) if s.len() > MAX_STRING_BYTES => out.push(FieldViolation::new(
-            path,
-            format!("is {} bytes long; at most {MAX_STRING_BYTES} are allowed", s.len()),
+        (Value::String(s), _) if s.len() > MAX_STRING_BYTES => Some(format!(
+            "is {} bytes long; at most {MAX_STRING_BYTES} are allowed",
+            s.len()
         )),
-        (Value::EnumNumber(n), Kind::Enum(e)) if e.get_value(*n).is_none() => out.push(FieldViolation::new(
-            path,
-            format!("{n} is not a value of {}", e.full_name()),
-        )),
-        (Value::F64(x), _) if !x.is_finite() => out.push(FieldViolation::new(path, "must be a finite number")),
-        (Value::Message(m), _) if !schema::is_opaque_message(&m.descriptor()) => check_schema_rules(m, path, out),
-        _ => {}
+        (Value::EnumNumber(n), Kind::Enum(e)) if e.get_value(*n).is_none() => {
+            Some(format!("{n} is not a value of {}", e.full_name()))
+        }
+        (Value::F64(x), _) if !x.is_finite() => Some("must be a finite number".into()),
+        _ => None,
+    }
+}
+
+fn check_value(value: &Value, kind: &Kind, path: &mut String, out: &mut Vec<FieldViolation>) {
+    match value {
+        Value::Message(m) if !schema::is_opaque_message(&m.descriptor()) => check_schema_rules(m, path, out),
+        scalar => {
+            if let Some(problem) = scalar_problem(scalar, kind) {
+                out.push(FieldViolation::new(path.as_str(), problem));
+            }
+        }
     }
 }
 

@@ -533,6 +533,20 @@ proptest! {
     }
 
     #[test]
+    fn the_common_field_shortcut_agrees_with_the_general_merge(
+        stored in product_strategy(),
+        patch in product_strategy(),
+        chosen in proptest::sample::subsequence(
+            &["display_name", "description", "version", "labels", "localized_display_names", "labels.env", "labels.x", "localized_display_names.zh_CN"][..],
+            1..=4,
+        ),
+    ) {
+        let mask = mask(&chosen);
+        let fast = merge_common_fields(&stored, &patch, &mask).expect("common fields take the shortcut");
+        prop_assert_eq!(Ok(fast), merge_reflective(&stored, &patch, &mask));
+    }
+
+    #[test]
     fn star_mask_equals_the_patch_apart_from_server_fields(stored in product_strategy(), mut patch in product_strategy()) {
         align_immutables(&stored, &mut patch);
         let merged = merge(&stored, &patch, &UpdateMask::Full).unwrap();
