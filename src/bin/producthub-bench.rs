@@ -73,6 +73,10 @@ struct LoadArgs {
     /// The producthub binary (default: next to this one).
     #[arg(long)]
     server: Option<PathBuf>,
+    /// Run only the measurements whose name contains this (e.g. `GetProduct`),
+    /// to profile one call.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -241,8 +245,17 @@ where
     F: Fn(Channel, u64) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<(), Status>> + Send,
 {
-    let counter = Arc::new(AtomicU64::new(0));
     let duration = Duration::from_secs(load.seconds.max(1));
+    if load.only.as_ref().is_some_and(|only| !name.contains(only.as_str())) {
+        return Stats {
+            name: name.to_string(),
+            ok: 0,
+            errors: 0,
+            elapsed: duration,
+            latencies: Vec::new(),
+        };
+    }
+    let counter = Arc::new(AtomicU64::new(0));
     let warm_up = duration / 10;
     let start = Instant::now() + warm_up;
     let end = start + duration;
