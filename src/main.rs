@@ -229,7 +229,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config, shutdown_signal())) {
+    let served = runtime.block_on(async {
+        let shutdown = shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        serve(config, shutdown).await.map_err(|e| e.to_string())
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, for people and for scripts alike.
@@ -250,27 +254,29 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// A future resolving on the first SIGINT or SIGTERM. The handlers are
+/// installed right here, before the server starts: installed lazily (at the
+/// future's first poll), a signal sent just after start-up could still meet
+/// the default action and kill the process without a clean shutdown.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
+            tracing::info!("shutdown requested");
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown requested");
+        })
     }
-    tracing::info!("shutdown requested");
 }
