@@ -71,14 +71,7 @@ async fn every_acknowledged_write_survives_kill_9() {
         let server = Server::start(dir.path());
         // Every acknowledged write from earlier cycles is present, exactly.
         let mut client = server.client().await;
-        for (id, state) in &acked {
-            let stored = client
-                .get_product(GetProductRequest {
-                    name: format!("products/{id}"),
-                })
-                .await;
-            verify(id, state, stored.ok().map(|r| r.into_inner()));
-        }
+        verify_all(&mut client, &acked).await;
         // Re-base on what is stored now (an in-flight write may have landed).
         let ids: Vec<String> = acked.keys().cloned().collect();
         for id in ids {
@@ -132,14 +125,7 @@ async fn every_acknowledged_write_survives_kill_9() {
 
     let server = Server::start(dir.path());
     let mut client = server.client().await;
-    for (id, state) in &acked {
-        let stored = client
-            .get_product(GetProductRequest {
-                name: format!("products/{id}"),
-            })
-            .await;
-        verify(id, state, stored.ok().map(|r| r.into_inner()));
-    }
+    verify_all(&mut client, &acked).await;
     let listed = client
         .list_products(ListProductsRequest {
             page_size: 1000,
@@ -149,6 +135,21 @@ async fn every_acknowledged_write_survives_kill_9() {
         .unwrap()
         .into_inner();
     assert!(listed.products.len() >= acked.values().filter(|a| a.seq > 0).count());
+}
+
+/// Every acknowledged write is stored, exactly (see `verify`).
+async fn verify_all(
+    client: &mut producthub::pb::product_service_client::ProductServiceClient<tonic::transport::Channel>,
+    acked: &HashMap<String, Acked>,
+) {
+    for (id, state) in acked {
+        let stored = client
+            .get_product(GetProductRequest {
+                name: format!("products/{id}"),
+            })
+            .await;
+        verify(id, state, stored.ok().map(|r| r.into_inner()));
+    }
 }
 
 fn seq_of(product: &Product) -> u64 {

@@ -637,6 +637,17 @@ mod tests {
         use proptest::collection::{btree_map, vec};
         use proptest::prelude::*;
 
+        fn metadata_entries(pairs: Vec<(String, String)>) -> Vec<LicensingMetadata> {
+            pairs
+                .into_iter()
+                .map(|(key, value)| LicensingMetadata {
+                    key,
+                    value,
+                    ..Default::default()
+                })
+                .collect()
+        }
+
         fn any_product() -> impl Strategy<Value = Product> {
             (
                 (".{0,80}", ".{0,600}", ".{0,12}", btree_map(".{0,70}", ".{0,70}", 0..4)),
@@ -659,14 +670,7 @@ mod tests {
                         }),
                         licensing: licensing.map(|(template, metadata)| LicensingProfile {
                             license_template_id: template,
-                            metadata: metadata
-                                .into_iter()
-                                .map(|(key, value)| LicensingMetadata {
-                                    key,
-                                    value,
-                                    ..Default::default()
-                                })
-                                .collect(),
+                            metadata: metadata_entries(metadata),
                             ..Default::default()
                         }),
                         monetization: monetization.map(|(currency, addresses)| MonetizationProfile {
@@ -710,14 +714,7 @@ mod tests {
                         }),
                         licensing: Some(LicensingProfile {
                             license_template_id: "lt".into(),
-                            metadata: metadata
-                                .into_iter()
-                                .map(|(key, value)| LicensingMetadata {
-                                    key,
-                                    value,
-                                    ..Default::default()
-                                })
-                                .collect(),
+                            metadata: metadata_entries(metadata),
                             ..Default::default()
                         }),
                         monetization: Some(MonetizationProfile {
