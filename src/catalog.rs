@@ -94,6 +94,20 @@ impl<S: ProductStore> Catalog<S> {
         &self.store
     }
 
+    /// Whether writes go through the sync outbox. With no vendor configured a
+    /// change can only be marked DISABLED, so there is nothing to deliver and
+    /// the outbox hints (two extra writes per change) are skipped.
+    fn announces(&self) -> bool {
+        !self.sync.enabled.is_empty()
+    }
+
+    /// Tells the sync worker a change may be waiting (when any can be).
+    fn wake_sync(&self) {
+        if self.announces() {
+            self.sync.wake.notify_one();
+        }
+    }
+
     pub async fn create(&self, request: CreateProductRequest) -> Result<Product, CatalogError> {
         let mut violations = Vec::new();
         let id = requested_or_new_id(&request.product_id, &mut violations);
@@ -126,8 +140,8 @@ impl<S: ProductStore> Catalog<S> {
             fingerprint: fingerprint(&request),
             product: product.clone(),
         });
-        let outcome = self.store.insert(&id, &product, record.as_ref()).await?;
-        self.sync.wake.notify_one();
+        let outcome = self.store.insert(&id, &product, record.as_ref(), self.announces()).await?;
+        self.wake_sync();
         match outcome {
             InsertOutcome::Inserted => Ok(product),
             InsertOutcome::IdTaken => Err(CatalogError::AlreadyExists { name: product.name }),
@@ -263,8 +277,8 @@ impl<S: ProductStore> Catalog<S> {
                 ..preview
             });
         }
-        let updated = self.store.update(&id, true, change).await?;
-        self.sync.wake.notify_one();
+        let updated = self.store.update(&id, self.announces(), change).await?;
+        self.wake_sync();
         updated
     }
 
@@ -322,8 +336,8 @@ impl<S: ProductStore> Catalog<S> {
             sync::plan::mark_changed(&mut product, &vendors, &everything, &self.sync.enabled);
             Ok(product)
         };
-        let product = self.store.update(id, true, resync).await??;
-        self.sync.wake.notify_one();
+        let product = self.store.update(id, self.announces(), resync).await??;
+        self.wake_sync();
         Ok(product)
     }
 
@@ -420,8 +434,8 @@ impl<S: ProductStore> Catalog<S> {
         stamp_new(&mut product, &self.sync.enabled);
         // The vendor it came from already has it as it is.
         sync::plan::mark_synced(&mut product, vendor, SystemTime::now());
-        let outcome = self.store.insert(&id, &product, None).await?;
-        self.sync.wake.notify_one();
+        let outcome = self.store.insert(&id, &product, None, self.announces()).await?;
+        self.wake_sync();
         match outcome {
             InsertOutcome::Inserted => Ok(product),
             _ => Err(CatalogError::AlreadyExists { name: product.name }),

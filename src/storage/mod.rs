@@ -73,12 +73,14 @@ pub trait ProductStore: Send + Sync + 'static {
 
     /// Stores a new product under the id in its name, and, when given, the
     /// request record, atomically. A known request id wins over an id clash.
-    /// A stored product is put in the sync outbox.
+    /// With `announce`, a stored product is also put in the sync outbox (as in
+    /// [`ProductStore::update`]).
     fn insert(
         &self,
         id: &str,
         product: &Product,
         request: Option<&RequestRecord>,
+        announce: bool,
     ) -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
 
     /// Reads the product with this id (`None` if missing), passes it to `change`,

@@ -169,6 +169,7 @@ impl SledStore {
         id: &str,
         product: &Product,
         record: &RequestRecord,
+        announce: bool,
     ) -> Result<InsertOutcome, StoreError> {
         let key = record.request_id.as_bytes();
         if let Some(bytes) = self.requests.get(key).map_err(backend)? {
@@ -179,7 +180,7 @@ impl SledStore {
             let first = stored.product.clone().unwrap_or_default();
             if !stored.completed {
                 let first_id = first.name.strip_prefix("products/").unwrap_or_default().to_owned();
-                if !self.finish_interrupted_create(&first_id, &first)? {
+                if !self.finish_interrupted_create(&first_id, &first, announce)? {
                     self.requests.remove(key).map_err(backend)?;
                     return Ok(InsertOutcome::IdTaken);
                 }
@@ -203,7 +204,7 @@ impl SledStore {
             completed: false,
         };
         self.put_request(key, pending.clone())?;
-        if self.insert_new(id, product)? {
+        if self.insert_new(id, product, announce)? {
             self.put_request(
                 key,
                 StoredRequest {
@@ -220,8 +221,8 @@ impl SledStore {
 
     /// Whether the product of an interrupted create is (now) stored: inserted
     /// here, or found already stored by that same create (same uid).
-    fn finish_interrupted_create(&self, id: &str, product: &Product) -> Result<bool, StoreError> {
-        if self.insert_new(id, product)? {
+    fn finish_interrupted_create(&self, id: &str, product: &Product, announce: bool) -> Result<bool, StoreError> {
+        if self.insert_new(id, product, announce)? {
             return Ok(true);
         }
         Ok(self.get(id)?.is_some_and(|existing| existing.uid == product.uid))
@@ -244,13 +245,15 @@ impl SledStore {
     }
 
     /// Stores the product if the id is free; false if it is taken.
-    fn insert_new(&self, id: &str, product: &Product) -> Result<bool, StoreError> {
-        self.announce(id)?;
+    fn insert_new(&self, id: &str, product: &Product, announce: bool) -> Result<bool, StoreError> {
+        if announce {
+            self.announce(id)?;
+        }
         let swapped = self
             .products
             .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(product.encode_to_vec()))
             .map_err(backend)?;
-        if swapped.is_ok() {
+        if swapped.is_ok() && announce {
             // Again after the write: a worker that settled the first nonce
             // before it could see this product must look once more.
             self.announce(id)?;
@@ -395,11 +398,12 @@ impl ProductStore for SledStore {
         id: &str,
         product: &Product,
         request: Option<&RequestRecord>,
+        announce: bool,
     ) -> Result<InsertOutcome, StoreError> {
         self.ensure_writable()?;
         let outcome = match request {
             None => {
-                if self.insert_new(id, product)? {
+                if self.insert_new(id, product, announce)? {
                     InsertOutcome::Inserted
                 } else {
                     InsertOutcome::IdTaken
@@ -407,7 +411,7 @@ impl ProductStore for SledStore {
             }
             Some(record) => {
                 let _serialised = self.request_lock(&record.request_id);
-                self.insert_with_request(id, product, record)?
+                self.insert_with_request(id, product, record, announce)?
             }
         };
         // Every outcome waits: a replay or a clash may rest on another call's
@@ -564,12 +568,12 @@ mod tests {
         let store = open(dir.path());
         for id in ["b", "a", "c"] {
             assert_eq!(
-                store.insert(id, &product(id), None).await.unwrap(),
+                store.insert(id, &product(id), None, true).await.unwrap(),
                 InsertOutcome::Inserted
             );
         }
         assert_eq!(
-            store.insert("a", &product("a"), None).await.unwrap(),
+            store.insert("a", &product("a"), None, true).await.unwrap(),
             InsertOutcome::IdTaken
         );
         assert_eq!(store.get("a").unwrap(), Some(product("a")));
@@ -604,13 +608,13 @@ mod tests {
             product: product("a"),
         };
         assert_eq!(
-            store.insert("a", &product("a"), Some(&record)).await.unwrap(),
+            store.insert("a", &product("a"), Some(&record), true).await.unwrap(),
             InsertOutcome::Inserted
         );
         // Same request id, other product id: the first call's record comes back
         // and nothing new is stored.
         assert_eq!(
-            store.insert("z", &product("z"), Some(&record)).await.unwrap(),
+            store.insert("z", &product("z"), Some(&record), true).await.unwrap(),
             InsertOutcome::Replayed(Box::new(record.clone()))
         );
         assert_eq!(store.get("z").unwrap(), None);
@@ -621,7 +625,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = open(dir.path());
-            store.insert("a", &product("a"), None).await.unwrap();
+            store.insert("a", &product("a"), None, true).await.unwrap();
             assert!(matches!(
                 SledStore::open(dir.path(), &SledOptions::default()),
                 Err(StoreError::Locked { .. })
@@ -648,12 +652,12 @@ mod tests {
             fingerprint: vec![7],
             product: first.clone(),
         };
-        let outcome = store.insert("a", &first, Some(&record)).await.unwrap();
+        let outcome = store.insert("a", &first, Some(&record), true).await.unwrap();
         assert_eq!(outcome, InsertOutcome::Replayed(Box::new(record.clone())));
         assert_eq!(store.get("a").unwrap(), Some(first.clone()));
         // Deleting it later does not bring it back on another retry.
         store.delete("a", |_| Ok::<(), ()>(())).await.unwrap().unwrap();
-        store.insert("a", &first, Some(&record)).await.unwrap();
+        store.insert("a", &first, Some(&record), true).await.unwrap();
         assert_eq!(store.get("a").unwrap(), None);
     }
 
@@ -661,7 +665,7 @@ mod tests {
     async fn concurrent_read_modify_writes_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = std::sync::Arc::new(open(dir.path()));
-        store.insert("n", &product("n"), None).await.unwrap();
+        store.insert("n", &product("n"), None, true).await.unwrap();
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let store = store.clone();

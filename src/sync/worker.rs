@@ -65,8 +65,13 @@ impl<S: ProductStore> SyncWorker<S> {
     pub async fn run(self, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
-            if let Err(error) = self.pass().await {
-                tracing::warn!(%error, "sync pass failed; retrying");
+            // A pass over a long outbox can take a while; a stop does not wait
+            // for it (what it had not settled stays in the outbox).
+            tokio::select! {
+                () = &mut stop => return,
+                passed = self.pass() => if let Err(error) = passed {
+                    tracing::warn!(%error, "sync pass failed; retrying");
+                },
             }
             tokio::select! {
                 () = &mut stop => return,
