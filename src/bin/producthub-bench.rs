@@ -32,6 +32,10 @@ use prost::Message;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+/// The same allocator as the server, so the ceilings run on the same footing.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(about = "Benchmarks producthub against the ceilings of its stack")]
 struct Cli {
