@@ -81,6 +81,19 @@ struct LoadArgs {
     /// to profile one call.
     #[arg(long)]
     only: Option<String>,
+    /// An extra argument for `producthub serve` (repeatable), e.g.
+    /// `--server-arg=--cache-bytes=16777216`.
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    server_args: Vec<String>,
+}
+
+impl LoadArgs {
+    /// The arguments that start producthub on a free port over `data_dir`.
+    fn serve_args<'a>(&'a self, data_dir: &'a str) -> Vec<&'a str> {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir];
+        args.extend(self.server_args.iter().map(String::as_str));
+        args
+    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -524,7 +537,7 @@ async fn compare(load: LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
 
     let data = tempfile::tempdir()?;
     let data_dir = data.path().display().to_string();
-    let server = Process::start(&binary, &["serve", "--listen", "127.0.0.1:0", "--data-dir", &data_dir])?;
+    let server = Process::start(&binary, &load.serve_args(&data_dir))?;
     let channels = channels(&server.url(), load.connections).await?;
     let pool = 10_000;
     preload(&channels, 0, pool, load.concurrency).await?;
@@ -574,7 +587,7 @@ async fn scale(load: LoadArgs, sizes: Vec<u64>) -> Result<(), Box<dyn std::error
     let binary = server_binary(&load)?;
     let data = tempfile::tempdir()?;
     let data_dir = data.path().display().to_string();
-    let args = ["serve", "--listen", "127.0.0.1:0", "--data-dir", &data_dir];
+    let args = load.serve_args(&data_dir);
     let mut loaded = 0u64;
     let mut sizes = sizes;
     sizes.sort_unstable();
