@@ -140,7 +140,10 @@ impl<S: ProductStore> Catalog<S> {
             fingerprint: fingerprint(&request),
             product: product.clone(),
         });
-        let outcome = self.store.insert(&id, &product, record.as_ref(), self.announces()).await?;
+        let outcome = self
+            .store
+            .insert(&id, &product, record.as_ref(), self.announces())
+            .await?;
         self.wake_sync();
         match outcome {
             InsertOutcome::Inserted => Ok(product),

@@ -8,12 +8,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use producthub::adapters::VendorSettings;
 use producthub::storage::SledOptions;
 use producthub::sync::{CryptlexConfig, EnosConfig, RetryPolicy, ReveniumConfig, Secret, SyncConfig};
+use producthub::transport::{ServerConfig, TlsFiles, Tokens, serve};
 
 /// glibc's allocator spent about 13 % of a create in malloc/free and its arena
 /// locks (perf, 64 calls in flight); mimalloc's per-thread heaps avoid both.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use producthub::transport::{ServerConfig, serve};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -49,6 +49,37 @@ struct ServeArgs {
     /// Memory for sled's page cache, in bytes.
     #[arg(long, env = "PRODUCTHUB_CACHE_BYTES", default_value_t = SledOptions::default().cache_capacity_bytes)]
     cache_bytes: u64,
+
+    /// ProductService calls allowed in flight at once; beyond it calls are
+    /// refused at once with UNAVAILABLE (reason OVERLOADED) instead of queued.
+    #[arg(long, env = "PRODUCTHUB_MAX_IN_FLIGHT", default_value_t = 512)]
+    max_in_flight: usize,
+
+    /// The longest any call may run, in seconds; a client's shorter deadline
+    /// (`grpc-timeout`) wins.
+    #[arg(long, env = "PRODUCTHUB_CALL_TIMEOUT_SECS", default_value_t = 30)]
+    call_timeout_secs: u64,
+
+    /// File of bearer tokens, one `read-only TOKEN` or `read-write TOKEN` per
+    /// line. With it (or PRODUCTHUB_TOKENS), every call needs a token.
+    #[arg(long, env = "PRODUCTHUB_TOKENS_FILE")]
+    tokens_file: Option<PathBuf>,
+
+    /// Let health checks and reflection through without a token.
+    #[arg(long, env = "PRODUCTHUB_OPEN_PROBES")]
+    open_probes: bool,
+
+    /// PEM certificate chain: serve TLS (needs --tls-key).
+    #[arg(long, env = "PRODUCTHUB_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "PRODUCTHUB_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// PEM CA certificate: require client certificates signed by it (mutual TLS).
+    #[arg(long, env = "PRODUCTHUB_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 
     /// On SIGINT/SIGTERM, seconds to let calls in flight finish before closing.
     #[arg(long, env = "PRODUCTHUB_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
@@ -202,11 +233,48 @@ fn sync_config(args: &ServeArgs) -> Result<SyncConfig, String> {
     })
 }
 
+/// The token table from `--tokens-file` or `PRODUCTHUB_TOKENS` (not both).
+/// Errors name the source and the line, never a token.
+fn tokens(args: &ServeArgs) -> Result<Option<Tokens>, String> {
+    let inline = std::env::var("PRODUCTHUB_TOKENS").ok();
+    let (source, text) = match (&args.tokens_file, inline) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => return Err("give --tokens-file or PRODUCTHUB_TOKENS, not both".into()),
+        (Some(path), None) => (
+            path.display().to_string(),
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        ),
+        (None, Some(text)) => ("PRODUCTHUB_TOKENS".to_string(), text),
+    };
+    Tokens::parse(&text)
+        .map(Some)
+        .map_err(|e| format!("bad token table {source}: {e}"))
+}
+
+fn tls_files(args: &ServeArgs) -> Result<Option<TlsFiles>, String> {
+    let read = |path: &PathBuf, what: &str| {
+        std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+    };
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    Ok(Some(TlsFiles {
+        cert_pem: read(cert, "TLS certificate")?,
+        key_pem: read(key, "TLS key")?,
+        client_ca_pem: args
+            .tls_client_ca
+            .as_ref()
+            .map(|ca| read(ca, "client CA certificate"))
+            .transpose()?,
+    }))
+}
+
 fn main() -> ExitCode {
     let Command::Serve(args) = Cli::parse().command;
     init_logging(args.log_format);
-    let sync = match sync_config(&args) {
-        Ok(sync) => sync,
+    let settings = sync_config(&args).and_then(|sync| Ok((sync, tokens(&args)?, tls_files(&args)?)));
+    let (sync, tokens, tls) = match settings {
+        Ok(settings) => settings,
         Err(e) => {
             eprintln!("producthub: {e}");
             return ExitCode::FAILURE;
@@ -226,6 +294,11 @@ fn main() -> ExitCode {
             revenium_owner_id: args.revenium_owner_id,
         },
         sync,
+        tokens,
+        open_probes: args.open_probes,
+        max_in_flight: args.max_in_flight,
+        call_timeout: std::time::Duration::from_secs(args.call_timeout_secs),
+        tls,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -4,11 +4,14 @@
 //! into catalog calls and [`crate::catalog::CatalogError`]s into `tonic::Status`
 //! (in [`status`], the one place where that mapping lives).
 
+mod auth;
 mod call_log;
+mod guard;
 mod server;
 mod service;
 mod status;
 
-pub use server::{ServeError, ServerConfig, serve};
+pub use auth::{Scope, Tokens, TokensError};
+pub use server::{ServeError, ServerConfig, TlsFiles, serve};
 pub use service::ProductApi;
 pub use status::{to_status, vendor_error_code};

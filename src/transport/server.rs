@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+use super::auth::Tokens;
 use super::call_log::CallLogLayer;
+use super::guard::GuardLayer;
 use super::service::ProductApi;
 use crate::adapters::VendorSettings;
 use crate::catalog::{Catalog, SyncHooks};
@@ -36,6 +38,36 @@ pub struct ServerConfig {
     pub vendors: VendorSettings,
     /// The vendors changes are delivered to, with their credentials.
     pub sync: SyncConfig,
+    /// Bearer tokens callers must present; `None` leaves the server open.
+    pub tokens: Option<Tokens>,
+    /// With tokens: let health checks and reflection through without one.
+    pub open_probes: bool,
+    /// ProductService calls allowed in flight at once; more are refused with
+    /// UNAVAILABLE at once.
+    pub max_in_flight: usize,
+    /// The longest any call may run; a client's shorter `grpc-timeout` wins.
+    pub call_timeout: Duration,
+    /// Serve TLS (and, with a client CA, require client certificates).
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for TLS. `Debug` leaves out the private key.
+#[derive(Clone)]
+pub struct TlsFiles {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    /// When set, only clients with a certificate signed by this CA may connect.
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsFiles")
+            .field("cert_pem_bytes", &self.cert_pem.len())
+            .field("key_pem", &"***")
+            .field("mutual", &self.client_ca_pem.is_some())
+            .finish()
+    }
 }
 
 /// Why the server could not start or stopped with an error. Each message is one
@@ -127,8 +159,18 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
             requested.notify_one();
         }
     };
-    let serving = Server::builder()
+    let mut builder = Server::builder().timeout(config.call_timeout);
+    if let Some(tls) = &config.tls {
+        let mut tls_config = ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
+        if let Some(ca) = &tls.client_ca_pem {
+            tls_config = tls_config.client_ca_root(Certificate::from_pem(ca));
+        }
+        builder = builder.tls_config(tls_config)?;
+    }
+    let guard = GuardLayer::new(config.tokens.clone(), config.open_probes, config.max_in_flight);
+    let serving = builder
         .layer(CallLogLayer)
+        .layer(guard)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

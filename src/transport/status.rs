@@ -5,10 +5,12 @@
 //! and NOT_FOUND / ALREADY_EXISTS a `ResourceInfo` naming the product.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use super::guard::Refusal;
 use crate::adapters::{AdapterError, VendorError, VendorErrorKind};
 use crate::catalog::CatalogError;
 use crate::storage::StoreError;
@@ -67,6 +69,42 @@ pub fn to_status(error: &CatalogError) -> Status {
     details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
     Status::with_error_details(code, error.to_string(), details)
 }
+
+/// The status of a call turned away before any handler ran (see `guard`).
+/// The messages say what to fix, and never echo what the caller sent.
+pub fn refusal_status(refusal: &Refusal) -> Status {
+    let mut details = ErrorDetails::new();
+    let (code, reason, message) = match refusal {
+        Refusal::MissingToken => (
+            Code::Unauthenticated,
+            "CREDENTIALS_MISSING",
+            "this server requires `authorization: Bearer TOKEN` metadata".to_owned(),
+        ),
+        Refusal::UnknownToken => (
+            Code::Unauthenticated,
+            "CREDENTIALS_INVALID",
+            "the bearer token is not valid here".to_owned(),
+        ),
+        Refusal::InsufficientScope => (
+            Code::PermissionDenied,
+            "SCOPE_INSUFFICIENT",
+            "this method changes data; it needs a read-write token".to_owned(),
+        ),
+        Refusal::Overloaded { limit } => {
+            details.set_retry_info(Some(OVERLOAD_BACKOFF));
+            (
+                Code::Unavailable,
+                "OVERLOADED",
+                format!("the server already has {limit} calls in flight; retry with backoff"),
+            )
+        }
+    };
+    details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    Status::with_error_details(code, message, details)
+}
+
+/// The wait an overloaded server suggests before a retry.
+const OVERLOAD_BACKOFF: Duration = Duration::from_millis(50);
 
 /// The gRPC code for a vendor's error, e.g. when a sync reports it.
 pub fn vendor_error_code(error: &VendorError) -> Code {
