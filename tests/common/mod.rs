@@ -41,8 +41,32 @@ impl Server {
         (server, rx)
     }
 
+    /// Starts a server that cannot grow any file beyond `max_file_bytes`, as
+    /// if its disk were full: writes past it fail with EFBIG (SIGXFSZ, which
+    /// would kill it, is ignored, and stays ignored across `exec`).
+    pub fn start_with_file_size_limit(data_dir: &Path, max_file_bytes: u64) -> Server {
+        let mut command = Command::new("bash");
+        command.args([
+            "-c",
+            &format!("trap '' XFSZ; ulimit -f {}; exec \"$0\" \"$@\"", max_file_bytes / 1024),
+            env!("CARGO_BIN_EXE_producthub"),
+        ]);
+        Self::spawn_command(command, data_dir, &[], "warn", Stdio::inherit())
+    }
+
     fn spawn(data_dir: &Path, extra_args: &[&str], log_level: &str, stderr: Stdio) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_producthub"))
+        let command = Command::new(env!("CARGO_BIN_EXE_producthub"));
+        Self::spawn_command(command, data_dir, extra_args, log_level, stderr)
+    }
+
+    fn spawn_command(
+        mut command: Command,
+        data_dir: &Path,
+        extra_args: &[&str],
+        log_level: &str,
+        stderr: Stdio,
+    ) -> Server {
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra_args)
