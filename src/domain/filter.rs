@@ -334,4 +334,46 @@ mod tests {
         let many = vec!["iot:*"; MAX_TERMS + 1].join(" AND ");
         assert!(Filter::parse(&many).is_err());
     }
+
+    /// Filters from the grammar's own words and from junk: parsed or refused,
+    /// never a panic, and a parsed filter can be evaluated.
+    fn hostile_filter() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let word = prop_oneof![
+            proptest::sample::select(
+                &[
+                    "AND",
+                    "OR",
+                    "NOT",
+                    "-",
+                    "(",
+                    ")",
+                    ":",
+                    "=",
+                    "!=",
+                    "*",
+                    "\"",
+                    "labels.",
+                    "iot",
+                    "display_name",
+                    "labels.env",
+                    "version",
+                    "`",
+                    " ",
+                ][..]
+            )
+            .prop_map(str::to_owned),
+            "\\PC{0,8}",
+        ];
+        proptest::collection::vec(word, 0..24).prop_map(|words| words.concat())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_filter_is_parsed_or_refused_without_panic(text in hostile_filter()) {
+            if let Ok(filter) = Filter::parse(&text) {
+                let _ = filter.matches(&product(&[("env", "prod")], true));
+            }
+        }
+    }
 }

@@ -567,13 +567,6 @@ proptest! {
         clear_output_only(&mut expected);
         prop_assert_eq!(merged, prune_empty_messages(&expected));
     }
-
-    #[test]
-    fn any_mask_text_parses_or_is_refused_without_panic(paths in vec("[a-z_.`*]{0,20}", 0..5), stored in product_strategy()) {
-        if let Ok(m) = UpdateMask::parse(&paths) {
-            let _ = merge(&stored, &stored, &m);
-        }
-    }
 }
 
 /// The product without sub-messages that hold nothing (which implied masks skip).
@@ -681,4 +674,44 @@ fn vendor_ids_in_list_items_follow_their_item() {
 fn value_at_reads_nested_values() {
     assert_eq!(value_at(&stored(), "iot.model_id"), Some(Value::String("m1".into())));
     assert_eq!(value_at(&stored(), "licensing.trial_policy_id"), None);
+}
+
+// ---- hostile input ---------------------------------------------------------
+
+/// Mask paths built from real field names, map keys, backticks, dots, stars
+/// and junk: whatever arrives is parsed or refused, never panics, and a mask
+/// that parses merges (or is refused) without panicking either.
+fn hostile_path() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        proptest::sample::select(PATHS).prop_map(str::to_owned),
+        proptest::sample::select(&["labels", "iot", "tags", "plan", "`", ".", "*", "``", "a.b", "sync"][..])
+            .prop_map(str::to_owned),
+        ".{0,12}",
+    ];
+    vec(piece, 1..5).prop_map(|pieces| pieces.join("."))
+}
+
+proptest! {
+    #[test]
+    fn any_mask_is_parsed_or_refused_without_panic(
+        paths in vec(hostile_path(), 0..8),
+        stored in product_strategy(),
+        patch in product_strategy(),
+    ) {
+        if let Ok(mask) = UpdateMask::parse(&paths) {
+            let _ = merge(&stored, &patch, &mask);
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_as_a_path_never_panics(path in "\\PC{0,80}") {
+        let _ = UpdateMask::parse(&[path]);
+    }
+}
+
+#[test]
+fn mask_size_limits_are_enforced() {
+    let too_many: Vec<String> = (0..=MAX_PATHS).map(|_| "description".to_string()).collect();
+    assert!(UpdateMask::parse(&too_many).is_err());
+    assert!(UpdateMask::parse(&["a".repeat(MAX_PATH_LEN + 1)]).is_err());
 }
