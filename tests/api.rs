@@ -628,3 +628,43 @@ async fn reflection_v1_lists_the_service() {
         assert!(names.contains(&expected), "{names:?}");
     }
 }
+
+/// Every size a client controls has a limit, and crossing it names the field.
+#[tokio::test]
+async fn size_limits_name_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut client = server.client().await;
+    client.create_product(create("limits", sensor("Limits"))).await.unwrap();
+
+    let mut long_name = create("long-name", sensor("x"));
+    long_name.product.as_mut().unwrap().display_name = "n".repeat(257);
+    let status = client.create_product(long_name).await.unwrap_err();
+    // Too long for producthub, and for EnOS (the sensor has an IoT profile).
+    assert_eq!(bad_fields(&status), ["product.display_name", "product.display_name"]);
+
+    let mut many_labels = create("many-labels", sensor("x"));
+    many_labels.product.as_mut().unwrap().labels = (0..65).map(|n| (format!("k{n}"), "v".to_string())).collect();
+    let status = client.create_product(many_labels).await.unwrap_err();
+    assert_eq!(bad_fields(&status), ["product.labels"]);
+
+    let long_mask = UpdateProductRequest {
+        product: Some(Product {
+            name: "products/limits".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(FieldMask {
+            paths: vec!["description".to_string(); 257],
+        }),
+        ..Default::default()
+    };
+    let status = client.update_product(long_mask).await.unwrap_err();
+    assert_eq!(bad_fields(&status), ["update_mask"]);
+
+    let long_filter = ListProductsRequest {
+        filter: "x".repeat(4096),
+        ..Default::default()
+    };
+    let status = client.list_products(long_filter).await.unwrap_err();
+    assert_eq!(bad_fields(&status), ["filter"]);
+}
