@@ -1,4 +1,4 @@
-//! The product use cases: create, get, list, update, delete.
+//! The product use cases: create, get, list, update, delete, watch.
 //!
 //! The catalog joins the domain rules to a [`ProductStore`]. It validates whole
 //! requests before touching storage, runs every read-modify-write as one atomic
@@ -27,6 +27,10 @@ use crate::pb::{
 use crate::storage::{InsertOutcome, ProductStore, RequestRecord, StoreError};
 use crate::sync;
 
+mod watch;
+
+pub use watch::ChangeStream;
+
 /// Page size used when a ListProducts request asks for none.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 /// The largest page; larger requests are served this many (AIP-158).
@@ -54,6 +58,12 @@ pub enum CatalogError {
     Vendor(#[from] AdapterError),
     #[error(transparent)]
     Storage(#[from] StoreError),
+    #[error(
+        "the resume token points before the oldest change still retained ({oldest}); list the products again, then watch"
+    )]
+    ResumeTokenExpired { oldest: u64 },
+    #[error("the server is shutting down; reconnect and resume with the last resume_token")]
+    ShuttingDown,
 }
 
 impl CatalogError {
@@ -73,6 +83,8 @@ pub struct Catalog<S> {
     store: S,
     vendors: VendorSettings,
     sync: SyncHooks,
+    /// Set once at shutdown; every watch stream ends when it is.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// What the catalog tells the sync engine.
@@ -86,7 +98,12 @@ pub struct SyncHooks {
 
 impl<S: ProductStore> Catalog<S> {
     pub fn new(store: S, vendors: VendorSettings, sync: SyncHooks) -> Self {
-        Self { store, vendors, sync }
+        Self {
+            store,
+            vendors,
+            sync,
+            closing: tokio::sync::watch::Sender::new(false),
+        }
     }
 
     /// The store, for start-up and shutdown work (flushing).

@@ -9,6 +9,7 @@ pub mod names;
 pub mod page_token;
 pub mod schema;
 pub mod validation;
+pub mod watch_token;
 
 mod violation;
 

@@ -61,6 +61,34 @@ pub enum InsertOutcome {
     Replayed(Box<RequestRecord>),
 }
 
+/// What a committed change did to a product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// One entry of the change log: every committed product write, in commit
+/// order (`seq` counts up from 1 without gaps).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub seq: u64,
+    pub kind: ChangeKind,
+    /// The product as the change left it; for a delete, as it was.
+    pub product: Product,
+    pub commit_time: prost_types::Timestamp,
+}
+
+/// The part of the change log that can be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeWindow {
+    /// The oldest change still retained (the next one to come when empty).
+    pub oldest: u64,
+    /// The newest durable change (0 when none ever was).
+    pub newest: u64,
+}
+
 /// The storage seam. Implementations must make every write durable before the
 /// returned future resolves, and keep reads independent of writers.
 pub trait ProductStore: Send + Sync + 'static {
@@ -129,6 +157,25 @@ pub trait ProductStore: Send + Sync + 'static {
         uid: &str,
         product: Option<&Product>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Identifies this store's change log, so a resume token minted by another
+    /// store is recognised as such.
+    fn change_log_id(&self) -> u64;
+
+    /// Which changes can be read now.
+    fn change_window(&self) -> Result<ChangeWindow, StoreError>;
+
+    /// Up to `limit` durable changes with `seq > after`, in order.
+    fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError>;
+
+    /// The newest durable change's seq; changes when more become durable.
+    fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// Forgets all but the newest `keep` changes; returns how many it removed.
+    fn trim_changes(&self, keep: u64) -> Result<u64, StoreError>;
+
+    /// Bytes the store occupies on disk.
+    fn disk_bytes(&self) -> Result<u64, StoreError>;
 
     /// Makes everything written so far durable (used at shutdown).
     fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -7,7 +7,11 @@
 //!   sync", written before the product, so a crash never loses the hint;
 //! - tree `tombstones`: deleted product's uid → its last protobuf bytes, written
 //!   before the delete, removed by the sync worker once vendors have it gone;
-//! - default tree, key `schema_version`: big-endian u32.
+//! - tree `changes`: big-endian u64 seq → [`StoredChange`]: the change log
+//!   behind WatchProducts, appended under the product's lock right after its
+//!   compare-and-swap, so per product the log has the commit order;
+//! - default tree, key `schema_version`: big-endian u32; key `change_log_id`:
+//!   a random u64 chosen when the directory was created.
 //!
 //! sled transactions and batches are deliberately not used: in sled 0.34 the
 //! first one switches the whole process to a global reader-writer lock, after
@@ -24,15 +28,21 @@ use std::fs::{self, File, TryLockError};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use prost::Message;
 
 use super::group_commit::{Flush, GroupCommit};
-use super::{InsertOutcome, ProductStore, RequestRecord, StoreError};
+use super::{Change, ChangeKind, ChangeWindow, InsertOutcome, ProductStore, RequestRecord, StoreError};
 use crate::pb::Product;
 
 const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
+const CHANGE_LOG_ID_KEY: &[u8] = b"change_log_id";
+/// Product writes are serialised per product (compare-and-swap plus its change
+/// log entry) over this many locks.
+const PRODUCT_LOCKS: usize = 64;
 const LOCK_FILE: &str = "LOCK";
 const SLED_DIR: &str = "sled";
 /// sled 0.34 keeps its log in this file of its directory.
@@ -74,6 +84,121 @@ struct StoredRequest {
     completed: bool,
 }
 
+/// A change log entry as stored.
+#[derive(Clone, PartialEq, prost::Message)]
+struct StoredChange {
+    #[prost(uint32, tag = "1")]
+    kind: u32,
+    /// The product's protobuf bytes, as stored in `products`.
+    #[prost(bytes = "vec", tag = "2")]
+    product: Vec<u8>,
+    #[prost(int64, tag = "3")]
+    commit_unix_micros: i64,
+}
+
+fn kind_code(kind: ChangeKind) -> u32 {
+    match kind {
+        ChangeKind::Created => 1,
+        ChangeKind::Updated => 2,
+        ChangeKind::Deleted => 3,
+    }
+}
+
+fn kind_of(code: u32) -> Option<ChangeKind> {
+    match code {
+        1 => Some(ChangeKind::Created),
+        2 => Some(ChangeKind::Updated),
+        3 => Some(ChangeKind::Deleted),
+        _ => None,
+    }
+}
+
+/// The change log's writer side: the next seq, handed out in insertion order.
+struct ChangeLog {
+    tree: sled::Tree,
+    /// The next seq; held while an entry is inserted, so entries land in seq
+    /// order and a seq is never skipped.
+    next: Mutex<u64>,
+    /// The newest seq inserted (read before a flush: everything up to it is
+    /// durable once that flush completes).
+    appended: AtomicU64,
+    /// The newest durable seq, for watchers.
+    durable: tokio::sync::watch::Sender<u64>,
+    id: u64,
+}
+
+impl ChangeLog {
+    fn open(db: &sled::Db) -> Result<Self, String> {
+        let tree = db.open_tree("changes").map_err(|e| e.to_string())?;
+        let last = match tree.last().map_err(|e| e.to_string())? {
+            Some((key, _)) => seq_of(&key).ok_or("a change log key is not 8 bytes")?,
+            None => 0,
+        };
+        let id = match db.get(CHANGE_LOG_ID_KEY).map_err(|e| e.to_string())? {
+            Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| "the change log id is not 8 bytes")?,
+            None => {
+                let id = uuid::Uuid::new_v4().as_u64_pair().0;
+                db.insert(CHANGE_LOG_ID_KEY, &id.to_be_bytes())
+                    .map_err(|e| e.to_string())?;
+                id
+            }
+        };
+        Ok(Self {
+            tree,
+            next: Mutex::new(last + 1),
+            appended: AtomicU64::new(last),
+            durable: tokio::sync::watch::Sender::new(last),
+            id,
+        })
+    }
+
+    fn append(&self, kind: ChangeKind, product: &[u8]) -> Result<u64, StoreError> {
+        let entry = StoredChange {
+            kind: kind_code(kind),
+            product: product.to_vec(),
+            commit_unix_micros: unix_micros(SystemTime::now()),
+        }
+        .encode_to_vec();
+        let mut next = self.next.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let seq = *next;
+        self.tree.insert(seq.to_be_bytes(), entry).map_err(backend)?;
+        *next += 1;
+        self.appended.store(seq, Ordering::Release);
+        Ok(seq)
+    }
+
+    /// Everything up to `seq` is durable now.
+    fn publish(&self, seq: u64) {
+        self.durable.send_if_modified(|newest| {
+            let newer = seq > *newest;
+            if newer {
+                *newest = seq;
+            }
+            newer
+        });
+    }
+}
+
+fn seq_of(key: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes)
+}
+
+fn unix_micros(time: SystemTime) -> i64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_micros()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+fn timestamp(micros: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}
+
 /// What the committer does to make writes durable.
 struct SledDurability {
     db: sled::Db,
@@ -94,11 +219,13 @@ pub struct SledStore {
     requests: sled::Tree,
     outbox: sled::Tree,
     tombstones: sled::Tree,
+    changes: ChangeLog,
     committer: GroupCommit,
     request_locks: Vec<Mutex<()>>,
+    product_locks: Vec<Mutex<()>>,
     /// Dropped after the committer (fields drop in order), so the database is
     /// closed before the directory lock is released.
-    _db: sled::Db,
+    db: sled::Db,
     /// Held for the store's lifetime: the OS releases the lock when the file is
     /// closed, including when the process dies.
     _lock: File,
@@ -130,14 +257,17 @@ impl SledStore {
         let requests = db.open_tree("request_ids").map_err(|e| open_error(e.to_string()))?;
         let outbox = db.open_tree("outbox").map_err(|e| open_error(e.to_string()))?;
         let tombstones = db.open_tree("tombstones").map_err(|e| open_error(e.to_string()))?;
+        let changes = ChangeLog::open(&db).map_err(open_error)?;
         Ok(Self {
             products,
             requests,
             outbox,
             tombstones,
+            changes,
             committer,
             request_locks: (0..REQUEST_LOCKS).map(|_| Mutex::new(())).collect(),
-            _db: db,
+            product_locks: (0..PRODUCT_LOCKS).map(|_| Mutex::new(())).collect(),
+            db,
             _lock: lock,
         })
     }
@@ -150,17 +280,41 @@ impl SledStore {
         }
     }
 
+    /// Waits until everything written so far is durable, then lets watchers
+    /// see the changes that flush covered.
     async fn durable(&self) -> Result<(), StoreError> {
-        self.committer.durable().await.map_err(StoreError::Durability)
+        let appended = self.changes.appended.load(Ordering::Acquire);
+        self.committer.durable().await.map_err(StoreError::Durability)?;
+        self.changes.publish(appended);
+        Ok(())
     }
 
     fn request_lock(&self, request_id: &str) -> std::sync::MutexGuard<'_, ()> {
-        let hash = request_id
-            .bytes()
-            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
-        self.request_locks[hash % REQUEST_LOCKS]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        striped_lock(&self.request_locks, request_id)
+    }
+
+    /// Replaces the product under `key` if it is still `current`, and logs the
+    /// change; false if another writer changed it first. Serialised per
+    /// product, so the log has each product's changes in commit order.
+    fn swap_and_log(
+        &self,
+        key: &str,
+        current: Option<&[u8]>,
+        next: Option<&[u8]>,
+        kind: ChangeKind,
+    ) -> Result<bool, StoreError> {
+        let _serialised = striped_lock(&self.product_locks, key);
+        let swapped = self
+            .products
+            .compare_and_swap(key.as_bytes(), current, next)
+            .map_err(backend)?;
+        if swapped.is_err() {
+            return Ok(false);
+        }
+        // A delete logs the product as it was.
+        let logged = next.or(current).unwrap_or_default();
+        self.changes.append(kind, logged)?;
+        Ok(true)
     }
 
     /// The create-with-request-id protocol; called with the request's lock held.
@@ -249,16 +403,14 @@ impl SledStore {
         if announce {
             self.announce(id)?;
         }
-        let swapped = self
-            .products
-            .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(product.encode_to_vec()))
-            .map_err(backend)?;
-        if swapped.is_ok() && announce {
+        let bytes = product.encode_to_vec();
+        let inserted = self.swap_and_log(id, None, Some(&bytes), ChangeKind::Created)?;
+        if inserted && announce {
             // Again after the write: a worker that settled the first nonce
             // before it could see this product must look once more.
             self.announce(id)?;
         }
-        Ok(swapped.is_ok())
+        Ok(inserted)
     }
 }
 
@@ -440,11 +592,12 @@ impl ProductStore for SledStore {
             if announce {
                 self.announce(id)?;
             }
-            let swapped = self
-                .products
-                .compare_and_swap(key, current.as_deref(), Some(next.encode_to_vec()))
-                .map_err(backend)?;
-            if swapped.is_ok() {
+            let kind = match current {
+                Some(_) => ChangeKind::Updated,
+                None => ChangeKind::Created,
+            };
+            let bytes = next.encode_to_vec();
+            if self.swap_and_log(id, current.as_deref(), Some(&bytes), kind)? {
                 if announce {
                     // Again after the write (see insert_new).
                     self.announce(id)?;
@@ -478,20 +631,17 @@ impl ProductStore for SledStore {
             // skipped by the worker, and removed here when the delete loses.)
             let uid = doomed.uid.as_bytes();
             self.tombstones.insert(uid, current.as_ref()).map_err(backend)?;
-            let swapped = self
-                .products
-                .compare_and_swap(key, Some(current), None as Option<&[u8]>);
-            match swapped {
-                Ok(Ok(())) => {
+            match self.swap_and_log(id, Some(&current), None, ChangeKind::Deleted) {
+                Ok(true) => {
                     self.durable().await?;
                     return Ok(Ok(true));
                 }
-                Ok(Err(_)) => {
+                Ok(false) => {
                     self.tombstones.remove(uid).map_err(backend)?;
                 }
                 Err(e) => {
                     let _ = self.tombstones.remove(uid);
-                    return Err(backend(e));
+                    return Err(e);
                 }
             }
         }
@@ -541,9 +691,82 @@ impl ProductStore for SledStore {
         self.durable().await
     }
 
+    fn change_log_id(&self) -> u64 {
+        self.changes.id
+    }
+
+    fn change_window(&self) -> Result<ChangeWindow, StoreError> {
+        let newest = *self.changes.durable.borrow();
+        let oldest = match self.changes.tree.first().map_err(backend)? {
+            Some((key, _)) => seq_of(&key).unwrap_or(newest + 1),
+            None => newest + 1,
+        };
+        Ok(ChangeWindow { oldest, newest })
+    }
+
+    fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let newest = *self.changes.durable.borrow();
+        let from = after.saturating_add(1).to_be_bytes();
+        let to = newest.to_be_bytes();
+        if after >= newest {
+            return Ok(Vec::new());
+        }
+        self.changes
+            .tree
+            .range(from..=to)
+            .take(limit)
+            .map(|entry| {
+                let (key, bytes) = entry.map_err(backend)?;
+                let corrupt = |reason: String| StoreError::Corrupt {
+                    key: format!("change {key:?}"),
+                    reason,
+                };
+                let stored = StoredChange::decode(bytes.as_ref()).map_err(|e| corrupt(e.to_string()))?;
+                Ok(Change {
+                    seq: seq_of(&key).ok_or_else(|| corrupt("not an 8-byte key".into()))?,
+                    kind: kind_of(stored.kind).ok_or_else(|| corrupt(format!("unknown kind {}", stored.kind)))?,
+                    product: Product::decode(stored.product.as_slice()).map_err(|e| corrupt(e.to_string()))?,
+                    commit_time: timestamp(stored.commit_unix_micros),
+                })
+            })
+            .collect()
+    }
+
+    fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.durable.subscribe()
+    }
+
+    fn trim_changes(&self, keep: u64) -> Result<u64, StoreError> {
+        let newest = self.changes.appended.load(Ordering::Acquire);
+        let Some(cutoff) = newest.checked_sub(keep) else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for entry in self.changes.tree.range(..=cutoff.to_be_bytes()) {
+            let (key, _) = entry.map_err(backend)?;
+            self.changes.tree.remove(key).map_err(backend)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    fn disk_bytes(&self) -> Result<u64, StoreError> {
+        self.db.size_on_disk().map_err(backend)
+    }
+
     async fn flush(&self) -> Result<(), StoreError> {
         self.durable().await
     }
+}
+
+/// One of `locks`, chosen by a hash of `key`.
+fn striped_lock<'a>(locks: &'a [Mutex<()>], key: &str) -> std::sync::MutexGuard<'a, ()> {
+    let hash = key
+        .bytes()
+        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
+    locks[hash % locks.len()]
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! The tonic implementation of `producthub.v1.ProductService`: unwraps requests,
 //! calls the catalog, wraps responses. No rules live here.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::status::to_status;
@@ -10,7 +12,8 @@ use crate::catalog::Catalog;
 use crate::pb::product_service_server::ProductService;
 use crate::pb::{
     CreateProductRequest, DeleteProductRequest, GetProductRequest, ImportVendorProductRequest, ListProductsRequest,
-    ListProductsResponse, Product, RenderVendorCallRequest, SyncProductRequest, UpdateProductRequest, VendorCall,
+    ListProductsResponse, Product, ProductChange, RenderVendorCallRequest, SyncProductRequest, UpdateProductRequest,
+    VendorCall, WatchProductsRequest,
 };
 use crate::storage::ProductStore;
 
@@ -25,8 +28,22 @@ impl<S> ProductApi<S> {
     }
 }
 
+/// A WatchProducts stream as tonic sends it.
+pub type WatchStream = Pin<Box<dyn Stream<Item = Result<ProductChange, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl<S: ProductStore> ProductService for ProductApi<S> {
+    type WatchProductsStream = WatchStream;
+
+    async fn watch_products(
+        &self,
+        request: Request<WatchProductsRequest>,
+    ) -> Result<Response<Self::WatchProductsStream>, Status> {
+        let changes = self.catalog.watch(request.into_inner()).map_err(|e| to_status(&e))?;
+        let stream: WatchStream = Box::pin(changes.map(|change| change.map_err(|e| to_status(&e))));
+        Ok(Response::new(stream))
+    }
+
     async fn create_product(&self, request: Request<CreateProductRequest>) -> Result<Response<Product>, Status> {
         respond(self.catalog.create(request.into_inner()).await)
     }

@@ -59,6 +59,15 @@ pub fn to_status(error: &CatalogError) -> Status {
             );
             (Code::FailedPrecondition, "VENDOR_UNSUPPORTED_CHANGE")
         }
+        CatalogError::ResumeTokenExpired { oldest } => {
+            details.add_precondition_failure_violation(
+                "RESUME_TOKEN_EXPIRED",
+                "resume_token",
+                format!("the oldest change retained is number {oldest}"),
+            );
+            (Code::FailedPrecondition, "RESUME_TOKEN_EXPIRED")
+        }
+        CatalogError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
         CatalogError::Storage(StoreError::Corrupt { .. }) => (Code::DataLoss, "STORAGE_CORRUPT"),
         // The write may or may not have reached the disk: neither "retry" nor "failed".
         CatalogError::Storage(StoreError::Durability(_)) => (Code::Internal, "STORAGE_WRITE_UNCERTAIN"),

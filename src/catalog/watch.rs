@@ -1,0 +1,120 @@
+//! WatchProducts: the store's change log as a stream, from a resume point,
+//! filtered. Each watcher is one task that reads the log in batches and feeds
+//! a small bounded channel, so a slow client holds a cursor, not a backlog.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{Catalog, CatalogError};
+use crate::domain::filter::Filter;
+use crate::domain::watch_token;
+use crate::pb::{self, ProductChange, WatchProductsRequest};
+use crate::storage::{Change, ChangeKind, ProductStore};
+
+/// Changes read from the store at a time.
+const BATCH: usize = 256;
+/// Changes buffered for a watcher before its task waits for the client.
+const BUFFER: usize = 64;
+
+/// What a watcher receives.
+pub type ChangeStream = ReceiverStream<Result<ProductChange, CatalogError>>;
+
+impl<S: ProductStore> Catalog<S> {
+    /// Starts a watcher; errors in the request are reported before streaming.
+    pub fn watch(self: &Arc<Self>, request: WatchProductsRequest) -> Result<ChangeStream, CatalogError> {
+        let filter = Filter::parse(&request.filter).map_err(|e| CatalogError::invalid("filter", e))?;
+        let window = self.store.change_window()?;
+        let after = if !request.resume_token.is_empty() {
+            let seq = watch_token::decode(&request.resume_token, self.store.change_log_id())
+                .map_err(|e| CatalogError::invalid("resume_token", e))?;
+            if seq > window.newest {
+                return Err(CatalogError::invalid(
+                    "resume_token",
+                    "is ahead of this store's change log",
+                ));
+            }
+            if seq + 1 < window.oldest {
+                return Err(CatalogError::ResumeTokenExpired { oldest: window.oldest });
+            }
+            seq
+        } else if request.start_from_oldest {
+            window.oldest - 1
+        } else {
+            window.newest
+        };
+        let (sender, receiver) = mpsc::channel(BUFFER);
+        let catalog = self.clone();
+        tokio::spawn(async move { catalog.feed(after, filter, sender).await });
+        Ok(ReceiverStream::new(receiver))
+    }
+
+    /// Sends the changes after `after` that pass `filter`, then each new one as
+    /// it becomes durable, until the client goes away or the server stops.
+    async fn feed(&self, mut after: u64, filter: Filter, sender: mpsc::Sender<Result<ProductChange, CatalogError>>) {
+        let mut durable = self.store.watch_changes();
+        let mut closing = self.closing.subscribe();
+        let log_id = self.store.change_log_id();
+        loop {
+            if *closing.borrow_and_update() {
+                let _ = sender.send(Err(CatalogError::ShuttingDown)).await;
+                return;
+            }
+            // Marked seen before reading, so a change that lands after the
+            // read wakes the wait below.
+            durable.borrow_and_update();
+            let batch = match self.store.changes(after, BATCH) {
+                Ok(batch) => batch,
+                Err(error) => {
+                    let _ = sender.send(Err(error.into())).await;
+                    return;
+                }
+            };
+            let Some(first) = batch.first() else {
+                tokio::select! {
+                    changed = durable.changed() => if changed.is_err() { return },
+                    _ = closing.changed() => {}
+                    () = sender.closed() => return,
+                }
+                continue;
+            };
+            if first.seq != after + 1 {
+                // The log was trimmed past this watcher while it was behind.
+                let _ = sender
+                    .send(Err(CatalogError::ResumeTokenExpired { oldest: first.seq }))
+                    .await;
+                return;
+            }
+            for change in batch {
+                after = change.seq;
+                if !filter.matches(&change.product) {
+                    continue;
+                }
+                if sender.send(Ok(to_message(change, log_id))).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Ends every watch stream (with UNAVAILABLE, so clients resume elsewhere
+    /// or later); called when the server starts shutting down.
+    pub fn close_watches(&self) {
+        self.closing.send_replace(true);
+    }
+}
+
+fn to_message(change: Change, log_id: u64) -> ProductChange {
+    let kind = match change.kind {
+        ChangeKind::Created => pb::ChangeKind::Created,
+        ChangeKind::Updated => pb::ChangeKind::Updated,
+        ChangeKind::Deleted => pb::ChangeKind::Deleted,
+    };
+    ProductChange {
+        kind: kind as i32,
+        product: Some(change.product),
+        resume_token: watch_token::encode(log_id, change.seq),
+        commit_time: Some(change.commit_time),
+    }
+}
