@@ -81,6 +81,15 @@ struct ServeArgs {
     #[arg(long, env = "PRODUCTHUB_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics (port 0 picks a free port).
+    #[arg(long, env = "PRODUCTHUB_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+
+    /// How many of the newest changes WatchProducts keeps for clients that
+    /// resume; an older resume token gets FAILED_PRECONDITION.
+    #[arg(long, env = "PRODUCTHUB_WATCH_RETENTION", default_value_t = 100_000)]
+    watch_retention: u64,
+
     /// On SIGINT/SIGTERM, seconds to let calls in flight finish before closing.
     #[arg(long, env = "PRODUCTHUB_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
@@ -299,6 +308,8 @@ fn main() -> ExitCode {
         max_in_flight: args.max_in_flight,
         call_timeout: std::time::Duration::from_secs(args.call_timeout_secs),
         tls,
+        watch_retention: args.watch_retention,
+        metrics_listen: args.metrics_listen,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

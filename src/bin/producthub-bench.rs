@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use producthub::pb::bench::echo_client::EchoClient;
-use producthub::pb::bench::echo_server::{Echo, EchoServer};
+use producthub::pb::bench::echo_service_client::EchoServiceClient;
+use producthub::pb::bench::echo_service_server::{EchoService, EchoServiceServer};
 use producthub::pb::bench::{EchoReply, EchoRequest};
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{CreateProductRequest, GetProductRequest, ListProductsRequest, Product, UpdateProductRequest};
@@ -108,12 +108,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 // ---- the echo ceilings -------------------------------------------------------
 
-struct EchoService {
+struct Echoer {
     log: Option<DurableLog>,
 }
 
 #[tonic::async_trait]
-impl Echo for EchoService {
+impl EchoService for Echoer {
     async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
         let payload = request.into_inner().payload;
         if let Some(log) = &self.log {
@@ -132,7 +132,7 @@ async fn echo_server(durable: Option<PathBuf>) -> Result<(), Box<dyn std::error:
     let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse()?)?.with_nodelay(Some(true));
     println!("listening on {}", incoming.local_addr()?);
     tonic::transport::Server::builder()
-        .add_service(EchoServer::new(EchoService { log }))
+        .add_service(EchoServiceServer::new(Echoer { log }))
         .serve_with_incoming(incoming)
         .await?;
     Ok(())
@@ -374,7 +374,7 @@ async fn measure_echo(
     let stats = run(name, load, &channels, move |channel, _| {
         let body = body.clone();
         async move {
-            EchoClient::new(channel)
+            EchoServiceClient::new(channel)
                 .echo(EchoRequest { payload: body.to_vec() })
                 .await
                 .map(|_| ())

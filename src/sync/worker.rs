@@ -398,7 +398,17 @@ fn with_remote_id(product: &Product, vendor: Vendor, remote_id: &str) -> Product
     target
 }
 
+/// Logs a delivery attempt and counts it in
+/// `producthub_sync_deliveries_total{vendor,outcome}`.
 fn log_outcome(id: &str, vendor: Vendor, outcome: &Outcome) {
+    let counted = match outcome {
+        Outcome::Delivered { .. } => "delivered",
+        Outcome::Retry { .. } => "retry",
+        Outcome::Failed { .. } => "failed",
+        Outcome::Disabled => "disabled",
+    };
+    metrics::counter!("producthub_sync_deliveries_total", "vendor" => vendor.to_string().to_lowercase(), "outcome" => counted)
+        .increment(1);
     match outcome {
         Outcome::Delivered { remote_id, gone } => {
             tracing::info!(product = id, %vendor, remote_id, deleted = gone, "delivered")

@@ -1,5 +1,5 @@
-//! A tower layer around every gRPC call: one log line per call (method, status,
-//! latency), and the status of an over-size request made RESOURCE_EXHAUSTED.
+//! A tower layer around every gRPC call: one log line and the metrics per call
+//! (method, status, latency), and the status of an over-size request made RESOURCE_EXHAUSTED.
 //!
 //! tonic refuses a request larger than the configured limit with OUT_OF_RANGE
 //! before any handler runs; gRPC's own status-code guide names RESOURCE_EXHAUSTED
@@ -60,10 +60,14 @@ where
         let response = self.inner.call(request);
         Box::pin(async move {
             let mut result = response.await;
-            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let elapsed = started.elapsed().as_secs_f64();
+            let latency_ms = elapsed * 1000.0;
             match &mut result {
                 Ok(response) => {
                     let code = normalize_status(response.headers_mut());
+                    metrics::counter!("producthub_rpc_requests_total", "method" => method.clone(), "code" => code_name(code))
+                        .increment(1);
+                    metrics::histogram!("producthub_rpc_duration_seconds", "method" => method.clone()).record(elapsed);
                     if matches!(
                         code,
                         Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable
@@ -79,6 +83,29 @@ where
             }
             result
         })
+    }
+}
+
+/// The canonical upper-case name of a code, as gRPC documents them.
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

@@ -7,6 +7,7 @@
 mod auth;
 mod call_log;
 mod guard;
+mod metrics;
 mod server;
 mod service;
 mod status;

@@ -13,6 +13,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use super::auth::Tokens;
 use super::call_log::CallLogLayer;
 use super::guard::GuardLayer;
+use super::metrics;
 use super::service::ProductApi;
 use crate::adapters::VendorSettings;
 use crate::catalog::{Catalog, SyncHooks};
@@ -49,6 +50,10 @@ pub struct ServerConfig {
     pub call_timeout: Duration,
     /// Serve TLS (and, with a client CA, require client certificates).
     pub tls: Option<TlsFiles>,
+    /// How many of the newest changes WatchProducts can resume from.
+    pub watch_retention: u64,
+    /// Serve Prometheus metrics over HTTP here (`/metrics`).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// PEM files for TLS. `Debug` leaves out the private key.
@@ -84,6 +89,8 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("cannot start the sync engine: {0}")]
     Sync(String),
+    #[error("cannot serve metrics: {0}")]
+    Metrics(String),
 }
 
 /// Runs the server until `shutdown` resolves, then stops accepting calls, lets
@@ -111,6 +118,7 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
         config.sync.retry.clone(),
         wake,
     );
+    let trimmer = tokio::spawn(trim_change_log(catalog.clone(), config.watch_retention));
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     let worker_task = tokio::spawn(worker.run(async move {
         let _ = worker_stopped.await;
@@ -138,6 +146,19 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(usize::MAX);
 
+    let metrics_server = match config.metrics_listen {
+        Some(addr) => {
+            let handle = metrics::install_recorder().map_err(ServeError::Metrics)?;
+            let (bound, server) = metrics::serve(addr, handle, catalog.clone())
+                .await
+                .map_err(|e| bind_error(addr, e))?;
+            tracing::info!(addr = %bound, "serving metrics");
+            println!("producthub metrics on http://{bound}/metrics");
+            Some(tokio::spawn(server))
+        }
+        None => None,
+    };
+
     tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "listening");
     println!("producthub listening on {local_addr}");
 
@@ -147,8 +168,12 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
     let signal = {
         let requested = shutdown_requested.clone();
         let health = health.clone();
+        let catalog = catalog.clone();
         async move {
             shutdown.await;
+            // Watch streams never end by themselves; graceful shutdown would
+            // wait the whole grace period for them.
+            catalog.close_watches();
             // Load balancers stop sending new calls while the old ones finish.
             health
                 .set_not_serving::<ProductServiceServer<ProductApi<SledStore>>>()
@@ -192,10 +217,30 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
     if tokio::time::timeout(config.shutdown_grace, worker_task).await.is_err() {
         tracing::warn!("the sync worker did not stop in time; its unfinished delivery will be repeated");
     }
+    trimmer.abort();
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     tracing::info!("stopped accepting calls; flushing storage");
     catalog.store().flush().await?;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Keeps the change log to its retention, once a second, off the async workers
+/// (trimming is plain sled deletes).
+async fn trim_change_log<S: ProductStore>(catalog: Arc<Catalog<S>>, retention: u64) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let catalog = catalog.clone();
+        match tokio::task::spawn_blocking(move || catalog.store().trim_changes(retention)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not trim the change log"),
+            Err(error) => tracing::warn!(%error, "the change log trimmer stopped"),
+        }
+    }
 }
 
 fn bind_error(addr: SocketAddr, e: std::io::Error) -> ServeError {

@@ -16,6 +16,8 @@ pub struct Server {
     pub child: Child,
     pub addr: String,
     pub data_dir: PathBuf,
+    /// `http://ADDR/metrics`, when started with `--metrics-listen`.
+    pub metrics_url: Option<String>,
 }
 
 impl Server {
@@ -78,19 +80,25 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut metrics_url = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // The metrics line comes first, when there is one.
+                if let Some(url) = line.strip_prefix("producthub metrics on ") {
+                    metrics_url = Some(url.to_string());
+                }
                 if let Some(addr) = line.strip_prefix("producthub listening on ") {
-                    let _ = tx.send(addr.to_string());
+                    let _ = tx.send((addr.to_string(), metrics_url.clone()));
                 }
             }
         });
-        let addr = rx
+        let (addr, metrics_url) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("producthub did not report its address");
         Server {
             child,
             addr,
             data_dir: data_dir.to_path_buf(),
+            metrics_url,
         }
     }
 

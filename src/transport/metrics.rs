@@ -1,0 +1,142 @@
+//! Prometheus metrics on their own HTTP port (`--metrics-listen`), kept apart
+//! from the gRPC port so scrapers need no gRPC and no token.
+//!
+//! Counters and histograms are recorded where things happen, through the
+//! `metrics` facade (a no-op until a recorder is installed, as in unit tests):
+//! - `producthub_rpc_requests_total{method,code}` and
+//!   `producthub_rpc_duration_seconds{method}` in the call layer;
+//! - `producthub_sync_deliveries_total{vendor,outcome}` in the sync worker.
+//!
+//! Gauges about the store are read when scraped, not kept up to date on the
+//! write path: `producthub_store_disk_bytes`, `producthub_sync_outbox_depth`
+//! and `producthub_sync_tombstones` (both counted up to [`DEPTH_CAP`], so a
+//! scrape stays cheap with any backlog), and `producthub_change_log_newest`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::catalog::Catalog;
+use crate::storage::ProductStore;
+
+/// Backlogs are counted up to this many entries per scrape.
+pub const DEPTH_CAP: usize = 10_000;
+
+/// Latency buckets, in seconds: from a cached read to a slow vendor-heavy call.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Installs the process-wide recorder. Fails if one is installed already.
+pub fn install_recorder() -> Result<PrometheusHandle, String> {
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full("producthub_rpc_duration_seconds".into()), LATENCY_BUCKETS)
+        .map_err(|e| e.to_string())?
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).map_err(|e| e.to_string())?;
+    describe();
+    Ok(handle)
+}
+
+/// The HELP text of every metric.
+fn describe() {
+    use metrics::Unit;
+    metrics::describe_counter!(
+        "producthub_rpc_requests_total",
+        "gRPC calls finished, by method and status code"
+    );
+    metrics::describe_histogram!(
+        "producthub_rpc_duration_seconds",
+        Unit::Seconds,
+        "gRPC call latency (until the response headers), by method"
+    );
+    metrics::describe_counter!(
+        "producthub_sync_deliveries_total",
+        "delivery attempts to vendors, by vendor and outcome (delivered, retry, failed, disabled)"
+    );
+    metrics::describe_gauge!(
+        "producthub_store_disk_bytes",
+        Unit::Bytes,
+        "the store's size on disk, as sled reports it"
+    );
+    metrics::describe_gauge!(
+        "producthub_sync_outbox_depth",
+        "products waiting for the sync worker (counted up to 10000)"
+    );
+    metrics::describe_gauge!(
+        "producthub_sync_tombstones",
+        "deleted products whose vendor copies are still to be deleted (counted up to 10000)"
+    );
+    metrics::describe_gauge!(
+        "producthub_change_log_newest",
+        "sequence number of the newest durable change (WatchProducts)"
+    );
+}
+
+struct Scrape<S> {
+    handle: PrometheusHandle,
+    catalog: Arc<Catalog<S>>,
+}
+
+/// Binds `addr` now (so a bad address fails start-up), and returns the
+/// address bound and the server to run.
+pub async fn serve<S: ProductStore>(
+    addr: SocketAddr,
+    handle: PrometheusHandle,
+    catalog: Arc<Catalog<S>>,
+) -> std::io::Result<(SocketAddr, impl Future<Output = ()> + Send)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let upkeep = handle.clone();
+    let state = Arc::new(Scrape { handle, catalog });
+    let app = Router::new().route("/metrics", get(render::<S>)).with_state(state);
+    let server = async move {
+        // Histograms need regular upkeep, scraped or not.
+        let upkeep = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                upkeep.run_upkeep();
+            }
+        });
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::warn!(%error, "the metrics endpoint stopped");
+        }
+        upkeep.abort();
+    };
+    Ok((bound, server))
+}
+
+async fn render<S: ProductStore>(State(scrape): State<Arc<Scrape<S>>>) -> String {
+    let catalog = scrape.catalog.clone();
+    // Sled reads; off the async workers.
+    let gauges = tokio::task::spawn_blocking(move || store_gauges(catalog.store())).await;
+    if let Ok(gauges) = gauges {
+        for (name, value) in gauges {
+            metrics::gauge!(name).set(value);
+        }
+    }
+    scrape.handle.render()
+}
+
+fn store_gauges<S: ProductStore>(store: &S) -> Vec<(&'static str, f64)> {
+    let mut gauges = Vec::new();
+    if let Ok(bytes) = store.disk_bytes() {
+        gauges.push(("producthub_store_disk_bytes", bytes as f64));
+    }
+    if let Ok(outbox) = store.outbox(None, DEPTH_CAP) {
+        gauges.push(("producthub_sync_outbox_depth", outbox.len() as f64));
+    }
+    if let Ok(tombstones) = store.tombstones(None, DEPTH_CAP) {
+        gauges.push(("producthub_sync_tombstones", tombstones.len() as f64));
+    }
+    if let Ok(window) = store.change_window() {
+        gauges.push(("producthub_change_log_newest", window.newest as f64));
+    }
+    gauges
+}
