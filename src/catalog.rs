@@ -64,6 +64,8 @@ pub enum CatalogError {
     ResumeTokenExpired { oldest: u64 },
     #[error("the server is shutting down; reconnect and resume with the last resume_token")]
     ShuttingDown,
+    #[error("this server keeps no change log (--watch-retention 0), so it cannot stream changes")]
+    ChangeFeedDisabled,
 }
 
 impl CatalogError {

@@ -86,7 +86,8 @@ struct ServeArgs {
     metrics_listen: Option<SocketAddr>,
 
     /// How many of the newest changes WatchProducts keeps for clients that
-    /// resume; an older resume token gets FAILED_PRECONDITION.
+    /// resume; an older resume token gets FAILED_PRECONDITION. 0 turns the
+    /// change log (and WatchProducts) off, which makes every write cheaper.
     #[arg(long, env = "PRODUCTHUB_WATCH_RETENTION", default_value_t = 100_000)]
     watch_retention: u64,
 
@@ -295,6 +296,7 @@ fn main() -> ExitCode {
         max_message_bytes: args.max_message_bytes,
         sled: SledOptions {
             cache_capacity_bytes: args.cache_bytes,
+            change_log: args.watch_retention > 0,
         },
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_secs),
         vendors: VendorSettings {

@@ -238,7 +238,10 @@ async fn resume_tokens_survive_a_restart_and_expire_with_retention() {
         .await
         .unwrap_err();
     assert_eq!(foreign.code(), Code::InvalidArgument);
-    assert!(foreign.message().contains("another producthub store"), "{foreign:?}");
+    assert!(
+        foreign.message().contains("another producthub change log"),
+        "{foreign:?}"
+    );
     let garbage = other_client
         .watch_products(WatchProductsRequest {
             resume_token: "garbage".into(),
@@ -264,4 +267,44 @@ async fn shutdown_ends_watch_streams_with_unavailable() {
         Ok(None) => {}
         Ok(Some(change)) => panic!("unexpected change {change:?}"),
     }
+}
+
+/// With retention 0 there is no change log: watching is refused, and a token
+/// from before cannot resume once the log is back (it would miss changes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_a_change_log_refuses_to_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut client = server.client().await;
+    let mut stream = watch(&mut client, WatchProductsRequest::default()).await;
+    create(&mut client, "logged", "dev").await;
+    let token = next(&mut stream).await.resume_token;
+    drop((stream, client));
+    assert!(server.terminate().success());
+
+    let server = Server::start_with(dir.path(), &["--watch-retention", "0"]);
+    let mut client = server.client().await;
+    create(&mut client, "unlogged", "dev").await;
+    let refused = client
+        .watch_products(WatchProductsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(
+        refused.get_details_error_info().map(|i| i.reason).as_deref(),
+        Some("CHANGE_FEED_DISABLED")
+    );
+    drop(client);
+    assert!(server.terminate().success());
+
+    let server = Server::start(dir.path());
+    let mut client = server.client().await;
+    let stale = client
+        .watch_products(WatchProductsRequest {
+            resume_token: token,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::InvalidArgument, "{stale:?}");
 }

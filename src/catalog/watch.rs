@@ -25,9 +25,10 @@ impl<S: ProductStore> Catalog<S> {
     /// Starts a watcher; errors in the request are reported before streaming.
     pub fn watch(self: &Arc<Self>, request: WatchProductsRequest) -> Result<ChangeStream, CatalogError> {
         let filter = Filter::parse(&request.filter).map_err(|e| CatalogError::invalid("filter", e))?;
+        let log_id = self.store.change_log_id().ok_or(CatalogError::ChangeFeedDisabled)?;
         let window = self.store.change_window()?;
         let after = if !request.resume_token.is_empty() {
-            let seq = watch_token::decode(&request.resume_token, self.store.change_log_id())
+            let seq = watch_token::decode(&request.resume_token, log_id)
                 .map_err(|e| CatalogError::invalid("resume_token", e))?;
             if seq > window.newest {
                 return Err(CatalogError::invalid(
@@ -46,16 +47,21 @@ impl<S: ProductStore> Catalog<S> {
         };
         let (sender, receiver) = mpsc::channel(BUFFER);
         let catalog = self.clone();
-        tokio::spawn(async move { catalog.feed(after, filter, sender).await });
+        tokio::spawn(async move { catalog.feed(log_id, after, filter, sender).await });
         Ok(ReceiverStream::new(receiver))
     }
 
     /// Sends the changes after `after` that pass `filter`, then each new one as
     /// it becomes durable, until the client goes away or the server stops.
-    async fn feed(&self, mut after: u64, filter: Filter, sender: mpsc::Sender<Result<ProductChange, CatalogError>>) {
+    async fn feed(
+        &self,
+        log_id: u64,
+        mut after: u64,
+        filter: Filter,
+        sender: mpsc::Sender<Result<ProductChange, CatalogError>>,
+    ) {
         let mut durable = self.store.watch_changes();
         let mut closing = self.closing.subscribe();
-        let log_id = self.store.change_log_id();
         loop {
             if *closing.borrow_and_update() {
                 let _ = sender.send(Err(CatalogError::ShuttingDown)).await;
@@ -79,12 +85,20 @@ impl<S: ProductStore> Catalog<S> {
                 }
                 continue;
             };
+            // Gaps are seqs that were never written (a crash mid-write); a
+            // trim past this watcher while it was behind is something else.
             if first.seq != after + 1 {
-                // The log was trimmed past this watcher while it was behind.
-                let _ = sender
-                    .send(Err(CatalogError::ResumeTokenExpired { oldest: first.seq }))
-                    .await;
-                return;
+                let oldest = match self.store.change_window() {
+                    Ok(window) => window.oldest,
+                    Err(error) => {
+                        let _ = sender.send(Err(error.into())).await;
+                        return;
+                    }
+                };
+                if after + 1 < oldest {
+                    let _ = sender.send(Err(CatalogError::ResumeTokenExpired { oldest })).await;
+                    return;
+                }
             }
             for change in batch {
                 after = change.seq;

@@ -41,7 +41,7 @@ pub fn decode(token: &str, log_id: u64) -> Result<u64, String> {
         return Err(NOT_OURS.into());
     }
     if proto.log_id != log_id {
-        return Err("was issued by another producthub store (a different data directory or database)".into());
+        return Err("was issued by another producthub change log (another data directory or database, or a log that was turned off since)".into());
     }
     Ok(proto.seq)
 }
@@ -55,7 +55,7 @@ mod tests {
     fn round_trips_and_knows_its_store() {
         let token = encode(7, 42);
         assert_eq!(decode(&token, 7), Ok(42));
-        assert!(decode(&token, 8).unwrap_err().contains("another producthub store"));
+        assert!(decode(&token, 8).unwrap_err().contains("another producthub change log"));
     }
 
     #[test]

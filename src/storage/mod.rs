@@ -159,8 +159,8 @@ pub trait ProductStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Identifies this store's change log, so a resume token minted by another
-    /// store is recognised as such.
-    fn change_log_id(&self) -> u64;
+    /// store is recognised as such; `None` when the store keeps no change log.
+    fn change_log_id(&self) -> Option<u64>;
 
     /// Which changes can be read now.
     fn change_window(&self) -> Result<ChangeWindow, StoreError>;

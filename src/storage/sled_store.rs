@@ -28,7 +28,6 @@ use std::fs::{self, File, TryLockError};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use prost::Message;
@@ -58,12 +57,17 @@ const MAX_CAS_ATTEMPTS: usize = 1000;
 pub struct SledOptions {
     /// The most memory sled may use for its page cache, in bytes.
     pub cache_capacity_bytes: u64,
+    /// Keep the change log behind WatchProducts. Off, writes skip it (one
+    /// sled insert of the product's bytes fewer per write), and the log and
+    /// its id are dropped, so resume tokens from before are refused later.
+    pub change_log: bool,
 }
 
 impl Default for SledOptions {
     fn default() -> Self {
         Self {
             cache_capacity_bytes: 64 * 1024 * 1024,
+            change_log: true,
         }
     }
 }
@@ -113,60 +117,98 @@ fn kind_of(code: u32) -> Option<ChangeKind> {
     }
 }
 
-/// The change log's writer side: the next seq, handed out in insertion order.
+/// The change log's writer side.
+///
+/// Sequence numbers are handed out under a short lock that does not cover
+/// the sled insert, so writers insert concurrently; the seqs still being
+/// inserted are remembered, and watchers are only told about seqs below all
+/// of them. A seq whose insert never happened (an error, or a crash) leaves a
+/// permanent gap that readers skip.
 struct ChangeLog {
     tree: sled::Tree,
-    /// The next seq; held while an entry is inserted, so entries land in seq
-    /// order and a seq is never skipped.
-    next: Mutex<u64>,
-    /// The newest seq inserted (read before a flush: everything up to it is
-    /// durable once that flush completes).
-    appended: AtomicU64,
-    /// The newest durable seq, for watchers.
+    seqs: Mutex<SeqState>,
+    /// The newest seq watchers may read: durable, with no insert pending below.
     durable: tokio::sync::watch::Sender<u64>,
-    id: u64,
+    /// `None` when the log is off.
+    id: Option<u64>,
+}
+
+struct SeqState {
+    next: u64,
+    inserting: std::collections::BTreeSet<u64>,
 }
 
 impl ChangeLog {
-    fn open(db: &sled::Db) -> Result<Self, String> {
+    fn open(db: &sled::Db, enabled: bool) -> Result<Self, String> {
         let tree = db.open_tree("changes").map_err(|e| e.to_string())?;
+        if !enabled {
+            // Tokens from this log must not resume a later one: changes made
+            // while it is off are not in it.
+            tree.clear().map_err(|e| e.to_string())?;
+            db.remove(CHANGE_LOG_ID_KEY).map_err(|e| e.to_string())?;
+        }
         let last = match tree.last().map_err(|e| e.to_string())? {
             Some((key, _)) => seq_of(&key).ok_or("a change log key is not 8 bytes")?,
             None => 0,
         };
         let id = match db.get(CHANGE_LOG_ID_KEY).map_err(|e| e.to_string())? {
-            Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref())
-                .map(u64::from_be_bytes)
-                .map_err(|_| "the change log id is not 8 bytes")?,
+            _ if !enabled => None,
+            Some(bytes) => Some(
+                <[u8; 8]>::try_from(bytes.as_ref())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| "the change log id is not 8 bytes")?,
+            ),
             None => {
                 let id = uuid::Uuid::new_v4().as_u64_pair().0;
                 db.insert(CHANGE_LOG_ID_KEY, &id.to_be_bytes())
                     .map_err(|e| e.to_string())?;
-                id
+                Some(id)
             }
         };
         Ok(Self {
             tree,
-            next: Mutex::new(last + 1),
-            appended: AtomicU64::new(last),
+            seqs: Mutex::new(SeqState {
+                next: last + 1,
+                inserting: std::collections::BTreeSet::new(),
+            }),
             durable: tokio::sync::watch::Sender::new(last),
             id,
         })
     }
 
-    fn append(&self, kind: ChangeKind, product: &[u8]) -> Result<u64, StoreError> {
+    fn seqs(&self) -> std::sync::MutexGuard<'_, SeqState> {
+        self.seqs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn append(&self, kind: ChangeKind, product: &[u8]) -> Result<(), StoreError> {
+        if self.id.is_none() {
+            return Ok(());
+        }
         let entry = StoredChange {
             kind: kind_code(kind),
             product: product.to_vec(),
             commit_unix_micros: unix_micros(SystemTime::now()),
         }
         .encode_to_vec();
-        let mut next = self.next.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let seq = *next;
-        self.tree.insert(seq.to_be_bytes(), entry).map_err(backend)?;
-        *next += 1;
-        self.appended.store(seq, Ordering::Release);
-        Ok(seq)
+        let seq = {
+            let mut seqs = self.seqs();
+            let seq = seqs.next;
+            seqs.next += 1;
+            seqs.inserting.insert(seq);
+            seq
+        };
+        let inserted = self.tree.insert(seq.to_be_bytes(), entry);
+        self.seqs().inserting.remove(&seq);
+        inserted.map(|_| ()).map_err(backend)
+    }
+
+    /// The newest seq with every seq up to it inserted (or never to be).
+    fn settled(&self) -> u64 {
+        let seqs = self.seqs();
+        match seqs.inserting.first() {
+            Some(first) => first - 1,
+            None => seqs.next - 1,
+        }
     }
 
     /// Everything up to `seq` is durable now.
@@ -257,7 +299,7 @@ impl SledStore {
         let requests = db.open_tree("request_ids").map_err(|e| open_error(e.to_string()))?;
         let outbox = db.open_tree("outbox").map_err(|e| open_error(e.to_string()))?;
         let tombstones = db.open_tree("tombstones").map_err(|e| open_error(e.to_string()))?;
-        let changes = ChangeLog::open(&db).map_err(open_error)?;
+        let changes = ChangeLog::open(&db, options.change_log).map_err(open_error)?;
         Ok(Self {
             products,
             requests,
@@ -283,9 +325,9 @@ impl SledStore {
     /// Waits until everything written so far is durable, then lets watchers
     /// see the changes that flush covered.
     async fn durable(&self) -> Result<(), StoreError> {
-        let appended = self.changes.appended.load(Ordering::Acquire);
+        let settled = self.changes.settled();
         self.committer.durable().await.map_err(StoreError::Durability)?;
-        self.changes.publish(appended);
+        self.changes.publish(settled);
         Ok(())
     }
 
@@ -691,7 +733,7 @@ impl ProductStore for SledStore {
         self.durable().await
     }
 
-    fn change_log_id(&self) -> u64 {
+    fn change_log_id(&self) -> Option<u64> {
         self.changes.id
     }
 
@@ -737,7 +779,7 @@ impl ProductStore for SledStore {
     }
 
     fn trim_changes(&self, keep: u64) -> Result<u64, StoreError> {
-        let newest = self.changes.appended.load(Ordering::Acquire);
+        let newest = self.changes.settled();
         let Some(cutoff) = newest.checked_sub(keep) else {
             return Ok(0);
         };

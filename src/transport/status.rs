@@ -68,6 +68,7 @@ pub fn to_status(error: &CatalogError) -> Status {
             (Code::FailedPrecondition, "RESUME_TOKEN_EXPIRED")
         }
         CatalogError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
+        CatalogError::ChangeFeedDisabled => (Code::FailedPrecondition, "CHANGE_FEED_DISABLED"),
         CatalogError::Storage(StoreError::Corrupt { .. }) => (Code::DataLoss, "STORAGE_CORRUPT"),
         // The write may or may not have reached the disk: neither "retry" nor "failed".
         CatalogError::Storage(StoreError::Durability(_)) => (Code::Internal, "STORAGE_WRITE_UNCERTAIN"),
