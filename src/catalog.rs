@@ -58,10 +58,8 @@ pub enum CatalogError {
     Vendor(#[from] AdapterError),
     #[error(transparent)]
     Storage(#[from] StoreError),
-    #[error(
-        "the resume token points before the oldest change still retained ({oldest}); list the products again, then watch"
-    )]
-    ResumeTokenExpired { oldest: u64 },
+    #[error("the resume token points before the oldest change still retained; list the products again, then watch")]
+    ResumeTokenExpired,
     #[error("the server is shutting down; reconnect and resume with the last resume_token")]
     ShuttingDown,
     #[error("this server keeps no change log (--watch-retention 0), so it cannot stream changes")]
@@ -149,7 +147,7 @@ impl<S: ProductStore> Catalog<S> {
             }
         };
         if request.validate_only {
-            if self.store.get(&id)?.is_some() {
+            if self.store.get(&id).await?.is_some() {
                 return Err(CatalogError::AlreadyExists { name: product.name });
             }
             return Ok(product);
@@ -179,7 +177,10 @@ impl<S: ProductStore> Catalog<S> {
 
     pub async fn get(&self, request: GetProductRequest) -> Result<Product, CatalogError> {
         let id = parse_product_name(&request.name, "name")?;
-        self.store.get(id)?.ok_or(CatalogError::NotFound { name: request.name })
+        self.store
+            .get(id)
+            .await?
+            .ok_or(CatalogError::NotFound { name: request.name })
     }
 
     pub async fn list(&self, request: ListProductsRequest) -> Result<ListProductsResponse, CatalogError> {
@@ -213,7 +214,7 @@ impl<S: ProductStore> Catalog<S> {
         let mut page_bytes = 0;
         let mut scanned = 0;
         loop {
-            let batch = self.store.scan(after.as_deref(), chunk)?;
+            let batch = self.store.scan(after.as_deref(), chunk).await?;
             let exhausted = batch.len() < chunk;
             for product in batch {
                 scanned += 1;
@@ -291,7 +292,7 @@ impl<S: ProductStore> Catalog<S> {
             Ok(merged)
         };
         if request.validate_only {
-            let stored = self.store.get(&id)?;
+            let stored = self.store.get(&id).await?;
             let stored_etag = stored.as_ref().map(|p| p.etag.clone()).unwrap_or_default();
             // A preview is not a write: it keeps the etag the product has.
             return change(stored).map(|preview| Product {
@@ -399,7 +400,8 @@ impl<S: ProductStore> Catalog<S> {
         };
         let product = self
             .store
-            .get(id)?
+            .get(id)
+            .await?
             .ok_or(CatalogError::NotFound { name: request.name })?;
         let adapter = adapters::adapter(vendor);
         let call = match operation {

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use producthub::adapters::VendorSettings;
-use producthub::storage::SledOptions;
+use producthub::storage::{PostgresOptions, SledOptions, redact_url};
 use producthub::sync::{CryptlexConfig, EnosConfig, RetryPolicy, ReveniumConfig, Secret, SyncConfig};
-use producthub::transport::{ServerConfig, TlsFiles, Tokens, serve};
+use producthub::transport::{ServerConfig, StoreChoice, TlsFiles, Tokens, serve};
 
 /// glibc's allocator spent about 13 % of a create in malloc/free and its arena
 /// locks (perf, 64 calls in flight); mimalloc's per-thread heaps avoid both.
@@ -37,6 +37,21 @@ struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "PRODUCTHUB_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
+
+    /// Where products live: unset for the embedded sled database in
+    /// --data-dir, or `postgres://USER:PASSWORD@HOST:PORT/DATABASE` for a
+    /// PostgreSQL database shared by several producthub replicas.
+    #[arg(long, env = "PRODUCTHUB_STORE")]
+    store: Option<String>,
+
+    /// Connections to PostgreSQL per replica (with --store postgres://...).
+    #[arg(long, env = "PRODUCTHUB_STORE_POOL_SIZE", default_value_t = 16)]
+    store_pool_size: usize,
+
+    /// With PostgreSQL: seconds a replica holds a claimed sync item before
+    /// another replica may take it over.
+    #[arg(long, env = "PRODUCTHUB_SYNC_LEASE_SECS", default_value_t = 30)]
+    sync_lease_secs: u64,
 
     /// Directory holding the sled database (created if missing).
     #[arg(long, env = "PRODUCTHUB_DATA_DIR", default_value = "./producthub-data")]
@@ -261,6 +276,26 @@ fn tokens(args: &ServeArgs) -> Result<Option<Tokens>, String> {
         .map_err(|e| format!("bad token table {source}: {e}"))
 }
 
+fn store_choice(args: &ServeArgs) -> Result<StoreChoice, String> {
+    match args.store.as_deref() {
+        None | Some("") | Some("sled") => Ok(StoreChoice::Sled),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            if args.watch_retention == 0 {
+                return Err("--watch-retention 0 (no change log) is for the sled backend only: replicas sharing a database share its change log".into());
+            }
+            Ok(StoreChoice::Postgres(PostgresOptions {
+                url: url.to_owned(),
+                pool_size: args.store_pool_size,
+                lease: std::time::Duration::from_secs(args.sync_lease_secs.max(1)),
+            }))
+        }
+        Some(other) => Err(format!(
+            "--store must be a postgres:// URL (or unset for the embedded sled store), not {:?}",
+            redact_url(other)
+        )),
+    }
+}
+
 fn tls_files(args: &ServeArgs) -> Result<Option<TlsFiles>, String> {
     let read = |path: &PathBuf, what: &str| {
         std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
@@ -282,8 +317,9 @@ fn tls_files(args: &ServeArgs) -> Result<Option<TlsFiles>, String> {
 fn main() -> ExitCode {
     let Command::Serve(args) = Cli::parse().command;
     init_logging(args.log_format);
-    let settings = sync_config(&args).and_then(|sync| Ok((sync, tokens(&args)?, tls_files(&args)?)));
-    let (sync, tokens, tls) = match settings {
+    let settings =
+        sync_config(&args).and_then(|sync| Ok((sync, tokens(&args)?, tls_files(&args)?, store_choice(&args)?)));
+    let (sync, tokens, tls, store) = match settings {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("producthub: {e}");
@@ -293,6 +329,7 @@ fn main() -> ExitCode {
     let config = ServerConfig {
         listen: args.listen,
         data_dir: args.data_dir,
+        store,
         max_message_bytes: args.max_message_bytes,
         sled: SledOptions {
             cache_capacity_bytes: args.cache_bytes,

@@ -271,9 +271,27 @@ async fn shutdown_ends_watch_streams_with_unavailable() {
 
 /// With retention 0 there is no change log: watching is refused, and a token
 /// from before cannot resume once the log is back (it would miss changes).
+/// Replicas sharing PostgreSQL share one log, so there it is refused at start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_without_a_change_log_refuses_to_watch() {
     let dir = tempfile::tempdir().unwrap();
+    if let Some(store) = common::backend_store(dir.path()) {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_producthub"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--watch-retention",
+                "0",
+                "--store",
+                &store,
+            ])
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("sled backend only"));
+        return;
+    }
     let server = Server::start(dir.path());
     let mut client = server.client().await;
     let mut stream = watch(&mut client, WatchProductsRequest::default()).await;

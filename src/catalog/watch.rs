@@ -11,7 +11,7 @@ use super::{Catalog, CatalogError};
 use crate::domain::filter::Filter;
 use crate::domain::watch_token;
 use crate::pb::{self, ProductChange, WatchProductsRequest};
-use crate::storage::{Change, ChangeKind, ProductStore};
+use crate::storage::{Change, ChangeKind, LogPosition, ProductStore};
 
 /// Changes read from the store at a time.
 const BATCH: usize = 256;
@@ -23,25 +23,26 @@ pub type ChangeStream = ReceiverStream<Result<ProductChange, CatalogError>>;
 
 impl<S: ProductStore> Catalog<S> {
     /// Starts a watcher; errors in the request are reported before streaming.
-    pub fn watch(self: &Arc<Self>, request: WatchProductsRequest) -> Result<ChangeStream, CatalogError> {
+    pub async fn watch(self: &Arc<Self>, request: WatchProductsRequest) -> Result<ChangeStream, CatalogError> {
         let filter = Filter::parse(&request.filter).map_err(|e| CatalogError::invalid("filter", e))?;
         let log_id = self.store.change_log_id().ok_or(CatalogError::ChangeFeedDisabled)?;
-        let window = self.store.change_window()?;
+        let window = self.store.change_window().await?;
         let after = if !request.resume_token.is_empty() {
-            let seq = watch_token::decode(&request.resume_token, log_id)
+            let (major, minor) = watch_token::decode(&request.resume_token, log_id)
                 .map_err(|e| CatalogError::invalid("resume_token", e))?;
-            if seq > window.newest {
+            let position = LogPosition { major, minor };
+            if position > window.newest {
                 return Err(CatalogError::invalid(
                     "resume_token",
                     "is ahead of this store's change log",
                 ));
             }
-            if seq + 1 < window.oldest {
-                return Err(CatalogError::ResumeTokenExpired { oldest: window.oldest });
+            if position < window.trimmed_through {
+                return Err(CatalogError::ResumeTokenExpired);
             }
-            seq
+            position
         } else if request.start_from_oldest {
-            window.oldest - 1
+            window.trimmed_through
         } else {
             window.newest
         };
@@ -56,7 +57,7 @@ impl<S: ProductStore> Catalog<S> {
     async fn feed(
         &self,
         log_id: u64,
-        mut after: u64,
+        mut after: LogPosition,
         filter: Filter,
         sender: mpsc::Sender<Result<ProductChange, CatalogError>>,
     ) {
@@ -70,38 +71,36 @@ impl<S: ProductStore> Catalog<S> {
             // Marked seen before reading, so a change that lands after the
             // read wakes the wait below.
             durable.borrow_and_update();
-            let batch = match self.store.changes(after, BATCH) {
+            let batch = match self.store.changes(after, BATCH).await {
                 Ok(batch) => batch,
                 Err(error) => {
                     let _ = sender.send(Err(error.into())).await;
                     return;
                 }
             };
-            let Some(first) = batch.first() else {
+            if batch.is_empty() {
                 tokio::select! {
                     changed = durable.changed() => if changed.is_err() { return },
                     _ = closing.changed() => {}
                     () = sender.closed() => return,
                 }
                 continue;
-            };
-            // Gaps are seqs that were never written (a crash mid-write); a
-            // trim past this watcher while it was behind is something else.
-            if first.seq != after + 1 {
-                let oldest = match self.store.change_window() {
-                    Ok(window) => window.oldest,
-                    Err(error) => {
-                        let _ = sender.send(Err(error.into())).await;
-                        return;
-                    }
-                };
-                if after + 1 < oldest {
-                    let _ = sender.send(Err(CatalogError::ResumeTokenExpired { oldest })).await;
+            }
+            // A trim past this watcher while it was behind ends it; a gap (a
+            // change that was never written, e.g. in a crash) does not.
+            match self.store.change_window().await {
+                Ok(window) if after < window.trimmed_through => {
+                    let _ = sender.send(Err(CatalogError::ResumeTokenExpired)).await;
+                    return;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    let _ = sender.send(Err(error.into())).await;
                     return;
                 }
             }
             for change in batch {
-                after = change.seq;
+                after = change.position;
                 if !filter.matches(&change.product) {
                     continue;
                 }
@@ -128,7 +127,7 @@ fn to_message(change: Change, log_id: u64) -> ProductChange {
     ProductChange {
         kind: kind as i32,
         product: Some(change.product),
-        resume_token: watch_token::encode(log_id, change.seq),
+        resume_token: watch_token::encode(log_id, (change.position.major, change.position.minor)),
         commit_time: Some(change.commit_time),
     }
 }

@@ -15,35 +15,41 @@ struct ResumeTokenProto {
     #[prost(fixed64, tag = "2")]
     log_id: u64,
     #[prost(uint64, tag = "3")]
-    seq: u64,
+    minor: u64,
+    #[prost(uint64, tag = "4")]
+    major: u64,
 }
 
-/// The token for the change `seq` of change log `log_id`.
-pub fn encode(log_id: u64, seq: u64) -> String {
+/// A position in a change log, as the token carries it: (major, minor).
+pub type Position = (u64, u64);
+
+/// The token for the change at `position` of change log `log_id`.
+pub fn encode(log_id: u64, position: Position) -> String {
     let token = ResumeTokenProto {
         version: TOKEN_VERSION,
         log_id,
-        seq,
+        major: position.0,
+        minor: position.1,
     };
     URL_SAFE_NO_PAD.encode(token.encode_to_vec())
 }
 
-/// The seq in a token, if it was minted by change log `log_id`; the error
-/// says why the token is not acceptable.
-pub fn decode(token: &str, log_id: u64) -> Result<u64, String> {
+/// The position in a token, if it was minted by change log `log_id`; the
+/// error says why the token is not acceptable.
+pub fn decode(token: &str, log_id: u64) -> Result<Position, String> {
     const NOT_OURS: &str = "is not a resume token returned by WatchProducts";
     if token.len() > MAX_TOKEN_LEN {
         return Err(NOT_OURS.into());
     }
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| NOT_OURS.to_string())?;
     let proto = ResumeTokenProto::decode(bytes.as_slice()).map_err(|_| NOT_OURS.to_string())?;
-    if proto.version != TOKEN_VERSION || proto.seq == 0 {
+    if proto.version != TOKEN_VERSION || (proto.major, proto.minor) == (0, 0) {
         return Err(NOT_OURS.into());
     }
     if proto.log_id != log_id {
         return Err("was issued by another producthub change log (another data directory or database, or a log that was turned off since)".into());
     }
-    Ok(proto.seq)
+    Ok((proto.major, proto.minor))
 }
 
 #[cfg(test)]
@@ -53,14 +59,14 @@ mod tests {
 
     #[test]
     fn round_trips_and_knows_its_store() {
-        let token = encode(7, 42);
-        assert_eq!(decode(&token, 7), Ok(42));
+        let token = encode(7, (3, 42));
+        assert_eq!(decode(&token, 7), Ok((3, 42)));
         assert!(decode(&token, 8).unwrap_err().contains("another producthub change log"));
     }
 
     #[test]
     fn refuses_garbage() {
-        for bad in ["", "x", "!!!", &"A".repeat(200), &encode(7, 0)] {
+        for bad in ["", "x", "!!!", &"A".repeat(200), &encode(7, (0, 0))] {
             assert!(decode(bad, 7).is_err(), "{bad}");
         }
     }

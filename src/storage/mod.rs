@@ -7,13 +7,19 @@
 //! in between the read and the write.
 
 mod group_commit;
+mod postgres_store;
 mod sled_store;
 
 use std::future::Future;
 
+pub use postgres_store::{PostgresOptions, PostgresStore, redact_url};
 pub use sled_store::{DurableLog, SledOptions, SledStore};
 
 use crate::pb::Product;
+
+/// A read-modify-write that keeps losing its compare-and-swap gives up after
+/// this many tries and reports contention.
+const MAX_CAS_ATTEMPTS: usize = 1000;
 
 /// Why storage failed. Carries no request data, so it can be logged as is.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +40,15 @@ pub enum StoreError {
     /// An earlier flush failed, so writes are refused (reads still work).
     #[error("storage is read-only after a failed flush ({0}); fix the disk and restart producthub")]
     ReadOnly(String),
+    /// The database cannot be reached; nothing was written.
+    #[error("the database is unavailable ({0}); retry later")]
+    Unavailable(String),
+    /// The connection broke while a write was in flight: it may or may not
+    /// have been committed.
+    #[error(
+        "the database connection broke during the write ({0}); it may or may not have been committed: read before retrying"
+    )]
+    Uncertain(String),
     /// Concurrent writers kept changing the record; nothing was written.
     #[error("too many concurrent changes to {key:?}; retry")]
     Contention { key: String },
@@ -69,11 +84,19 @@ pub enum ChangeKind {
     Deleted,
 }
 
-/// One entry of the change log: every committed product write, in commit
-/// order (`seq` counts up from 1 without gaps).
+/// Where a change sits in the change log. Positions are totally ordered (by
+/// `major`, then `minor`); what the parts mean is the backend's business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct LogPosition {
+    pub major: u64,
+    pub minor: u64,
+}
+
+/// One entry of the change log: a committed product write. Each product's
+/// changes are in commit order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
-    pub seq: u64,
+    pub position: LogPosition,
     pub kind: ChangeKind,
     /// The product as the change left it; for a delete, as it was.
     pub product: Product,
@@ -83,21 +106,25 @@ pub struct Change {
 /// The part of the change log that can be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChangeWindow {
-    /// The oldest change still retained (the next one to come when empty).
-    pub oldest: u64,
-    /// The newest durable change (0 when none ever was).
-    pub newest: u64,
+    /// Changes at or before this position are gone (trimmed) or never were.
+    pub trimmed_through: LogPosition,
+    /// The newest change watchers may read (durable, nothing pending before it).
+    pub newest: LogPosition,
 }
 
 /// The storage seam. Implementations must make every write durable before the
 /// returned future resolves, and keep reads independent of writers.
 pub trait ProductStore: Send + Sync + 'static {
     /// The product with this id, if any.
-    fn get(&self, id: &str) -> Result<Option<Product>, StoreError>;
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
 
     /// Up to `limit` products whose ids sort after `after_id` (from the first
     /// when `None`), in ascending id order.
-    fn scan(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError>;
+    fn scan(
+        &self,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send;
 
     /// Stores a new product under the id in its name, and, when given, the
     /// request record, atomically. A known request id wins over an id clash.
@@ -139,17 +166,29 @@ pub trait ProductStore: Send + Sync + 'static {
 
     /// Up to `limit` products in the sync outbox after `after_id`, in id
     /// order: (product id, nonce).
-    fn outbox(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
+    fn outbox(
+        &self,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, u64)>, StoreError>> + Send;
+
+    /// How many products wait in the outbox, counted up to `cap` (leased
+    /// ones included). For metrics.
+    fn outbox_depth(&self, cap: usize) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
     /// Takes a product out of the outbox, unless it was put there again since
     /// `nonce` was read (then it stays, and is looked at again).
     fn settle_outbox(&self, id: &str, nonce: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The tombstone of the deleted product with this uid, if any.
-    fn tombstone(&self, uid: &str) -> Result<Option<Product>, StoreError>;
+    fn tombstone(&self, uid: &str) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
 
     /// Up to `limit` tombstones of deleted products after `after_uid`, in uid order.
-    fn tombstones(&self, after_uid: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError>;
+    fn tombstones(
+        &self,
+        after_uid: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send;
 
     /// Replaces a tombstone (to record delivery attempts), or removes it with `None`.
     fn set_tombstone(
@@ -163,19 +202,20 @@ pub trait ProductStore: Send + Sync + 'static {
     fn change_log_id(&self) -> Option<u64>;
 
     /// Which changes can be read now.
-    fn change_window(&self) -> Result<ChangeWindow, StoreError>;
+    fn change_window(&self) -> impl Future<Output = Result<ChangeWindow, StoreError>> + Send;
 
-    /// Up to `limit` durable changes with `seq > after`, in order.
-    fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError>;
+    /// Up to `limit` readable changes after `after`, in position order.
+    fn changes(&self, after: LogPosition, limit: usize)
+    -> impl Future<Output = Result<Vec<Change>, StoreError>> + Send;
 
-    /// The newest durable change's seq; changes when more become durable.
+    /// Changes its value whenever more changes may have become readable.
     fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64>;
 
     /// Forgets all but the newest `keep` changes; returns how many it removed.
-    fn trim_changes(&self, keep: u64) -> Result<u64, StoreError>;
+    fn trim_changes(&self, keep: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Bytes the store occupies on disk.
-    fn disk_bytes(&self) -> Result<u64, StoreError>;
+    fn disk_bytes(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Makes everything written so far durable (used at shutdown).
     fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -33,7 +33,10 @@ use std::time::SystemTime;
 use prost::Message;
 
 use super::group_commit::{Flush, GroupCommit};
-use super::{Change, ChangeKind, ChangeWindow, InsertOutcome, ProductStore, RequestRecord, StoreError};
+use super::{
+    Change, ChangeKind, ChangeWindow, InsertOutcome, LogPosition, MAX_CAS_ATTEMPTS, ProductStore, RequestRecord,
+    StoreError,
+};
 use crate::pb::Product;
 
 const SCHEMA_VERSION: u32 = 1;
@@ -48,9 +51,6 @@ const SLED_DIR: &str = "sled";
 const SLED_LOG_FILE: &str = "db";
 /// Creates with a request id are serialised per request id, over this many locks.
 const REQUEST_LOCKS: usize = 64;
-/// A read-modify-write that keeps losing its compare-and-swap gives up after
-/// this many tries and reports contention.
-const MAX_CAS_ATTEMPTS: usize = 1000;
 
 /// Tuning knobs of the sled backend.
 #[derive(Debug, Clone)]
@@ -221,6 +221,11 @@ impl ChangeLog {
             newer
         });
     }
+}
+
+/// sled's change log is one sequence: positions are (0, seq).
+fn position(seq: u64) -> LogPosition {
+    LogPosition { major: 0, minor: seq }
 }
 
 fn seq_of(key: &[u8]) -> Option<u64> {
@@ -421,7 +426,7 @@ impl SledStore {
         if self.insert_new(id, product, announce)? {
             return Ok(true);
         }
-        Ok(self.get(id)?.is_some_and(|existing| existing.uid == product.uid))
+        Ok(read_product(&self.products, id)?.is_some_and(|existing| existing.uid == product.uid))
     }
 
     fn put_request(&self, key: &[u8], record: StoredRequest) -> Result<(), StoreError> {
@@ -579,11 +584,11 @@ fn scan_products(tree: &sled::Tree, key: Option<&str>, limit: usize) -> Result<V
 }
 
 impl ProductStore for SledStore {
-    fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
+    async fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
         read_product(&self.products, id)
     }
 
-    fn scan(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
+    async fn scan(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
         scan_products(&self.products, after_id, limit)
     }
 
@@ -690,7 +695,7 @@ impl ProductStore for SledStore {
         Err(StoreError::Contention { key: id.to_owned() })
     }
 
-    fn outbox(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+    async fn outbox(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
         self.outbox
             .range::<&[u8], _>(after(after_id))
             .take(limit)
@@ -704,6 +709,10 @@ impl ProductStore for SledStore {
             .collect()
     }
 
+    async fn outbox_depth(&self, cap: usize) -> Result<usize, StoreError> {
+        Ok(self.outbox.iter().keys().take(cap).count())
+    }
+
     async fn settle_outbox(&self, id: &str, nonce: u64) -> Result<bool, StoreError> {
         self.ensure_writable()?;
         let settled = self
@@ -715,11 +724,11 @@ impl ProductStore for SledStore {
         Ok(settled)
     }
 
-    fn tombstone(&self, uid: &str) -> Result<Option<Product>, StoreError> {
+    async fn tombstone(&self, uid: &str) -> Result<Option<Product>, StoreError> {
         read_product(&self.tombstones, uid)
     }
 
-    fn tombstones(&self, after_uid: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
+    async fn tombstones(&self, after_uid: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
         scan_products(&self.tombstones, after_uid, limit)
     }
 
@@ -737,22 +746,26 @@ impl ProductStore for SledStore {
         self.changes.id
     }
 
-    fn change_window(&self) -> Result<ChangeWindow, StoreError> {
+    async fn change_window(&self) -> Result<ChangeWindow, StoreError> {
         let newest = *self.changes.durable.borrow();
         let oldest = match self.changes.tree.first().map_err(backend)? {
             Some((key, _)) => seq_of(&key).unwrap_or(newest + 1),
             None => newest + 1,
         };
-        Ok(ChangeWindow { oldest, newest })
+        Ok(ChangeWindow {
+            trimmed_through: position(oldest.saturating_sub(1)),
+            newest: position(newest),
+        })
     }
 
-    fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+    async fn changes(&self, after: LogPosition, limit: usize) -> Result<Vec<Change>, StoreError> {
         let newest = *self.changes.durable.borrow();
-        let from = after.saturating_add(1).to_be_bytes();
-        let to = newest.to_be_bytes();
+        let after = after.minor;
         if after >= newest {
             return Ok(Vec::new());
         }
+        let from = after.saturating_add(1).to_be_bytes();
+        let to = newest.to_be_bytes();
         self.changes
             .tree
             .range(from..=to)
@@ -765,7 +778,7 @@ impl ProductStore for SledStore {
                 };
                 let stored = StoredChange::decode(bytes.as_ref()).map_err(|e| corrupt(e.to_string()))?;
                 Ok(Change {
-                    seq: seq_of(&key).ok_or_else(|| corrupt("not an 8-byte key".into()))?,
+                    position: position(seq_of(&key).ok_or_else(|| corrupt("not an 8-byte key".into()))?),
                     kind: kind_of(stored.kind).ok_or_else(|| corrupt(format!("unknown kind {}", stored.kind)))?,
                     product: Product::decode(stored.product.as_slice()).map_err(|e| corrupt(e.to_string()))?,
                     commit_time: timestamp(stored.commit_unix_micros),
@@ -778,7 +791,7 @@ impl ProductStore for SledStore {
         self.changes.durable.subscribe()
     }
 
-    fn trim_changes(&self, keep: u64) -> Result<u64, StoreError> {
+    async fn trim_changes(&self, keep: u64) -> Result<u64, StoreError> {
         let newest = self.changes.settled();
         let Some(cutoff) = newest.checked_sub(keep) else {
             return Ok(0);
@@ -792,7 +805,7 @@ impl ProductStore for SledStore {
         Ok(removed)
     }
 
-    fn disk_bytes(&self) -> Result<u64, StoreError> {
+    async fn disk_bytes(&self) -> Result<u64, StoreError> {
         self.db.size_on_disk().map_err(backend)
     }
 
@@ -841,10 +854,10 @@ mod tests {
             store.insert("a", &product("a"), None, true).await.unwrap(),
             InsertOutcome::IdTaken
         );
-        assert_eq!(store.get("a").unwrap(), Some(product("a")));
+        assert_eq!(store.get("a").await.unwrap(), Some(product("a")));
         let ids = |v: Vec<Product>| v.into_iter().map(|p| p.display_name).collect::<Vec<_>>();
-        assert_eq!(ids(store.scan(None, 10).unwrap()), ["A", "B", "C"]);
-        assert_eq!(ids(store.scan(Some("a"), 1).unwrap()), ["B"]);
+        assert_eq!(ids(store.scan(None, 10).await.unwrap()), ["A", "B", "C"]);
+        assert_eq!(ids(store.scan(Some("a"), 1).await.unwrap()), ["B"]);
 
         let updated = store
             .update("b", true, |p| -> Result<Product, ()> {
@@ -855,7 +868,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(store.get("b").unwrap(), Some(updated));
+        assert_eq!(store.get("b").await.unwrap(), Some(updated));
         let refused = store.update("b", true, |_| Err::<Product, _>("no")).await.unwrap();
         assert_eq!(refused, Err("no"));
         assert_eq!(store.delete("c", |_| Err::<(), _>("keep")).await.unwrap(), Err("keep"));
@@ -882,7 +895,7 @@ mod tests {
             store.insert("z", &product("z"), Some(&record), true).await.unwrap(),
             InsertOutcome::Replayed(Box::new(record.clone()))
         );
-        assert_eq!(store.get("z").unwrap(), None);
+        assert_eq!(store.get("z").await.unwrap(), None);
     }
 
     #[tokio::test]
@@ -896,7 +909,7 @@ mod tests {
                 Err(StoreError::Locked { .. })
             ));
         }
-        assert_eq!(open(dir.path()).get("a").unwrap(), Some(product("a")));
+        assert_eq!(open(dir.path()).get("a").await.unwrap(), Some(product("a")));
     }
 
     #[tokio::test]
@@ -919,11 +932,11 @@ mod tests {
         };
         let outcome = store.insert("a", &first, Some(&record), true).await.unwrap();
         assert_eq!(outcome, InsertOutcome::Replayed(Box::new(record.clone())));
-        assert_eq!(store.get("a").unwrap(), Some(first.clone()));
+        assert_eq!(store.get("a").await.unwrap(), Some(first.clone()));
         // Deleting it later does not bring it back on another retry.
         store.delete("a", |_| Ok::<(), ()>(())).await.unwrap().unwrap();
         store.insert("a", &first, Some(&record), true).await.unwrap();
-        assert_eq!(store.get("a").unwrap(), None);
+        assert_eq!(store.get("a").await.unwrap(), None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -953,7 +966,7 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(store.get("n").unwrap().unwrap().description, "200");
+        assert_eq!(store.get("n").await.unwrap().unwrap().description, "200");
     }
 
     #[tokio::test]
@@ -961,7 +974,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         store.products.insert("bad", &[0xff, 0xff, 0xff][..]).unwrap();
-        assert!(matches!(store.get("bad"), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(store.get("bad").await, Err(StoreError::Corrupt { .. })));
         let update = store.update("bad", true, |p| Ok::<_, ()>(p.unwrap_or_default())).await;
         assert!(matches!(update, Err(StoreError::Corrupt { .. })));
     }

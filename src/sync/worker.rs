@@ -92,7 +92,7 @@ impl<S: ProductStore> SyncWorker<S> {
     pub async fn pass(&self) -> Result<(), StoreError> {
         let mut after: Option<String> = None;
         loop {
-            let batch = self.store().tombstones(after.as_deref(), BATCH)?;
+            let batch = self.store().tombstones(after.as_deref(), BATCH).await?;
             let full = batch.len() == BATCH;
             for tombstone in batch {
                 after = Some(tombstone.uid.clone());
@@ -106,7 +106,7 @@ impl<S: ProductStore> SyncWorker<S> {
         }
         let mut after: Option<String> = None;
         loop {
-            let batch = self.store().outbox(after.as_deref(), BATCH)?;
+            let batch = self.store().outbox(after.as_deref(), BATCH).await?;
             let full = batch.len() == BATCH;
             for (id, nonce) in batch {
                 if let Err(error) = self.sync_product(&id, nonce).await {
@@ -121,7 +121,7 @@ impl<S: ProductStore> SyncWorker<S> {
     }
 
     async fn sync_product(&self, id: &str, nonce: u64) -> Result<(), StoreError> {
-        let Some(product) = self.store().get(id)? else {
+        let Some(product) = self.store().get(id).await? else {
             // Deleted: its tombstone carries what is left to do.
             self.store().settle_outbox(id, nonce).await?;
             return Ok(());
@@ -155,7 +155,8 @@ impl<S: ProductStore> SyncWorker<S> {
         }
         let still_pending = self
             .store()
-            .get(id)?
+            .get(id)
+            .await?
             .is_some_and(|p| p.sync.iter().any(|s| s.state == SyncState::Pending as i32));
         if !still_pending {
             self.store().settle_outbox(id, nonce).await?;
@@ -279,7 +280,11 @@ impl<S: ProductStore> SyncWorker<S> {
         vendor: Vendor,
         remote_id: &str,
     ) -> Result<(), StoreError> {
-        let mut tombstone = self.store().tombstone(&product.uid)?.unwrap_or_else(|| product.clone());
+        let mut tombstone = self
+            .store()
+            .tombstone(&product.uid)
+            .await?
+            .unwrap_or_else(|| product.clone());
         let mut entry = plan::entry(&tombstone, vendor).cloned().unwrap_or(VendorSync {
             vendor: plan::to_pb(vendor) as i32,
             ..Default::default()
@@ -295,7 +300,7 @@ impl<S: ProductStore> SyncWorker<S> {
     /// Deletes a deleted product's copies at the vendors, then its tombstone.
     async fn bury(&self, mut tombstone: Product) -> Result<(), StoreError> {
         if let Ok(id) = parse_product_name(&tombstone.name, "name")
-            && self.store().get(id)?.is_some_and(|p| p.uid == tombstone.uid)
+            && self.store().get(id).await?.is_some_and(|p| p.uid == tombstone.uid)
         {
             // The delete this tombstone announced has not happened (yet): the
             // product lives on.

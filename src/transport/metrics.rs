@@ -75,7 +75,7 @@ fn describe() {
     );
     metrics::describe_gauge!(
         "producthub_change_log_newest",
-        "sequence number of the newest durable change (WatchProducts)"
+        "sequence number of the newest readable change (WatchProducts)"
     );
 }
 
@@ -113,30 +113,25 @@ pub async fn serve<S: ProductStore>(
 }
 
 async fn render<S: ProductStore>(State(scrape): State<Arc<Scrape<S>>>) -> String {
-    let catalog = scrape.catalog.clone();
-    // Sled reads; off the async workers.
-    let gauges = tokio::task::spawn_blocking(move || store_gauges(catalog.store())).await;
-    if let Ok(gauges) = gauges {
-        for (name, value) in gauges {
-            metrics::gauge!(name).set(value);
-        }
+    for (name, value) in store_gauges(scrape.catalog.store()).await {
+        metrics::gauge!(name).set(value);
     }
     scrape.handle.render()
 }
 
-fn store_gauges<S: ProductStore>(store: &S) -> Vec<(&'static str, f64)> {
+async fn store_gauges<S: ProductStore>(store: &S) -> Vec<(&'static str, f64)> {
     let mut gauges = Vec::new();
-    if let Ok(bytes) = store.disk_bytes() {
+    if let Ok(bytes) = store.disk_bytes().await {
         gauges.push(("producthub_store_disk_bytes", bytes as f64));
     }
-    if let Ok(outbox) = store.outbox(None, DEPTH_CAP) {
-        gauges.push(("producthub_sync_outbox_depth", outbox.len() as f64));
+    if let Ok(depth) = store.outbox_depth(DEPTH_CAP).await {
+        gauges.push(("producthub_sync_outbox_depth", depth as f64));
     }
-    if let Ok(tombstones) = store.tombstones(None, DEPTH_CAP) {
+    if let Ok(tombstones) = store.tombstones(None, DEPTH_CAP).await {
         gauges.push(("producthub_sync_tombstones", tombstones.len() as f64));
     }
-    if let Ok(window) = store.change_window() {
-        gauges.push(("producthub_change_log_newest", window.newest as f64));
+    if let Ok(window) = store.change_window().await {
+        gauges.push(("producthub_change_log_newest", window.newest.minor as f64));
     }
     gauges
 }

@@ -13,6 +13,6 @@ mod service;
 mod status;
 
 pub use auth::{Scope, Tokens, TokensError};
-pub use server::{ServeError, ServerConfig, TlsFiles, serve};
+pub use server::{ServeError, ServerConfig, StoreChoice, TlsFiles, serve};
 pub use service::ProductApi;
 pub use status::{to_status, vendor_error_code};

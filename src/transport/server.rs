@@ -20,7 +20,7 @@ use crate::catalog::{Catalog, SyncHooks};
 use crate::domain::schema;
 use crate::pb::FILE_DESCRIPTOR_SET;
 use crate::pb::product_service_server::ProductServiceServer;
-use crate::storage::{ProductStore, SledOptions, SledStore, StoreError};
+use crate::storage::{PostgresOptions, PostgresStore, ProductStore, SledOptions, SledStore, StoreError, redact_url};
 use crate::sync::http::VendorHttp;
 use crate::sync::{SyncConfig, SyncWorker};
 
@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Requests larger than this are refused with RESOURCE_EXHAUSTED.
     pub max_message_bytes: usize,
+    /// Where products live: a local sled directory (`data_dir`) or PostgreSQL.
+    pub store: StoreChoice,
     pub sled: SledOptions,
     /// After a shutdown request, how long calls in flight may take to finish
     /// before the remaining connections are closed.
@@ -54,6 +56,15 @@ pub struct ServerConfig {
     pub watch_retention: u64,
     /// Serve Prometheus metrics over HTTP here (`/metrics`).
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The storage backend.
+#[derive(Debug, Clone)]
+pub enum StoreChoice {
+    /// Embedded sled in `data_dir` (the default).
+    Sled,
+    /// A shared PostgreSQL database.
+    Postgres(PostgresOptions),
 }
 
 /// PEM files for TLS. `Debug` leaves out the private key.
@@ -101,8 +112,24 @@ pub enum ServeError {
 pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
     // Read the schema now, so a defect shows at start-up and not in a request.
     let _ = schema::product_descriptor();
+    match &config.store {
+        StoreChoice::Sled => {
+            let store = SledStore::open(&config.data_dir, &config.sled)?;
+            serve_with(config, store, shutdown).await
+        }
+        StoreChoice::Postgres(options) => {
+            let store = PostgresStore::connect(options).await?;
+            tracing::info!(database = %redact_url(&options.url), "using PostgreSQL");
+            serve_with(config, store, shutdown).await
+        }
+    }
+}
 
-    let store = SledStore::open(&config.data_dir, &config.sled)?;
+async fn serve_with<S: ProductStore>(
+    config: ServerConfig,
+    store: S,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let wake = Arc::new(Notify::new());
     let hooks = SyncHooks {
         enabled: config.sync.enabled(),
@@ -131,9 +158,7 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
     let local_addr = incoming.local_addr().map_err(|e| bind_error(config.listen, e))?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<ProductServiceServer<ProductApi<SledStore>>>()
-        .await;
+    health.set_serving::<ProductServiceServer<ProductApi<S>>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -159,7 +184,7 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
         None => None,
     };
 
-    tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "listening");
+    tracing::info!(addr = %local_addr, "listening");
     println!("producthub listening on {local_addr}");
 
     // Graceful shutdown waits for every connection to close; a client that
@@ -175,9 +200,7 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
             // wait the whole grace period for them.
             catalog.close_watches();
             // Load balancers stop sending new calls while the old ones finish.
-            health
-                .set_not_serving::<ProductServiceServer<ProductApi<SledStore>>>()
-                .await;
+            health.set_not_serving::<ProductServiceServer<ProductApi<S>>>().await;
             health
                 .set_service_status("", tonic_health::ServingStatus::NotServing)
                 .await;
@@ -227,18 +250,14 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
     Ok(())
 }
 
-/// Keeps the change log to its retention, once a second, off the async workers
-/// (trimming is plain sled deletes).
+/// Keeps the change log to its retention, once a second.
 async fn trim_change_log<S: ProductStore>(catalog: Arc<Catalog<S>>, retention: u64) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        let catalog = catalog.clone();
-        match tokio::task::spawn_blocking(move || catalog.store().trim_changes(retention)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "could not trim the change log"),
-            Err(error) => tracing::warn!(%error, "the change log trimmer stopped"),
+        if let Err(error) = catalog.store().trim_changes(retention).await {
+            tracing::warn!(%error, "could not trim the change log");
         }
     }
 }

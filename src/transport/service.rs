@@ -39,7 +39,11 @@ impl<S: ProductStore> ProductService for ProductApi<S> {
         &self,
         request: Request<WatchProductsRequest>,
     ) -> Result<Response<Self::WatchProductsStream>, Status> {
-        let changes = self.catalog.watch(request.into_inner()).map_err(|e| to_status(&e))?;
+        let changes = self
+            .catalog
+            .watch(request.into_inner())
+            .await
+            .map_err(|e| to_status(&e))?;
         let stream: WatchStream = Box::pin(changes.map(|change| change.map_err(|e| to_status(&e))));
         Ok(Response::new(stream))
     }

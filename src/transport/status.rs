@@ -59,11 +59,11 @@ pub fn to_status(error: &CatalogError) -> Status {
             );
             (Code::FailedPrecondition, "VENDOR_UNSUPPORTED_CHANGE")
         }
-        CatalogError::ResumeTokenExpired { oldest } => {
+        CatalogError::ResumeTokenExpired => {
             details.add_precondition_failure_violation(
                 "RESUME_TOKEN_EXPIRED",
                 "resume_token",
-                format!("the oldest change retained is number {oldest}"),
+                "older than the changes the server retains (--watch-retention)",
             );
             (Code::FailedPrecondition, "RESUME_TOKEN_EXPIRED")
         }
@@ -73,6 +73,7 @@ pub fn to_status(error: &CatalogError) -> Status {
         // The write may or may not have reached the disk: neither "retry" nor "failed".
         CatalogError::Storage(StoreError::Durability(_)) => (Code::Internal, "STORAGE_WRITE_UNCERTAIN"),
         CatalogError::Storage(StoreError::ReadOnly(_)) => (Code::Unavailable, "STORAGE_READ_ONLY"),
+        CatalogError::Storage(StoreError::Uncertain(_)) => (Code::Internal, "STORAGE_WRITE_UNCERTAIN"),
         CatalogError::Storage(StoreError::Contention { .. }) => (Code::Aborted, "CONTENTION"),
         CatalogError::Storage(_) => (Code::Unavailable, "STORAGE_UNAVAILABLE"),
     };

@@ -68,9 +68,11 @@ impl Server {
         log_level: &str,
         stderr: Stdio,
     ) -> Server {
+        let store = backend_store(data_dir);
         let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(store.iter().flat_map(|url| ["--store", url.as_str()]))
             .args(extra_args)
             .env("RUST_LOG", log_level)
             .stdout(Stdio::piped())
@@ -134,6 +136,47 @@ impl Server {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("wait");
     }
+}
+
+/// Which backend the end-to-end tests run against: sled by default; with
+/// `PRODUCTHUB_TEST_BACKEND=postgres`, a PostgreSQL database of its own per
+/// data directory (so a restart finds its data), on the server whose admin
+/// URL is in `PRODUCTHUB_TEST_POSTGRES_URL` (`scripts/test` starts one).
+pub fn backend_store(data_dir: &Path) -> Option<String> {
+    match std::env::var("PRODUCTHUB_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Some(postgres_database(&format!("{}", data_dir.display()))),
+        Ok("sled") | Ok("") | Err(_) => None,
+        Ok(other) => panic!("PRODUCTHUB_TEST_BACKEND={other}: expected sled or postgres"),
+    }
+}
+
+/// Whether the suite runs against PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("PRODUCTHUB_TEST_BACKEND").as_deref() == Ok("postgres")
+}
+
+/// The URL of a database named after `key`, created on first use.
+pub fn postgres_database(key: &str) -> String {
+    let admin = std::env::var("PRODUCTHUB_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!("PRODUCTHUB_TEST_POSTGRES_URL is not set: run the suite with scripts/test, which starts PostgreSQL")
+    });
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let name = format!("t_{hash:016x}");
+    let output = Command::new("psql")
+        .arg(&admin)
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("run psql (PostgreSQL's client) to create a test database");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() || stderr.contains("already exists"),
+        "cannot create database {name}: {stderr}"
+    );
+    let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin);
+    format!("{base}/{name}")
 }
 
 impl Drop for Server {

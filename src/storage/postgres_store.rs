@@ -1,0 +1,837 @@
+//! The shared backend: PostgreSQL, for several producthub replicas serving one
+//! catalog (and, through its protocol, the engines that speak it).
+//!
+//! Every write is one SQL statement or one transaction, so it is atomic and
+//! acknowledged only after PostgreSQL committed it (with its default
+//! `synchronous_commit = on`, that is after the WAL is flushed):
+//! - a product write is a conditional `UPDATE … WHERE version = $read` (or an
+//!   `INSERT … ON CONFLICT DO NOTHING`), and the same statement appends the
+//!   change log entry and announces the product in the outbox, through
+//!   data-modifying CTEs; the compare-and-swap is the database's;
+//! - a create with a request id is one transaction: the request row first (a
+//!   concurrent retry on another replica waits on it), then the product.
+//!
+//! The change log is ordered by (transaction id, seq). A watcher reads only
+//! rows whose transaction id is below the oldest transaction still running
+//! (`pg_snapshot_xmin`), so no row can later appear before one it has read.
+//! Each product's changes keep their commit order: a later writer's
+//! transaction id is assigned after the earlier writer's, because it waits on
+//! the row the earlier one holds. Writers `NOTIFY producthub_changes`; each
+//! replica LISTENs, so a watcher on any replica wakes on writes made through
+//! any other (with a poll as a fallback).
+//!
+//! The outbox and tombstones are leased: a replica claims a batch with
+//! `FOR UPDATE SKIP LOCKED` and a lease that expires, so each item is worked
+//! on by one replica at a time, and the work of a replica that died is taken
+//! over when its lease runs out.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use prost::Message;
+use tokio::sync::watch;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::{Change, ChangeKind, ChangeWindow, InsertOutcome, LogPosition, ProductStore, RequestRecord, StoreError};
+use crate::pb::Product;
+
+/// How producthub uses a PostgreSQL database.
+#[derive(Clone)]
+pub struct PostgresOptions {
+    /// `postgres://user:password@host:port/database` (libpq's URL form).
+    pub url: String,
+    /// Connections this replica keeps open.
+    pub pool_size: usize,
+    /// How long a claimed outbox item or tombstone stays with this replica
+    /// before another may take it over.
+    pub lease: Duration,
+}
+
+impl std::fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("url", &redact_url(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+/// The URL without its password, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The schema, one migration per version, applied in order and recorded in
+/// `producthub_migrations`. Never edit a released one: add the next.
+const MIGRATIONS: &[&str] = &[
+    // 1: the whole store.
+    r#"
+    CREATE TABLE products (
+        id text COLLATE "C" PRIMARY KEY,
+        version bigint NOT NULL,
+        data bytea NOT NULL
+    );
+    CREATE TABLE request_ids (
+        request_id text COLLATE "C" PRIMARY KEY,
+        fingerprint bytea NOT NULL,
+        product bytea NOT NULL
+    );
+    CREATE TABLE outbox (
+        product_id text COLLATE "C" PRIMARY KEY,
+        nonce bigint NOT NULL,
+        lease_owner text,
+        lease_until timestamptz
+    );
+    CREATE TABLE tombstones (
+        uid text COLLATE "C" PRIMARY KEY,
+        data bytea NOT NULL,
+        lease_owner text,
+        lease_until timestamptz
+    );
+    CREATE TABLE changes (
+        tx bigint NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
+        seq bigserial NOT NULL,
+        kind smallint NOT NULL,
+        product bytea NOT NULL,
+        commit_time timestamptz NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (tx, seq)
+    );
+    CREATE TABLE producthub_meta (
+        key text PRIMARY KEY,
+        value bigint NOT NULL
+    );
+    INSERT INTO producthub_meta (key, value) VALUES
+        ('change_log_id', floor(random() * 9.2e18)::bigint),
+        ('trimmed_through_tx', 0),
+        ('trimmed_through_seq', 0);
+    "#,
+];
+
+/// Any fixed number: the advisory lock that serialises migrations.
+const MIGRATION_LOCK: i64 = 0x0070_726f_6468_7562;
+const CHANNEL: &str = "producthub_changes";
+/// Watchers look for new changes at least this often, notified or not
+/// (the readable window also moves when unrelated transactions end).
+const POLL: Duration = Duration::from_millis(250);
+
+pub struct PostgresStore {
+    pool: Pool,
+    log_id: u64,
+    /// This replica's name in leases.
+    owner: String,
+    lease_secs: f64,
+    wake: watch::Sender<u64>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// A failed read: the database said no, or could not be reached.
+fn read_error(e: tokio_postgres::Error) -> StoreError {
+    match e.code() {
+        Some(_) => StoreError::Backend(e.to_string()),
+        None => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+/// A failed write: without an answer from the database, it may have committed.
+fn write_error(e: tokio_postgres::Error) -> StoreError {
+    match e.code() {
+        Some(_) => StoreError::Backend(e.to_string()),
+        None => StoreError::Uncertain(e.to_string()),
+    }
+}
+
+fn corrupt(key: &str, e: prost::DecodeError) -> StoreError {
+    StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+fn random_nonce() -> i64 {
+    // Stored as bigint; the bits are all that matter.
+    i64::from_ne_bytes(uuid::Uuid::new_v4().as_u64_pair().0.to_ne_bytes())
+}
+
+fn as_u64(value: i64) -> u64 {
+    u64::from_ne_bytes(value.to_ne_bytes())
+}
+
+fn as_i64(value: u64) -> i64 {
+    i64::from_ne_bytes(value.to_ne_bytes())
+}
+
+impl PostgresStore {
+    /// Connects, migrates the schema (safe with several replicas starting at
+    /// once), and starts listening for other replicas' changes.
+    pub async fn connect(options: &PostgresOptions) -> Result<Self, StoreError> {
+        let shown = redact_url(&options.url);
+        let open_error = |reason: String| StoreError::Open {
+            dir: shown.clone(),
+            reason,
+        };
+        let config = tokio_postgres::Config::from_str(&options.url).map_err(|e| open_error(e.to_string()))?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(2))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| open_error(e.to_string()))?;
+        migrate(&pool).await.map_err(|e| open_error(e.to_string()))?;
+        let client = pool.get().await.map_err(|e| open_error(e.to_string()))?;
+        let row = client
+            .query_one("SELECT value FROM producthub_meta WHERE key = 'change_log_id'", &[])
+            .await
+            .map_err(|e| open_error(e.to_string()))?;
+        let log_id = as_u64(row.get(0));
+        let (wake, _) = watch::channel(0u64);
+        let listener = tokio::spawn(listen(config, wake.clone()));
+        Ok(Self {
+            pool,
+            log_id,
+            owner: uuid::Uuid::new_v4().to_string(),
+            lease_secs: options.lease.as_secs_f64(),
+            wake,
+            listener,
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// Inserts `product` under `id` if free, with its change entry and outbox
+    /// announcement, in one statement. True if inserted.
+    async fn insert_statement(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        id: &str,
+        bytes: &[u8],
+        announce: bool,
+    ) -> Result<bool, StoreError> {
+        let statement = client
+            .prepare_cached(
+                r#"
+                WITH ins AS (
+                    INSERT INTO products (id, version, data) VALUES ($1, 1, $2)
+                    ON CONFLICT (id) DO NOTHING RETURNING id
+                ), chg AS (
+                    INSERT INTO changes (kind, product) SELECT 1, $2 FROM ins RETURNING 1
+                ), obx AS (
+                    INSERT INTO outbox (product_id, nonce) SELECT id, $3 FROM ins WHERE $4
+                    ON CONFLICT (product_id) DO UPDATE SET nonce = EXCLUDED.nonce RETURNING 1
+                )
+                SELECT (SELECT count(*) FROM ins),
+                       (SELECT count(*) FROM (SELECT pg_notify('producthub_changes', '') FROM ins) n),
+                       (SELECT count(*) FROM chg) + (SELECT count(*) FROM obx)
+                "#,
+            )
+            .await
+            .map_err(write_error)?;
+        let row = client
+            .query_one(&statement, &[&id, &bytes, &random_nonce(), &announce])
+            .await
+            .map_err(write_error)?;
+        Ok(row.get::<_, i64>(0) == 1)
+    }
+
+    /// Claims up to `limit` rows of `table` (outbox or tombstones) after `after`
+    /// for this replica, returning their keys and second column.
+    async fn claim<T>(
+        &self,
+        sql: &str,
+        after: Option<&str>,
+        limit: usize,
+        read: impl Fn(&tokio_postgres::Row) -> Result<(String, T), StoreError>,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(read_error)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                &statement,
+                &[&self.owner, &after.unwrap_or(""), &limit, &self.lease_secs],
+            )
+            .await
+            .map_err(read_error)?;
+        let mut claimed = rows.iter().map(read).collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(claimed)
+    }
+}
+
+async fn migrate(pool: &Pool) -> Result<(), String> {
+    let mut client = pool.get().await.map_err(|e| e.to_string())?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = async {
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS producthub_migrations (
+                    version integer PRIMARY KEY,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )",
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let applied: i32 = client
+            .query_one("SELECT coalesce(max(version), 0) FROM producthub_migrations", &[])
+            .await
+            .map_err(|e| e.to_string())?
+            .get(0);
+        let known = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
+        if applied > known {
+            return Err(format!(
+                "the database holds schema version {applied}; this build knows versions up to {known}"
+            ));
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+            let version = i32::try_from(index + 1).unwrap_or(i32::MAX);
+            let transaction = client.transaction().await.map_err(|e| e.to_string())?;
+            transaction
+                .batch_execute(sql)
+                .await
+                .map_err(|e| format!("migration {version}: {e}"))?;
+            transaction
+                .execute("INSERT INTO producthub_migrations (version) VALUES ($1)", &[&version])
+                .await
+                .map_err(|e| e.to_string())?;
+            transaction.commit().await.map_err(|e| e.to_string())?;
+            tracing::info!(version, "applied database migration");
+        }
+        Ok(())
+    }
+    .await;
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(|e| e.to_string());
+    result.and(unlocked.map(|_| ()))
+}
+
+/// Keeps a connection LISTENing for changes, bumping `wake` on each
+/// notification and on a regular tick; reconnects when the connection drops.
+async fn listen(config: tokio_postgres::Config, wake: watch::Sender<u64>) {
+    let bump = |wake: &watch::Sender<u64>| wake.send_modify(|n| *n = n.wrapping_add(1));
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let (notified, mut notifications) = tokio::sync::mpsc::unbounded_channel::<()>();
+                let driver = tokio::spawn(async move {
+                    while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                        match message {
+                            Ok(AsyncMessage::Notification(_)) => {
+                                if notified.send(()).is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(_) => return,
+                        }
+                    }
+                });
+                if client.batch_execute(&format!("LISTEN {CHANNEL}")).await.is_ok() {
+                    loop {
+                        tokio::select! {
+                            message = notifications.recv() => match message {
+                                Some(()) => bump(&wake),
+                                None => break,
+                            },
+                            () = tokio::time::sleep(POLL) => bump(&wake),
+                        }
+                    }
+                }
+                driver.abort();
+            }
+            Err(error) => tracing::warn!(%error, "cannot listen for changes; retrying"),
+        }
+        // Until the listener is back, watchers still poll.
+        bump(&wake);
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+const CLAIM_OUTBOX: &str = r#"
+    UPDATE outbox SET lease_owner = $1, lease_until = now() + make_interval(secs => $4)
+    WHERE product_id IN (
+        SELECT product_id FROM outbox
+        WHERE product_id > $2 AND (lease_until IS NULL OR lease_until < now() OR lease_owner = $1)
+        ORDER BY product_id LIMIT $3
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING product_id, nonce
+"#;
+
+const CLAIM_TOMBSTONES: &str = r#"
+    UPDATE tombstones SET lease_owner = $1, lease_until = now() + make_interval(secs => $4)
+    WHERE uid IN (
+        SELECT uid FROM tombstones
+        WHERE uid > $2 AND (lease_until IS NULL OR lease_until < now() OR lease_owner = $1)
+        ORDER BY uid LIMIT $3
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING uid, data
+"#;
+
+impl ProductStore for PostgresStore {
+    async fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT data FROM products WHERE id = $1")
+            .await
+            .map_err(read_error)?;
+        let row = client.query_opt(&statement, &[&id]).await.map_err(read_error)?;
+        row.map(|row| Product::decode(row.get::<_, &[u8]>(0)).map_err(|e| corrupt(id, e)))
+            .transpose()
+    }
+
+    async fn scan(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT id, data FROM products WHERE id > $1 ORDER BY id LIMIT $2")
+            .await
+            .map_err(read_error)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&statement, &[&after_id.unwrap_or(""), &limit])
+            .await
+            .map_err(read_error)?;
+        rows.iter()
+            .map(|row| Product::decode(row.get::<_, &[u8]>(1)).map_err(|e| corrupt(row.get(0), e)))
+            .collect()
+    }
+
+    async fn insert(
+        &self,
+        id: &str,
+        product: &Product,
+        request: Option<&RequestRecord>,
+        announce: bool,
+    ) -> Result<InsertOutcome, StoreError> {
+        let bytes = product.encode_to_vec();
+        let mut client = self.client().await?;
+        let Some(record) = request else {
+            return Ok(match self.insert_statement(&client, id, &bytes, announce).await? {
+                true => InsertOutcome::Inserted,
+                false => InsertOutcome::IdTaken,
+            });
+        };
+        let transaction = client.transaction().await.map_err(write_error)?;
+        // A concurrent call with the same request id (on any replica) waits
+        // here until this transaction ends, then finds the record.
+        let claimed = transaction
+            .execute(
+                "INSERT INTO request_ids (request_id, fingerprint, product) VALUES ($1, $2, $3)
+                 ON CONFLICT (request_id) DO NOTHING",
+                &[&record.request_id, &record.fingerprint, &record.product.encode_to_vec()],
+            )
+            .await
+            .map_err(write_error)?;
+        if claimed == 0 {
+            let row = transaction
+                .query_one(
+                    "SELECT fingerprint, product FROM request_ids WHERE request_id = $1",
+                    &[&record.request_id],
+                )
+                .await
+                .map_err(read_error)?;
+            let first = Product::decode(row.get::<_, &[u8]>(1)).map_err(|e| corrupt(&record.request_id, e))?;
+            transaction.commit().await.map_err(write_error)?;
+            return Ok(InsertOutcome::Replayed(Box::new(RequestRecord {
+                request_id: record.request_id.clone(),
+                fingerprint: row.get(0),
+                product: first,
+            })));
+        }
+        if !self.insert_statement(&transaction, id, &bytes, announce).await? {
+            // Rolled back on drop: the request id stays free.
+            return Ok(InsertOutcome::IdTaken);
+        }
+        transaction.commit().await.map_err(write_error)?;
+        Ok(InsertOutcome::Inserted)
+    }
+
+    async fn update<E, F>(&self, id: &str, announce: bool, change: F) -> Result<Result<Product, E>, StoreError>
+    where
+        E: Send,
+        F: Fn(Option<Product>) -> Result<Product, E> + Send + Sync,
+    {
+        let client = self.client().await?;
+        let read = client
+            .prepare_cached("SELECT version, data FROM products WHERE id = $1")
+            .await
+            .map_err(read_error)?;
+        let swap = client
+            .prepare_cached(
+                r#"
+                WITH upd AS (
+                    UPDATE products SET data = $2, version = version + 1
+                    WHERE id = $1 AND version = $3 RETURNING id
+                ), chg AS (
+                    INSERT INTO changes (kind, product) SELECT 2, $2 FROM upd RETURNING 1
+                ), obx AS (
+                    INSERT INTO outbox (product_id, nonce) SELECT id, $4 FROM upd WHERE $5
+                    ON CONFLICT (product_id) DO UPDATE SET nonce = EXCLUDED.nonce RETURNING 1
+                )
+                SELECT (SELECT count(*) FROM upd),
+                       (SELECT count(*) FROM (SELECT pg_notify('producthub_changes', '') FROM upd) n),
+                       (SELECT count(*) FROM chg) + (SELECT count(*) FROM obx)
+                "#,
+            )
+            .await
+            .map_err(write_error)?;
+        for _ in 0..super::MAX_CAS_ATTEMPTS {
+            let row = client.query_opt(&read, &[&id]).await.map_err(read_error)?;
+            let (version, current) = match &row {
+                Some(row) => (
+                    Some(row.get::<_, i64>(0)),
+                    Some(Product::decode(row.get::<_, &[u8]>(1)).map_err(|e| corrupt(id, e))?),
+                ),
+                None => (None, None),
+            };
+            let next = match change(current) {
+                Ok(next) => next,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let bytes = next.encode_to_vec();
+            let written = match version {
+                Some(version) => {
+                    let row = client
+                        .query_one(&swap, &[&id, &bytes, &version, &random_nonce(), &announce])
+                        .await
+                        .map_err(write_error)?;
+                    row.get::<_, i64>(0) == 1
+                }
+                None => self.insert_statement(&client, id, &bytes, announce).await?,
+            };
+            if written {
+                return Ok(Ok(next));
+            }
+        }
+        Err(StoreError::Contention { key: id.to_owned() })
+    }
+
+    async fn delete<E, F>(&self, id: &str, check: F) -> Result<Result<bool, E>, StoreError>
+    where
+        E: Send,
+        F: Fn(&Product) -> Result<(), E> + Send + Sync,
+    {
+        let client = self.client().await?;
+        let read = client
+            .prepare_cached("SELECT version, data FROM products WHERE id = $1")
+            .await
+            .map_err(read_error)?;
+        let remove = client
+            .prepare_cached(
+                r#"
+                WITH del AS (
+                    DELETE FROM products WHERE id = $1 AND version = $2 RETURNING data
+                ), tmb AS (
+                    INSERT INTO tombstones (uid, data) SELECT $3, data FROM del
+                    ON CONFLICT (uid) DO UPDATE SET data = EXCLUDED.data RETURNING 1
+                ), chg AS (
+                    INSERT INTO changes (kind, product) SELECT 3, data FROM del RETURNING 1
+                )
+                SELECT (SELECT count(*) FROM del),
+                       (SELECT count(*) FROM (SELECT pg_notify('producthub_changes', '') FROM del) n),
+                       (SELECT count(*) FROM tmb) + (SELECT count(*) FROM chg)
+                "#,
+            )
+            .await
+            .map_err(write_error)?;
+        for _ in 0..super::MAX_CAS_ATTEMPTS {
+            let Some(row) = client.query_opt(&read, &[&id]).await.map_err(read_error)? else {
+                return Ok(Ok(false));
+            };
+            let version: i64 = row.get(0);
+            let doomed = Product::decode(row.get::<_, &[u8]>(1)).map_err(|e| corrupt(id, e))?;
+            if let Err(refusal) = check(&doomed) {
+                return Ok(Err(refusal));
+            }
+            let deleted = client
+                .query_one(&remove, &[&id, &version, &doomed.uid])
+                .await
+                .map_err(write_error)?;
+            if deleted.get::<_, i64>(0) == 1 {
+                return Ok(Ok(true));
+            }
+        }
+        Err(StoreError::Contention { key: id.to_owned() })
+    }
+
+    async fn outbox(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        self.claim(CLAIM_OUTBOX, after_id, limit, |row| {
+            Ok((row.get(0), as_u64(row.get::<_, i64>(1))))
+        })
+        .await
+    }
+
+    async fn outbox_depth(&self, cap: usize) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        let row = client
+            .query_one("SELECT count(*) FROM (SELECT 1 FROM outbox LIMIT $1) o", &[&cap])
+            .await
+            .map_err(read_error)?;
+        Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
+    async fn settle_outbox(&self, id: &str, nonce: u64) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let settled = client
+            .execute(
+                "DELETE FROM outbox WHERE product_id = $1 AND nonce = $2",
+                &[&id, &as_i64(nonce)],
+            )
+            .await
+            .map_err(write_error)?;
+        Ok(settled == 1)
+    }
+
+    async fn tombstone(&self, uid: &str) -> Result<Option<Product>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT data FROM tombstones WHERE uid = $1", &[&uid])
+            .await
+            .map_err(read_error)?;
+        row.map(|row| Product::decode(row.get::<_, &[u8]>(0)).map_err(|e| corrupt(uid, e)))
+            .transpose()
+    }
+
+    async fn tombstones(&self, after_uid: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
+        let claimed = self
+            .claim(CLAIM_TOMBSTONES, after_uid, limit, |row| {
+                let uid: String = row.get(0);
+                let product = Product::decode(row.get::<_, &[u8]>(1)).map_err(|e| corrupt(&uid, e))?;
+                Ok((uid, product))
+            })
+            .await?;
+        Ok(claimed.into_iter().map(|(_, product)| product).collect())
+    }
+
+    async fn set_tombstone(&self, uid: &str, product: Option<&Product>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        match product {
+            Some(product) => {
+                let bytes = product.encode_to_vec();
+                client
+                    .execute(
+                        "INSERT INTO tombstones (uid, data) VALUES ($1, $2)
+                         ON CONFLICT (uid) DO UPDATE SET data = EXCLUDED.data",
+                        &[&uid, &bytes],
+                    )
+                    .await
+            }
+            None => client.execute("DELETE FROM tombstones WHERE uid = $1", &[&uid]).await,
+        }
+        .map_err(write_error)?;
+        Ok(())
+    }
+
+    fn change_log_id(&self) -> Option<u64> {
+        Some(self.log_id)
+    }
+
+    async fn change_window(&self) -> Result<ChangeWindow, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                r#"
+                SELECT (SELECT value FROM producthub_meta WHERE key = 'trimmed_through_tx'),
+                       (SELECT value FROM producthub_meta WHERE key = 'trimmed_through_seq'),
+                       newest.tx, newest.seq
+                FROM (SELECT NULL) x LEFT JOIN LATERAL (
+                    SELECT tx, seq FROM changes
+                    WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+                    ORDER BY tx DESC, seq DESC LIMIT 1
+                ) newest ON true
+                "#,
+                &[],
+            )
+            .await
+            .map_err(read_error)?;
+        let trimmed_through = position(row.get(0), row.get(1));
+        let newest = match (row.get::<_, Option<i64>>(2), row.get::<_, Option<i64>>(3)) {
+            (Some(tx), Some(seq)) => position(tx, seq).max(trimmed_through),
+            _ => trimmed_through,
+        };
+        Ok(ChangeWindow {
+            trimmed_through,
+            newest,
+        })
+    }
+
+    async fn changes(&self, after: LogPosition, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                r#"
+                SELECT tx, seq, kind, product,
+                       (extract(epoch FROM commit_time) * 1000000)::bigint
+                FROM changes
+                WHERE (tx, seq) > ($1, $2)
+                  AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+                ORDER BY tx, seq LIMIT $3
+                "#,
+            )
+            .await
+            .map_err(read_error)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&statement, &[&as_i64(after.major), &as_i64(after.minor), &limit])
+            .await
+            .map_err(read_error)?;
+        rows.iter()
+            .map(|row| {
+                let position = position(row.get(0), row.get(1));
+                let key = format!("change {position:?}");
+                let kind = match row.get::<_, i16>(2) {
+                    1 => ChangeKind::Created,
+                    2 => ChangeKind::Updated,
+                    3 => ChangeKind::Deleted,
+                    other => {
+                        return Err(StoreError::Corrupt {
+                            key,
+                            reason: format!("unknown kind {other}"),
+                        });
+                    }
+                };
+                let micros: i64 = row.get(4);
+                Ok(Change {
+                    position,
+                    kind,
+                    product: Product::decode(row.get::<_, &[u8]>(3)).map_err(|e| corrupt(&key, e))?,
+                    commit_time: prost_types::Timestamp {
+                        seconds: micros.div_euclid(1_000_000),
+                        nanos: i32::try_from(micros.rem_euclid(1_000_000) * 1000).unwrap_or(0),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn watch_changes(&self) -> watch::Receiver<u64> {
+        self.wake.subscribe()
+    }
+
+    async fn trim_changes(&self, keep: u64) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(write_error)?;
+        // Only whole, readable history is trimmed, oldest first, and the
+        // high-water mark moves with it, so a resume token older than it is
+        // known to be expired.
+        let row = transaction
+            .query_one(
+                r#"
+                WITH cutoff AS (
+                    SELECT tx, seq FROM changes
+                    WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+                    ORDER BY tx DESC, seq DESC OFFSET $1 LIMIT 1
+                ), gone AS (
+                    DELETE FROM changes c USING cutoff
+                    WHERE (c.tx, c.seq) <= (cutoff.tx, cutoff.seq)
+                    RETURNING c.tx, c.seq
+                )
+                SELECT count(*), max(tx), max(seq) FILTER (WHERE tx = (SELECT max(tx) FROM gone))
+                FROM gone
+                "#,
+                &[&as_i64(keep)],
+            )
+            .await
+            .map_err(write_error)?;
+        let removed: i64 = row.get(0);
+        if let (Some(tx), Some(seq)) = (row.get::<_, Option<i64>>(1), row.get::<_, Option<i64>>(2)) {
+            transaction
+                .execute(
+                    r#"
+                    UPDATE producthub_meta SET value = CASE key WHEN 'trimmed_through_tx' THEN $1 ELSE $2 END
+                    WHERE key IN ('trimmed_through_tx', 'trimmed_through_seq')
+                      AND ($1, $2) > ((SELECT value FROM producthub_meta WHERE key = 'trimmed_through_tx'),
+                                      (SELECT value FROM producthub_meta WHERE key = 'trimmed_through_seq'))
+                    "#,
+                    &[&tx, &seq],
+                )
+                .await
+                .map_err(write_error)?;
+        }
+        transaction.commit().await.map_err(write_error)?;
+        Ok(u64::try_from(removed).unwrap_or(0))
+    }
+
+    async fn disk_bytes(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT (pg_total_relation_size('products') + pg_total_relation_size('changes')
+                        + pg_total_relation_size('outbox') + pg_total_relation_size('tombstones')
+                        + pg_total_relation_size('request_ids'))::bigint",
+                &[],
+            )
+            .await
+            .map_err(read_error)?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        // Every acknowledged write is committed already.
+        Ok(())
+    }
+}
+
+fn position(tx: i64, seq: i64) -> LogPosition {
+    LogPosition {
+        major: as_u64(tx),
+        minor: as_u64(seq),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/catalog"),
+            "postgres://app:***@db:5432/catalog"
+        );
+        assert_eq!(redact_url("postgres://app@db/catalog"), "postgres://app@db/catalog");
+        let options = PostgresOptions {
+            url: "postgres://app:s3cret@db/catalog".into(),
+            pool_size: 4,
+            lease: Duration::from_secs(30),
+        };
+        assert!(!format!("{options:?}").contains("s3cret"));
+    }
+}
