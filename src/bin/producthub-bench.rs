@@ -81,6 +81,11 @@ struct LoadArgs {
     /// to profile one call.
     #[arg(long)]
     only: Option<String>,
+    /// Also measure producthub on PostgreSQL: an admin URL such as
+    /// `postgres://user@127.0.0.1:5432/postgres` (a fresh database is created),
+    /// with pgbench's single-row 1 KB UPDATE as the database's own ceiling.
+    #[arg(long)]
+    postgres: Option<String>,
     /// An extra argument for `producthub serve` (repeatable), e.g.
     /// `--server-arg=--cache-bytes=16777216`.
     #[arg(long = "server-arg", allow_hyphen_values = true)]
@@ -547,7 +552,114 @@ async fn compare(load: LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
     report(&ops.get, Some(&framework));
     report(&ops.list, Some(&framework));
     server.stop();
+    if let Some(admin) = &load.postgres {
+        compare_postgres(&load, &binary, admin, &ops).await?;
+    }
     Ok(())
+}
+
+/// The same Create/Update/Get on the PostgreSQL backend, as ratios to the sled
+/// backend's figures above and to pgbench on the same database.
+async fn compare_postgres(
+    load: &LoadArgs,
+    binary: &Path,
+    admin: &str,
+    sled: &ProductOps,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let database = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    let url = {
+        let (admin_client, connection) = tokio_postgres::connect(admin, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        admin_client.batch_execute(&format!("CREATE DATABASE {database}")).await?;
+        let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(admin);
+        format!("{base}/{database}")
+    };
+    let ceiling = pgbench_update(&url, load).await?;
+    println!(
+        "(c) pgbench 1 KB UPDATE      {ceiling:>10.0} tx/s  ({} clients, {} s, prepared)",
+        load.concurrency, load.seconds
+    );
+    let data = tempfile::tempdir()?;
+    let data_dir = data.path().display().to_string();
+    let mut args = load.serve_args(&data_dir);
+    args.extend(["--store", url.as_str()]);
+    let server = Process::start(binary, &args)?;
+    let channels = channels(&server.url(), load.connections).await?;
+    let pool = 10_000;
+    preload(&channels, 0, pool, load.concurrency).await?;
+    let mut ops = measure_products(load, &channels, pool, pool).await;
+    server.stop();
+    for (stats, on_sled) in [
+        (&mut ops.create, &sled.create),
+        (&mut ops.update, &sled.update),
+        (&mut ops.get, &sled.get),
+    ] {
+        stats.name = stats.name.replacen("producthub", "postgres", 1);
+        report(stats, Some(on_sled));
+        println!(
+            "{:<28} {:>10.2}x (c) pgbench 1 KB UPDATE",
+            "",
+            stats.rate() / ceiling.max(f64::MIN_POSITIVE)
+        );
+    }
+    Ok(())
+}
+
+/// pgbench's transactions per second for a one-row 1 KB UPDATE over 10 000
+/// rows, at the harness's concurrency: what the database itself can do.
+async fn pgbench_update(url: &str, load: &LoadArgs) -> Result<f64, Box<dyn std::error::Error>> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "CREATE TABLE ceiling (id integer PRIMARY KEY, payload text NOT NULL);
+             INSERT INTO ceiling SELECT n, repeat('x', 1024) FROM generate_series(1, 10000) n;",
+        )
+        .await?;
+    let script = tempfile::NamedTempFile::new()?;
+    std::fs::write(
+        script.path(),
+        "\\set id random(1, 10000)\nUPDATE ceiling SET payload = repeat(md5(random()::text), 32) WHERE id = :id;\n",
+    )?;
+    let pgbench = find_pgbench();
+    let output = Command::new(&pgbench)
+        .args(["-n", "-M", "prepared", "-j", "2"])
+        .args(["-c", &load.concurrency.to_string(), "-T", &load.seconds.to_string()])
+        .arg("-f")
+        .arg(script.path())
+        .arg(url)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", pgbench.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!("pgbench failed: {}", String::from_utf8_lossy(&output.stderr)).into());
+    }
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|tps| tps.parse().ok())
+        .ok_or_else(|| format!("no tps in pgbench's output: {stdout}").into())
+}
+
+/// pgbench from PATH, or from Debian's PostgreSQL directory.
+fn find_pgbench() -> PathBuf {
+    let in_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).map(|dir| dir.join("pgbench")).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let debian = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|versions| {
+            versions
+                .flatten()
+                .map(|version| version.path().join("bin/pgbench"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    in_path
+        .into_iter()
+        .chain(debian)
+        .find(|candidate| candidate.exists())
+        .unwrap_or_else(|| PathBuf::from("pgbench"))
 }
 
 // ---- scale ------------------------------------------------------------------------

@@ -16,9 +16,12 @@
 //! (`pg_snapshot_xmin`), so no row can later appear before one it has read.
 //! Each product's changes keep their commit order: a later writer's
 //! transaction id is assigned after the earlier writer's, because it waits on
-//! the row the earlier one holds. Writers `NOTIFY producthub_changes`; each
-//! replica LISTENs, so a watcher on any replica wakes on writes made through
-//! any other (with a poll as a fallback).
+//! the row the earlier one holds. After its writes a replica wakes its own
+//! watchers at once and sends `NOTIFY producthub_changes` (at most every
+//! [`NOTIFY_EVERY`], outside the writes: a NOTIFY inside a write transaction
+//! takes a global lock at commit and serialised every write, measured at
+//! 0.18 × pgbench). Each replica LISTENs, so a watcher on any replica wakes on
+//! writes made through any other, with a poll as a fallback.
 //!
 //! The outbox and tombstones are leased: a replica claims a batch with
 //! `FOR UPDATE SKIP LOCKED` and a lease that expires, so each item is worked
@@ -121,6 +124,8 @@ const MIGRATIONS: &[&str] = &[
 /// Any fixed number: the advisory lock that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x0070_726f_6468_7562;
 const CHANNEL: &str = "producthub_changes";
+/// Other replicas hear of this one's writes at most this late.
+const NOTIFY_EVERY: Duration = Duration::from_millis(10);
 /// Watchers look for new changes at least this often, notified or not
 /// (the readable window also moves when unrelated transactions end).
 const POLL: Duration = Duration::from_millis(250);
@@ -132,12 +137,16 @@ pub struct PostgresStore {
     owner: String,
     lease_secs: f64,
     wake: watch::Sender<u64>,
+    /// Set after a write; the notifier tells the other replicas.
+    wrote: std::sync::Arc<tokio::sync::Notify>,
     listener: tokio::task::JoinHandle<()>,
+    notifier: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         self.listener.abort();
+        self.notifier.abort();
     }
 }
 
@@ -215,14 +224,25 @@ impl PostgresStore {
         let log_id = as_u64(row.get(0));
         let (wake, _) = watch::channel(0u64);
         let listener = tokio::spawn(listen(config, wake.clone()));
+        let wrote = std::sync::Arc::new(tokio::sync::Notify::new());
+        let notifier = tokio::spawn(notify_others(pool.clone(), wrote.clone()));
         Ok(Self {
             pool,
             log_id,
             owner: uuid::Uuid::new_v4().to_string(),
             lease_secs: options.lease.as_secs_f64(),
             wake,
+            wrote,
             listener,
+            notifier,
         })
+    }
+
+    /// A change was committed: wake this replica's watchers now, and the
+    /// other replicas' soon.
+    fn changed(&self) {
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+        self.wrote.notify_one();
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -251,7 +271,6 @@ impl PostgresStore {
                     ON CONFLICT (product_id) DO UPDATE SET nonce = EXCLUDED.nonce RETURNING 1
                 )
                 SELECT (SELECT count(*) FROM ins),
-                       (SELECT count(*) FROM (SELECT pg_notify('producthub_changes', '') FROM ins) n),
                        (SELECT count(*) FROM chg) + (SELECT count(*) FROM obx)
                 "#,
             )
@@ -261,7 +280,11 @@ impl PostgresStore {
             .query_one(&statement, &[&id, &bytes, &random_nonce(), &announce])
             .await
             .map_err(write_error)?;
-        Ok(row.get::<_, i64>(0) == 1)
+        let inserted = row.get::<_, i64>(0) == 1;
+        if inserted {
+            self.changed();
+        }
+        Ok(inserted)
     }
 
     /// Claims up to `limit` rows of `table` (outbox or tombstones) after `after`
@@ -338,6 +361,19 @@ async fn migrate(pool: &Pool) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string());
     result.and(unlocked.map(|_| ()))
+}
+
+/// Sends one NOTIFY per burst of writes, at most every [`NOTIFY_EVERY`].
+async fn notify_others(pool: Pool, wrote: std::sync::Arc<tokio::sync::Notify>) {
+    loop {
+        wrote.notified().await;
+        if let Ok(client) = pool.get().await
+            && let Err(error) = client.batch_execute(&format!("NOTIFY {CHANNEL}")).await
+        {
+            tracing::debug!(%error, "could not notify the other replicas; they will poll");
+        }
+        tokio::time::sleep(NOTIFY_EVERY).await;
+    }
 }
 
 /// Keeps a connection LISTENing for changes, bumping `wake` on each
@@ -479,6 +515,7 @@ impl ProductStore for PostgresStore {
             return Ok(InsertOutcome::IdTaken);
         }
         transaction.commit().await.map_err(write_error)?;
+        self.changed();
         Ok(InsertOutcome::Inserted)
     }
 
@@ -505,7 +542,6 @@ impl ProductStore for PostgresStore {
                     ON CONFLICT (product_id) DO UPDATE SET nonce = EXCLUDED.nonce RETURNING 1
                 )
                 SELECT (SELECT count(*) FROM upd),
-                       (SELECT count(*) FROM (SELECT pg_notify('producthub_changes', '') FROM upd) n),
                        (SELECT count(*) FROM chg) + (SELECT count(*) FROM obx)
                 "#,
             )
@@ -531,7 +567,11 @@ impl ProductStore for PostgresStore {
                         .query_one(&swap, &[&id, &bytes, &version, &random_nonce(), &announce])
                         .await
                         .map_err(write_error)?;
-                    row.get::<_, i64>(0) == 1
+                    let swapped = row.get::<_, i64>(0) == 1;
+                    if swapped {
+                        self.changed();
+                    }
+                    swapped
                 }
                 None => self.insert_statement(&client, id, &bytes, announce).await?,
             };
@@ -564,7 +604,6 @@ impl ProductStore for PostgresStore {
                     INSERT INTO changes (kind, product) SELECT 3, data FROM del RETURNING 1
                 )
                 SELECT (SELECT count(*) FROM del),
-                       (SELECT count(*) FROM (SELECT pg_notify('producthub_changes', '') FROM del) n),
                        (SELECT count(*) FROM tmb) + (SELECT count(*) FROM chg)
                 "#,
             )
@@ -584,6 +623,7 @@ impl ProductStore for PostgresStore {
                 .await
                 .map_err(write_error)?;
             if deleted.get::<_, i64>(0) == 1 {
+                self.changed();
                 return Ok(Ok(true));
             }
         }
