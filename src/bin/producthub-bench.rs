@@ -570,7 +570,9 @@ async fn compare_postgres(
     let url = {
         let (admin_client, connection) = tokio_postgres::connect(admin, tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
-        admin_client.batch_execute(&format!("CREATE DATABASE {database}")).await?;
+        admin_client
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await?;
         let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(admin);
         format!("{base}/{database}")
     };
@@ -645,7 +647,11 @@ async fn pgbench_update(url: &str, load: &LoadArgs) -> Result<f64, Box<dyn std::
 /// pgbench from PATH, or from Debian's PostgreSQL directory.
 fn find_pgbench() -> PathBuf {
     let in_path = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).map(|dir| dir.join("pgbench")).collect::<Vec<_>>())
+        .map(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("pgbench"))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     let debian = std::fs::read_dir("/usr/lib/postgresql")
         .map(|versions| {
