@@ -88,15 +88,21 @@ async fn changes_arrive_in_commit_order_and_resume_after_a_disconnection() {
     let mut client = server.client().await;
     let before = create(&mut client, "before", "dev").await;
 
-    // From now: what was written before the call is not replayed.
+    // From now: what was written before the call is not replayed (on sled).
     let mut stream = watch(&mut client, WatchProductsRequest::default()).await;
     let a = create(&mut client, "a", "dev").await;
     let a2 = describe(&mut client, "a", "second").await;
     delete(&mut client, "a").await;
     let b = create(&mut client, "b", "prod").await;
     let mut seen = Vec::new();
-    for _ in 0..4 {
-        seen.push(next(&mut stream).await);
+    while seen.len() < 4 {
+        let change = next(&mut stream).await;
+        // On PostgreSQL "from now" may also replay a change committed just
+        // before the call (it never misses one committed after it).
+        if seen.is_empty() && summary(&change).1 == before.name {
+            continue;
+        }
+        seen.push(change);
     }
     assert_eq!(
         seen.iter().map(summary).collect::<Vec<_>>(),
