@@ -112,6 +112,15 @@ pub struct ChangeWindow {
     pub newest: LogPosition,
 }
 
+/// An item of the sync worker's to-do lists.
+#[derive(Debug, Clone, Copy)]
+pub enum Claimed<'a> {
+    /// An outbox entry, by product id.
+    Outbox(&'a str),
+    /// A tombstone, by the deleted product's uid.
+    Tombstone(&'a str),
+}
+
 /// The storage seam. Implementations must make every write durable before the
 /// returned future resolves, and keep reads independent of writers.
 pub trait ProductStore: Send + Sync + 'static {
@@ -165,7 +174,8 @@ pub trait ProductStore: Send + Sync + 'static {
         F: Fn(&Product) -> Result<(), E> + Send + Sync;
 
     /// Up to `limit` products in the sync outbox after `after_id`, in id
-    /// order: (product id, nonce).
+    /// order: (product id, nonce). A shared store may return fewer (never
+    /// none while some wait) and claims them for this process for a while.
     fn outbox(
         &self,
         after_id: Option<&str>,
@@ -173,8 +183,17 @@ pub trait ProductStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<(String, u64)>, StoreError>> + Send;
 
     /// How many products wait in the outbox, counted up to `cap` (leased
-    /// ones included). For metrics.
+    /// ones included). For metrics; claims nothing.
     fn outbox_depth(&self, cap: usize) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// How many tombstones wait, counted up to `cap`. For metrics; claims nothing.
+    fn tombstone_depth(&self, cap: usize) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Right before working on an item returned by [`ProductStore::outbox`] or
+    /// [`ProductStore::tombstones`]: renews this process's claim on it, or
+    /// returns false if another process holds it now (then leave it alone).
+    /// A store used by one process only always returns true.
+    fn renew_claim(&self, item: Claimed<'_>) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Takes a product out of the outbox, unless it was put there again since
     /// `nonce` was read (then it stays, and is looked at again).

@@ -8,8 +8,11 @@
 //!   `INSERT … ON CONFLICT DO NOTHING`), and the same statement appends the
 //!   change log entry and announces the product in the outbox, through
 //!   data-modifying CTEs; the compare-and-swap is the database's;
-//! - a create with a request id is one transaction: the request row first (a
-//!   concurrent retry on another replica waits on it), then the product.
+//! - a create with a request id is one transaction: an advisory lock on the
+//!   request id first (a concurrent retry on another replica waits on it; it
+//!   assigns no transaction id), then the product, then the request row;
+//! - product versions come from one sequence, so a product deleted and created
+//!   again never matches a stale writer's `version`.
 //!
 //! The change log is ordered by (transaction id, seq). A watcher reads only
 //! rows whose transaction id is below the oldest transaction still running
@@ -23,10 +26,12 @@
 //! 0.18 × pgbench). Each replica LISTENs, so a watcher on any replica wakes on
 //! writes made through any other, with a poll as a fallback.
 //!
-//! The outbox and tombstones are leased: a replica claims a batch with
-//! `FOR UPDATE SKIP LOCKED` and a lease that expires, so each item is worked
-//! on by one replica at a time, and the work of a replica that died is taken
-//! over when its lease runs out.
+//! The outbox and tombstones are leased: a replica claims a small batch with
+//! `FOR UPDATE SKIP LOCKED` and a lease that expires, renews the lease right
+//! before working on each item (skipping it if another replica took it over),
+//! and settles only what it holds. So each item is worked on by one replica at
+//! a time, and the work of a replica that died is taken over when its lease
+//! runs out.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -36,7 +41,9 @@ use prost::Message;
 use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::{Change, ChangeKind, ChangeWindow, InsertOutcome, LogPosition, ProductStore, RequestRecord, StoreError};
+use super::{
+    Change, ChangeKind, ChangeWindow, Claimed, InsertOutcome, LogPosition, ProductStore, RequestRecord, StoreError,
+};
 use crate::pb::Product;
 
 /// How producthub uses a PostgreSQL database.
@@ -63,6 +70,19 @@ impl std::fmt::Debug for PostgresOptions {
 
 /// The URL without its password, for logs and errors.
 pub fn redact_url(url: &str) -> String {
+    let url = match url.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            return redact_url(base) + "?" + &query.join("&");
+        }
+        None => url,
+    };
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];
@@ -80,6 +100,9 @@ pub fn redact_url(url: &str) -> String {
 const MIGRATIONS: &[&str] = &[
     // 1: the whole store.
     r#"
+    -- Versions come from one sequence, so a product deleted and created
+    -- again never reuses a version a stale writer could match.
+    CREATE SEQUENCE product_versions;
     CREATE TABLE products (
         id text COLLATE "C" PRIMARY KEY,
         version bigint NOT NULL,
@@ -124,6 +147,8 @@ const MIGRATIONS: &[&str] = &[
 /// Any fixed number: the advisory lock that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x0070_726f_6468_7562;
 const CHANNEL: &str = "producthub_changes";
+/// Outbox items or tombstones claimed at a time.
+const CLAIM_BATCH: usize = 32;
 /// Other replicas hear of this one's writes at most this late.
 const NOTIFY_EVERY: Duration = Duration::from_millis(10);
 /// Watchers look for new changes at least this often, notified or not
@@ -262,7 +287,7 @@ impl PostgresStore {
             .prepare_cached(
                 r#"
                 WITH ins AS (
-                    INSERT INTO products (id, version, data) VALUES ($1, 1, $2)
+                    INSERT INTO products (id, version, data) VALUES ($1, nextval('product_versions'), $2)
                     ON CONFLICT (id) DO NOTHING RETURNING id
                 ), chg AS (
                     INSERT INTO changes (kind, product) SELECT 1, $2 FROM ins RETURNING 1
@@ -298,7 +323,8 @@ impl PostgresStore {
     ) -> Result<Vec<(String, T)>, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(sql).await.map_err(read_error)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Small batches: what one replica holds, the others cannot work on.
+        let limit = i64::try_from(limit.min(CLAIM_BATCH)).unwrap_or(1);
         let rows = client
             .query(
                 &statement,
@@ -380,8 +406,13 @@ async fn notify_others(pool: Pool, wrote: std::sync::Arc<tokio::sync::Notify>) {
 /// notification and on a regular tick; reconnects when the connection drops.
 async fn listen(config: tokio_postgres::Config, wake: watch::Sender<u64>) {
     let bump = |wake: &watch::Sender<u64>| wake.send_modify(|n| *n = n.wrapping_add(1));
+    const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
     loop {
-        match config.connect(NoTls).await {
+        let connected = match tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls)).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err("timed out connecting".to_string()),
+        };
+        match connected {
             Ok((client, mut connection)) => {
                 let (notified, mut notifications) = tokio::sync::mpsc::unbounded_channel::<()>();
                 let driver = tokio::spawn(async move {
@@ -397,7 +428,9 @@ async fn listen(config: tokio_postgres::Config, wake: watch::Sender<u64>) {
                         }
                     }
                 });
-                if client.batch_execute(&format!("LISTEN {CHANNEL}")).await.is_ok() {
+                let listen = format!("LISTEN {CHANNEL}");
+                let listening = tokio::time::timeout(CONNECT_TIMEOUT, client.batch_execute(&listen)).await;
+                if matches!(listening, Ok(Ok(()))) {
                     loop {
                         tokio::select! {
                             message = notifications.recv() => match message {
@@ -483,27 +516,26 @@ impl ProductStore for PostgresStore {
                 false => InsertOutcome::IdTaken,
             });
         };
-        let transaction = client.transaction().await.map_err(write_error)?;
-        // A concurrent call with the same request id (on any replica) waits
-        // here until this transaction ends, then finds the record.
-        let claimed = transaction
+        let transaction = client.transaction().await.map_err(read_error)?;
+        // Calls with the same request id (on any replica) queue here. The
+        // lock assigns no transaction id, so this transaction's id comes from
+        // its product insert, which keeps the change log in commit order.
+        transaction
             .execute(
-                "INSERT INTO request_ids (request_id, fingerprint, product) VALUES ($1, $2, $3)
-                 ON CONFLICT (request_id) DO NOTHING",
-                &[&record.request_id, &record.fingerprint, &record.product.encode_to_vec()],
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[&record.request_id],
             )
             .await
-            .map_err(write_error)?;
-        if claimed == 0 {
-            let row = transaction
-                .query_one(
-                    "SELECT fingerprint, product FROM request_ids WHERE request_id = $1",
-                    &[&record.request_id],
-                )
-                .await
-                .map_err(read_error)?;
+            .map_err(read_error)?;
+        let earlier = transaction
+            .query_opt(
+                "SELECT fingerprint, product FROM request_ids WHERE request_id = $1",
+                &[&record.request_id],
+            )
+            .await
+            .map_err(read_error)?;
+        if let Some(row) = earlier {
             let first = Product::decode(row.get::<_, &[u8]>(1)).map_err(|e| corrupt(&record.request_id, e))?;
-            transaction.commit().await.map_err(write_error)?;
             return Ok(InsertOutcome::Replayed(Box::new(RequestRecord {
                 request_id: record.request_id.clone(),
                 fingerprint: row.get(0),
@@ -514,6 +546,13 @@ impl ProductStore for PostgresStore {
             // Rolled back on drop: the request id stays free.
             return Ok(InsertOutcome::IdTaken);
         }
+        transaction
+            .execute(
+                "INSERT INTO request_ids (request_id, fingerprint, product) VALUES ($1, $2, $3)",
+                &[&record.request_id, &record.fingerprint, &record.product.encode_to_vec()],
+            )
+            .await
+            .map_err(write_error)?;
         transaction.commit().await.map_err(write_error)?;
         self.changed();
         Ok(InsertOutcome::Inserted)
@@ -533,7 +572,7 @@ impl ProductStore for PostgresStore {
             .prepare_cached(
                 r#"
                 WITH upd AS (
-                    UPDATE products SET data = $2, version = version + 1
+                    UPDATE products SET data = $2, version = nextval('product_versions')
                     WHERE id = $1 AND version = $3 RETURNING id
                 ), chg AS (
                     INSERT INTO changes (kind, product) SELECT 2, $2 FROM upd RETURNING 1
@@ -546,7 +585,7 @@ impl ProductStore for PostgresStore {
                 "#,
             )
             .await
-            .map_err(write_error)?;
+            .map_err(read_error)?;
         for _ in 0..super::MAX_CAS_ATTEMPTS {
             let row = client.query_opt(&read, &[&id]).await.map_err(read_error)?;
             let (version, current) = match &row {
@@ -608,7 +647,7 @@ impl ProductStore for PostgresStore {
                 "#,
             )
             .await
-            .map_err(write_error)?;
+            .map_err(read_error)?;
         for _ in 0..super::MAX_CAS_ATTEMPTS {
             let Some(row) = client.query_opt(&read, &[&id]).await.map_err(read_error)? else {
                 return Ok(Ok(false));
@@ -647,12 +686,44 @@ impl ProductStore for PostgresStore {
         Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
     }
 
+    async fn tombstone_depth(&self, cap: usize) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        let row = client
+            .query_one("SELECT count(*) FROM (SELECT 1 FROM tombstones LIMIT $1) t", &[&cap])
+            .await
+            .map_err(read_error)?;
+        Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
+    async fn renew_claim(&self, item: Claimed<'_>) -> Result<bool, StoreError> {
+        let (sql, key) = match item {
+            Claimed::Outbox(id) => (
+                "UPDATE outbox SET lease_owner = $1, lease_until = now() + make_interval(secs => $3)
+                 WHERE product_id = $2 AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < now())",
+                id,
+            ),
+            Claimed::Tombstone(uid) => (
+                "UPDATE tombstones SET lease_owner = $1, lease_until = now() + make_interval(secs => $3)
+                 WHERE uid = $2 AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < now())",
+                uid,
+            ),
+        };
+        let client = self.client().await?;
+        let renewed = client
+            .execute(sql, &[&self.owner, &key, &self.lease_secs])
+            .await
+            .map_err(read_error)?;
+        Ok(renewed == 1)
+    }
+
     async fn settle_outbox(&self, id: &str, nonce: u64) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let settled = client
             .execute(
-                "DELETE FROM outbox WHERE product_id = $1 AND nonce = $2",
-                &[&id, &as_i64(nonce)],
+                "DELETE FROM outbox WHERE product_id = $1 AND nonce = $2
+                 AND (lease_owner IS NULL OR lease_owner = $3 OR lease_until < now())",
+                &[&id, &as_i64(nonce), &self.owner],
             )
             .await
             .map_err(write_error)?;
@@ -867,6 +938,10 @@ mod tests {
             "postgres://app:***@db:5432/catalog"
         );
         assert_eq!(redact_url("postgres://app@db/catalog"), "postgres://app@db/catalog");
+        assert_eq!(
+            redact_url("postgres://db/catalog?user=app&password=s3cret"),
+            "postgres://db/catalog?user=app&password=***"
+        );
         let options = PostgresOptions {
             url: "postgres://app:s3cret@db/catalog".into(),
             pool_size: 4,

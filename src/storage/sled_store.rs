@@ -34,8 +34,8 @@ use prost::Message;
 
 use super::group_commit::{Flush, GroupCommit};
 use super::{
-    Change, ChangeKind, ChangeWindow, InsertOutcome, LogPosition, MAX_CAS_ATTEMPTS, ProductStore, RequestRecord,
-    StoreError,
+    Change, ChangeKind, ChangeWindow, Claimed, InsertOutcome, LogPosition, MAX_CAS_ATTEMPTS, ProductStore,
+    RequestRecord, StoreError,
 };
 use crate::pb::Product;
 
@@ -358,9 +358,13 @@ impl SledStore {
         if swapped.is_err() {
             return Ok(false);
         }
-        // A delete logs the product as it was.
+        // A delete logs the product as it was. The swap has happened: a log
+        // entry that cannot be written leaves a gap watchers skip, and must
+        // not turn a stored write into a reported failure.
         let logged = next.or(current).unwrap_or_default();
-        self.changes.append(kind, logged)?;
+        if let Err(error) = self.changes.append(kind, logged) {
+            tracing::error!(%error, product = key, "change stored but not logged for WatchProducts");
+        }
         Ok(true)
     }
 
@@ -684,12 +688,14 @@ impl ProductStore for SledStore {
                     return Ok(Ok(true));
                 }
                 Ok(false) => {
-                    self.tombstones.remove(uid).map_err(backend)?;
+                    // Lost the swap. If the product (this incarnation) is gone,
+                    // another delete won and needs this tombstone: keep it.
+                    let still_there = read_product(&self.products, id)?.is_some_and(|p| p.uid == doomed.uid);
+                    if still_there {
+                        self.tombstones.remove(uid).map_err(backend)?;
+                    }
                 }
-                Err(e) => {
-                    let _ = self.tombstones.remove(uid);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
         Err(StoreError::Contention { key: id.to_owned() })
@@ -711,6 +717,15 @@ impl ProductStore for SledStore {
 
     async fn outbox_depth(&self, cap: usize) -> Result<usize, StoreError> {
         Ok(self.outbox.iter().keys().take(cap).count())
+    }
+
+    async fn tombstone_depth(&self, cap: usize) -> Result<usize, StoreError> {
+        Ok(self.tombstones.iter().keys().take(cap).count())
+    }
+
+    async fn renew_claim(&self, _item: Claimed<'_>) -> Result<bool, StoreError> {
+        // One process per data directory: nobody else can hold it.
+        Ok(true)
     }
 
     async fn settle_outbox(&self, id: &str, nonce: u64) -> Result<bool, StoreError> {

@@ -25,7 +25,7 @@ use crate::catalog::Catalog;
 use crate::domain::field_mask::UpdateMask;
 use crate::domain::names::parse_product_name;
 use crate::pb::{Product, SyncState, VendorSync};
-use crate::storage::{ProductStore, StoreError};
+use crate::storage::{Claimed, ProductStore, StoreError};
 
 /// How many outbox entries or tombstones one pass looks at.
 const BATCH: usize = 256;
@@ -93,29 +93,41 @@ impl<S: ProductStore> SyncWorker<S> {
         let mut after: Option<String> = None;
         loop {
             let batch = self.store().tombstones(after.as_deref(), BATCH).await?;
-            let full = batch.len() == BATCH;
+            if batch.is_empty() {
+                break;
+            }
             for tombstone in batch {
                 after = Some(tombstone.uid.clone());
+                match self.store().renew_claim(Claimed::Tombstone(&tombstone.uid)).await {
+                    Ok(true) => {}
+                    // Another replica took it over.
+                    Ok(false) => continue,
+                    Err(error) => return Err(error),
+                }
                 if let Err(error) = self.bury(tombstone).await {
                     tracing::warn!(%error, "could not process a tombstone; skipping it this pass");
                 }
-            }
-            if !full {
-                break;
             }
         }
         let mut after: Option<String> = None;
         loop {
             let batch = self.store().outbox(after.as_deref(), BATCH).await?;
-            let full = batch.len() == BATCH;
+            if batch.is_empty() {
+                return Ok(());
+            }
             for (id, nonce) in batch {
-                if let Err(error) = self.sync_product(&id, nonce).await {
-                    tracing::warn!(product = %id, %error, "could not sync; skipping it this pass");
+                // A claim lasts a while, not a whole batch of slow vendor
+                // calls: renewed before each product.
+                match self.store().renew_claim(Claimed::Outbox(&id)).await {
+                    Ok(true) => {
+                        if let Err(error) = self.sync_product(&id, nonce).await {
+                            tracing::warn!(product = %id, %error, "could not sync; skipping it this pass");
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(error) => return Err(error),
                 }
                 after = Some(id);
-            }
-            if !full {
-                return Ok(());
             }
         }
     }

@@ -127,8 +127,8 @@ async fn store_gauges<S: ProductStore>(store: &S) -> Vec<(&'static str, f64)> {
     if let Ok(depth) = store.outbox_depth(DEPTH_CAP).await {
         gauges.push(("producthub_sync_outbox_depth", depth as f64));
     }
-    if let Ok(tombstones) = store.tombstones(None, DEPTH_CAP).await {
-        gauges.push(("producthub_sync_tombstones", tombstones.len() as f64));
+    if let Ok(depth) = store.tombstone_depth(DEPTH_CAP).await {
+        gauges.push(("producthub_sync_tombstones", depth as f64));
     }
     if let Ok(window) = store.change_window().await {
         gauges.push(("producthub_change_log_newest", window.newest.minor as f64));
