@@ -807,7 +807,8 @@ impl ProductStore for SledStore {
     }
 
     async fn trim_changes(&self, keep: u64) -> Result<u64, StoreError> {
-        let newest = self.changes.settled();
+        // Relative to what watchers may read, never past it.
+        let newest = *self.changes.durable.borrow();
         let Some(cutoff) = newest.checked_sub(keep) else {
             return Ok(0);
         };
