@@ -98,3 +98,21 @@ async fn shutdown_is_bounded_by_the_grace_period() {
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn an_unreachable_database_at_start_up_is_a_clear_error_without_the_password() {
+    // Port 1 on loopback: nothing listens there.
+    let out = Command::new(env!("CARGO_BIN_EXE_producthub"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--store"])
+        .arg("postgres://app:s3cret-pw@127.0.0.1:1/catalog")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot use the database postgres://app:***@127.0.0.1:1/catalog"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert!(!stderr.contains("s3cret-pw"), "{stderr}");
+}

@@ -6,7 +6,7 @@ mod fake_vendors;
 use std::time::{Duration, Instant};
 
 use common::Server;
-use producthub::pb::{CreateProductRequest, GetProductRequest, LicensingProfile, Product};
+use producthub::pb::GetProductRequest;
 
 async fn scrape(server: &Server) -> String {
     let url = server
@@ -42,21 +42,7 @@ async fn calls_store_and_sync_are_measured() {
         ],
     );
     let mut client = server.client().await;
-    client
-        .create_product(CreateProductRequest {
-            product_id: "licensed".into(),
-            product: Some(Product {
-                display_name: "Licensed".into(),
-                licensing: Some(LicensingProfile {
-                    license_template_id: "lt-1".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    client.create_product(common::licensed("licensed")).await.unwrap();
     for _ in 0..2 {
         let missing = client
             .get_product(GetProductRequest {

@@ -13,13 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Server, postgres_database};
+use common::{Server, licensed, postgres_database, wait_for};
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
-    ChangeKind, CreateProductRequest, GetProductRequest, LicensingProfile, Product, SyncState, UpdateProductRequest,
-    Vendor, WatchProductsRequest,
+    ChangeKind, CreateProductRequest, GetProductRequest, Product, SyncState, Vendor, WatchProductsRequest,
 };
-use prost_types::FieldMask;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -60,32 +58,9 @@ fn counter(id: &str) -> CreateProductRequest {
 }
 
 async fn increment(client: &mut Client, name: &str, conflicts: &AtomicU64) {
-    loop {
-        let current = client
-            .get_product(GetProductRequest { name: name.into() })
-            .await
-            .unwrap()
-            .into_inner();
-        let count: u64 = current.labels["count"].parse().unwrap();
-        let request = UpdateProductRequest {
-            product: Some(Product {
-                name: name.into(),
-                etag: current.etag,
-                labels: [("count".to_string(), (count + 1).to_string())].into(),
-                ..Default::default()
-            }),
-            update_mask: Some(FieldMask {
-                paths: vec!["labels.count".into()],
-            }),
-            ..Default::default()
-        };
-        match client.update_product(request).await {
-            Ok(_) => return,
-            Err(status) => {
-                assert_eq!(status.code(), Code::Aborted, "{status:?}");
-                conflicts.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+    while let Err(status) = common::increment_label(client, name, "count").await {
+        assert_eq!(status.code(), Code::Aborted, "{status:?}");
+        conflicts.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -159,45 +134,15 @@ async fn a_watcher_on_one_replica_sees_writes_through_another() {
     assert_eq!(change.product.unwrap().etag, created.etag);
 }
 
-fn licensed(id: &str) -> CreateProductRequest {
-    CreateProductRequest {
-        product_id: id.into(),
-        product: Some(Product {
-            display_name: id.into(),
-            licensing: Some(LicensingProfile {
-                license_template_id: "lt-1".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-async fn wait_synced(client: &mut Client, id: &str, within: Duration) -> Product {
-    let deadline = Instant::now() + within;
-    loop {
-        let product = client
-            .get_product(GetProductRequest {
-                name: format!("products/{id}"),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        if product
+async fn wait_synced(client: &mut Client, id: &str) -> Product {
+    let name = format!("products/{id}");
+    wait_for(client, &name, "delivery to Cryptlex", |product| {
+        product
             .sync
             .iter()
             .any(|s| s.vendor == Vendor::Cryptlex as i32 && s.state == SyncState::Synced as i32)
-        {
-            return product;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{id} was never delivered: {:?}",
-            product.sync
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,7 +171,7 @@ async fn each_delivery_is_made_by_one_replica_and_taken_over_when_it_dies() {
         a.create_product(licensed(&format!("l{n:02}"))).await.unwrap();
     }
     for n in 0..PRODUCTS {
-        wait_synced(&mut a, &format!("l{n:02}"), Duration::from_secs(30)).await;
+        wait_synced(&mut a, &format!("l{n:02}")).await;
     }
     let creates = cryptlex
         .successful_calls()
@@ -266,7 +211,7 @@ async fn each_delivery_is_made_by_one_replica_and_taken_over_when_it_dies() {
     first.kill9();
     cryptlex.set(|b| b.down = false);
     let mut client = second.client().await;
-    wait_synced(&mut client, "orphan", Duration::from_secs(30)).await;
+    wait_synced(&mut client, "orphan").await;
 }
 
 /// A TCP relay to PostgreSQL that the test can cut and restore.

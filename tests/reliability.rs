@@ -416,26 +416,8 @@ async fn contended_read_modify_write_loses_nothing() {
             let name = format!("products/counter-{}", c % PRODUCTS);
             let mut done = 0;
             while done < INCREMENTS {
-                let current = client
-                    .get_product(GetProductRequest { name: name.clone() })
-                    .await
-                    .unwrap()
-                    .into_inner();
-                let count: u64 = current.labels["count"].parse().unwrap();
-                let request = UpdateProductRequest {
-                    product: Some(Product {
-                        name: name.clone(),
-                        etag: current.etag.clone(),
-                        labels: [("count".to_string(), (count + 1).to_string())].into(),
-                        ..Default::default()
-                    }),
-                    update_mask: Some(FieldMask {
-                        paths: vec!["labels.count".into()],
-                    }),
-                    ..Default::default()
-                };
-                match client.update_product(request).await {
-                    Ok(_) => done += 1,
+                match common::increment_label(&mut client, &name, "count").await {
+                    Ok(()) => done += 1,
                     Err(status) => {
                         assert_eq!(status.code(), Code::Aborted, "{status:?}");
                         assert_eq!(reason(&status), "ETAG_MISMATCH");

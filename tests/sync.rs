@@ -7,13 +7,13 @@ mod fake_vendors;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Server, wait_for};
 use fake_vendors::Fake;
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
-    CreateProductRequest, DeleteProductRequest, GetProductRequest, IotDataFormat, IotProductType, IotProfile,
-    LicensingProfile, MonetizationProfile, Plan, PriceTier, Product, SyncProductRequest, SyncState,
-    UpdateProductRequest, Vendor, VendorSync,
+    CreateProductRequest, DeleteProductRequest, IotDataFormat, IotProductType, IotProfile, LicensingProfile,
+    MonetizationProfile, Plan, PriceTier, Product, SyncProductRequest, SyncState, UpdateProductRequest, Vendor,
+    VendorSync,
 };
 use prost_types::FieldMask;
 use serde_json::json;
@@ -118,33 +118,6 @@ fn entry(product: &Product, vendor: Vendor) -> VendorSync {
         .find(|s| s.vendor == vendor as i32)
         .cloned()
         .unwrap_or_else(|| panic!("no sync entry for {vendor:?}: {:?}", product.sync))
-}
-
-/// Reads the product until `done` holds (or fails after a generous bound: this
-/// waits for background work, it does not measure speed).
-async fn wait_for(
-    client: &mut ProductServiceClient<Channel>,
-    name: &str,
-    what: &str,
-    done: impl Fn(&Product) -> bool,
-) -> Product {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let product = client
-            .get_product(GetProductRequest { name: name.into() })
-            .await
-            .unwrap()
-            .into_inner();
-        if done(&product) {
-            return product;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {:?}",
-            product.sync
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn synced(vendor: Vendor, etag: String) -> impl Fn(&Product) -> bool {

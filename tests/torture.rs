@@ -15,7 +15,7 @@ mod fake_vendors;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use common::Server;
 use producthub::pb::product_service_client::ProductServiceClient;
@@ -304,28 +304,13 @@ async fn write_loop(url: String, prefix: String, shared: Ledger, mut rng: Rng) {
 }
 
 async fn wait_until_synced(client: &mut ProductServiceClient<Channel>, id: &str) -> Product {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let product = client
-            .get_product(GetProductRequest {
-                name: format!("products/{id}"),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let synced = product.sync.iter().any(|s| {
+    let name = format!("products/{id}");
+    common::wait_for(client, &name, "delivery at the final etag", |product| {
+        product.sync.iter().any(|s| {
             s.vendor == Vendor::Cryptlex as i32 && s.state == SyncState::Synced as i32 && s.synced_etag == product.etag
-        });
-        if synced {
-            return product;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{id} never reached the vendor: {:?}",
-            product.sync
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        })
+    })
+    .await
 }
 
 /// The fake Cryptlex's product ids that were created and not deleted (it

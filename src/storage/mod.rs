@@ -28,6 +28,8 @@ pub enum StoreError {
     Locked { dir: String },
     #[error("cannot open data directory {dir}: {reason}")]
     Open { dir: String, reason: String },
+    #[error("cannot use the database {database}: {reason}")]
+    Connect { database: String, reason: String },
     #[error("data directory {dir} holds schema version {found}; this build reads version {supported}")]
     UnsupportedSchema { dir: String, found: u32, supported: u32 },
     #[error("storage failed: {0}")]

@@ -176,7 +176,22 @@ impl Drop for PostgresStore {
 }
 
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::Unavailable(with_causes(&e))
+}
+
+/// An error with its causes ("…: error connecting to server: Connection
+/// refused"): the pool's own message alone does not say what went wrong.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 /// A failed read: the database said no, or could not be reached.
@@ -220,8 +235,8 @@ impl PostgresStore {
     /// once), and starts listening for other replicas' changes.
     pub async fn connect(options: &PostgresOptions) -> Result<Self, StoreError> {
         let shown = redact_url(&options.url);
-        let open_error = |reason: String| StoreError::Open {
-            dir: shown.clone(),
+        let open_error = |reason: String| StoreError::Connect {
+            database: shown.clone(),
             reason,
         };
         let config = tokio_postgres::Config::from_str(&options.url).map_err(|e| open_error(e.to_string()))?;
@@ -241,7 +256,7 @@ impl PostgresStore {
             .build()
             .map_err(|e| open_error(e.to_string()))?;
         migrate(&pool).await.map_err(|e| open_error(e.to_string()))?;
-        let client = pool.get().await.map_err(|e| open_error(e.to_string()))?;
+        let client = pool.get().await.map_err(|e| open_error(with_causes(&e)))?;
         let row = client
             .query_one("SELECT value FROM producthub_meta WHERE key = 'change_log_id'", &[])
             .await
@@ -312,6 +327,37 @@ impl PostgresStore {
         Ok(inserted)
     }
 
+    /// The product under `id` with the version a conditional write must match.
+    async fn read_versioned(
+        &self,
+        client: &deadpool_postgres::Object,
+        id: &str,
+    ) -> Result<Option<(i64, Product)>, StoreError> {
+        let read = client
+            .prepare_cached("SELECT version, data FROM products WHERE id = $1")
+            .await
+            .map_err(read_error)?;
+        let Some(row) = client.query_opt(&read, &[&id]).await.map_err(read_error)? else {
+            return Ok(None);
+        };
+        let product = Product::decode(row.get::<_, &[u8]>(1)).map_err(|e| corrupt(id, e))?;
+        Ok(Some((row.get(0), product)))
+    }
+
+    /// Rows of `table` (outbox or tombstones), counted up to `cap`.
+    async fn count_up_to(&self, table: &str, cap: usize) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        let row = client
+            .query_one(
+                &format!("SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT $1) t"),
+                &[&cap],
+            )
+            .await
+            .map_err(read_error)?;
+        Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
     /// Claims up to `limit` rows of `table` (outbox or tombstones) after `after`
     /// for this replica, returning their keys and second column.
     async fn claim<T>(
@@ -339,7 +385,7 @@ impl PostgresStore {
 }
 
 async fn migrate(pool: &Pool) -> Result<(), String> {
-    let mut client = pool.get().await.map_err(|e| e.to_string())?;
+    let mut client = pool.get().await.map_err(|e| with_causes(&e))?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await
@@ -564,10 +610,6 @@ impl ProductStore for PostgresStore {
         F: Fn(Option<Product>) -> Result<Product, E> + Send + Sync,
     {
         let client = self.client().await?;
-        let read = client
-            .prepare_cached("SELECT version, data FROM products WHERE id = $1")
-            .await
-            .map_err(read_error)?;
         let swap = client
             .prepare_cached(
                 r#"
@@ -587,12 +629,8 @@ impl ProductStore for PostgresStore {
             .await
             .map_err(read_error)?;
         for _ in 0..super::MAX_CAS_ATTEMPTS {
-            let row = client.query_opt(&read, &[&id]).await.map_err(read_error)?;
-            let (version, current) = match &row {
-                Some(row) => (
-                    Some(row.get::<_, i64>(0)),
-                    Some(Product::decode(row.get::<_, &[u8]>(1)).map_err(|e| corrupt(id, e))?),
-                ),
+            let (version, current) = match self.read_versioned(&client, id).await? {
+                Some((version, product)) => (Some(version), Some(product)),
                 None => (None, None),
             };
             let next = match change(current) {
@@ -627,10 +665,6 @@ impl ProductStore for PostgresStore {
         F: Fn(&Product) -> Result<(), E> + Send + Sync,
     {
         let client = self.client().await?;
-        let read = client
-            .prepare_cached("SELECT version, data FROM products WHERE id = $1")
-            .await
-            .map_err(read_error)?;
         let remove = client
             .prepare_cached(
                 r#"
@@ -649,11 +683,9 @@ impl ProductStore for PostgresStore {
             .await
             .map_err(read_error)?;
         for _ in 0..super::MAX_CAS_ATTEMPTS {
-            let Some(row) = client.query_opt(&read, &[&id]).await.map_err(read_error)? else {
+            let Some((version, doomed)) = self.read_versioned(&client, id).await? else {
                 return Ok(Ok(false));
             };
-            let version: i64 = row.get(0);
-            let doomed = Product::decode(row.get::<_, &[u8]>(1)).map_err(|e| corrupt(id, e))?;
             if let Err(refusal) = check(&doomed) {
                 return Ok(Err(refusal));
             }
@@ -677,23 +709,11 @@ impl ProductStore for PostgresStore {
     }
 
     async fn outbox_depth(&self, cap: usize) -> Result<usize, StoreError> {
-        let client = self.client().await?;
-        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
-        let row = client
-            .query_one("SELECT count(*) FROM (SELECT 1 FROM outbox LIMIT $1) o", &[&cap])
-            .await
-            .map_err(read_error)?;
-        Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        self.count_up_to("outbox", cap).await
     }
 
     async fn tombstone_depth(&self, cap: usize) -> Result<usize, StoreError> {
-        let client = self.client().await?;
-        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
-        let row = client
-            .query_one("SELECT count(*) FROM (SELECT 1 FROM tombstones LIMIT $1) t", &[&cap])
-            .await
-            .map_err(read_error)?;
-        Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        self.count_up_to("tombstones", cap).await
     }
 
     async fn renew_claim(&self, item: Claimed<'_>) -> Result<bool, StoreError> {

@@ -7,9 +7,11 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use producthub::pb::product_service_client::ProductServiceClient;
+use producthub::pb::{CreateProductRequest, GetProductRequest, LicensingProfile, Product, UpdateProductRequest};
+use prost_types::FieldMask;
 use tonic::transport::Channel;
 
 pub struct Server {
@@ -183,5 +185,76 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Reads the product until `done` holds (or fails after a generous bound: this
+/// waits for background work, it does not measure speed).
+pub async fn wait_for(
+    client: &mut ProductServiceClient<Channel>,
+    name: &str,
+    what: &str,
+    done: impl Fn(&Product) -> bool,
+) -> Product {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let product = client
+            .get_product(GetProductRequest { name: name.into() })
+            .await
+            .unwrap()
+            .into_inner();
+        if done(&product) {
+            return product;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {:?}",
+            product.sync
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One read-modify-write: label `key` of product `name` counts up by one,
+/// sent with the etag that was read. A conflict comes back as the error.
+pub async fn increment_label(
+    client: &mut ProductServiceClient<Channel>,
+    name: &str,
+    key: &str,
+) -> Result<(), tonic::Status> {
+    let current = client
+        .get_product(GetProductRequest { name: name.into() })
+        .await?
+        .into_inner();
+    let count: u64 = current.labels[key].parse().expect("a numeric label");
+    let request = UpdateProductRequest {
+        product: Some(Product {
+            name: name.into(),
+            etag: current.etag,
+            labels: [(key.to_string(), (count + 1).to_string())].into(),
+            ..Default::default()
+        }),
+        update_mask: Some(FieldMask {
+            paths: vec![format!("labels.{key}")],
+        }),
+        ..Default::default()
+    };
+    client.update_product(request).await.map(|_| ())
+}
+
+/// A create request for a product with a licensing profile (so it syncs to
+/// Cryptlex when that vendor is configured).
+pub fn licensed(id: &str) -> CreateProductRequest {
+    CreateProductRequest {
+        product_id: id.into(),
+        product: Some(Product {
+            display_name: id.into(),
+            licensing: Some(LicensingProfile {
+                license_template_id: "lt-1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
