@@ -13,9 +13,11 @@ const PROTOS: &[&str] = &[
     // Not used by the Rust code (tonic-types has its own); compiled so that
     // reflection can describe the error details we send.
     "proto/google/rpc/error_details.proto",
-    // The benchmark harness's echo ceilings (not served by producthub).
-    "proto/producthub/bench/v1/echo.proto",
 ];
+
+/// The benchmark harness's echo ceilings: compiled for `producthub-bench`
+/// only, kept out of the descriptor set producthub serves.
+const BENCH_PROTOS: &[&str] = &["proto/producthub/bench/v1/echo.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
@@ -35,5 +37,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Ordered maps encode deterministically: equal products give equal bytes.
         .btree_map(".")
         .compile_fds(compiler.file_descriptor_set())?;
+
+    let mut bench = protox::Compiler::new(["proto"])?;
+    bench.open_files(BENCH_PROTOS)?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(bench.file_descriptor_set())?;
     Ok(())
 }

@@ -5,13 +5,12 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use producthub::adapters::{Vendor, VendorSettings, adapter};
 use producthub::domain::field_mask::{UpdateMask, merge};
-use producthub::domain::validation::validate;
 use producthub::pb::{
     IotDataFormat, IotProductType, IotProfile, LicensingMetadata, LicensingProfile, MonetizationProfile, Plan,
     PriceTier, Product,
 };
+use producthub::vendors::{Vendor, VendorSettings, validate};
 use prost::Message;
 
 /// A product with every profile filled in, about 1.5 KB encoded.
@@ -104,7 +103,7 @@ fn benches(c: &mut Criterion) {
         revenium_owner_id: Some("O1".into()),
     };
     for vendor in Vendor::ALL {
-        let adapter = adapter(vendor);
+        let adapter = vendor.adapter();
         let json = adapter.export(&product).unwrap();
         c.bench_function(&format!("{vendor} export"), |b| {
             b.iter(|| adapter.export(black_box(&product)))

@@ -1,16 +1,28 @@
-//! producthub keeps one canonical `Product` and serves it over gRPC.
+//! producthub keeps one canonical `Product`, serves it over gRPC, and keeps
+//! three vendors' product APIs in agreement with it.
 //!
-//! The crate is layered so each part can be read and tested alone (see
-//! ARCHITECTURE.md): [`domain`] holds the rules (names, field masks, validation,
-//! filters, page tokens) and knows nothing of gRPC or sled; [`storage`] persists
-//! products durably behind the [`storage::ProductStore`] seam; [`catalog`] carries
-//! out the use cases with the two; [`transport`] is the tonic server and the only
-//! place that speaks `tonic::Status`.
+//! Layers only look down (ARCHITECTURE.md; `tests/architecture.rs` checks it):
+//!
+//! - [`pb`]: the generated protobuf code and the embedded descriptor set.
+//! - [`domain`]: the rules (names, field masks, validation, filters, tokens,
+//!   the sync plan), pure functions over `pb` messages; knows no gRPC, no
+//!   storage, no vendor.
+//! - [`storage`]: products, the sync outbox, tombstones and the change log,
+//!   durable behind the [`storage::ProductStore`] seam (sled or PostgreSQL).
+//! - [`vendors`]: one folder per vendor (EnOS, Cryptlex, Revenium) and the
+//!   registry listing them; builds requests, reads answers, authenticates.
+//! - [`catalog`]: the use cases (create, get, list, update, delete, watch,
+//!   sync, render, import) over the store, the domain and the vendors.
+//! - [`sync`]: the worker delivering changes from the outbox to the vendors.
+//! - [`transport`]: the tonic server, the only place that speaks
+//!   `tonic::Status`, and the metrics endpoint.
+//! - [`app`]: the wiring of all of them into one running server.
 
-pub mod adapters;
+pub mod app;
 pub mod catalog;
 pub mod domain;
 pub mod pb;
 pub mod storage;
 pub mod sync;
 pub mod transport;
+pub mod vendors;

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use producthub::adapters::VendorSettings;
+use producthub::app::{Config, StoreChoice, serve};
+use producthub::catalog::DEFAULT_MAX_WATCH_STREAMS;
 use producthub::storage::{PostgresOptions, SledOptions, redact_url};
-use producthub::sync::{CryptlexConfig, EnosConfig, RetryPolicy, ReveniumConfig, Secret, SyncConfig};
-use producthub::transport::{ServerConfig, StoreChoice, TlsFiles, Tokens, serve};
+use producthub::sync::RetryPolicy;
+use producthub::transport::{GrpcOptions, TlsFiles, Tokens};
+use producthub::vendors::VendorArgs;
 
 /// glibc's allocator spent about 13 % of a create in malloc/free and its arena
 /// locks (perf, 64 calls in flight); mimalloc's per-thread heaps avoid both.
@@ -106,69 +108,19 @@ struct ServeArgs {
     #[arg(long, env = "PRODUCTHUB_WATCH_RETENTION", default_value_t = 100_000)]
     watch_retention: u64,
 
+    /// WatchProducts streams allowed open at once; more are refused with
+    /// RESOURCE_EXHAUSTED until one closes.
+    #[arg(long, env = "PRODUCTHUB_MAX_WATCH_STREAMS", default_value_t = DEFAULT_MAX_WATCH_STREAMS)]
+    max_watch_streams: usize,
+
     /// On SIGINT/SIGTERM, seconds to let calls in flight finish before closing.
     #[arg(long, env = "PRODUCTHUB_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
 
-    /// EnOS organization id (`orgId`) for products that carry none.
-    #[arg(long, env = "PRODUCTHUB_ENOS_ORG_ID")]
-    enos_org_id: Option<String>,
-
-    /// Revenium team id (`teamId`) for products that carry none.
-    #[arg(long, env = "PRODUCTHUB_REVENIUM_TEAM_ID")]
-    revenium_team_id: Option<String>,
-
-    /// Revenium owner id (`ownerId`) for products that carry none.
-    #[arg(long, env = "PRODUCTHUB_REVENIUM_OWNER_ID")]
-    revenium_owner_id: Option<String>,
-
-    /// EnOS API gateway base URL (enables EnOS sync, with the app key and secret).
-    #[arg(long, env = "PRODUCTHUB_ENOS_BASE_URL")]
-    enos_base_url: Option<String>,
-
-    /// EnOS application access key (`appKey`).
-    #[arg(long, env = "PRODUCTHUB_ENOS_APP_KEY")]
-    enos_app_key: Option<String>,
-
-    /// EnOS application secret; prefer the env variable or --enos-app-secret-file.
-    #[arg(long, env = "PRODUCTHUB_ENOS_APP_SECRET", hide_env_values = true)]
-    enos_app_secret: Option<String>,
-
-    /// File holding the EnOS application secret.
-    #[arg(long, env = "PRODUCTHUB_ENOS_APP_SECRET_FILE")]
-    enos_app_secret_file: Option<PathBuf>,
-
-    /// Cryptlex API base URL.
-    #[arg(
-        long,
-        env = "PRODUCTHUB_CRYPTLEX_BASE_URL",
-        default_value = "https://api.cryptlex.com"
-    )]
-    cryptlex_base_url: String,
-
-    /// Cryptlex access token (enables Cryptlex sync); prefer the env variable or a file.
-    #[arg(long, env = "PRODUCTHUB_CRYPTLEX_TOKEN", hide_env_values = true)]
-    cryptlex_token: Option<String>,
-
-    /// File holding the Cryptlex access token.
-    #[arg(long, env = "PRODUCTHUB_CRYPTLEX_TOKEN_FILE")]
-    cryptlex_token_file: Option<PathBuf>,
-
-    /// Revenium API base URL.
-    #[arg(
-        long,
-        env = "PRODUCTHUB_REVENIUM_BASE_URL",
-        default_value = "https://api.revenium.ai/profitstream"
-    )]
-    revenium_base_url: String,
-
-    /// Revenium API key (enables Revenium sync, with team and owner ids); prefer the env variable or a file.
-    #[arg(long, env = "PRODUCTHUB_REVENIUM_API_KEY", hide_env_values = true)]
-    revenium_api_key: Option<String>,
-
-    /// File holding the Revenium API key.
-    #[arg(long, env = "PRODUCTHUB_REVENIUM_API_KEY_FILE")]
-    revenium_api_key_file: Option<PathBuf>,
+    /// The vendors' flags (EnOS, Cryptlex, Revenium): each vendor is synced
+    /// once its credentials are given.
+    #[command(flatten)]
+    vendors: VendorArgs,
 
     /// First retry delay of a failed vendor delivery, in milliseconds (doubling up to the max).
     #[arg(long, env = "PRODUCTHUB_SYNC_RETRY_BASE_MS", default_value_t = 500)]
@@ -189,73 +141,12 @@ enum LogFormat {
     Json,
 }
 
-/// A secret from its flag or env variable, or else from its file.
-fn secret(value: Option<String>, file: Option<&PathBuf>, what: &str) -> Result<Option<Secret>, String> {
-    if let Some(value) = value.filter(|v| !v.is_empty()) {
-        return Ok(Some(Secret::new(value)));
+fn retry_policy(args: &ServeArgs) -> RetryPolicy {
+    RetryPolicy {
+        base: std::time::Duration::from_millis(args.sync_retry_base_ms),
+        max: std::time::Duration::from_millis(args.sync_retry_max_ms),
+        ..RetryPolicy::default()
     }
-    match file {
-        None => Ok(None),
-        Some(path) => std::fs::read_to_string(path)
-            .map(|text| Some(Secret::new(text.trim())))
-            .map_err(|e| format!("cannot read the {what} file {}: {e}", path.display())),
-    }
-}
-
-fn sync_config(args: &ServeArgs) -> Result<SyncConfig, String> {
-    let enos_secret = secret(
-        args.enos_app_secret.clone(),
-        args.enos_app_secret_file.as_ref(),
-        "EnOS app secret",
-    )?;
-    let enos = match (&args.enos_base_url, &args.enos_app_key, enos_secret, &args.enos_org_id) {
-        (None, None, None, _) => None,
-        (Some(base_url), Some(app_key), Some(app_secret), Some(org_id)) => Some(EnosConfig {
-            base_url: base_url.clone(),
-            org_id: org_id.clone(),
-            app_key: app_key.clone(),
-            app_secret,
-        }),
-        _ => {
-            return Err(
-                "EnOS sync needs all of --enos-base-url, --enos-org-id, --enos-app-key and the app secret".into(),
-            );
-        }
-    };
-    let cryptlex = secret(
-        args.cryptlex_token.clone(),
-        args.cryptlex_token_file.as_ref(),
-        "Cryptlex token",
-    )?
-    .map(|access_token| CryptlexConfig {
-        base_url: args.cryptlex_base_url.clone(),
-        access_token,
-    });
-    let revenium_key = secret(
-        args.revenium_api_key.clone(),
-        args.revenium_api_key_file.as_ref(),
-        "Revenium API key",
-    )?;
-    let revenium = match (revenium_key, &args.revenium_team_id, &args.revenium_owner_id) {
-        (None, _, _) => None,
-        (Some(api_key), Some(team_id), Some(owner_id)) => Some(ReveniumConfig {
-            base_url: args.revenium_base_url.clone(),
-            api_key,
-            team_id: team_id.clone(),
-            owner_id: owner_id.clone(),
-        }),
-        _ => return Err("Revenium sync needs --revenium-team-id and --revenium-owner-id with the API key".into()),
-    };
-    Ok(SyncConfig {
-        enos,
-        cryptlex,
-        revenium,
-        retry: RetryPolicy {
-            base: std::time::Duration::from_millis(args.sync_retry_base_ms),
-            max: std::time::Duration::from_millis(args.sync_retry_max_ms),
-            ..RetryPolicy::default()
-        },
-    })
 }
 
 /// The token table from `--tokens-file` or `PRODUCTHUB_TOKENS` (not both).
@@ -317,37 +208,38 @@ fn tls_files(args: &ServeArgs) -> Result<Option<TlsFiles>, String> {
 fn main() -> ExitCode {
     let Command::Serve(args) = Cli::parse().command;
     init_logging(args.log_format);
-    let settings =
-        sync_config(&args).and_then(|sync| Ok((sync, tokens(&args)?, tls_files(&args)?, store_choice(&args)?)));
-    let (sync, tokens, tls, store) = match settings {
+    let settings = args
+        .vendors
+        .config()
+        .and_then(|vendors| Ok((vendors, tokens(&args)?, tls_files(&args)?, store_choice(&args)?)));
+    let (vendors, tokens, tls, store) = match settings {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("producthub: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let config = ServerConfig {
+    let config = Config {
         listen: args.listen,
-        data_dir: args.data_dir,
+        data_dir: args.data_dir.clone(),
         store,
-        max_message_bytes: args.max_message_bytes,
         sled: SledOptions {
             cache_capacity_bytes: args.cache_bytes,
             change_log: args.watch_retention > 0,
         },
-        shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_secs),
-        vendors: VendorSettings {
-            enos_org_id: args.enos_org_id,
-            revenium_team_id: args.revenium_team_id,
-            revenium_owner_id: args.revenium_owner_id,
+        grpc: GrpcOptions {
+            max_message_bytes: args.max_message_bytes,
+            tokens,
+            open_probes: args.open_probes,
+            max_in_flight: args.max_in_flight,
+            call_timeout: std::time::Duration::from_secs(args.call_timeout_secs),
+            tls,
+            shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_secs),
         },
-        sync,
-        tokens,
-        open_probes: args.open_probes,
-        max_in_flight: args.max_in_flight,
-        call_timeout: std::time::Duration::from_secs(args.call_timeout_secs),
-        tls,
+        vendors,
+        retry: retry_policy(&args),
         watch_retention: args.watch_retention,
+        max_watch_streams: args.max_watch_streams,
         metrics_listen: args.metrics_listen,
     };
     let runtime = match tokio::runtime::Runtime::new() {

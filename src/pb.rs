@@ -11,11 +11,6 @@ pub mod google {
 
 tonic::include_proto!("producthub.v1");
 
-/// The benchmark harness's echo service (see `producthub-bench`).
-pub mod bench {
-    tonic::include_proto!("producthub.bench.v1");
-}
-
 /// The encoded `FileDescriptorSet` of the whole API, including imports, comments
 /// and custom options: served by gRPC reflection and read by [`crate::domain::schema`].
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("producthub_descriptor");

@@ -1,18 +1,13 @@
 //! The example clients in other languages (examples/python, examples/node), run
-//! against the real server with the tools `scripts/test` installs. Without
-//! those tools these tests fail, naming what is missing: they never skip.
+//! against the real server with the tools `scripts/test` installs (found as
+//! `common::tool` describes: its variables, else `.tools/`, else PATH).
+//! Without those tools these tests fail, naming what is missing: they never skip.
 
 mod common;
 
 use std::process::Command;
 
 use common::Server;
-
-fn required_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the suite with scripts/test, which installs the client tools and sets it")
-    })
-}
 
 fn run_client(mut command: Command, what: &str) {
     let output = command
@@ -30,28 +25,25 @@ fn run_client(mut command: Command, what: &str) {
 
 #[test]
 fn python_client_with_generated_stubs() {
-    let python = required_env("PRODUCTHUB_TEST_PYTHON");
-    let stubs = required_env("PRODUCTHUB_TEST_PYTHON_STUBS");
+    let python = common::tool("python");
+    let stubs = common::python_stubs();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let python_path = match std::env::var("PYTHONPATH") {
-        Ok(existing) if !existing.is_empty() => format!("{stubs}:{existing}"),
-        _ => stubs,
-    };
-    let mut command = Command::new(python);
+    // The stubs first on PYTHONPATH, then what the Python install needs.
+    let mut command = python.command_with_python_path(&[stubs.as_path()]);
     command
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/client.py"))
-        .arg(&server.addr)
-        .env("PYTHONPATH", python_path);
+        .arg(&server.addr);
     run_client(command, "python");
 }
 
 #[test]
 fn node_client_with_proto_loader() {
-    let node_path = required_env("PRODUCTHUB_TEST_NODE_PATH");
+    let node = common::tool("node");
+    let node_path = common::node_modules();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let mut command = Command::new("node");
+    let mut command = node.command();
     command
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/node/client.js"))
         .arg(&server.addr)

@@ -1,6 +1,7 @@
 //! Runs the README's grpcurl session, command by command, against the real
-//! server, so the README stays true. Needs grpcurl on PATH (scripts/test puts
-//! it there) and fails, never skips, without it.
+//! server, so the README stays true. Needs grpcurl (`scripts/test` installs it
+//! into `.tools/`, where `common::tool` finds it; else it is taken from PATH)
+//! and fails, never skips, without it.
 
 mod common;
 
@@ -42,10 +43,12 @@ fn session_commands() -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_session_works_verbatim() {
-    let found = Command::new("grpcurl").arg("-version").output();
+    let grpcurl = common::tool("grpcurl");
+    let found = grpcurl.command().arg("-version").output();
     assert!(
-        found.is_ok_and(|o| o.status.success()),
-        "grpcurl is not on PATH: run the suite with scripts/test, which installs it"
+        found.as_ref().is_ok_and(|o| o.status.success()),
+        "{} does not run ({found:?}): run `bash scripts/test` once, which installs grpcurl into .tools/",
+        grpcurl.program.display()
     );
 
     let commands = session_commands();
@@ -69,11 +72,10 @@ async fn the_readme_session_works_verbatim() {
     let mut outputs = Vec::new();
     for command in &commands {
         let runnable = command.replace(README_ADDR, &server.addr);
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg(&runnable)
-            .output()
-            .expect("run bash");
+        // The README says `grpcurl`: the one found above comes first on PATH.
+        let mut bash = Command::new("bash");
+        grpcurl.set_env(&mut bash, &[]);
+        let out = bash.arg("-c").arg(&runnable).output().expect("run bash");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

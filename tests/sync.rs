@@ -11,9 +11,9 @@ use common::{Server, wait_for};
 use fake_vendors::Fake;
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
-    CreateProductRequest, DeleteProductRequest, IotDataFormat, IotProductType, IotProfile, LicensingProfile,
-    MonetizationProfile, Plan, PriceTier, Product, SyncProductRequest, SyncState, UpdateProductRequest, Vendor,
-    VendorSync,
+    CreateProductRequest, DeleteProductRequest, GetProductRequest, IotDataFormat, IotProductType, IotProfile,
+    LicensingProfile, MonetizationProfile, Plan, PriceTier, Product, SyncProductRequest, SyncState,
+    UpdateProductRequest, Vendor, VendorSync,
 };
 use prost_types::FieldMask;
 use serde_json::json;
@@ -133,6 +133,71 @@ fn all_synced(p: &Product) -> bool {
         && p.sync
             .iter()
             .all(|s| s.state == SyncState::Synced as i32 && s.synced_etag == p.etag)
+}
+
+/// A product with only an EnOS profile: the worker delivers it like any other,
+/// without a call to Cryptlex or Revenium, whose fakes' calls and ids the
+/// tests count.
+fn enos_only(display_name: &str) -> Product {
+    Product {
+        display_name: display_name.into(),
+        iot: everywhere().iot,
+        ..Default::default()
+    }
+}
+
+/// Returns once the sync worker, since this call began, has read the outbox
+/// from its start and looked at every product waiting in it (delivering what
+/// was due): so a product it still meant to work on has had its turn.
+///
+/// One worker delivers one product at a time: each pass the tombstones, then
+/// the outbox in product-id order from the start. Two probe products show the
+/// pass: `a-probe` sorts before every other id of the test, so a pass that had
+/// already begun reading the outbox when it was created is past its place and
+/// cannot deliver it; its delivery means a pass began reading the outbox after
+/// this call. `z-probe`, created only then, sorts after every other id, so the
+/// pass that delivers it (that one, or a later one) has looked at every entry
+/// before it first. Once per server (the ids are fixed); the test's own ids
+/// must sort between the two.
+async fn worker_has_passed(client: &mut ProductServiceClient<Channel>) {
+    for id in ["a-probe", "z-probe"] {
+        let probe = create(client, id, enos_only(&format!("Probe {id}"))).await;
+        wait_for(
+            client,
+            &probe.name,
+            "a probe's delivery",
+            synced(Vendor::Enos, probe.etag.clone()),
+        )
+        .await;
+    }
+}
+
+/// Scrapes the server's metrics until the unlabelled `series` reads `value`
+/// (this waits for background work; it does not measure it).
+async fn wait_for_metric(server: &Server, series: &str, value: f64) {
+    let url = server
+        .metrics_url
+        .clone()
+        .expect("the server reported its metrics address");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = reqwest::get(url.as_str()).await.unwrap();
+        assert!(response.status().is_success());
+        let text = response.text().await.unwrap();
+        let prefix = format!("{series} ");
+        let current = text
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .and_then(|sample| sample.trim().parse::<f64>().ok());
+        if current == Some(value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} is {current:?}, not {value}, after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Changes one licensing field of `products/{id}` with a one-path mask.
@@ -411,9 +476,25 @@ async fn a_refused_change_fails_until_the_product_is_fixed() {
             .last_error
             .contains("License template not found")
     );
+    // The worker has decided: FAILED, after one attempt. Had it kept `p` to
+    // try again, the whole pass it makes next would call Cryptlex again.
+    assert_eq!(entry(&failed, Vendor::Cryptlex).attempts, 1);
     let attempts = v.cryptlex.product_calls().len();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    worker_has_passed(&mut client).await;
     assert_eq!(v.cryptlex.product_calls().len(), attempts, "FAILED is not retried");
+    let still = client
+        .get_product(GetProductRequest {
+            name: "products/p".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let still = entry(&still, Vendor::Cryptlex);
+    assert_eq!(
+        (still.state, still.attempts),
+        (SyncState::Failed as i32, 1),
+        "FAILED is not retried: {still:?}"
+    );
 
     let fixed = update_licensing(
         &mut client,
@@ -454,7 +535,9 @@ async fn a_refused_change_fails_until_the_product_is_fixed() {
 async fn deletes_reach_the_vendors_and_enos_refusals_are_not_retried() {
     let v = vendors().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &v);
+    let mut args = vendor_args(&v);
+    args.extend(["--metrics-listen".to_string(), "127.0.0.1:0".to_string()]);
+    let server = Server::start_with(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
     let mut client = server.client().await;
     create(&mut client, "p", everywhere()).await;
     wait_for(&mut client, "products/p", "the creates", all_synced).await;
@@ -495,7 +578,11 @@ async fn deletes_reach_the_vendors_and_enos_refusals_are_not_retried() {
             .filter(|r| r.query.get("action").is_some_and(|a| a == "delete"))
             .count()
     };
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The worker has decided: with every delete answered (EnOS's 11619 is not
+    // retryable), the tombstone is done with and dropped. One kept to retry
+    // EnOS would stay.
+    wait_for_metric(&server, "producthub_sync_tombstones", 0.0).await;
+    worker_has_passed(&mut client).await;
     assert_eq!(enos_deletes(), 1, "11619 is reported once, not retried forever");
 }
 
@@ -605,10 +692,12 @@ async fn hundreds_of_waiting_products_all_arrive() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for i in [0, count / 2, count - 1] {
+    // The worker has recorded every product's delivery, then made a whole
+    // pass: one it still meant to create would have been created again.
+    for i in 0..count {
         wait_for(&mut client, &format!("products/l{i:03}"), "its sync state", all_synced).await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    worker_has_passed(&mut client).await;
     assert_eq!(created(), count, "each product created exactly once");
 }
 

@@ -266,13 +266,32 @@ async fn shutdown_ends_watch_streams_with_unavailable() {
     let mut stream = watch(&mut client, WatchProductsRequest::default()).await;
     let waiting = tokio::spawn(async move { stream.message().await });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let status = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
-    assert!(status.success());
-    match waiting.await.unwrap() {
-        Err(status) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
-        Ok(None) => {}
+    let terminated = tokio::task::spawn_blocking(move || server.terminate());
+    // The server ends the stream with its status before it exits. Bounded, so
+    // a stream left open fails the test instead of hanging it.
+    let ended = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the watch stream did not end within 20 s of SIGTERM")
+        .unwrap();
+    match ended {
+        Err(status) => {
+            assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+            // Sent by the server, not made up by the client from a broken
+            // connection.
+            assert_eq!(
+                status.get_details_error_info().map(|i| i.reason).as_deref(),
+                Some("SHUTTING_DOWN"),
+                "{status:?}"
+            );
+        }
+        Ok(None) => panic!("the watch stream ended with OK at shutdown, not UNAVAILABLE"),
         Ok(Some(change)) => panic!("unexpected change {change:?}"),
     }
+    let status = tokio::time::timeout(Duration::from_secs(30), terminated)
+        .await
+        .expect("the server did not exit within 30 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
 }
 
 /// With retention 0 there is no change log: watching is refused, and a token

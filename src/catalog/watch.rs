@@ -46,9 +46,20 @@ impl<S: ProductStore> Catalog<S> {
         } else {
             window.newest
         };
+        let permit = self
+            .watchers
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| CatalogError::TooManyWatchers {
+                limit: self.max_watchers,
+            })?;
         let (sender, receiver) = mpsc::channel(BUFFER);
         let catalog = self.clone();
-        tokio::spawn(async move { catalog.feed(log_id, after, filter, sender).await });
+        tokio::spawn(async move {
+            catalog.feed(log_id, after, filter, sender).await;
+            // The stream counts as open until its feeder has stopped.
+            drop(permit);
+        });
         Ok(ReceiverStream::new(receiver))
     }
 

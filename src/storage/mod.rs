@@ -1,19 +1,28 @@
-//! Durable storage of products, behind the narrow [`ProductStore`] seam.
+//! Durable storage of products, behind the [`ProductStore`] seam.
 //!
-//! The catalog talks only to this trait, so another backend (e.g. PostgreSQL) can
-//! be added without touching the service. Every write method resolves only after
-//! its write is durable; each runs the caller's decision (`change`, `check`)
-//! atomically against the stored product, so a concurrent writer can never slip
-//! in between the read and the write.
+//! The seam has four concerns, one trait each: [`Products`] (products and
+//! request ids), [`Outbox`] (the sync worker's to-do list and its leases),
+//! [`Tombstones`] (what deleted products leave for the worker) and
+//! [`ChangeFeed`] (the change log behind WatchProducts); [`ProductStore`] is
+//! all four. Every write method resolves only after its write is durable; the
+//! read-modify-write loops ([`Products::update`], [`Products::delete`]) are
+//! written once, over each backend's versioned read and conditional write, so
+//! a concurrent writer can never slip in between the read and the write.
+//!
+//! Backends: `sled_store` (embedded, on `durable_sled`: sled plus the
+//! `group_commit` that shares one fsync among concurrent writers) and
+//! `postgres_store` (shared by several replicas).
 
+mod durable_sled;
 mod group_commit;
 mod postgres_store;
 mod sled_store;
 
 use std::future::Future;
 
+pub use durable_sled::DurableSled;
 pub use postgres_store::{PostgresOptions, PostgresStore, redact_url};
-pub use sled_store::{DurableLog, SledOptions, SledStore};
+pub use sled_store::{SledOptions, SledStore};
 
 use crate::pb::Product;
 
@@ -123,9 +132,15 @@ pub enum Claimed<'a> {
     Tombstone(&'a str),
 }
 
-/// The storage seam. Implementations must make every write durable before the
-/// returned future resolves, and keep reads independent of writers.
-pub trait ProductStore: Send + Sync + 'static {
+/// Products and the request ids of their creates.
+///
+/// A backend supplies the primitives (a versioned read, a conditional write,
+/// a conditional delete); the read-modify-write loops built on them,
+/// [`Products::update`] and [`Products::delete`], are written once, here.
+pub trait Products: Send + Sync + 'static {
+    /// What a conditional write must match: the stored state it was decided on.
+    type Version: Send + Sync;
+
     /// The product with this id, if any.
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
 
@@ -140,7 +155,7 @@ pub trait ProductStore: Send + Sync + 'static {
     /// Stores a new product under the id in its name, and, when given, the
     /// request record, atomically. A known request id wins over an id clash.
     /// With `announce`, a stored product is also put in the sync outbox (as in
-    /// [`ProductStore::update`]).
+    /// [`Products::update`]).
     fn insert(
         &self,
         id: &str,
@@ -149,13 +164,48 @@ pub trait ProductStore: Send + Sync + 'static {
         announce: bool,
     ) -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
 
+    /// The product with this id and the version a conditional write must match.
+    fn read_versioned(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<(Self::Version, Product)>, StoreError>> + Send;
+
+    /// Stores `next` under `id` if the product is still at `expected` (still
+    /// absent for `None`), with its change-log entry and, with `announce`, its
+    /// outbox announcement; false if another writer changed it first.
+    fn write_if(
+        &self,
+        id: &str,
+        expected: Option<&Self::Version>,
+        next: &Product,
+        announce: bool,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Deletes the product under `id` if it is still at `expected`, leaving it
+    /// behind as a tombstone (keyed by its uid) and logging the delete; false
+    /// if another writer changed it first.
+    fn delete_if(
+        &self,
+        id: &str,
+        expected: &Self::Version,
+        doomed: &Product,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Fails when the store accepts no writes (e.g. after a failed flush).
+    fn check_writable(&self) -> Result<(), StoreError>;
+
+    /// Resolves once every write before it is durable; a read-modify-write
+    /// waits for it before reporting any outcome, a refusal included (it may
+    /// rest on another call's write that is not durable yet).
+    fn settle(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Reads the product with this id (`None` if missing), passes it to `change`,
     /// and stores what `change` returns, atomically. `change` may run more than
     /// once (on a write conflict) and must not have side effects. When `change`
     /// refuses, nothing is written and its error is returned inside `Ok`.
-    /// With `announce`, the product is also put in the sync outbox (written
-    /// first, made durable with the product), so the sync worker looks at it;
-    /// the worker's own bookkeeping writes do not announce.
+    /// With `announce`, the product is also put in the sync outbox (made
+    /// durable with the product), so the sync worker looks at it; the worker's
+    /// own bookkeeping writes do not announce.
     fn update<E, F>(
         &self,
         id: &str,
@@ -164,7 +214,30 @@ pub trait ProductStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Result<Product, E>, StoreError>> + Send
     where
         E: Send,
-        F: Fn(Option<Product>) -> Result<Product, E> + Send + Sync;
+        F: Fn(Option<Product>) -> Result<Product, E> + Send + Sync,
+    {
+        async move {
+            self.check_writable()?;
+            for _ in 0..MAX_CAS_ATTEMPTS {
+                let (version, current) = match self.read_versioned(id).await? {
+                    Some((version, product)) => (Some(version), Some(product)),
+                    None => (None, None),
+                };
+                let next = match change(current) {
+                    Ok(next) => next,
+                    Err(refusal) => {
+                        self.settle().await?;
+                        return Ok(Err(refusal));
+                    }
+                };
+                if self.write_if(id, version.as_ref(), &next, announce).await? {
+                    self.settle().await?;
+                    return Ok(Ok(next));
+                }
+            }
+            Err(StoreError::Contention { key: id.to_owned() })
+        }
+    }
 
     /// Deletes the product with this id if `check` accepts it, atomically.
     /// Resolves to `Ok(Ok(false))` when there is no such product. The deleted
@@ -173,8 +246,31 @@ pub trait ProductStore: Send + Sync + 'static {
     fn delete<E, F>(&self, id: &str, check: F) -> impl Future<Output = Result<Result<bool, E>, StoreError>> + Send
     where
         E: Send,
-        F: Fn(&Product) -> Result<(), E> + Send + Sync;
+        F: Fn(&Product) -> Result<(), E> + Send + Sync,
+    {
+        async move {
+            self.check_writable()?;
+            for _ in 0..MAX_CAS_ATTEMPTS {
+                let Some((version, doomed)) = self.read_versioned(id).await? else {
+                    self.settle().await?;
+                    return Ok(Ok(false));
+                };
+                if let Err(refusal) = check(&doomed) {
+                    self.settle().await?;
+                    return Ok(Err(refusal));
+                }
+                if self.delete_if(id, &version, &doomed).await? {
+                    self.settle().await?;
+                    return Ok(Ok(true));
+                }
+            }
+            Err(StoreError::Contention { key: id.to_owned() })
+        }
+    }
+}
 
+/// The sync outbox: ids of products whose sync state may need the worker.
+pub trait Outbox: Send + Sync + 'static {
     /// Up to `limit` products in the sync outbox after `after_id`, in id
     /// order: (product id, nonce). A shared store may return fewer (never
     /// none while some wait) and claims them for this process for a while.
@@ -188,11 +284,8 @@ pub trait ProductStore: Send + Sync + 'static {
     /// ones included). For metrics; claims nothing.
     fn outbox_depth(&self, cap: usize) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
-    /// How many tombstones wait, counted up to `cap`. For metrics; claims nothing.
-    fn tombstone_depth(&self, cap: usize) -> impl Future<Output = Result<usize, StoreError>> + Send;
-
-    /// Right before working on an item returned by [`ProductStore::outbox`] or
-    /// [`ProductStore::tombstones`]: renews this process's claim on it, or
+    /// Right before working on an item returned by [`Outbox::outbox`] or
+    /// [`Tombstones::tombstones`]: renews this process's claim on it, or
     /// returns false if another process holds it now (then leave it alone).
     /// A store used by one process only always returns true.
     fn renew_claim(&self, item: Claimed<'_>) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -200,7 +293,10 @@ pub trait ProductStore: Send + Sync + 'static {
     /// Takes a product out of the outbox, unless it was put there again since
     /// `nonce` was read (then it stays, and is looked at again).
     fn settle_outbox(&self, id: &str, nonce: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
 
+/// What deleted products leave behind until their vendor copies are deleted.
+pub trait Tombstones: Send + Sync + 'static {
     /// The tombstone of the deleted product with this uid, if any.
     fn tombstone(&self, uid: &str) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
 
@@ -218,6 +314,13 @@ pub trait ProductStore: Send + Sync + 'static {
         product: Option<&Product>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// How many tombstones wait, counted up to `cap`. For metrics; claims nothing.
+    fn tombstone_depth(&self, cap: usize) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// The change log behind WatchProducts: committed product writes, each
+/// product's in commit order, readable once durable.
+pub trait ChangeFeed: Send + Sync + 'static {
     /// Identifies this store's change log, so a resume token minted by another
     /// store is recognised as such; `None` when the store keeps no change log.
     fn change_log_id(&self) -> Option<u64>;
@@ -234,7 +337,12 @@ pub trait ProductStore: Send + Sync + 'static {
 
     /// Forgets all but the newest `keep` changes; returns how many it removed.
     fn trim_changes(&self, keep: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
 
+/// A whole store: the four concerns, plus what concerns the store as one.
+/// Implementations make every write durable before its future resolves, and
+/// keep reads independent of writers.
+pub trait ProductStore: Products + Outbox + Tombstones + ChangeFeed {
     /// Bytes the store occupies on disk.
     fn disk_bytes(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 

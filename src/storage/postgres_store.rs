@@ -42,7 +42,8 @@ use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::{
-    Change, ChangeKind, ChangeWindow, Claimed, InsertOutcome, LogPosition, ProductStore, RequestRecord, StoreError,
+    Change, ChangeFeed, ChangeKind, ChangeWindow, Claimed, InsertOutcome, LogPosition, Outbox, ProductStore, Products,
+    RequestRecord, StoreError, Tombstones,
 };
 use crate::pb::Product;
 
@@ -328,7 +329,7 @@ impl PostgresStore {
     }
 
     /// The product under `id` with the version a conditional write must match.
-    async fn read_versioned(
+    async fn read_versioned_with(
         &self,
         client: &deadpool_postgres::Object,
         id: &str,
@@ -518,8 +519,11 @@ const CLAIM_TOMBSTONES: &str = r#"
     )
     RETURNING uid, data
 "#;
+impl Products for PostgresStore {
+    /// The row's version, from one sequence: never reused, even after a
+    /// delete and re-create, so a stale decision cannot match (no ABA).
+    type Version = i64;
 
-impl ProductStore for PostgresStore {
     async fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
         let client = self.client().await?;
         let statement = client
@@ -604,12 +608,24 @@ impl ProductStore for PostgresStore {
         Ok(InsertOutcome::Inserted)
     }
 
-    async fn update<E, F>(&self, id: &str, announce: bool, change: F) -> Result<Result<Product, E>, StoreError>
-    where
-        E: Send,
-        F: Fn(Option<Product>) -> Result<Product, E> + Send + Sync,
-    {
+    async fn read_versioned(&self, id: &str) -> Result<Option<(i64, Product)>, StoreError> {
         let client = self.client().await?;
+        self.read_versioned_with(&client, id).await
+    }
+
+    async fn write_if(
+        &self,
+        id: &str,
+        expected: Option<&i64>,
+        next: &Product,
+        announce: bool,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let bytes = next.encode_to_vec();
+        let Some(version) = expected else {
+            return self.insert_statement(&client, id, &bytes, announce).await;
+        };
+        // The row, its change-log entry and its outbox announcement: one statement.
         let swap = client
             .prepare_cached(
                 r#"
@@ -628,43 +644,20 @@ impl ProductStore for PostgresStore {
             )
             .await
             .map_err(read_error)?;
-        for _ in 0..super::MAX_CAS_ATTEMPTS {
-            let (version, current) = match self.read_versioned(&client, id).await? {
-                Some((version, product)) => (Some(version), Some(product)),
-                None => (None, None),
-            };
-            let next = match change(current) {
-                Ok(next) => next,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
-            let bytes = next.encode_to_vec();
-            let written = match version {
-                Some(version) => {
-                    let row = client
-                        .query_one(&swap, &[&id, &bytes, &version, &random_nonce(), &announce])
-                        .await
-                        .map_err(write_error)?;
-                    let swapped = row.get::<_, i64>(0) == 1;
-                    if swapped {
-                        self.changed();
-                    }
-                    swapped
-                }
-                None => self.insert_statement(&client, id, &bytes, announce).await?,
-            };
-            if written {
-                return Ok(Ok(next));
-            }
+        let row = client
+            .query_one(&swap, &[&id, &bytes, version, &random_nonce(), &announce])
+            .await
+            .map_err(write_error)?;
+        let swapped = row.get::<_, i64>(0) == 1;
+        if swapped {
+            self.changed();
         }
-        Err(StoreError::Contention { key: id.to_owned() })
+        Ok(swapped)
     }
 
-    async fn delete<E, F>(&self, id: &str, check: F) -> Result<Result<bool, E>, StoreError>
-    where
-        E: Send,
-        F: Fn(&Product) -> Result<(), E> + Send + Sync,
-    {
+    async fn delete_if(&self, id: &str, expected: &i64, doomed: &Product) -> Result<bool, StoreError> {
         let client = self.client().await?;
+        // The row goes, its tombstone and change-log entry come: one statement.
         let remove = client
             .prepare_cached(
                 r#"
@@ -682,25 +675,29 @@ impl ProductStore for PostgresStore {
             )
             .await
             .map_err(read_error)?;
-        for _ in 0..super::MAX_CAS_ATTEMPTS {
-            let Some((version, doomed)) = self.read_versioned(&client, id).await? else {
-                return Ok(Ok(false));
-            };
-            if let Err(refusal) = check(&doomed) {
-                return Ok(Err(refusal));
-            }
-            let deleted = client
-                .query_one(&remove, &[&id, &version, &doomed.uid])
-                .await
-                .map_err(write_error)?;
-            if deleted.get::<_, i64>(0) == 1 {
-                self.changed();
-                return Ok(Ok(true));
-            }
+        let deleted = client
+            .query_one(&remove, &[&id, expected, &doomed.uid])
+            .await
+            .map_err(write_error)?;
+        let deleted = deleted.get::<_, i64>(0) == 1;
+        if deleted {
+            self.changed();
         }
-        Err(StoreError::Contention { key: id.to_owned() })
+        Ok(deleted)
     }
 
+    /// A database that cannot take writes says so when written to.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Each write is durable once its statement or transaction committed.
+    async fn settle(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+impl Outbox for PostgresStore {
     async fn outbox(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
         self.claim(CLAIM_OUTBOX, after_id, limit, |row| {
             Ok((row.get(0), as_u64(row.get::<_, i64>(1))))
@@ -710,10 +707,6 @@ impl ProductStore for PostgresStore {
 
     async fn outbox_depth(&self, cap: usize) -> Result<usize, StoreError> {
         self.count_up_to("outbox", cap).await
-    }
-
-    async fn tombstone_depth(&self, cap: usize) -> Result<usize, StoreError> {
-        self.count_up_to("tombstones", cap).await
     }
 
     async fn renew_claim(&self, item: Claimed<'_>) -> Result<bool, StoreError> {
@@ -749,7 +742,9 @@ impl ProductStore for PostgresStore {
             .map_err(write_error)?;
         Ok(settled == 1)
     }
+}
 
+impl Tombstones for PostgresStore {
     async fn tombstone(&self, uid: &str) -> Result<Option<Product>, StoreError> {
         let client = self.client().await?;
         let row = client
@@ -790,6 +785,12 @@ impl ProductStore for PostgresStore {
         Ok(())
     }
 
+    async fn tombstone_depth(&self, cap: usize) -> Result<usize, StoreError> {
+        self.count_up_to("tombstones", cap).await
+    }
+}
+
+impl ChangeFeed for PostgresStore {
     fn change_log_id(&self) -> Option<u64> {
         Some(self.log_id)
     }
@@ -919,7 +920,9 @@ impl ProductStore for PostgresStore {
         transaction.commit().await.map_err(write_error)?;
         Ok(u64::try_from(removed).unwrap_or(0))
     }
+}
 
+impl ProductStore for PostgresStore {
     async fn disk_bytes(&self) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let row = client

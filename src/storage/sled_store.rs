@@ -32,10 +32,10 @@ use std::time::SystemTime;
 
 use prost::Message;
 
-use super::group_commit::{Flush, GroupCommit};
+use super::durable_sled::DurableSled;
 use super::{
-    Change, ChangeKind, ChangeWindow, Claimed, InsertOutcome, LogPosition, MAX_CAS_ATTEMPTS, ProductStore,
-    RequestRecord, StoreError,
+    Change, ChangeFeed, ChangeKind, ChangeWindow, Claimed, InsertOutcome, LogPosition, Outbox, ProductStore, Products,
+    RequestRecord, StoreError, Tombstones,
 };
 use crate::pb::Product;
 
@@ -46,9 +46,6 @@ const CHANGE_LOG_ID_KEY: &[u8] = b"change_log_id";
 /// log entry) over this many locks.
 const PRODUCT_LOCKS: usize = 64;
 const LOCK_FILE: &str = "LOCK";
-const SLED_DIR: &str = "sled";
-/// sled 0.34 keeps its log in this file of its directory.
-const SLED_LOG_FILE: &str = "db";
 /// Creates with a request id are serialised per request id, over this many locks.
 const REQUEST_LOCKS: usize = 64;
 
@@ -246,33 +243,17 @@ fn timestamp(micros: i64) -> prost_types::Timestamp {
     }
 }
 
-/// What the committer does to make writes durable.
-struct SledDurability {
-    db: sled::Db,
-    log: File,
-}
-
-impl Flush for SledDurability {
-    fn flush(&self) -> Result<(), String> {
-        self.db.flush().map_err(|e| e.to_string())?;
-        self.log
-            .sync_data()
-            .map_err(|e| format!("fdatasync of the sled log failed: {e}"))
-    }
-}
-
 pub struct SledStore {
     products: sled::Tree,
     requests: sled::Tree,
     outbox: sled::Tree,
     tombstones: sled::Tree,
     changes: ChangeLog,
-    committer: GroupCommit,
     request_locks: Vec<Mutex<()>>,
     product_locks: Vec<Mutex<()>>,
-    /// Dropped after the committer (fields drop in order), so the database is
+    /// Dropped after the trees (fields drop in order), so the database is
     /// closed before the directory lock is released.
-    db: sled::Db,
+    sled: DurableSled,
     /// Held for the store's lifetime: the OS releases the lock when the file is
     /// closed, including when the process dies.
     _lock: File,
@@ -298,7 +279,8 @@ impl SledStore {
             Err(TryLockError::WouldBlock) => return Err(StoreError::Locked { dir: shown }),
             Err(TryLockError::Error(e)) => return Err(open_error(e.to_string())),
         }
-        let (db, committer) = open_durable(dir, options.cache_capacity_bytes).map_err(open_error)?;
+        let sled = DurableSled::open(dir, options.cache_capacity_bytes).map_err(open_error)?;
+        let db = sled.db().clone();
         check_schema(&db, &shown)?;
         let products = db.open_tree("products").map_err(|e| open_error(e.to_string()))?;
         let requests = db.open_tree("request_ids").map_err(|e| open_error(e.to_string()))?;
@@ -311,17 +293,16 @@ impl SledStore {
             outbox,
             tombstones,
             changes,
-            committer,
             request_locks: (0..REQUEST_LOCKS).map(|_| Mutex::new(())).collect(),
             product_locks: (0..PRODUCT_LOCKS).map(|_| Mutex::new(())).collect(),
-            db,
+            sled,
             _lock: lock,
         })
     }
 
     /// Refuses writes once a flush has failed (see the group committer).
     fn ensure_writable(&self) -> Result<(), StoreError> {
-        match self.committer.failure() {
+        match self.sled.failure() {
             Some(why) => Err(StoreError::ReadOnly(why)),
             None => Ok(()),
         }
@@ -331,7 +312,7 @@ impl SledStore {
     /// see the changes that flush covered.
     async fn durable(&self) -> Result<(), StoreError> {
         let settled = self.changes.settled();
-        self.committer.durable().await.map_err(StoreError::Durability)?;
+        self.sled.durable().await.map_err(StoreError::Durability)?;
         self.changes.publish(settled);
         Ok(())
     }
@@ -465,62 +446,6 @@ impl SledStore {
     }
 }
 
-/// Opens sled in `dir/sled` with the durability path every write uses: a
-/// group committer that flushes sled and then `fdatasync`s its log.
-fn open_durable(dir: &Path, cache_capacity_bytes: u64) -> Result<(sled::Db, GroupCommit), String> {
-    let sled_dir = dir.join(SLED_DIR);
-    let db = sled::Config::new()
-        .path(&sled_dir)
-        .cache_capacity(cache_capacity_bytes)
-        .open()
-        .map_err(|e| e.to_string())?;
-    // The directories' entries for the files sled created must be durable too.
-    for directory in [dir, sled_dir.as_path()] {
-        File::open(directory)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| format!("cannot sync {}: {e}", directory.display()))?;
-    }
-    let log = File::open(sled_dir.join(SLED_LOG_FILE)).map_err(|e| e.to_string())?;
-    let committer = GroupCommit::start(SledDurability { db: db.clone(), log }).map_err(|e| e.to_string())?;
-    Ok((db, committer))
-}
-
-/// A bare durable log on sled, written through exactly the same durability
-/// path as the store (group commit: flush, then `fdatasync`). It is the
-/// "durable ceiling" the benchmark harness compares producthub with: one sled
-/// insert and one shared flush per request, and nothing else.
-pub struct DurableLog {
-    tree: sled::Tree,
-    committer: GroupCommit,
-    next: std::sync::atomic::AtomicU64,
-    _db: sled::Db,
-}
-
-impl DurableLog {
-    pub fn open(dir: &Path, options: &SledOptions) -> Result<Self, StoreError> {
-        let open_error = |reason: String| StoreError::Open {
-            dir: dir.display().to_string(),
-            reason,
-        };
-        fs::create_dir_all(dir).map_err(|e| open_error(e.to_string()))?;
-        let (db, committer) = open_durable(dir, options.cache_capacity_bytes).map_err(open_error)?;
-        let tree = db.open_tree("log").map_err(|e| open_error(e.to_string()))?;
-        Ok(Self {
-            tree,
-            committer,
-            next: std::sync::atomic::AtomicU64::new(0),
-            _db: db,
-        })
-    }
-
-    /// Appends `value` and resolves once it is durable.
-    pub async fn append(&self, value: &[u8]) -> Result<(), StoreError> {
-        let key = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.tree.insert(key.to_be_bytes(), value).map_err(backend)?;
-        self.committer.durable().await.map_err(StoreError::Durability)
-    }
-}
-
 fn check_schema(db: &sled::Db, dir: &str) -> Result<(), StoreError> {
     let stored = db.get(SCHEMA_KEY).map_err(backend)?;
     match stored {
@@ -586,8 +511,10 @@ fn scan_products(tree: &sled::Tree, key: Option<&str>, limit: usize) -> Result<V
         })
         .collect()
 }
+impl Products for SledStore {
+    /// The stored bytes: a swap succeeds only if they are unchanged.
+    type Version = sled::IVec;
 
-impl ProductStore for SledStore {
     async fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
         read_product(&self.products, id)
     }
@@ -623,84 +550,68 @@ impl ProductStore for SledStore {
         Ok(outcome)
     }
 
-    async fn update<E, F>(&self, id: &str, announce: bool, change: F) -> Result<Result<Product, E>, StoreError>
-    where
-        E: Send,
-        F: Fn(Option<Product>) -> Result<Product, E> + Send + Sync,
-    {
-        self.ensure_writable()?;
+    async fn read_versioned(&self, id: &str) -> Result<Option<(sled::IVec, Product)>, StoreError> {
         let key = id.as_bytes();
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let current = self.products.get(key).map_err(backend)?;
-            let decoded = current.as_ref().map(|bytes| decode_product(key, bytes)).transpose()?;
-            let next = match change(decoded) {
-                Ok(next) => next,
-                Err(refusal) => {
-                    self.durable().await?;
-                    return Ok(Err(refusal));
-                }
-            };
-            if announce {
-                self.announce(id)?;
+        match self.products.get(key).map_err(backend)? {
+            Some(bytes) => {
+                let product = decode_product(key, &bytes)?;
+                Ok(Some((bytes, product)))
             }
-            let kind = match current {
-                Some(_) => ChangeKind::Updated,
-                None => ChangeKind::Created,
-            };
-            let bytes = next.encode_to_vec();
-            if self.swap_and_log(id, current.as_deref(), Some(&bytes), kind)? {
-                if announce {
-                    // Again after the write (see insert_new).
-                    self.announce(id)?;
-                }
-                self.durable().await?;
-                return Ok(Ok(next));
-            }
+            None => Ok(None),
         }
-        Err(StoreError::Contention { key: id.to_owned() })
     }
 
-    async fn delete<E, F>(&self, id: &str, check: F) -> Result<Result<bool, E>, StoreError>
-    where
-        E: Send,
-        F: Fn(&Product) -> Result<(), E> + Send + Sync,
-    {
-        self.ensure_writable()?;
-        let key = id.as_bytes();
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let Some(current) = self.products.get(key).map_err(backend)? else {
-                self.durable().await?;
-                return Ok(Ok(false));
-            };
-            let doomed = decode_product(key, &current)?;
-            if let Err(refusal) = check(&doomed) {
-                self.durable().await?;
-                return Ok(Err(refusal));
-            }
-            // The tombstone first: once the product is gone, the worker must
-            // still know where it lived. (One whose product still exists is
-            // skipped by the worker, and removed here when the delete loses.)
-            let uid = doomed.uid.as_bytes();
-            self.tombstones.insert(uid, current.as_ref()).map_err(backend)?;
-            match self.swap_and_log(id, Some(&current), None, ChangeKind::Deleted) {
-                Ok(true) => {
-                    self.durable().await?;
-                    return Ok(Ok(true));
-                }
-                Ok(false) => {
-                    // Lost the swap. If the product (this incarnation) is gone,
-                    // another delete won and needs this tombstone: keep it.
-                    let still_there = read_product(&self.products, id)?.is_some_and(|p| p.uid == doomed.uid);
-                    if still_there {
-                        self.tombstones.remove(uid).map_err(backend)?;
-                    }
-                }
-                Err(e) => return Err(e),
-            }
+    async fn write_if(
+        &self,
+        id: &str,
+        expected: Option<&sled::IVec>,
+        next: &Product,
+        announce: bool,
+    ) -> Result<bool, StoreError> {
+        if announce {
+            self.announce(id)?;
         }
-        Err(StoreError::Contention { key: id.to_owned() })
+        let kind = match expected {
+            Some(_) => ChangeKind::Updated,
+            None => ChangeKind::Created,
+        };
+        let bytes = next.encode_to_vec();
+        let swapped = self.swap_and_log(id, expected.map(|v| v.as_ref()), Some(&bytes), kind)?;
+        if swapped && announce {
+            // Again after the write (see insert_new).
+            self.announce(id)?;
+        }
+        Ok(swapped)
     }
 
+    async fn delete_if(&self, id: &str, expected: &sled::IVec, doomed: &Product) -> Result<bool, StoreError> {
+        // The tombstone first: once the product is gone, the worker must
+        // still know where it lived. (One whose product still exists is
+        // skipped by the worker, and removed here when the delete loses.)
+        let uid = doomed.uid.as_bytes();
+        self.tombstones.insert(uid, expected.as_ref()).map_err(backend)?;
+        if self.swap_and_log(id, Some(expected), None, ChangeKind::Deleted)? {
+            return Ok(true);
+        }
+        // Lost the swap. If the product (this incarnation) is gone, another
+        // delete won and needs this tombstone: keep it.
+        let still_there = read_product(&self.products, id)?.is_some_and(|p| p.uid == doomed.uid);
+        if still_there {
+            self.tombstones.remove(uid).map_err(backend)?;
+        }
+        Ok(false)
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        self.ensure_writable()
+    }
+
+    async fn settle(&self) -> Result<(), StoreError> {
+        self.durable().await
+    }
+}
+
+impl Outbox for SledStore {
     async fn outbox(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
         self.outbox
             .range::<&[u8], _>(after(after_id))
@@ -719,10 +630,6 @@ impl ProductStore for SledStore {
         Ok(self.outbox.iter().keys().take(cap).count())
     }
 
-    async fn tombstone_depth(&self, cap: usize) -> Result<usize, StoreError> {
-        Ok(self.tombstones.iter().keys().take(cap).count())
-    }
-
     async fn renew_claim(&self, _item: Claimed<'_>) -> Result<bool, StoreError> {
         // One process per data directory: nobody else can hold it.
         Ok(true)
@@ -738,7 +645,9 @@ impl ProductStore for SledStore {
         self.durable().await?;
         Ok(settled)
     }
+}
 
+impl Tombstones for SledStore {
     async fn tombstone(&self, uid: &str) -> Result<Option<Product>, StoreError> {
         read_product(&self.tombstones, uid)
     }
@@ -757,6 +666,12 @@ impl ProductStore for SledStore {
         self.durable().await
     }
 
+    async fn tombstone_depth(&self, cap: usize) -> Result<usize, StoreError> {
+        Ok(self.tombstones.iter().keys().take(cap).count())
+    }
+}
+
+impl ChangeFeed for SledStore {
     fn change_log_id(&self) -> Option<u64> {
         self.changes.id
     }
@@ -820,9 +735,11 @@ impl ProductStore for SledStore {
         }
         Ok(removed)
     }
+}
 
+impl ProductStore for SledStore {
     async fn disk_bytes(&self) -> Result<u64, StoreError> {
-        self.db.size_on_disk().map_err(backend)
+        self.sled.db().size_on_disk().map_err(backend)
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

@@ -1,15 +1,38 @@
 //! Outbound sync: every accepted change reaches each vendor whose profile the
 //! product has, through a durable outbox, across vendor outages and restarts.
 //!
-//! - [`plan`]: the per-vendor sync state kept on the product (pure).
-//! - [`config`]: which vendors are configured, with their credentials.
-//! - [`http`]: sends adapter-built requests with each vendor's authentication.
-//! - [`worker`]: the background loop that delivers and records outcomes.
+//! - [`worker`]: the background loop that reads the outbox and tombstones,
+//!   delivers through the vendors' adapters and connections, and records
+//!   outcomes on the product (the bookkeeping itself is
+//!   `domain::sync_plan`).
+//!
+//! The worker names no vendor: what differs between vendors (reading the
+//! current copy before an update, what "already gone" looks like) is asked of
+//! each vendor's [`Adapter`](crate::vendors::Adapter).
 
-pub mod config;
-pub mod http;
-pub mod plan;
 pub mod worker;
 
-pub use config::{CryptlexConfig, EnosConfig, RetryPolicy, ReveniumConfig, Secret, SyncConfig};
+use std::time::Duration;
+
 pub use worker::SyncWorker;
+
+/// How failed deliveries are retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// The first retry waits about this long; each further one twice as long.
+    pub base: Duration,
+    /// No wait is longer than this (unless the vendor's Retry-After says so).
+    pub max: Duration,
+    /// How long one HTTP call to a vendor may take.
+    pub request_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(15),
+        }
+    }
+}

@@ -1,8 +1,8 @@
 //! The background worker that delivers changes to the vendors.
 //!
 //! It reads the durable outbox (product ids whose sync state may need work),
-//! delivers each pending vendor change through the adapters and [`VendorHttp`],
-//! and records the outcome on the product. Work for one product is done in
+//! delivers each pending vendor change through the adapters and
+//! [`Connections`], and records the outcome on the product. Work for one product is done in
 //! order, one vendor call at a time; a product changed again while a vendor
 //! was down is delivered once, in its latest state (the pending paths
 //! accumulate). Delivery is at least once: a crash between a vendor's answer
@@ -17,15 +17,13 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 
-use super::config::RetryPolicy;
-use super::http::VendorHttp;
-use super::plan::{self, EVERYTHING, Outcome};
-use crate::adapters::{self, Adapter, AdapterError, Vendor, VendorError, VendorErrorKind, VendorSettings};
-use crate::catalog::Catalog;
+use super::RetryPolicy;
 use crate::domain::field_mask::UpdateMask;
 use crate::domain::names::parse_product_name;
+use crate::domain::sync_plan::{self as plan, EVERYTHING, Outcome};
 use crate::pb::{Product, SyncState, VendorSync};
 use crate::storage::{Claimed, ProductStore, StoreError};
+use crate::vendors::{Adapter, AdapterError, Connections, Vendor, VendorError, VendorSettings};
 
 /// How many outbox entries or tombstones one pass looks at.
 const BATCH: usize = 256;
@@ -33,8 +31,8 @@ const BATCH: usize = 256;
 const POLL: Duration = Duration::from_millis(200);
 
 pub struct SyncWorker<S> {
-    catalog: Arc<Catalog<S>>,
-    http: VendorHttp,
+    store: Arc<S>,
+    connections: Connections,
     settings: VendorSettings,
     enabled: BTreeSet<Vendor>,
     retry: RetryPolicy,
@@ -43,16 +41,16 @@ pub struct SyncWorker<S> {
 
 impl<S: ProductStore> SyncWorker<S> {
     pub fn new(
-        catalog: Arc<Catalog<S>>,
-        http: VendorHttp,
+        store: Arc<S>,
+        connections: Connections,
         settings: VendorSettings,
         enabled: BTreeSet<Vendor>,
         retry: RetryPolicy,
         wake: Arc<Notify>,
     ) -> Self {
         Self {
-            catalog,
-            http,
+            store,
+            connections,
             settings,
             enabled,
             retry,
@@ -82,7 +80,7 @@ impl<S: ProductStore> SyncWorker<S> {
     }
 
     fn store(&self) -> &S {
-        self.catalog.store()
+        &self.store
     }
 
     /// One look at everything waiting, deletes first (so a product deleted and
@@ -140,7 +138,7 @@ impl<S: ProductStore> SyncWorker<S> {
         };
         let (ready, _) = plan::due(&product, SystemTime::now());
         for entry in ready {
-            let Some(vendor) = plan::from_pb(entry.vendor) else {
+            let Some(vendor) = Vendor::from_pb(entry.vendor) else {
                 continue;
             };
             let outcome = self.deliver(&product, vendor, &entry).await;
@@ -152,7 +150,18 @@ impl<S: ProductStore> SyncWorker<S> {
                     // Only onto the same incarnation: a product deleted and
                     // created again under this id is not the one delivered.
                     let mut current = current.filter(|c| c.uid == product.uid).ok_or(())?;
-                    plan::record_outcome(&mut current, vendor, entry.generation, &product.etag, &outcome, now);
+                    plan::record_outcome(
+                        &mut current,
+                        vendor.to_pb(),
+                        entry.generation,
+                        &product.etag,
+                        &outcome,
+                        now,
+                    );
+                    // Keep the vendor's id in the profile too, where the adapter reads it.
+                    if let Outcome::Delivered { remote_id, gone: false } = &outcome {
+                        vendor.adapter().set_remote_id(&mut current, remote_id);
+                    }
                     Ok(current)
                 })
                 .await?;
@@ -181,14 +190,14 @@ impl<S: ProductStore> SyncWorker<S> {
         if !self.enabled.contains(&vendor) {
             return Outcome::Disabled;
         }
-        let adapter = adapters::adapter(vendor);
-        let remote_id = plan::profile_remote_id(product, vendor).unwrap_or_else(|| entry.remote_id.clone());
-        let result = if !vendor.has_profile(product) {
+        let adapter = vendor.adapter();
+        let remote_id = adapter.remote_id(product).unwrap_or_else(|| entry.remote_id.clone());
+        let result = if !adapter.has_profile(product) {
             self.delete_remote(adapter, product, &remote_id).await
         } else if remote_id.is_empty() {
             self.create_remote(adapter, product).await
         } else {
-            let target = with_remote_id(product, vendor, &remote_id);
+            let target = with_remote_id(adapter, product, &remote_id);
             self.update_remote(adapter, &target, &remote_id, &entry.pending_paths)
                 .await
         };
@@ -203,7 +212,7 @@ impl<S: ProductStore> SyncWorker<S> {
 
     async fn create_remote(&self, adapter: &dyn Adapter, product: &Product) -> Result<Outcome, Failure> {
         let request = adapter.create(product, &self.settings)?;
-        let reply = self.http.send(adapter.vendor(), &request).await?;
+        let reply = self.connections.send(adapter.vendor(), &request).await?;
         let remote_id = adapter.read_created_id(reply.view())?;
         Ok(Outcome::Delivered { remote_id, gone: false })
     }
@@ -220,10 +229,11 @@ impl<S: ProductStore> SyncWorker<S> {
         } else {
             UpdateMask::parse(pending_paths).unwrap_or(UpdateMask::Full)
         };
-        // Revenium's update replaces the whole product: merge into its current copy.
-        let last_known = if adapter.vendor() == Vendor::Revenium {
+        // An update that replaces the whole product is merged into the
+        // vendor's current copy.
+        let last_known = if adapter.reads_before_update() {
             let get = adapter.get(product, &self.settings)?;
-            let reply = self.http.send(adapter.vendor(), &get).await?;
+            let reply = self.connections.send(adapter.vendor(), &get).await?;
             Some(adapter.read_product(reply.view())?)
         } else {
             None
@@ -235,7 +245,7 @@ impl<S: ProductStore> SyncWorker<S> {
         let Some(request) = adapter.update(product, &mask, &self.settings, last_known.as_ref())? else {
             return Ok(delivered);
         };
-        let reply = self.http.send(adapter.vendor(), &request).await?;
+        let reply = self.connections.send(adapter.vendor(), &request).await?;
         match adapter.read_error(reply.view()) {
             None => Ok(delivered),
             Some(error) => Err(Failure::Vendor(error)),
@@ -257,14 +267,12 @@ impl<S: ProductStore> SyncWorker<S> {
         if remote_id.is_empty() {
             return Ok(gone);
         }
-        let target = with_remote_id(product, adapter.vendor(), remote_id);
+        let target = with_remote_id(adapter, product, remote_id);
         let request = adapter.delete(&target, &self.settings)?;
-        let reply = self.http.send(adapter.vendor(), &request).await?;
+        let reply = self.connections.send(adapter.vendor(), &request).await?;
         match adapter.read_error(reply.view()) {
             None => Ok(gone),
-            Some(error) if error.kind == VendorErrorKind::NotFound => Ok(gone),
-            // Revenium's answer for an id it does not (or no longer) know.
-            Some(error) if error.message.contains("Failed to decode hashed id") => Ok(gone),
+            Some(error) if adapter.is_gone(&error) => Ok(gone),
             Some(error) => Err(Failure::Vendor(error)),
         }
     }
@@ -297,8 +305,8 @@ impl<S: ProductStore> SyncWorker<S> {
             .tombstone(&product.uid)
             .await?
             .unwrap_or_else(|| product.clone());
-        let mut entry = plan::entry(&tombstone, vendor).cloned().unwrap_or(VendorSync {
-            vendor: plan::to_pb(vendor) as i32,
+        let mut entry = plan::entry(&tombstone, vendor.to_pb()).cloned().unwrap_or(VendorSync {
+            vendor: vendor.to_pb() as i32,
             ..Default::default()
         });
         entry.remote_id = remote_id.to_owned();
@@ -323,11 +331,12 @@ impl<S: ProductStore> SyncWorker<S> {
         let mut remaining = Vec::new();
         let entries = std::mem::take(&mut tombstone.sync);
         for mut entry in entries {
-            let Some(vendor) = plan::from_pb(entry.vendor) else {
+            let Some(vendor) = Vendor::from_pb(entry.vendor) else {
                 changed = true;
                 continue;
             };
-            let remote_id = plan::profile_remote_id(&tombstone, vendor).unwrap_or_else(|| entry.remote_id.clone());
+            let adapter = vendor.adapter();
+            let remote_id = adapter.remote_id(&tombstone).unwrap_or_else(|| entry.remote_id.clone());
             if remote_id.is_empty() {
                 changed = true;
                 continue;
@@ -340,7 +349,6 @@ impl<S: ProductStore> SyncWorker<S> {
                 continue;
             }
             changed = true;
-            let adapter = adapters::adapter(vendor);
             let outcome = match self.delete_remote(adapter, &tombstone, &remote_id).await {
                 Ok(outcome) => outcome,
                 Err(Failure::Adapter(error)) => Outcome::Failed {
@@ -398,20 +406,10 @@ impl From<VendorError> for Failure {
 
 /// The product with (at least) an empty profile holding the vendor's id, so
 /// the adapter can address the vendor's copy after the profile was removed.
-fn with_remote_id(product: &Product, vendor: Vendor, remote_id: &str) -> Product {
+fn with_remote_id(adapter: &dyn Adapter, product: &Product, remote_id: &str) -> Product {
     let mut target = product.clone();
-    match vendor {
-        Vendor::Enos => {
-            target.iot.get_or_insert_with(Default::default);
-        }
-        Vendor::Cryptlex => {
-            target.licensing.get_or_insert_with(Default::default);
-        }
-        Vendor::Revenium => {
-            target.monetization.get_or_insert_with(Default::default);
-        }
-    }
-    plan::set_profile_remote_id(&mut target, vendor, remote_id);
+    adapter.ensure_profile(&mut target);
+    adapter.set_remote_id(&mut target, remote_id);
     target
 }
 

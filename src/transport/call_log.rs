@@ -14,14 +14,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use std::collections::HashMap;
-
 use http::HeaderValue;
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 use tower::{Layer, Service};
 
-use super::status::ERROR_DOMAIN;
+use super::status::too_large_status;
 
 const TOO_LARGE_MESSAGE: &str = "message length too large";
 
@@ -129,9 +126,7 @@ fn normalize_status(headers: &mut http::HeaderMap) -> Code {
         let message = Status::from_header_map(headers)
             .map(|original| original.message().to_owned())
             .unwrap_or_default();
-        let mut details = ErrorDetails::new();
-        details.set_error_info("MESSAGE_TOO_LARGE", ERROR_DOMAIN, HashMap::new());
-        let status = Status::with_error_details(Code::ResourceExhausted, message, details);
+        let status = too_large_status(message);
         if status.add_header(headers).is_err() {
             headers.insert("grpc-status", HeaderValue::from(Code::ResourceExhausted as i32));
         }

@@ -21,7 +21,6 @@ use axum::extract::State;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::catalog::Catalog;
 use crate::storage::ProductStore;
 
 /// Backlogs are counted up to this many entries per scrape.
@@ -81,7 +80,7 @@ fn describe() {
 
 struct Scrape<S> {
     handle: PrometheusHandle,
-    catalog: Arc<Catalog<S>>,
+    store: Arc<S>,
 }
 
 /// Binds `addr` now (so a bad address fails start-up), and returns the
@@ -89,12 +88,12 @@ struct Scrape<S> {
 pub async fn serve<S: ProductStore>(
     addr: SocketAddr,
     handle: PrometheusHandle,
-    catalog: Arc<Catalog<S>>,
+    store: Arc<S>,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = ()> + Send)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let upkeep = handle.clone();
-    let state = Arc::new(Scrape { handle, catalog });
+    let state = Arc::new(Scrape { handle, store });
     let app = Router::new().route("/metrics", get(render::<S>)).with_state(state);
     let server = async move {
         // Histograms need regular upkeep, scraped or not.
@@ -113,7 +112,7 @@ pub async fn serve<S: ProductStore>(
 }
 
 async fn render<S: ProductStore>(State(scrape): State<Arc<Scrape<S>>>) -> String {
-    for (name, value) in store_gauges(scrape.catalog.store()).await {
+    for (name, value) in store_gauges(scrape.store.as_ref()).await {
         metrics::gauge!(name).set(value);
     }
     scrape.handle.render()

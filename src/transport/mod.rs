@@ -1,4 +1,5 @@
-//! The gRPC transport: tonic service, status mapping, call logging, server.
+//! The gRPC transport: tonic service, status mapping, call logging, the guard,
+//! the server, and the Prometheus endpoint.
 //!
 //! This is the only layer that knows about tonic and HTTP/2. It turns requests
 //! into catalog calls and [`crate::catalog::CatalogError`]s into `tonic::Status`
@@ -7,12 +8,12 @@
 mod auth;
 mod call_log;
 mod guard;
-mod metrics;
+pub mod metrics;
 mod server;
 mod service;
 mod status;
 
 pub use auth::{Scope, Tokens, TokensError};
-pub use server::{ServeError, ServerConfig, StoreChoice, TlsFiles, serve};
+pub use server::{GrpcError, GrpcOptions, TlsFiles, serve_grpc};
 pub use service::ProductApi;
 pub use status::{to_status, vendor_error_code};

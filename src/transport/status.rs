@@ -11,9 +11,9 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::guard::Refusal;
-use crate::adapters::{AdapterError, VendorError, VendorErrorKind};
 use crate::catalog::CatalogError;
 use crate::storage::StoreError;
+use crate::vendors::{AdapterError, VendorError, VendorErrorKind};
 
 /// The `ErrorInfo.domain` of every error producthub reports.
 pub const ERROR_DOMAIN: &str = "producthub";
@@ -69,6 +69,7 @@ pub fn to_status(error: &CatalogError) -> Status {
         }
         CatalogError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
         CatalogError::ChangeFeedDisabled => (Code::FailedPrecondition, "CHANGE_FEED_DISABLED"),
+        CatalogError::TooManyWatchers { .. } => (Code::ResourceExhausted, "TOO_MANY_WATCH_STREAMS"),
         CatalogError::Storage(StoreError::Corrupt { .. }) => (Code::DataLoss, "STORAGE_CORRUPT"),
         // The write may or may not have reached the disk: neither "retry" nor "failed".
         CatalogError::Storage(StoreError::Durability(_)) => (Code::Internal, "STORAGE_WRITE_UNCERTAIN"),
@@ -112,6 +113,15 @@ pub fn refusal_status(refusal: &Refusal) -> Status {
     };
     details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
     Status::with_error_details(code, message, details)
+}
+
+/// The status of a request over the size limit (tonic reports it as
+/// OUT_OF_RANGE; gRPC's status-code guide names RESOURCE_EXHAUSTED), keeping
+/// tonic's message, which states the sizes.
+pub fn too_large_status(message: String) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_error_info("MESSAGE_TOO_LARGE", ERROR_DOMAIN, HashMap::new());
+    Status::with_error_details(Code::ResourceExhausted, message, details)
 }
 
 /// The wait an overloaded server suggests before a retry.

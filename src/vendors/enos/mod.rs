@@ -10,6 +10,13 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+mod auth;
+mod config;
+mod limits;
+
+pub use auth::Connection;
+pub use config::{Args, Config};
+
 use super::json::{from_epoch_millis, from_struct, to_epoch_millis, to_struct};
 use super::mapping::FieldMapping;
 use super::{
@@ -340,104 +347,6 @@ fn kind_from_code(code: i64, message: &str) -> VendorErrorKind {
     }
 }
 
-/// The token service's path (EnOS "token authentication" for third parties).
-pub const TOKEN_PATH: &str = "/apim-token-service/v2.0/token/get";
-/// Refreshes a token before it expires (the get path returns the same token
-/// while it is valid).
-pub const TOKEN_REFRESH_PATH: &str = "/apim-token-service/v2.0/token/refresh";
-
-/// Lower-case hex SHA-256 of the concatenated parts, as EnOS's token and
-/// request signatures use.
-fn sha256_hex(parts: &[&str]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update(part.as_bytes());
-    }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The request for an access token: `encryption` is
-/// sha256(appKey + timestamp + appSecret).
-pub fn token_request(app_key: &str, app_secret: &str, timestamp_ms: i64) -> VendorRequest {
-    let timestamp = timestamp_ms.to_string();
-    VendorRequest {
-        method: Method::Post,
-        path: TOKEN_PATH.into(),
-        query: Vec::new(),
-        body: Some(json!({
-            "appKey": app_key,
-            "encryption": sha256_hex(&[app_key, &timestamp, app_secret]),
-            "timestamp": timestamp_ms,
-        })),
-    }
-}
-
-/// The request refreshing `access_token`: the get request's fields plus the token.
-pub fn token_refresh_request(app_key: &str, app_secret: &str, timestamp_ms: i64, access_token: &str) -> VendorRequest {
-    let mut request = token_request(app_key, app_secret, timestamp_ms);
-    request.path = TOKEN_REFRESH_PATH.into();
-    if let Some(Value::Object(body)) = request.body.as_mut() {
-        body.insert("accessToken".into(), json!(access_token));
-    }
-    request
-}
-
-/// The access token and its lifetime in seconds, from the token service's
-/// answer `{status, msg, data: {accessToken, expire}}` (one EnOS sample spells
-/// `status` as `stauts`; both are read).
-pub fn read_token(response: VendorResponse<'_>) -> Result<(String, u64), VendorError> {
-    let parsed: Value =
-        serde_json::from_slice(response.body).map_err(|e| unreadable(VENDOR, response, e.to_string()))?;
-    let status = parsed
-        .get("status")
-        .or_else(|| parsed.get("stauts"))
-        .and_then(|s| match s {
-            Value::Number(n) => n.as_i64(),
-            Value::String(text) => text.trim().parse().ok(),
-            _ => None,
-        });
-    let message = parsed.get("msg").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let token = parsed.pointer("/data/accessToken").and_then(Value::as_str);
-    match (status, token) {
-        (Some(0), Some(token)) if (200..300).contains(&response.status) && !token.is_empty() => {
-            let expire = parsed.pointer("/data/expire").and_then(Value::as_u64).unwrap_or(7200);
-            Ok((token.to_owned(), expire))
-        }
-        _ => Err(VendorError {
-            vendor: VENDOR,
-            kind: match status {
-                Some(code) if code != 0 => kind_from_code(code, &message),
-                _ => kind_from_http_status(response.status),
-            },
-            http_status: Some(response.status),
-            code: status.map(|c| c.to_string()),
-            // Never the body itself: a token answer may carry the token.
-            message: if message.is_empty() {
-                format!("the token service answered HTTP {} without a message", response.status)
-            } else {
-                message
-            },
-            retry_after: parse_retry_after(response.retry_after),
-        }),
-    }
-}
-
-/// The `apim-signature` of a request: sha256(accessToken + the query
-/// parameters sorted by name as `k1v1k2v2…` + the exact body + timestamp +
-/// appSecret), lower-case hex.
-pub fn signature(access_token: &str, request: &VendorRequest, timestamp_ms: i64, app_secret: &str) -> String {
-    let mut params: Vec<&(&'static str, String)> = request.query.iter().collect();
-    params.sort_by(|a, b| a.0.cmp(b.0));
-    let mut data = String::new();
-    for (key, value) in params {
-        data.push_str(key);
-        data.push_str(value);
-    }
-    data.push_str(&request.body_text());
-    sha256_hex(&[access_token, &data, &timestamp_ms.to_string(), app_secret])
-}
-
 impl Adapter for Enos {
     fn vendor(&self) -> Vendor {
         VENDOR
@@ -576,7 +485,7 @@ impl Adapter for Enos {
 
     fn create(&self, product: &Product, settings: &VendorSettings) -> Result<VendorRequest, AdapterError> {
         let iot = iot(product)?;
-        check_vendor_rules(VENDOR, product)?;
+        check_vendor_rules(self, product)?;
         let org = org_id(product, settings)?;
         let mut body = Map::new();
         body.insert("productName".into(), product_name(product));
@@ -615,7 +524,7 @@ impl Adapter for Enos {
             return Ok(None);
         }
         let iot = iot(product)?;
-        check_vendor_rules(VENDOR, product)?;
+        check_vendor_rules(self, product)?;
         let key = product_key(product)?;
         let org = org_id(product, settings)?;
         // v2.1 requires productName and biDirectionalAuth in every update.
@@ -727,6 +636,32 @@ impl Adapter for Enos {
             message,
             retry_after: parse_retry_after(response.retry_after),
         })
+    }
+
+    fn profile_field(&self) -> &'static str {
+        "iot"
+    }
+
+    fn has_profile(&self, product: &Product) -> bool {
+        product.iot.is_some()
+    }
+
+    fn ensure_profile(&self, product: &mut Product) {
+        product.iot.get_or_insert_with(Default::default);
+    }
+
+    fn remote_id(&self, product: &Product) -> Option<String> {
+        product.iot.as_ref().and_then(|p| non_empty(&p.product_key))
+    }
+
+    fn set_remote_id(&self, product: &mut Product, remote_id: &str) {
+        if let Some(profile) = product.iot.as_mut() {
+            profile.product_key = remote_id.to_owned();
+        }
+    }
+
+    fn limit_violations(&self, product: &Product) -> Vec<crate::domain::FieldViolation> {
+        limits::violations(product)
     }
 
     fn concerns(&self, top_level_field: &str) -> bool {

@@ -1,4 +1,7 @@
-//! Sync bookkeeping on the product itself: pure functions over `Product.sync`.
+//! Sync bookkeeping on the product itself: pure functions over `Product.sync`,
+//! keyed by the API's `Vendor` value. Which vendor a key means, and where its
+//! id lives in the product's profile, is the vendors' business (`vendors`
+//! seeds and reads remote ids around these functions).
 //!
 //! The sync state lives in the product record, so marking a change for delivery
 //! is part of the same atomic, durable write as the change itself; no separate
@@ -8,36 +11,18 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-use crate::adapters::Vendor;
-use crate::pb::{self, Product, SyncState, VendorSync};
+use crate::pb::{Product, SyncState, Vendor, VendorSync};
 
 /// The mask path meaning "the whole product".
 pub const EVERYTHING: &str = "*";
 
-pub fn to_pb(vendor: Vendor) -> pb::Vendor {
-    match vendor {
-        Vendor::Enos => pb::Vendor::Enos,
-        Vendor::Cryptlex => pb::Vendor::Cryptlex,
-        Vendor::Revenium => pb::Vendor::Revenium,
-    }
-}
-
-pub fn from_pb(vendor: i32) -> Option<Vendor> {
-    match pb::Vendor::try_from(vendor).ok()? {
-        pb::Vendor::Enos => Some(Vendor::Enos),
-        pb::Vendor::Cryptlex => Some(Vendor::Cryptlex),
-        pb::Vendor::Revenium => Some(Vendor::Revenium),
-        pb::Vendor::Unspecified => None,
-    }
-}
-
 /// The vendor's entry, if the product has one.
 pub fn entry(product: &Product, vendor: Vendor) -> Option<&VendorSync> {
-    product.sync.iter().find(|s| s.vendor == to_pb(vendor) as i32)
+    product.sync.iter().find(|s| s.vendor == vendor as i32)
 }
 
 fn entry_mut(product: &mut Product, vendor: Vendor) -> &mut VendorSync {
-    let wanted = to_pb(vendor) as i32;
+    let wanted = vendor as i32;
     let index = match product.sync.iter().position(|s| s.vendor == wanted) {
         Some(index) => index,
         None => {
@@ -57,14 +42,7 @@ fn entry_mut(product: &mut Product, vendor: Vendor) -> &mut VendorSync {
 /// marked DISABLED instead.
 pub fn mark_changed(product: &mut Product, vendors: &BTreeSet<Vendor>, paths: &[String], enabled: &BTreeSet<Vendor>) {
     for vendor in vendors {
-        let known_id = profile_remote_id(product, *vendor);
         let entry = entry_mut(product, *vendor);
-        // The profile's id (e.g. from an import) is the vendor's copy too.
-        if entry.remote_id.is_empty()
-            && let Some(id) = known_id
-        {
-            entry.remote_id = id;
-        }
         if !enabled.contains(vendor) {
             entry.state = SyncState::Disabled as i32;
             continue;
@@ -122,7 +100,6 @@ pub fn record_outcome(
             // product no longer has anything at this vendor.
             let wanted = entry.vendor;
             product.sync.retain(|s| s.vendor != wanted);
-            return;
         }
         Outcome::Delivered { remote_id, gone } => {
             entry.remote_id = if *gone { String::new() } else { remote_id.clone() };
@@ -155,55 +132,28 @@ pub fn record_outcome(
         // A newer change is pending: it gets a fresh start.
         Outcome::Retry { .. } | Outcome::Failed { .. } => {}
     }
-    // Keep the vendor's id in the profile too, where the adapters read it.
-    if let Outcome::Delivered { remote_id, gone: false } = outcome {
-        set_profile_remote_id(product, vendor, remote_id);
-    }
 }
 
-/// The vendor's id for the product as its profile holds it, if set.
-pub fn profile_remote_id(product: &Product, vendor: Vendor) -> Option<String> {
-    let id = match vendor {
-        Vendor::Enos => product.iot.as_ref().map(|p| p.product_key.clone()),
-        Vendor::Cryptlex => product.licensing.as_ref().map(|p| p.product_id.clone()),
-        Vendor::Revenium => product.monetization.as_ref().map(|p| p.product_id.clone()),
-    }?;
-    (!id.is_empty()).then_some(id)
+/// Records `remote_id` as the vendor's copy of the product unless its entry
+/// already names one (e.g. the id an imported profile holds), creating the
+/// entry if need be.
+pub fn note_remote_id(product: &mut Product, vendor: Vendor, remote_id: &str) {
+    let entry = entry_mut(product, vendor);
+    if entry.remote_id.is_empty() {
+        entry.remote_id = remote_id.to_owned();
+    }
 }
 
 /// Marks the vendor's copy as matching the product as it is (after an import
 /// from that vendor: it sent us this very product).
-pub fn mark_synced(product: &mut Product, vendor: Vendor, now: SystemTime) {
-    let remote_id = profile_remote_id(product, vendor).unwrap_or_default();
+pub fn mark_synced(product: &mut Product, vendor: Vendor, remote_id: &str, now: SystemTime) {
     let etag = product.etag.clone();
     let entry = entry_mut(product, vendor);
     entry.state = SyncState::Synced as i32;
-    entry.remote_id = remote_id;
+    entry.remote_id = remote_id.to_owned();
     entry.synced_etag = etag;
     entry.last_sync_time = Some(now.into());
     entry.pending_paths.clear();
-}
-
-/// Sets the vendor's id for the product in the profile (EnOS productKey,
-/// Cryptlex id, Revenium id), creating nothing if the profile is absent.
-pub fn set_profile_remote_id(product: &mut Product, vendor: Vendor, remote_id: &str) {
-    match vendor {
-        Vendor::Enos => {
-            if let Some(iot) = product.iot.as_mut() {
-                iot.product_key = remote_id.to_owned();
-            }
-        }
-        Vendor::Cryptlex => {
-            if let Some(licensing) = product.licensing.as_mut() {
-                licensing.product_id = remote_id.to_owned();
-            }
-        }
-        Vendor::Revenium => {
-            if let Some(monetization) = product.monetization.as_mut() {
-                monetization.product_id = remote_id.to_owned();
-            }
-        }
-    }
 }
 
 /// Entries waiting for delivery whose time has come, and the earliest later one.
@@ -305,7 +255,6 @@ mod tests {
         let e = entry(&p, Vendor::Cryptlex).unwrap();
         assert_eq!(e.state, SyncState::Pending as i32, "the newer change is still to go");
         assert_eq!(e.remote_id, "c1");
-        assert_eq!(p.licensing.as_ref().unwrap().product_id, "c1");
         let current = e.generation;
         record_outcome(&mut p, Vendor::Cryptlex, current, "e2", &delivered, SystemTime::now());
         let e = entry(&p, Vendor::Cryptlex).unwrap();

@@ -2,8 +2,8 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::adapters::VendorErrorKind;
-use crate::adapters::test_support::{any_json, mask, response, unknown_fields};
+use crate::vendors::VendorErrorKind;
+use crate::vendors::test_support::{any_json, mask, response, unknown_fields};
 
 fn settings() -> VendorSettings {
     VendorSettings {
@@ -420,46 +420,4 @@ fn deeply_nested_or_malformed_bodies_do_not_panic() {
     assert_eq!(error.kind, VendorErrorKind::Unknown);
     assert!(Enos.read_product(response(200, None, b"\xff\xfe")).is_err());
     assert!(Enos.read_product(response(200, None, b"")).is_err());
-}
-
-#[test]
-fn token_requests_and_signatures_follow_the_documented_recipe() {
-    let request = token_request("ak", "sk", 1_600_000_000_000);
-    assert_eq!(request.path_and_query(), "/apim-token-service/v2.0/token/get");
-    let body = request.body.unwrap();
-    assert_eq!(body["appKey"], json!("ak"));
-    assert_eq!(body["timestamp"], json!(1_600_000_000_000i64));
-    // sha256("ak" + "1600000000000" + "sk")
-    assert_eq!(body["encryption"], json!(super::sha256_hex(&["ak1600000000000sk"])));
-
-    let call = VendorRequest {
-        method: Method::Post,
-        path: PRODUCTS_PATH.into(),
-        query: vec![
-            ("orgId", "o1".into()),
-            ("action", "update".into()),
-            ("productKey", "pk".into()),
-        ],
-        body: Some(json!({"a": 1})),
-    };
-    // Query sorted by name: action, orgId, productKey; then the body.
-    let expected = super::sha256_hex(&["TOKEN", "actionupdateorgIdo1productKeypk{\"a\":1}", "42", "sk"]);
-    assert_eq!(signature("TOKEN", &call, 42, "sk"), expected);
-    assert_eq!(expected.len(), 64);
-}
-
-#[test]
-fn token_answers() {
-    let ok = json!({"status": 0, "msg": "SUCCESS", "business": "apim-token-service", "data": {"accessToken": "T", "expire": 7200}}).to_string();
-    assert_eq!(
-        read_token(response(200, None, ok.as_bytes())).unwrap(),
-        ("T".to_string(), 7200)
-    );
-    let typo = json!({"stauts": 0, "msg": "SUCCESS", "data": {"accessToken": "T", "expire": 60}}).to_string();
-    assert_eq!(read_token(response(200, None, typo.as_bytes())).unwrap().1, 60);
-    let bad_key = json!({"status": 1002, "msg": "appKey unknown"}).to_string();
-    assert_eq!(
-        read_token(response(200, None, bad_key.as_bytes())).unwrap_err().kind,
-        VendorErrorKind::Unauthenticated
-    );
 }

@@ -4,8 +4,8 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::adapters::VendorErrorKind;
-use crate::adapters::test_support::{any_json, mask, response, unknown_fields};
+use crate::vendors::VendorErrorKind;
+use crate::vendors::test_support::{any_json, mask, response, unknown_fields};
 
 /// The product object of the Cryptlex docs' 200 response (shared/seeds/001).
 fn documented_product() -> Value {

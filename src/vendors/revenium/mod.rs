@@ -10,6 +10,13 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+mod auth;
+mod config;
+mod limits;
+
+pub use auth::Connection;
+pub use config::{Args, Config};
+
 use super::json::{from_struct, number, to_struct};
 use super::mapping::FieldMapping;
 use super::{
@@ -27,6 +34,9 @@ pub struct Revenium;
 
 const VENDOR: Vendor = Vendor::Revenium;
 const PRODUCTS_PATH: &str = "/v2/api/products";
+/// What Revenium says of an id it cannot read as one of its (hashed) ids,
+/// whether malformed or deleted: no product has it.
+const UNKNOWN_ID: &str = "Failed to decode hashed id";
 
 /// How each canonical field maps to Revenium (rendered into docs/vendor-mappings.md).
 pub const MAPPING: &[FieldMapping] = &[
@@ -859,7 +869,7 @@ impl Adapter for Revenium {
 
     fn create(&self, product: &Product, settings: &VendorSettings) -> Result<VendorRequest, AdapterError> {
         let m = monetization(product)?;
-        check_vendor_rules(VENDOR, product)?;
+        check_vendor_rules(self, product)?;
         let team = team_id(m, settings)?;
         let body = request_body(product, m, from_struct(m.vendor_fields.as_ref()), None, settings)?;
         Ok(VendorRequest {
@@ -881,7 +891,7 @@ impl Adapter for Revenium {
             return Ok(None);
         }
         let m = monetization(product)?;
-        check_vendor_rules(VENDOR, product)?;
+        check_vendor_rules(self, product)?;
         let base = match last_known {
             Some(value) => object(VENDOR, value)?,
             None => match self.export(product)? {
@@ -962,9 +972,10 @@ impl Adapter for Revenium {
             return None;
         }
         let message = error_message(response.body);
-        // A malformed id is the request's fault whatever status comes with it.
-        let kind = if message.contains("Failed to decode hashed id") {
-            VendorErrorKind::InvalidArgument
+        // Revenium's answer for an id it does not (or no longer) know,
+        // whatever status comes with it: no product has that id.
+        let kind = if message.contains(UNKNOWN_ID) {
+            VendorErrorKind::NotFound
         } else {
             kind_from_http_status(response.status)
         };
@@ -976,6 +987,38 @@ impl Adapter for Revenium {
             message,
             retry_after: parse_retry_after(response.retry_after),
         })
+    }
+
+    fn profile_field(&self) -> &'static str {
+        "monetization"
+    }
+
+    fn has_profile(&self, product: &Product) -> bool {
+        product.monetization.is_some()
+    }
+
+    fn ensure_profile(&self, product: &mut Product) {
+        product.monetization.get_or_insert_with(Default::default);
+    }
+
+    fn remote_id(&self, product: &Product) -> Option<String> {
+        product.monetization.as_ref().and_then(|p| non_empty(&p.product_id))
+    }
+
+    fn set_remote_id(&self, product: &mut Product, remote_id: &str) {
+        if let Some(profile) = product.monetization.as_mut() {
+            profile.product_id = remote_id.to_owned();
+        }
+    }
+
+    fn limit_violations(&self, product: &Product) -> Vec<crate::domain::FieldViolation> {
+        limits::violations(product)
+    }
+
+    /// Revenium's update (PUT) replaces the whole product: what producthub
+    /// does not model must come from the vendor's current copy.
+    fn reads_before_update(&self) -> bool {
+        true
     }
 
     fn concerns(&self, top_level_field: &str) -> bool {

@@ -4,8 +4,8 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::adapters::VendorErrorKind;
-use crate::adapters::test_support::{any_json, mask, response, unknown_fields};
+use crate::vendors::VendorErrorKind;
+use crate::vendors::test_support::{any_json, mask, response, unknown_fields};
 
 fn settings() -> VendorSettings {
     VendorSettings {
@@ -220,7 +220,12 @@ fn error_bodies_in_all_their_forms() {
     for (body, message) in cases {
         let error = Revenium.read_error(response(400, None, body)).unwrap();
         assert_eq!(error.message, message);
-        assert_eq!(error.kind, VendorErrorKind::InvalidArgument);
+        let expected = if message.contains(UNKNOWN_ID) {
+            VendorErrorKind::NotFound
+        } else {
+            VendorErrorKind::InvalidArgument
+        };
+        assert_eq!(error.kind, expected, "{message}");
     }
     let limited = Revenium.read_error(response(429, Some("3"), b"slow down")).unwrap();
     assert_eq!(
@@ -546,10 +551,11 @@ fn put_clears_what_we_cleared_and_sends_named_passthrough_changes() {
 }
 
 #[test]
-fn a_bad_hashed_id_is_not_retried() {
+fn an_unknown_hashed_id_means_gone_and_is_not_retried() {
     let error = Revenium
         .read_error(response(500, None, br#"{"message": "Failed to decode hashed id: zz"}"#))
         .unwrap();
-    assert_eq!(error.kind, VendorErrorKind::InvalidArgument);
+    assert_eq!(error.kind, VendorErrorKind::NotFound);
     assert!(!error.is_retryable());
+    assert!(Revenium.is_gone(&error), "a delete of it is done");
 }

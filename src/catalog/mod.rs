@@ -13,19 +13,18 @@ use tokio::sync::Notify;
 
 use prost::Message;
 
-use crate::adapters::{self, AdapterError, Vendor, VendorSettings};
 use crate::domain::field_mask::{self, UpdateMask};
 use crate::domain::filter::Filter;
 use crate::domain::names::{check_product_id, generate_product_id, parse_product_name, product_name};
-use crate::domain::validation::validate;
+use crate::domain::sync_plan::EVERYTHING;
 use crate::domain::{FieldViolation, page_token};
 use crate::pb::{
-    self as pb, CreateProductRequest, DeleteProductRequest, GetProductRequest, ImportVendorProductRequest,
-    ListProductsRequest, ListProductsResponse, Product, RenderVendorCallRequest, SyncProductRequest,
-    UpdateProductRequest, VendorCall, VendorOperation,
+    CreateProductRequest, DeleteProductRequest, GetProductRequest, ImportVendorProductRequest, ListProductsRequest,
+    ListProductsResponse, Product, RenderVendorCallRequest, SyncProductRequest, UpdateProductRequest, VendorCall,
+    VendorOperation,
 };
 use crate::storage::{InsertOutcome, ProductStore, RequestRecord, StoreError};
-use crate::sync;
+use crate::vendors::{self, AdapterError, Vendor, VendorSettings, validate};
 
 mod watch;
 
@@ -64,6 +63,8 @@ pub enum CatalogError {
     ShuttingDown,
     #[error("this server keeps no change log (--watch-retention 0), so it cannot stream changes")]
     ChangeFeedDisabled,
+    #[error("{limit} WatchProducts streams are open, the most this server allows (--max-watch-streams); retry later")]
+    TooManyWatchers { limit: usize },
 }
 
 impl CatalogError {
@@ -80,12 +81,18 @@ impl From<FieldViolation> for CatalogError {
 
 /// The product catalog over a store.
 pub struct Catalog<S> {
-    store: S,
+    store: Arc<S>,
     vendors: VendorSettings,
     sync: SyncHooks,
     /// Set once at shutdown; every watch stream ends when it is.
     closing: tokio::sync::watch::Sender<bool>,
+    /// One permit per open WatchProducts stream, held for the stream's life.
+    watchers: Arc<tokio::sync::Semaphore>,
+    max_watchers: usize,
 }
+
+/// WatchProducts streams allowed open at once unless configured otherwise.
+pub const DEFAULT_MAX_WATCH_STREAMS: usize = 1024;
 
 /// What the catalog tells the sync engine.
 #[derive(Debug, Clone, Default)]
@@ -97,18 +104,35 @@ pub struct SyncHooks {
 }
 
 impl<S: ProductStore> Catalog<S> {
-    pub fn new(store: S, vendors: VendorSettings, sync: SyncHooks) -> Self {
+    pub fn new(store: Arc<S>, vendors: VendorSettings, sync: SyncHooks) -> Self {
         Self {
             store,
             vendors,
             sync,
             closing: tokio::sync::watch::Sender::new(false),
+            watchers: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_WATCH_STREAMS)),
+            max_watchers: DEFAULT_MAX_WATCH_STREAMS,
         }
+    }
+
+    /// At most `limit` WatchProducts streams open at once; more are refused
+    /// (RESOURCE_EXHAUSTED) until one closes. Streams are long-lived, so they
+    /// are not counted in the in-flight limit but in this one.
+    pub fn with_max_watch_streams(mut self, limit: usize) -> Self {
+        let limit = limit.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        self.watchers = Arc::new(tokio::sync::Semaphore::new(limit));
+        self.max_watchers = limit;
+        self
     }
 
     /// The store, for start-up and shutdown work (flushing).
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// The store, shared (the sync worker and the metrics use it too).
+    pub fn shared_store(&self) -> Arc<S> {
+        self.store.clone()
     }
 
     /// Whether writes go through the sync outbox. With no vendor configured a
@@ -284,11 +308,11 @@ impl<S: ProductStore> Catalog<S> {
             merged.update_time = Some(now());
             merged.etag = new_etag();
             let changed: Vec<String> = match &mask {
-                UpdateMask::Full => vec![sync::plan::EVERYTHING.to_string()],
+                UpdateMask::Full => vec![EVERYTHING.to_string()],
                 UpdateMask::Paths(_) => mask.effective_paths().map(|p| p.as_str().to_owned()).collect(),
             };
-            let touched = adapters::touched_vendors(&stored, &merged, &mask);
-            sync::plan::mark_changed(&mut merged, &touched, &changed, &self.sync.enabled);
+            let touched = vendors::touched_vendors(&stored, &merged, &mask);
+            vendors::mark_changed(&mut merged, &touched, &changed, &self.sync.enabled);
             Ok(merged)
         };
         if request.validate_only {
@@ -332,7 +356,7 @@ impl<S: ProductStore> Catalog<S> {
             .ok();
         let mut asked = BTreeSet::new();
         for (i, vendor) in request.vendors.iter().enumerate() {
-            match sync::plan::from_pb(*vendor) {
+            match Vendor::from_pb(*vendor) {
                 Some(v) => {
                     asked.insert(v);
                 }
@@ -342,21 +366,21 @@ impl<S: ProductStore> Catalog<S> {
         let (Some(id), true) = (id, violations.is_empty()) else {
             return Err(CatalogError::InvalidArgument(violations));
         };
-        let everything = [sync::plan::EVERYTHING.to_string()];
+        let everything = [EVERYTHING.to_string()];
         let resync = |stored: Option<Product>| -> Result<Product, CatalogError> {
             let mut product = stored.ok_or_else(|| CatalogError::NotFound {
                 name: request.name.clone(),
             })?;
             // By default: every vendor holding (or owed) a copy.
-            let vendors: BTreeSet<Vendor> = if asked.is_empty() {
+            let targets: BTreeSet<Vendor> = if asked.is_empty() {
                 Vendor::ALL
                     .into_iter()
-                    .filter(|v| v.has_profile(&product) || sync::plan::entry(&product, *v).is_some())
+                    .filter(|v| v.has_profile(&product) || vendors::sync_entry(&product, *v).is_some())
                     .collect()
             } else {
                 asked.clone()
             };
-            sync::plan::mark_changed(&mut product, &vendors, &everything, &self.sync.enabled);
+            vendors::mark_changed(&mut product, &targets, &everything, &self.sync.enabled);
             Ok(product)
         };
         let product = self.store.update(id, self.announces(), resync).await??;
@@ -403,7 +427,7 @@ impl<S: ProductStore> Catalog<S> {
             .get(id)
             .await?
             .ok_or(CatalogError::NotFound { name: request.name })?;
-        let adapter = adapters::adapter(vendor);
+        let adapter = vendor.adapter();
         let call = match operation {
             VendorOperation::Create => Some(adapter.create(&product, &self.vendors)?),
             VendorOperation::Update => adapter
@@ -441,7 +465,7 @@ impl<S: ProductStore> Catalog<S> {
         let (Some(vendor), Some(json), true) = (vendor, json, violations.is_empty()) else {
             return Err(CatalogError::InvalidArgument(violations));
         };
-        let mut product = adapters::adapter(vendor).import(&json).map_err(|e| match e {
+        let mut product = vendor.adapter().import(&json).map_err(|e| match e {
             AdapterError::BadJson { reason, .. } => CatalogError::invalid("json", reason),
             other => CatalogError::Vendor(other),
         })?;
@@ -457,7 +481,7 @@ impl<S: ProductStore> Catalog<S> {
         // is kept: it is the vendor's word, not a client's.
         stamp_new(&mut product, &self.sync.enabled);
         // The vendor it came from already has it as it is.
-        sync::plan::mark_synced(&mut product, vendor, SystemTime::now());
+        vendors::mark_synced(&mut product, vendor, SystemTime::now());
         let outcome = self.store.insert(&id, &product, None, self.announces()).await?;
         self.wake_sync();
         match outcome {
@@ -479,18 +503,14 @@ fn requested_or_new_id(requested: &str, violations: &mut Vec<FieldViolation>) ->
 }
 
 fn vendor_from_request(value: i32, violations: &mut Vec<FieldViolation>) -> Option<Vendor> {
-    match pb::Vendor::try_from(value) {
-        Ok(pb::Vendor::Enos) => Some(Vendor::Enos),
-        Ok(pb::Vendor::Cryptlex) => Some(Vendor::Cryptlex),
-        Ok(pb::Vendor::Revenium) => Some(Vendor::Revenium),
-        _ => {
-            violations.push(FieldViolation::new(
-                "vendor",
-                "must be VENDOR_ENOS, VENDOR_CRYPTLEX or VENDOR_REVENIUM",
-            ));
-            None
-        }
+    let vendor = Vendor::from_pb(value);
+    if vendor.is_none() {
+        violations.push(FieldViolation::new(
+            "vendor",
+            format!("must be {}", Vendor::api_names()),
+        ));
     }
+    vendor
 }
 
 /// Server fields of a product stored for the first time, and its delivery to
@@ -501,9 +521,9 @@ fn stamp_new(product: &mut Product, enabled: &BTreeSet<Vendor>) {
     product.create_time = Some(now);
     product.update_time = Some(now);
     product.etag = new_etag();
-    let vendors: BTreeSet<Vendor> = Vendor::ALL.into_iter().filter(|v| v.has_profile(product)).collect();
+    let targets = vendors::profiled(product);
     product.sync.clear();
-    sync::plan::mark_changed(product, &vendors, &[sync::plan::EVERYTHING.to_string()], enabled);
+    vendors::mark_changed(product, &targets, &[EVERYTHING.to_string()], enabled);
 }
 
 /// A product as first stored: client-only fields kept, server fields stamped.

@@ -7,6 +7,13 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+mod auth;
+mod config;
+mod limits;
+
+pub use auth::Connection;
+pub use config::{Args, Config};
+
 use super::json::{from_rfc3339, from_struct, to_rfc3339, to_struct};
 use super::mapping::FieldMapping;
 use super::{
@@ -321,7 +328,7 @@ impl Adapter for Cryptlex {
 
     fn create(&self, product: &Product, _settings: &VendorSettings) -> Result<VendorRequest, AdapterError> {
         let l = licensing(product)?;
-        check_vendor_rules(VENDOR, product)?;
+        check_vendor_rules(self, product)?;
         let mut body = Map::new();
         body.insert("name".into(), cryptlex_name(product, l).into());
         body.insert("displayName".into(), product.display_name.clone().into());
@@ -405,7 +412,7 @@ impl Adapter for Cryptlex {
         if body.is_empty() {
             return Ok(None);
         }
-        check_vendor_rules(VENDOR, product)?;
+        check_vendor_rules(self, product)?;
         Ok(Some(VendorRequest {
             method: Method::Patch,
             path: product_path(product)?,
@@ -471,6 +478,32 @@ impl Adapter for Cryptlex {
             message: field("message").unwrap_or_else(|| truncated_text(response.body)),
             retry_after: parse_retry_after(response.retry_after),
         })
+    }
+
+    fn profile_field(&self) -> &'static str {
+        "licensing"
+    }
+
+    fn has_profile(&self, product: &Product) -> bool {
+        product.licensing.is_some()
+    }
+
+    fn ensure_profile(&self, product: &mut Product) {
+        product.licensing.get_or_insert_with(Default::default);
+    }
+
+    fn remote_id(&self, product: &Product) -> Option<String> {
+        product.licensing.as_ref().and_then(|p| non_empty(&p.product_id))
+    }
+
+    fn set_remote_id(&self, product: &mut Product, remote_id: &str) {
+        if let Some(profile) = product.licensing.as_mut() {
+            profile.product_id = remote_id.to_owned();
+        }
+    }
+
+    fn limit_violations(&self, product: &Product) -> Vec<crate::domain::FieldViolation> {
+        limits::violations(product)
     }
 
     fn concerns(&self, top_level_field: &str) -> bool {

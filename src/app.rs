@@ -1,0 +1,180 @@
+//! The application, wired: choose and open the store, build the catalog,
+//! start the sync worker, the change-log trimmer and the metrics endpoint,
+//! serve gRPC, and shut all of it down in order. The one module that knows
+//! every other; `main` only turns the command line into a [`Config`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tonic::transport::server::TcpIncoming;
+
+use crate::catalog::{Catalog, SyncHooks};
+use crate::domain::schema;
+use crate::storage::{PostgresOptions, PostgresStore, ProductStore, SledOptions, SledStore, StoreError, redact_url};
+use crate::sync::{RetryPolicy, SyncWorker};
+use crate::transport::{self, GrpcError, GrpcOptions};
+use crate::vendors::{Connections, VendorsConfig};
+
+/// What the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Where products live: a local sled directory (`data_dir`) or PostgreSQL.
+    pub store: StoreChoice,
+    pub sled: SledOptions,
+    /// How callers are served (limits, tokens, TLS, shutdown grace).
+    pub grpc: GrpcOptions,
+    /// The vendors changes are delivered to, with their credentials, and the
+    /// deployment ids the adapters need.
+    pub vendors: VendorsConfig,
+    /// How failed deliveries are retried.
+    pub retry: RetryPolicy,
+    /// How many of the newest changes WatchProducts can resume from.
+    pub watch_retention: u64,
+    /// WatchProducts streams allowed open at once.
+    pub max_watch_streams: usize,
+    /// Serve Prometheus metrics over HTTP here (`/metrics`).
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The storage backend.
+#[derive(Debug, Clone)]
+pub enum StoreChoice {
+    /// Embedded sled in `data_dir` (the default).
+    Sled,
+    /// A shared PostgreSQL database.
+    Postgres(PostgresOptions),
+}
+
+/// Why the server could not start or stopped with an error. Each message is one
+/// line fit for an operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error(transparent)]
+    Grpc(#[from] GrpcError),
+    #[error("cannot start the sync engine: {0}")]
+    Sync(String),
+    #[error("cannot serve metrics: {0}")]
+    Metrics(String),
+}
+
+/// Runs the server until `shutdown` resolves, then stops accepting calls, lets
+/// the calls in flight finish, flushes storage and returns.
+///
+/// Once listening it prints `producthub listening on ADDR` on stdout, with the
+/// actual address (useful with port 0).
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+    // Read the schema now, so a defect shows at start-up and not in a request.
+    let _ = schema::product_descriptor();
+    match &config.store {
+        StoreChoice::Sled => {
+            let store = SledStore::open(&config.data_dir, &config.sled)?;
+            serve_with(config, store, shutdown).await
+        }
+        StoreChoice::Postgres(options) => {
+            let store = PostgresStore::connect(options).await?;
+            tracing::info!(database = %redact_url(&options.url), "using PostgreSQL");
+            serve_with(config, store, shutdown).await
+        }
+    }
+}
+
+async fn serve_with<S: ProductStore>(
+    config: Config,
+    store: S,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let store = Arc::new(store);
+    let wake = Arc::new(Notify::new());
+    let hooks = SyncHooks {
+        enabled: config.vendors.enabled(),
+        wake: wake.clone(),
+    };
+    let catalog = Arc::new(
+        Catalog::new(store.clone(), config.vendors.settings.clone(), hooks.clone())
+            .with_max_watch_streams(config.max_watch_streams),
+    );
+    let connections = Connections::new(&config.vendors, config.retry.request_timeout).map_err(ServeError::Sync)?;
+    let worker = SyncWorker::new(
+        store.clone(),
+        connections,
+        config.vendors.settings.clone(),
+        hooks.enabled.clone(),
+        config.retry.clone(),
+        wake,
+    );
+    let trimmer = tokio::spawn(trim_change_log(store.clone(), config.watch_retention));
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker_task = tokio::spawn(worker.run(async move {
+        let _ = worker_stopped.await;
+    }));
+    tracing::info!(vendors = ?hooks.enabled, "sync engine started");
+
+    let incoming = TcpIncoming::bind(config.listen)
+        .map_err(|e| bind_error(config.listen, e))?
+        .with_nodelay(Some(true));
+    let local_addr = incoming.local_addr().map_err(|e| bind_error(config.listen, e))?;
+
+    let metrics_server = match config.metrics_listen {
+        Some(addr) => {
+            let handle = transport::metrics::install_recorder().map_err(ServeError::Metrics)?;
+            let (bound, server) = transport::metrics::serve(addr, handle, store.clone())
+                .await
+                .map_err(|e| bind_error(addr, e))?;
+            tracing::info!(addr = %bound, "serving metrics");
+            println!("producthub metrics on http://{bound}/metrics");
+            Some(tokio::spawn(server))
+        }
+        None => None,
+    };
+
+    tracing::info!(addr = %local_addr, "listening");
+    println!("producthub listening on {local_addr}");
+    let grace = config.grpc.shutdown_grace;
+    transport::serve_grpc(catalog, incoming, config.grpc, shutdown).await?;
+
+    // The worker finishes its current call (bounded); anything cut short is
+    // delivered again after the next start.
+    let _ = stop_worker.send(());
+    if tokio::time::timeout(grace, worker_task).await.is_err() {
+        tracing::warn!("the sync worker did not stop in time; its unfinished delivery will be repeated");
+    }
+    trimmer.abort();
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
+    tracing::info!("stopped accepting calls; flushing storage");
+    store.flush().await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Keeps the change log to its retention, once a second.
+async fn trim_change_log<S: ProductStore>(store: Arc<S>, retention: u64) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(error) = store.trim_changes(retention).await {
+            tracing::warn!(%error, "could not trim the change log");
+        }
+    }
+}
+
+fn bind_error(addr: SocketAddr, e: std::io::Error) -> ServeError {
+    let reason = match e.kind() {
+        std::io::ErrorKind::AddrInUse => "the address is already in use".to_string(),
+        std::io::ErrorKind::AddrNotAvailable => "the address is not available on this machine".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    };
+    ServeError::Bind { addr, reason }
+}

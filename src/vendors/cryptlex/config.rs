@@ -1,0 +1,48 @@
+//! Cryptlex settings: the API base and an access token, from `--cryptlex-*`
+//! flags or `PRODUCTHUB_CRYPTLEX_*` variables.
+
+use std::path::PathBuf;
+
+use crate::vendors::Secret;
+use crate::vendors::config::secret;
+
+/// Cryptlex: API base (e.g. `https://api.cryptlex.com`) and access token.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub base_url: String,
+    pub access_token: Secret,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Cryptlex API base URL.
+    #[arg(
+        long,
+        env = "PRODUCTHUB_CRYPTLEX_BASE_URL",
+        default_value = "https://api.cryptlex.com"
+    )]
+    cryptlex_base_url: String,
+
+    /// Cryptlex access token (enables Cryptlex sync); prefer the env variable or a file.
+    #[arg(long, env = "PRODUCTHUB_CRYPTLEX_TOKEN", hide_env_values = true)]
+    cryptlex_token: Option<String>,
+
+    /// File holding the Cryptlex access token.
+    #[arg(long, env = "PRODUCTHUB_CRYPTLEX_TOKEN_FILE")]
+    cryptlex_token_file: Option<PathBuf>,
+}
+
+impl Args {
+    /// Cryptlex's configuration, `None` without a token.
+    pub fn config(&self) -> Result<Option<Config>, String> {
+        Ok(secret(
+            self.cryptlex_token.clone(),
+            self.cryptlex_token_file.as_ref(),
+            "Cryptlex token",
+        )?
+        .map(|access_token| Config {
+            base_url: self.cryptlex_base_url.clone(),
+            access_token,
+        }))
+    }
+}
