@@ -119,6 +119,24 @@ mod tests {
         assert_eq!(config.access_token.expose(), "tok-123");
     }
 
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        vendors: VendorArgs,
+    }
+
+    #[test]
+    fn the_flags_fit_together_and_configure_each_vendor() {
+        use clap::{CommandFactory, Parser};
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["t", "--cryptlex-token", "t1", "--revenium-team-id", "team"]).unwrap();
+        let config = cli.vendors.config().unwrap();
+        assert_eq!(config.enabled().into_iter().collect::<Vec<_>>(), [Vendor::Cryptlex]);
+        assert_eq!(config.settings.revenium_team_id.as_deref(), Some("team"));
+        let incomplete = Cli::try_parse_from(["t", "--revenium-api-key", "k"]).unwrap();
+        assert!(incomplete.vendors.config().unwrap_err().contains("--revenium-team-id"));
+    }
+
     #[test]
     fn unconfigured_vendors_are_disabled() {
         let config = VendorsConfig {

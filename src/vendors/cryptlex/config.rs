@@ -13,7 +13,9 @@ pub struct Config {
     pub access_token: Secret,
 }
 
+/// The `--cryptlex-*` flags.
 #[derive(Debug, Clone, clap::Args)]
+#[group(id = "cryptlex")]
 pub struct Args {
     /// Cryptlex API base URL.
     #[arg(

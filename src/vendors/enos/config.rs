@@ -16,7 +16,9 @@ pub struct Config {
     pub app_secret: Secret,
 }
 
+/// The `--enos-*` flags.
 #[derive(Debug, Clone, clap::Args)]
+#[group(id = "enos")]
 pub struct Args {
     /// EnOS organization id (`orgId`) for products that carry none.
     #[arg(long, env = "PRODUCTHUB_ENOS_ORG_ID")]

@@ -17,7 +17,9 @@ pub struct Config {
     pub owner_id: String,
 }
 
+/// The `--revenium-*` flags.
 #[derive(Debug, Clone, clap::Args)]
+#[group(id = "revenium")]
 pub struct Args {
     /// Revenium team id (`teamId`) for products that carry none.
     #[arg(long, env = "PRODUCTHUB_REVENIUM_TEAM_ID")]

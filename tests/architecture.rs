@@ -1,0 +1,474 @@
+//! The architecture, checked: the rules ARCHITECTURE.md states about the code
+//! map are read off the source here, so the map cannot drift from the code.
+//!
+//! 1. Layers only look down. Each top-level module of `src/` may use only the
+//!    crate modules below it (`crate::x` paths in code), and none of the
+//!    external crates its layer must not know (e.g. no tonic in the domain).
+//! 2. Vendors have one home. Outside `src/vendors/` (and the generated
+//!    `src/pb.rs`), no identifier in production code names a vendor
+//!    (EnOS, Cryptlex, Revenium); comments, string literals and test modules
+//!    may.
+//! 3. The maps are complete: the layout comment in `src/lib.rs` names every
+//!    top-level module, and ARCHITECTURE.md names every module's path.
+//!
+//! Run it with `cargo test --test architecture`.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Each layer and the crate modules it may use. A module not listed here
+/// fails the test until it is given a place.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("pb", &[]),
+    ("domain", &["pb"]),
+    ("storage", &["pb"]),
+    ("vendors", &["pb", "domain"]),
+    ("catalog", &["pb", "domain", "storage", "vendors"]),
+    ("sync", &["pb", "domain", "storage", "vendors"]),
+    ("transport", &["pb", "domain", "storage", "vendors", "catalog"]),
+    (
+        "app",
+        &["pb", "domain", "storage", "vendors", "catalog", "sync", "transport"],
+    ),
+];
+
+/// External crates each layer must not use.
+const FORBIDDEN_CRATES: &[(&str, &[&str])] = &[
+    (
+        "domain",
+        &[
+            "tonic",
+            "http",
+            "hyper",
+            "axum",
+            "reqwest",
+            "sled",
+            "tokio_postgres",
+            "deadpool_postgres",
+            "tokio",
+        ],
+    ),
+    ("storage", &["tonic", "http", "hyper", "axum", "reqwest"]),
+    (
+        "vendors",
+        &["tonic", "hyper", "axum", "sled", "tokio_postgres", "deadpool_postgres"],
+    ),
+    (
+        "catalog",
+        &[
+            "tonic",
+            "http",
+            "hyper",
+            "axum",
+            "reqwest",
+            "sled",
+            "tokio_postgres",
+            "deadpool_postgres",
+        ],
+    ),
+    (
+        "sync",
+        &[
+            "tonic",
+            "http",
+            "hyper",
+            "axum",
+            "reqwest",
+            "sled",
+            "tokio_postgres",
+            "deadpool_postgres",
+        ],
+    ),
+    ("transport", &["sled", "reqwest", "tokio_postgres", "deadpool_postgres"]),
+];
+
+/// Word parts that name a vendor.
+const VENDOR_WORDS: &[&str] = &["enos", "cryptlex", "revenium"];
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The top-level module a file of `src/` belongs to (`None` for the crate
+/// root, the binaries and their helpers).
+fn layer_of(path: &Path) -> Option<String> {
+    let relative = path.strip_prefix(src()).ok()?;
+    let first = relative.components().next()?.as_os_str().to_str()?;
+    match first {
+        "lib.rs" | "main.rs" | "bin" => None,
+        file if file.ends_with(".rs") => Some(file.trim_end_matches(".rs").to_owned()),
+        dir => Some(dir.to_owned()),
+    }
+}
+
+/// Whether a whole file is test code (`tests.rs`, `*_tests.rs`).
+fn is_test_file(path: &Path) -> bool {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .is_some_and(|s| s == "tests" || s.ends_with("_tests"))
+}
+
+/// The production code of a file: comments and string and char literals
+/// blanked, and everything from the first top-level `#[cfg(test)]` on (test
+/// modules close each file here) left out.
+fn code_of(text: &str) -> String {
+    let production = match text.find("\n#[cfg(test)]") {
+        Some(at) => &text[..at],
+        None => text,
+    };
+    strip_comments_and_literals(production)
+}
+
+fn strip_comments_and_literals(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            out.push(' ');
+        } else if c == 'r' && (next == Some('"') || next == Some('#')) && !is_ident_char(out.chars().last()) {
+            // A raw string: r"…" or r#"…"#.
+            let mut j = i + 1;
+            let mut hashes = 0;
+            while chars.get(j) == Some(&'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if chars.get(j) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            j += 1;
+            loop {
+                match chars.get(j) {
+                    None => break,
+                    Some('"') if (0..hashes).all(|k| chars.get(j + 1 + k) == Some(&'#')) => {
+                        j += 1 + hashes;
+                        break;
+                    }
+                    Some(_) => j += 1,
+                }
+            }
+            out.push_str("\"\"");
+            i = j;
+        } else if c == '"' {
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i += 1;
+            out.push_str("\"\"");
+        } else if c == '\'' {
+            // A char literal ('x', '\n', '\u{..}'); a lifetime ('a) is kept.
+            if next == Some('\\') {
+                let mut j = i + 2;
+                while j < chars.len() && chars[j] != '\'' {
+                    j += 1;
+                }
+                i = j + 1;
+                out.push_str("' '");
+            } else if chars.get(i + 2) == Some(&'\'') {
+                i += 3;
+                out.push_str("' '");
+            } else {
+                out.push(c);
+                i += 1;
+            }
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn is_ident_char(c: Option<char>) -> bool {
+    c.is_some_and(|c| c.is_alphanumeric() || c == '_')
+}
+
+/// Every identifier in `code`.
+fn identifiers(code: &str) -> impl Iterator<Item = &str> {
+    code.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| w.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_'))
+}
+
+/// The lower-case word parts of an identifier (`ReveniumConfig` → revenium,
+/// config; `enos_org_id` → enos, org, id).
+fn word_parts(identifier: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    for piece in identifier.split('_').filter(|p| !p.is_empty()) {
+        let mut current = String::new();
+        let mut previous_lower = false;
+        for c in piece.chars() {
+            if c.is_uppercase() && previous_lower && !current.is_empty() {
+                parts.push(current.to_lowercase());
+                current.clear();
+            }
+            previous_lower = c.is_lowercase() || c.is_ascii_digit();
+            current.push(c);
+        }
+        if !current.is_empty() {
+            parts.push(current.to_lowercase());
+        }
+    }
+    parts
+}
+
+/// The crate modules a piece of code uses: `crate::x` and `crate::{x, y}`.
+fn crate_modules_used(code: &str) -> BTreeSet<String> {
+    let mut used = BTreeSet::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("crate::") {
+        let before = rest[..at].chars().last();
+        rest = &rest[at + "crate::".len()..];
+        if is_ident_char(before) {
+            continue; // e.g. `mycrate::`
+        }
+        if let Some(group) = rest.strip_prefix('{') {
+            let end = group.find('}').unwrap_or(group.len());
+            for item in group[..end].split(',') {
+                let name: String = item
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    used.insert(name);
+                }
+            }
+        } else {
+            let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            if !name.is_empty() {
+                used.insert(name);
+            }
+        }
+    }
+    used
+}
+
+/// External crates a piece of code names as paths (`name::`), by their
+/// first segment.
+fn crates_named(code: &str, candidates: &[&str]) -> BTreeSet<String> {
+    let mut named = BTreeSet::new();
+    for candidate in candidates {
+        let needle = format!("{candidate}::");
+        let mut from = 0;
+        while let Some(at) = code[from..].find(&needle) {
+            let start = from + at;
+            let before = code[..start].chars().last();
+            // `crate::http` or `super::http` is a module of ours, not the crate.
+            let qualified = code[..start].ends_with("::");
+            if !is_ident_char(before) && !qualified {
+                named.insert((*candidate).to_owned());
+            }
+            from = start + needle.len();
+        }
+    }
+    named
+}
+
+struct Source {
+    path: PathBuf,
+    layer: Option<String>,
+    code: String,
+}
+
+fn sources() -> Vec<Source> {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    files
+        .into_iter()
+        .filter(|path| !is_test_file(path))
+        .map(|path| {
+            let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            Source {
+                layer: layer_of(&path),
+                code: code_of(&text),
+                path,
+            }
+        })
+        .collect()
+}
+
+fn shown(path: &Path) -> String {
+    path.strip_prefix(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn layers_only_look_down() {
+    let mut problems = Vec::new();
+    for source in sources() {
+        let Some(layer) = &source.layer else { continue };
+        let Some((_, allowed)) = LAYERS.iter().find(|(name, _)| name == layer) else {
+            problems.push(format!(
+                "{}: module `{layer}` has no place in LAYERS (tests/architecture.rs) and ARCHITECTURE.md",
+                shown(&source.path)
+            ));
+            continue;
+        };
+        for used in crate_modules_used(&source.code) {
+            if used != *layer && !allowed.contains(&used.as_str()) {
+                problems.push(format!(
+                    "{}: `{layer}` uses `crate::{used}`, which is not below it (it may use {allowed:?})",
+                    shown(&source.path)
+                ));
+            }
+        }
+        if let Some((_, forbidden)) = FORBIDDEN_CRATES.iter().find(|(name, _)| name == layer) {
+            for named in crates_named(&source.code, forbidden) {
+                problems.push(format!(
+                    "{}: `{layer}` uses the `{named}` crate, which its layer must not know",
+                    shown(&source.path)
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "layering broken:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn vendors_are_named_only_in_their_home() {
+    let home = src().join("vendors");
+    let generated = src().join("pb.rs");
+    let mut problems = Vec::new();
+    for source in sources() {
+        if source.path.starts_with(&home) || source.path == generated {
+            continue;
+        }
+        let mut named = BTreeSet::new();
+        for identifier in identifiers(&source.code) {
+            if word_parts(identifier)
+                .iter()
+                .any(|p| VENDOR_WORDS.contains(&p.as_str()))
+            {
+                named.insert(identifier.to_owned());
+            }
+        }
+        if !named.is_empty() {
+            problems.push(format!("{}: names a vendor: {named:?}", shown(&source.path)));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "vendor knowledge outside src/vendors/ (move it into the vendor's folder, or ask the \
+         registry in src/vendors/mod.rs):\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn the_layout_comment_and_the_code_map_name_every_module() {
+    let lib = fs::read_to_string(src().join("lib.rs")).expect("src/lib.rs");
+    let architecture =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let mut modules = Vec::new();
+    for line in lib.lines() {
+        if let Some(name) = line.strip_prefix("pub mod ").and_then(|r| r.strip_suffix(';')) {
+            modules.push(name.to_owned());
+        }
+    }
+    assert!(!modules.is_empty(), "src/lib.rs declares no modules");
+    let mut problems = Vec::new();
+    for module in &modules {
+        if !lib.contains(&format!("[`{module}`]")) {
+            problems.push(format!("the layout comment in src/lib.rs does not name [`{module}`]"));
+        }
+        if !LAYERS.iter().any(|(name, _)| name == module) {
+            problems.push(format!("`{module}` has no place in LAYERS (tests/architecture.rs)"));
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut paths = BTreeSet::new();
+    for file in &files {
+        let relative = file
+            .strip_prefix(Path::new(env!("CARGO_MANIFEST_DIR")))
+            .expect("under the crate");
+        // Every directory of src/ and every file directly in a top-level
+        // module's directory (tests aside) is on the map.
+        let depth = relative.components().count();
+        if is_test_file(file) {
+            continue;
+        }
+        if depth <= 3 {
+            paths.insert(relative.display().to_string());
+        } else if let Some(parent) = relative.parent() {
+            paths.insert(format!("{}/", parent.display()));
+        }
+    }
+    for path in paths {
+        let named = architecture.contains(&format!("`{path}`"))
+            || path
+                .strip_suffix("/mod.rs")
+                .is_some_and(|dir| architecture.contains(&format!("`{dir}/`")));
+        if !named {
+            problems.push(format!("ARCHITECTURE.md's code map does not name `{path}`"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_checks_see_what_they_claim_to() {
+    // The lexer blanks comments and literals, keeps code and lifetimes.
+    let code = strip_comments_and_literals(
+        "let a = \"crate::x Enos\"; // crate::y\nfn f<'a>(c: char) { r#\"Revenium\"#; '\\n'; 'x'; crate::z }",
+    );
+    assert!(!code.contains("Enos") && !code.contains("Revenium") && !code.contains("crate::y"));
+    assert!(code.contains("<'a>") && code.contains("crate::z"));
+    assert_eq!(
+        crate_modules_used("use crate::{domain::x, storage};\nuse crate::vendors::Vendor;"),
+        ["domain", "storage", "vendors"].map(String::from).into_iter().collect()
+    );
+    assert_eq!(word_parts("ReveniumConfig"), ["revenium", "config"]);
+    assert_eq!(word_parts("enos_org_id"), ["enos", "org", "id"]);
+    assert!(word_parts("tenosynovitis").iter().all(|p| p != "enos"));
+    assert_eq!(
+        crates_named("use tonic::Status; use super::http::Reply;", &["tonic", "http"]),
+        ["tonic"].map(String::from).into_iter().collect()
+    );
+}
