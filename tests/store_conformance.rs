@@ -1,0 +1,402 @@
+//! The storage seam's contract, one suite for every backend (as object_store
+//! tests its backends): each test is written once against the `ProductStore`
+//! traits and runs on the backend this suite runs on, sled by default and
+//! PostgreSQL with `PRODUCTHUB_TEST_BACKEND=postgres` (a database of its own
+//! per test, on the server `scripts/test` starts).
+
+mod common;
+
+use std::sync::Arc;
+
+use producthub::pb::Product;
+use producthub::storage::{
+    ChangeFeed, ChangeKind, InsertOutcome, LogPosition, Outbox, PostgresOptions, PostgresStore, ProductStore, Products,
+    RequestRecord, SledOptions, SledStore, Tombstones,
+};
+
+/// A store under test and what keeps it alive (the sled directory).
+struct Fixture<S> {
+    store: Arc<S>,
+    _dir: tempfile::TempDir,
+}
+
+/// Runs `test` against the backend of this run.
+macro_rules! conformance {
+    ($name:ident, $body:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            if common::on_postgres() {
+                let url = common::postgres_database(&format!(
+                    "conformance-{}-{}",
+                    stringify!($name),
+                    dir.path().display()
+                ));
+                let options = PostgresOptions {
+                    url,
+                    pool_size: 8,
+                    lease: std::time::Duration::from_secs(30),
+                };
+                let store = PostgresStore::connect(&options)
+                    .await
+                    .expect("connect to PostgreSQL");
+                $body(Fixture {
+                    store: Arc::new(store),
+                    _dir: dir,
+                })
+                .await;
+            } else {
+                let store = SledStore::open(dir.path(), &SledOptions::default()).expect("open sled");
+                $body(Fixture {
+                    store: Arc::new(store),
+                    _dir: dir,
+                })
+                .await;
+            }
+        }
+    };
+}
+
+conformance!(crud_round_trip, crud);
+conformance!(compare_and_swap_loses_no_update, contention);
+conformance!(a_refused_change_writes_nothing, refusal);
+conformance!(request_ids_replay_the_first_outcome, request_ids);
+conformance!(outbox_entries_settle_only_with_their_nonce, outbox_nonces);
+conformance!(deletes_leave_tombstones_until_removed, tombstones);
+conformance!(the_change_log_keeps_commit_order_and_skips_gaps, change_log);
+conformance!(a_version_never_matches_a_later_incarnation, version_aba);
+conformance!(concurrent_deletes_keep_the_winners_tombstone, concurrent_deletes);
+
+fn product(id: &str, uid: &str) -> Product {
+    Product {
+        name: format!("products/{id}"),
+        uid: uid.into(),
+        display_name: format!("Product {id}"),
+        etag: format!("e-{uid}"),
+        ..Default::default()
+    }
+}
+
+fn relabel(product: &Product, key: &str, value: &str) -> Product {
+    let mut next = product.clone();
+    next.labels.insert(key.into(), value.into());
+    next
+}
+
+async fn crud<S: ProductStore>(f: Fixture<S>) {
+    let s = &f.store;
+    for id in ["b", "a", "c"] {
+        assert_eq!(
+            s.insert(id, &product(id, &format!("u-{id}")), None, false)
+                .await
+                .unwrap(),
+            InsertOutcome::Inserted
+        );
+    }
+    assert_eq!(
+        s.insert("a", &product("a", "u-other"), None, false).await.unwrap(),
+        InsertOutcome::IdTaken
+    );
+    assert_eq!(s.get("a").await.unwrap().unwrap().uid, "u-a", "a clash writes nothing");
+    let ids = |products: Vec<Product>| products.into_iter().map(|p| p.name).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.scan(None, 10).await.unwrap()),
+        ["products/a", "products/b", "products/c"]
+    );
+    assert_eq!(ids(s.scan(Some("a"), 1).await.unwrap()), ["products/b"]);
+
+    let updated = s
+        .update("b", false, |current| {
+            Ok::<_, ()>(relabel(&current.expect("b exists"), "k", "v"))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.get("b").await.unwrap().unwrap(), updated);
+
+    assert_eq!(s.delete("b", |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
+    assert_eq!(s.get("b").await.unwrap(), None);
+    assert_eq!(
+        s.delete("b", |_| Ok::<_, ()>(())).await.unwrap(),
+        Ok(false),
+        "already gone"
+    );
+    // An update of a missing product sees `None`; what it returns is created.
+    let created = s
+        .update("b", false, |current| {
+            assert!(current.is_none());
+            Ok::<_, ()>(product("b", "u-b2"))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.get("b").await.unwrap().unwrap(), created);
+}
+
+async fn contention<S: ProductStore>(f: Fixture<S>) {
+    f.store.insert("n", &product("n", "u-n"), None, false).await.unwrap();
+    let writers = 4;
+    let rounds = 25;
+    let mut tasks = Vec::new();
+    for _ in 0..writers {
+        let store = f.store.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..rounds {
+                store
+                    .update("n", false, |current| {
+                        let current = current.expect("n exists");
+                        let count: u32 = current.labels.get("count").map_or(0, |c| c.parse().unwrap());
+                        Ok::<_, ()>(relabel(&current, "count", &(count + 1).to_string()))
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let count = f.store.get("n").await.unwrap().unwrap().labels["count"].clone();
+    assert_eq!(count, (writers * rounds).to_string(), "every increment counted once");
+}
+
+async fn refusal<S: ProductStore>(f: Fixture<S>) {
+    let s = &f.store;
+    let before = product("r", "u-r");
+    s.insert("r", &before, None, false).await.unwrap();
+    let window = s.change_window().await.unwrap();
+    let refused = s.update("r", true, |_| Err::<Product, _>("no")).await.unwrap();
+    assert_eq!(refused, Err("no"));
+    assert_eq!(s.delete("r", |_| Err("kept")).await.unwrap(), Err("kept"));
+    assert_eq!(s.get("r").await.unwrap().unwrap(), before);
+    assert_eq!(s.change_window().await.unwrap().newest, window.newest, "nothing logged");
+    assert!(s.outbox(None, 10).await.unwrap().is_empty(), "nothing announced");
+}
+
+async fn request_ids<S: ProductStore>(f: Fixture<S>) {
+    let s = &f.store;
+    let first = product("q", "u-q1");
+    let record = RequestRecord {
+        request_id: "8d3b6f4e-0c1a-4e8e-9d7a-1f2b3c4d5e6f".into(),
+        fingerprint: b"first".to_vec(),
+        product: first.clone(),
+    };
+    assert_eq!(
+        s.insert("q", &first, Some(&record), false).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    let retry = RequestRecord {
+        fingerprint: b"second".to_vec(),
+        product: product("q2", "u-q2"),
+        ..record.clone()
+    };
+    match s
+        .insert("q2", &product("q2", "u-q2"), Some(&retry), false)
+        .await
+        .unwrap()
+    {
+        InsertOutcome::Replayed(stored) => {
+            assert_eq!(stored.product, first, "the first call's product");
+            assert_eq!(stored.fingerprint, b"first", "the first call's fingerprint");
+        }
+        other => panic!("a known request id replays, got {other:?}"),
+    }
+    assert_eq!(s.get("q2").await.unwrap(), None, "a replay writes nothing");
+    // An id clash under a new request id leaves that request id free.
+    let clash = RequestRecord {
+        request_id: "1a2b3c4d-0000-4000-8000-000000000001".into(),
+        fingerprint: b"clash".to_vec(),
+        product: product("q", "u-q3"),
+    };
+    assert_eq!(
+        s.insert("q", &product("q", "u-q3"), Some(&clash), false).await.unwrap(),
+        InsertOutcome::IdTaken
+    );
+    let reuse = RequestRecord {
+        product: product("q4", "u-q4"),
+        ..clash
+    };
+    assert_eq!(
+        s.insert("q4", &product("q4", "u-q4"), Some(&reuse), false)
+            .await
+            .unwrap(),
+        InsertOutcome::Inserted
+    );
+}
+
+async fn outbox_nonces<S: ProductStore>(f: Fixture<S>) {
+    let s = &f.store;
+    s.insert("o", &product("o", "u-o"), None, true).await.unwrap();
+    s.insert("quiet", &product("quiet", "u-quiet"), None, false)
+        .await
+        .unwrap();
+    let listed = s.outbox(None, 10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+        ["o"],
+        "only announced writes"
+    );
+    let first_nonce = listed[0].1;
+    assert!(s.renew_claim(producthub::storage::Claimed::Outbox("o")).await.unwrap());
+    // Announced again meanwhile: the old nonce must not settle it.
+    s.update("o", true, |current| Ok::<_, ()>(relabel(&current.unwrap(), "k", "v")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !s.settle_outbox("o", first_nonce).await.unwrap(),
+        "a stale nonce settles nothing"
+    );
+    let relisted = s.outbox(None, 10).await.unwrap();
+    assert_eq!(relisted.len(), 1, "still waiting: {relisted:?}");
+    assert_ne!(relisted[0].1, first_nonce);
+    assert_eq!(s.outbox_depth(100).await.unwrap(), 1);
+    assert!(s.settle_outbox("o", relisted[0].1).await.unwrap());
+    assert!(s.outbox(None, 10).await.unwrap().is_empty());
+    assert_eq!(s.outbox_depth(100).await.unwrap(), 0);
+}
+
+async fn tombstones<S: ProductStore>(f: Fixture<S>) {
+    let s = &f.store;
+    let doomed = product("t", "u-t");
+    s.insert("t", &doomed, None, false).await.unwrap();
+    assert_eq!(s.tombstone("u-t").await.unwrap(), None);
+    assert_eq!(s.delete("t", |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
+    assert_eq!(
+        s.tombstone("u-t").await.unwrap(),
+        Some(doomed.clone()),
+        "the product as it was"
+    );
+    assert_eq!(s.tombstone_depth(100).await.unwrap(), 1);
+    let listed = s.tombstones(None, 10).await.unwrap();
+    assert_eq!(listed, std::slice::from_ref(&doomed));
+    let attempted = relabel(&doomed, "attempts", "1");
+    s.set_tombstone("u-t", Some(&attempted)).await.unwrap();
+    assert_eq!(s.tombstone("u-t").await.unwrap(), Some(attempted));
+    s.set_tombstone("u-t", None).await.unwrap();
+    assert_eq!(s.tombstone("u-t").await.unwrap(), None);
+    assert!(s.tombstones(None, 10).await.unwrap().is_empty());
+    assert_eq!(s.tombstone_depth(100).await.unwrap(), 0);
+}
+
+async fn change_log<S: ProductStore>(f: Fixture<S>) {
+    let s = &f.store;
+    assert!(s.change_log_id().is_some(), "the log is on by default");
+    let start = s.change_window().await.unwrap().newest;
+    s.insert("c", &product("c", "u-c"), None, false).await.unwrap();
+    s.update("c", false, |current| Ok::<_, ()>(relabel(&current.unwrap(), "k", "1")))
+        .await
+        .unwrap()
+        .unwrap();
+    // A create that fails (the id is taken) within a request-id transaction
+    // commits nothing: on PostgreSQL it may leave a gap in the positions.
+    let clash = RequestRecord {
+        request_id: "2b3c4d5e-0000-4000-8000-000000000002".into(),
+        fingerprint: b"x".to_vec(),
+        product: product("c", "u-c2"),
+    };
+    assert_eq!(
+        s.insert("c", &product("c", "u-c2"), Some(&clash), false).await.unwrap(),
+        InsertOutcome::IdTaken
+    );
+    s.insert("d", &product("d", "u-d"), None, false).await.unwrap();
+    assert_eq!(s.delete("c", |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
+
+    let window = s.change_window().await.unwrap();
+    assert!(window.newest > start);
+    let mut seen = Vec::new();
+    let mut after = start;
+    loop {
+        // Small batches, so reading on across batch ends is exercised too.
+        let batch = s.changes(after, 2).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for change in batch {
+            assert!(change.position > after, "positions strictly increase");
+            after = change.position;
+            seen.push((
+                change.kind,
+                change.product.name.clone(),
+                change.product.labels.get("k").cloned(),
+            ));
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            (ChangeKind::Created, "products/c".to_string(), None),
+            (ChangeKind::Updated, "products/c".to_string(), Some("1".to_string())),
+            (ChangeKind::Created, "products/d".to_string(), None),
+            (ChangeKind::Deleted, "products/c".to_string(), Some("1".to_string())),
+        ],
+        "commit order, the failed create absent and its gap skipped; a delete logs the product as it was"
+    );
+    assert_eq!(after, window.newest, "the window ends at the newest change");
+    assert!(s.changes(window.newest, 10).await.unwrap().is_empty());
+    // Trimming keeps the newest changes and moves the window's start.
+    s.trim_changes(1).await.unwrap();
+    let trimmed = s.change_window().await.unwrap();
+    assert!(trimmed.trimmed_through > start, "{trimmed:?}");
+    let kept = s.changes(trimmed.trimmed_through, 10).await.unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].kind, ChangeKind::Deleted);
+    assert!(LogPosition::default() <= trimmed.trimmed_through);
+}
+
+async fn version_aba<S: ProductStore>(f: Fixture<S>) {
+    let s = &f.store;
+    s.insert("v", &product("v", "u-v1"), None, false).await.unwrap();
+    let (stale, read) = s.read_versioned("v").await.unwrap().expect("v exists");
+    assert_eq!(s.delete("v", |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
+    // Re-created under the same id: a new incarnation (new uid), as the
+    // catalog always makes one.
+    s.insert("v", &product("v", "u-v2"), None, false).await.unwrap();
+    let late = relabel(&read, "from", "the first incarnation");
+    assert!(
+        !s.write_if("v", Some(&stale), &late, false).await.unwrap(),
+        "a stale version must not match"
+    );
+    assert_eq!(s.get("v").await.unwrap().unwrap().uid, "u-v2");
+    assert!(
+        !s.delete_if("v", &stale, &read).await.unwrap(),
+        "nor delete the new incarnation"
+    );
+    assert_eq!(s.get("v").await.unwrap().unwrap().uid, "u-v2");
+    let (current, now) = s.read_versioned("v").await.unwrap().expect("v exists");
+    assert!(
+        s.write_if("v", Some(&current), &relabel(&now, "k", "v"), false)
+            .await
+            .unwrap()
+    );
+}
+
+async fn concurrent_deletes<S: ProductStore>(f: Fixture<S>) {
+    for round in 0..20 {
+        let id = format!("x{round}");
+        let uid = format!("u-x{round}");
+        f.store.insert(&id, &product(&id, &uid), None, false).await.unwrap();
+        let racers: Vec<_> = (0..3)
+            .map(|_| {
+                let store = f.store.clone();
+                let id = id.clone();
+                tokio::spawn(async move { store.delete(&id, |_| Ok::<_, ()>(())).await.unwrap().unwrap() })
+            })
+            .collect();
+        let mut won = 0;
+        for racer in racers {
+            if racer.await.unwrap() {
+                won += 1;
+            }
+        }
+        assert_eq!(won, 1, "round {round}: exactly one delete wins");
+        assert_eq!(f.store.get(&id).await.unwrap(), None);
+        let tombstone = f.store.tombstone(&uid).await.unwrap();
+        assert_eq!(
+            tombstone.map(|t| t.uid),
+            Some(uid.clone()),
+            "round {round}: the winner's tombstone is kept"
+        );
+    }
+}
