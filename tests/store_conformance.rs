@@ -9,9 +9,10 @@ mod common;
 use std::sync::Arc;
 
 use producthub::pb::Product;
+// The four concerns' methods come with the `ProductStore` bound.
 use producthub::storage::{
-    ChangeFeed, ChangeKind, InsertOutcome, LogPosition, Outbox, PostgresOptions, PostgresStore, ProductStore, Products,
-    RequestRecord, SledOptions, SledStore, Tombstones,
+    ChangeKind, InsertOutcome, LogPosition, PostgresOptions, PostgresStore, ProductStore, RequestRecord, SledOptions,
+    SledStore,
 };
 
 /// A store under test and what keeps it alive (the sled directory).
