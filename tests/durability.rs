@@ -5,22 +5,9 @@ mod common;
 use std::process::Command;
 
 use common::Server;
-use producthub::pb::{CreateProductRequest, GetProductRequest, Product};
+use producthub::pb::GetProductRequest;
 
-fn product(name: &str) -> Product {
-    Product {
-        display_name: name.into(),
-        ..Default::default()
-    }
-}
-
-fn create(id: &str) -> CreateProductRequest {
-    CreateProductRequest {
-        product: Some(product(id)),
-        product_id: id.into(),
-        ..Default::default()
-    }
-}
+use common::create_named as create;
 
 // Multi-threaded so the client keeps answering the server's GOAWAY while the
 // test thread blocks waiting for the process to exit.

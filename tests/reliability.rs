@@ -10,33 +10,13 @@ use std::time::Duration;
 
 use common::Server;
 use producthub::pb::product_service_client::ProductServiceClient;
-use producthub::pb::{CreateProductRequest, GetProductRequest, ListProductsRequest, Product, UpdateProductRequest};
+use producthub::pb::{GetProductRequest, ListProductsRequest, Product, UpdateProductRequest};
 use prost_types::FieldMask;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::{Code, Request};
 use tonic_types::StatusExt;
 
-fn product(display_name: &str) -> Product {
-    Product {
-        display_name: display_name.into(),
-        ..Default::default()
-    }
-}
-
-fn create(id: &str) -> CreateProductRequest {
-    CreateProductRequest {
-        product_id: id.into(),
-        product: Some(product(id)),
-        ..Default::default()
-    }
-}
-
-fn reason(status: &tonic::Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|info| info.reason)
-        .unwrap_or_default()
-}
+use common::{create_named as create, reason};
 
 /// Floods a server allowed 2 calls in flight with 400 concurrent durable
 /// creates over 8 connections: every call ends quickly as either OK or

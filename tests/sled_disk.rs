@@ -9,27 +9,10 @@ mod common;
 use std::collections::HashMap;
 
 use common::Server;
-use producthub::pb::{CreateProductRequest, GetProductRequest, Product};
+use producthub::pb::GetProductRequest;
 use tonic::Code;
-use tonic_types::StatusExt;
 
-fn create(id: &str) -> CreateProductRequest {
-    CreateProductRequest {
-        product_id: id.into(),
-        product: Some(Product {
-            display_name: id.into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn reason(status: &tonic::Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|info| info.reason)
-        .unwrap_or_default()
-}
+use common::{create_named as create, reason};
 
 /// With the data files unable to grow (as on a full disk), writes fail with
 /// UNAVAILABLE and a clear message, reads keep working, and after a restart

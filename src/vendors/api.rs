@@ -282,6 +282,39 @@ fn profile_violations<A: Adapter + ?Sized>(adapter: &A, product: &Product) -> Ve
 
 // ---- helpers shared by the vendor modules --------------------------------
 
+/// The [`Adapter`] methods that place a vendor in the canonical product: its
+/// profile is `Product.$profile`, and the vendor's id for the product is that
+/// profile's `$id` field.
+macro_rules! profile_place {
+    ($profile:ident, $id:ident) => {
+        fn profile_field(&self) -> &'static str {
+            stringify!($profile)
+        }
+
+        fn has_profile(&self, product: &Product) -> bool {
+            product.$profile.is_some()
+        }
+
+        fn ensure_profile(&self, product: &mut Product) {
+            product.$profile.get_or_insert_with(Default::default);
+        }
+
+        fn remote_id(&self, product: &Product) -> Option<String> {
+            product
+                .$profile
+                .as_ref()
+                .and_then(|p| $crate::vendors::non_empty(&p.$id))
+        }
+
+        fn set_remote_id(&self, product: &mut Product, remote_id: &str) {
+            if let Some(profile) = product.$profile.as_mut() {
+                profile.$id = remote_id.to_owned();
+            }
+        }
+    };
+}
+pub(super) use profile_place;
+
 /// The HTTP-status part of error classification, common to the three APIs.
 pub(super) fn kind_from_http_status(status: u16) -> VendorErrorKind {
     match status {

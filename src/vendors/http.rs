@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Method, Vendor, VendorError, VendorErrorKind, VendorRequest, VendorResponse};
+use super::{Method, Secret, Vendor, VendorError, VendorErrorKind, VendorRequest, VendorResponse};
 
 /// A vendor's HTTP answer.
 #[derive(Debug, Clone)]
@@ -109,4 +109,31 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// A vendor reached with one credential header on every call (a bearer
+/// token, an API key).
+pub struct HeaderAuth {
+    vendor: Vendor,
+    base_url: String,
+    header: &'static str,
+    value: Secret,
+    http: HttpClient,
+}
+
+impl HeaderAuth {
+    pub fn new(vendor: Vendor, base_url: String, header: &'static str, value: Secret, http: HttpClient) -> Self {
+        Self {
+            vendor,
+            base_url,
+            header,
+            value,
+            http,
+        }
+    }
+
+    pub async fn send(&self, request: &VendorRequest) -> Result<Reply, VendorError> {
+        let headers = [(self.header, self.value.expose().to_owned())];
+        self.http.call(self.vendor, &self.base_url, request, &headers).await
+    }
 }

@@ -40,7 +40,7 @@ pub use api::{
 };
 use api::{
     bad_json, check_vendor_rules, kind_from_http_status, mask_concerns, non_empty, object, parse_retry_after,
-    read_object_id, read_product_object, truncated_text, unreadable,
+    profile_place, read_object_id, read_product_object, truncated_text, unreadable,
 };
 pub use config::{Secret, VendorArgs, VendorsConfig};
 pub use http::Reply;
@@ -188,14 +188,8 @@ impl Connections {
         let http = http::HttpClient::new(request_timeout)?;
         Ok(Self {
             enos: config.enos.clone().map(|c| enos::Connection::new(c, http.clone())),
-            cryptlex: config
-                .cryptlex
-                .clone()
-                .map(|c| cryptlex::Connection::new(c, http.clone())),
-            revenium: config
-                .revenium
-                .clone()
-                .map(|c| revenium::Connection::new(c, http.clone())),
+            cryptlex: config.cryptlex.clone().map(|c| cryptlex::connect(c, http.clone())),
+            revenium: config.revenium.clone().map(|c| revenium::connect(c, http.clone())),
         })
     }
 

@@ -471,3 +471,24 @@ pub fn node_modules() -> std::ffi::OsString {
     );
     dir.into_os_string()
 }
+
+/// A create of a product that has only a display name (its id).
+pub fn create_named(id: &str) -> CreateProductRequest {
+    CreateProductRequest {
+        product_id: id.into(),
+        product: Some(Product {
+            display_name: id.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The `ErrorInfo` reason of a status, or empty.
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_default()
+}

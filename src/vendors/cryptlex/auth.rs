@@ -1,26 +1,14 @@
 //! Cryptlex authentication: a bearer access token on every call.
 
-use crate::vendors::VendorError;
-use crate::vendors::VendorRequest;
-use crate::vendors::http::{HttpClient, Reply};
-
 use super::{Config, VENDOR};
+use crate::vendors::Secret;
+use crate::vendors::http::{HeaderAuth, HttpClient};
 
-/// A configured Cryptlex: its API base and access token.
-pub struct Connection {
-    config: Config,
-    http: HttpClient,
-}
+/// A configured Cryptlex.
+pub type Connection = HeaderAuth;
 
-impl Connection {
-    pub fn new(config: Config, http: HttpClient) -> Self {
-        Self { config, http }
-    }
-
-    pub async fn send(&self, request: &VendorRequest) -> Result<Reply, VendorError> {
-        let bearer = format!("Bearer {}", self.config.access_token.expose());
-        self.http
-            .call(VENDOR, &self.config.base_url, request, &[("authorization", bearer)])
-            .await
-    }
+/// Cryptlex at its API base, with `authorization: Bearer TOKEN`.
+pub fn connect(config: Config, http: HttpClient) -> Connection {
+    let bearer = Secret::new(format!("Bearer {}", config.access_token.expose()));
+    HeaderAuth::new(VENDOR, config.base_url, "authorization", bearer, http)
 }

@@ -11,15 +11,15 @@ mod auth;
 mod config;
 mod limits;
 
-pub use auth::Connection;
+pub use auth::{Connection, connect};
 pub use config::{Args, Config};
 
 use super::json::{from_rfc3339, from_struct, to_rfc3339, to_struct};
 use super::mapping::FieldMapping;
 use super::{
     Adapter, AdapterError, Method, Vendor, VendorError, VendorPage, VendorRequest, VendorResponse, VendorSettings,
-    bad_json, check_vendor_rules, kind_from_http_status, non_empty, object, parse_retry_after, read_object_id,
-    read_product_object, truncated_text, unreadable,
+    bad_json, check_vendor_rules, kind_from_http_status, non_empty, object, parse_retry_after, profile_place,
+    read_object_id, read_product_object, truncated_text, unreadable,
 };
 use crate::domain::field_mask::UpdateMask;
 use crate::pb::{LicensingMetadata, LicensingProfile, Product};
@@ -480,27 +480,7 @@ impl Adapter for Cryptlex {
         })
     }
 
-    fn profile_field(&self) -> &'static str {
-        "licensing"
-    }
-
-    fn has_profile(&self, product: &Product) -> bool {
-        product.licensing.is_some()
-    }
-
-    fn ensure_profile(&self, product: &mut Product) {
-        product.licensing.get_or_insert_with(Default::default);
-    }
-
-    fn remote_id(&self, product: &Product) -> Option<String> {
-        product.licensing.as_ref().and_then(|p| non_empty(&p.product_id))
-    }
-
-    fn set_remote_id(&self, product: &mut Product, remote_id: &str) {
-        if let Some(profile) = product.licensing.as_mut() {
-            profile.product_id = remote_id.to_owned();
-        }
-    }
+    profile_place!(licensing, product_id);
 
     fn limit_violations(&self, product: &Product) -> Vec<crate::domain::FieldViolation> {
         limits::violations(product)

@@ -22,7 +22,7 @@ use super::mapping::FieldMapping;
 use super::{
     Adapter, AdapterError, Method, Vendor, VendorError, VendorErrorKind, VendorPage, VendorRequest, VendorResponse,
     VendorSettings, bad_json, check_vendor_rules, kind_from_http_status, non_empty, object, parse_retry_after,
-    truncated_text, unreadable,
+    profile_place, truncated_text, unreadable,
 };
 use crate::domain::field_mask::UpdateMask;
 use crate::pb::{IotDataFormat, IotProductType, IotProfile, Product};
@@ -638,27 +638,7 @@ impl Adapter for Enos {
         })
     }
 
-    fn profile_field(&self) -> &'static str {
-        "iot"
-    }
-
-    fn has_profile(&self, product: &Product) -> bool {
-        product.iot.is_some()
-    }
-
-    fn ensure_profile(&self, product: &mut Product) {
-        product.iot.get_or_insert_with(Default::default);
-    }
-
-    fn remote_id(&self, product: &Product) -> Option<String> {
-        product.iot.as_ref().and_then(|p| non_empty(&p.product_key))
-    }
-
-    fn set_remote_id(&self, product: &mut Product, remote_id: &str) {
-        if let Some(profile) = product.iot.as_mut() {
-            profile.product_key = remote_id.to_owned();
-        }
-    }
+    profile_place!(iot, product_key);
 
     fn limit_violations(&self, product: &Product) -> Vec<crate::domain::FieldViolation> {
         limits::violations(product)

@@ -1,26 +1,12 @@
 //! Revenium authentication: the API key in an `x-api-key` header.
 
-use crate::vendors::VendorError;
-use crate::vendors::VendorRequest;
-use crate::vendors::http::{HttpClient, Reply};
-
 use super::{Config, VENDOR};
+use crate::vendors::http::{HeaderAuth, HttpClient};
 
-/// A configured Revenium: its API base and key.
-pub struct Connection {
-    config: Config,
-    http: HttpClient,
-}
+/// A configured Revenium.
+pub type Connection = HeaderAuth;
 
-impl Connection {
-    pub fn new(config: Config, http: HttpClient) -> Self {
-        Self { config, http }
-    }
-
-    pub async fn send(&self, request: &VendorRequest) -> Result<Reply, VendorError> {
-        let key = self.config.api_key.expose().to_owned();
-        self.http
-            .call(VENDOR, &self.config.base_url, request, &[("x-api-key", key)])
-            .await
-    }
+/// Revenium at its API base, with `x-api-key: KEY`.
+pub fn connect(config: Config, http: HttpClient) -> Connection {
+    HeaderAuth::new(VENDOR, config.base_url, "x-api-key", config.api_key, http)
 }

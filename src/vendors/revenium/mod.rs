@@ -14,7 +14,7 @@ mod auth;
 mod config;
 mod limits;
 
-pub use auth::Connection;
+pub use auth::{Connection, connect};
 pub use config::{Args, Config};
 
 use super::json::{from_struct, number, to_struct};
@@ -22,7 +22,7 @@ use super::mapping::FieldMapping;
 use super::{
     Adapter, AdapterError, Method, Vendor, VendorError, VendorErrorKind, VendorPage, VendorRequest, VendorResponse,
     VendorSettings, bad_json, check_vendor_rules, kind_from_http_status, mask_concerns, non_empty, object,
-    parse_retry_after, read_object_id, read_product_object, truncated_text, unreadable,
+    parse_retry_after, profile_place, read_object_id, read_product_object, truncated_text, unreadable,
 };
 use crate::domain::field_mask::UpdateMask;
 use crate::pb::{
@@ -989,27 +989,7 @@ impl Adapter for Revenium {
         })
     }
 
-    fn profile_field(&self) -> &'static str {
-        "monetization"
-    }
-
-    fn has_profile(&self, product: &Product) -> bool {
-        product.monetization.is_some()
-    }
-
-    fn ensure_profile(&self, product: &mut Product) {
-        product.monetization.get_or_insert_with(Default::default);
-    }
-
-    fn remote_id(&self, product: &Product) -> Option<String> {
-        product.monetization.as_ref().and_then(|p| non_empty(&p.product_id))
-    }
-
-    fn set_remote_id(&self, product: &mut Product, remote_id: &str) {
-        if let Some(profile) = product.monetization.as_mut() {
-            profile.product_id = remote_id.to_owned();
-        }
-    }
+    profile_place!(monetization, product_id);
 
     fn limit_violations(&self, product: &Product) -> Vec<crate::domain::FieldViolation> {
         limits::violations(product)
