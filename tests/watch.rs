@@ -351,3 +351,39 @@ async fn a_server_without_a_change_log_refuses_to_watch() {
         .unwrap_err();
     assert_eq!(stale.code(), Code::InvalidArgument, "{stale:?}");
 }
+
+/// Open streams are bounded by `--max-watch-streams`, not by the in-flight
+/// limit: past it a new stream is refused with RESOURCE_EXHAUSTED, and a
+/// stream that closes frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_are_limited_and_a_closed_one_frees_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--max-watch-streams", "2", "--max-in-flight", "1"]);
+    let mut client = server.client().await;
+    let first = watch(&mut client, WatchProductsRequest::default()).await;
+    let _second = watch(&mut client, WatchProductsRequest::default()).await;
+    let refused = client
+        .watch_products(WatchProductsRequest::default())
+        .await
+        .expect_err("a third stream is over the limit");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert_eq!(
+        refused.get_details_error_info().map(|i| i.reason).as_deref(),
+        Some("TOO_MANY_WATCH_STREAMS")
+    );
+    // Two open streams do not hold the in-flight limit of 1: unary calls go on.
+    create(&mut client, "still-served", "dev").await;
+    drop(first);
+    // The place is free once the server has seen the stream reset and its
+    // feeder has stopped (bounded wait; it does not measure how soon).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match client.watch_products(WatchProductsRequest::default()).await {
+            Ok(_) => break,
+            Err(status) if status.code() == Code::ResourceExhausted && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(status) => panic!("the closed stream's place was not freed: {status:?}"),
+        }
+    }
+}
