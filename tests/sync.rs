@@ -18,6 +18,7 @@ use producthub::pb::{
 use prost_types::FieldMask;
 use serde_json::json;
 use tonic::transport::Channel;
+use tonic_types::StatusExt;
 
 struct Vendors {
     enos: Fake,
@@ -595,6 +596,40 @@ async fn unconfigured_vendors_are_disabled() {
     for vendor in [Vendor::Enos, Vendor::Cryptlex, Vendor::Revenium] {
         assert_eq!(entry(&product, vendor).state, SyncState::Disabled as i32);
     }
+    // Asked to sync to a vendor it cannot reach, the server says so, naming
+    // the vendor and the flags that enable it, and changes nothing.
+    for vendors in [vec![Vendor::Cryptlex as i32], vec![]] {
+        let refused = client
+            .sync_product(SyncProductRequest {
+                name: "products/p".into(),
+                vendors,
+            })
+            .await
+            .expect_err("no vendor is configured");
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+        assert!(
+            refused.message().contains("Cryptlex") && refused.message().contains("--cryptlex-token"),
+            "{}",
+            refused.message()
+        );
+        let details = refused.get_error_details();
+        let failure = details.precondition_failure().expect("a PreconditionFailure");
+        assert!(
+            failure
+                .violations
+                .iter()
+                .any(|v| v.r#type == "VENDOR_NOT_CONFIGURED" && v.subject == "Cryptlex"),
+            "{failure:?}"
+        );
+    }
+    let after = client
+        .get_product(producthub::pb::GetProductRequest {
+            name: "products/p".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after, product, "a refused SyncProduct writes nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -613,6 +648,11 @@ async fn an_enos_business_error_in_http_200_fails_the_vendor() {
     assert!(
         enos.last_error.contains("11699") && enos.last_error.contains("ModelId does not exist"),
         "{}",
+        enos.last_error
+    );
+    assert!(
+        enos.last_error.contains("req-11699"),
+        "EnOS's requestId is kept for its support: {}",
         enos.last_error
     );
     assert_eq!(
@@ -735,4 +775,98 @@ async fn secrets_never_reach_logs_or_sync_state() {
         assert!(!state.contains(secret), "{secret} in the sync state");
         assert!(!log.iter().any(|l| l.contains(secret)), "{secret} in the log");
     }
+}
+
+/// The fakes are as strict as the documents: a body that breaks the letter of
+/// a vendor's page is refused with 400, so the sync tests above, which pass
+/// through them, fail on any body a real vendor could refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fakes_refuse_what_the_documents_do_not_allow() {
+    let v = vendors().await;
+    let http = reqwest::Client::new();
+    let cryptlex = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        http.request(method, format!("{}{path}", v.cryptlex.url()))
+            .bearer_auth(fake_vendors::CRYPTLEX_TOKEN)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let undocumented = json!({"name": "n", "licenseTemplateId": "lt", "automatedEmails": []});
+    assert_eq!(
+        cryptlex(reqwest::Method::POST, "/v3/products", undocumented)
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let visible = json!({"metadata": [{"key": "k", "value": "v", "visible": true}]});
+    assert_eq!(
+        cryptlex(reqwest::Method::PATCH, "/v3/products/c1", visible)
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let empty_description = json!({"description": ""});
+    assert_eq!(
+        cryptlex(reqwest::Method::PATCH, "/v3/products/c1", empty_description)
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let fine = json!({"metadata": [{"key": "k", "value": "v", "viewPermissions": ["activation"]}]});
+    assert_eq!(
+        cryptlex(reqwest::Method::PATCH, "/v3/products/c1", fine)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let revenium = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        http.request(method, format!("{}{path}?teamId=T1", v.revenium.url()))
+            .header("x-api-key", fake_vendors::REVENIUM_KEY)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let required = json!({
+        "pricingRuleIds": [], "assetIds": [], "productIds": [], "slaDefinitionIds": [], "tags": [],
+        "notificationAddressesOnInvoice": [], "namedOrganizations": [], "published": true, "externalId": ""
+    });
+    let mut with_version = required.clone();
+    with_version["version"] = json!("1.0.0");
+    assert_eq!(
+        revenium(reqwest::Method::PUT, "/v2/api/products/R1", with_version)
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let mut without_published = required.clone();
+    without_published.as_object_mut().unwrap().remove("published");
+    assert_eq!(
+        revenium(reqwest::Method::PUT, "/v2/api/products/R1", without_published)
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let mut starting_from = required.clone();
+    starting_from["plan"] = json!({"tiers": [{"upTo": null, "startingFrom": 0}]});
+    assert_eq!(
+        revenium(reqwest::Method::PUT, "/v2/api/products/R1", starting_from)
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        revenium(reqwest::Method::PUT, "/v2/api/products/R1", required)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }

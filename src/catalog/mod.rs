@@ -63,6 +63,8 @@ pub enum CatalogError {
     ShuttingDown,
     #[error("this server keeps no change log (--watch-retention 0), so it cannot stream changes")]
     ChangeFeedDisabled,
+    #[error("{} not configured on this server: {}", .vendors.iter().map(|(v, _)| v.to_string()).collect::<Vec<_>>().join(" and "), .vendors.iter().map(|(v, flags)| format!("{v} is enabled by {flags}")).collect::<Vec<_>>().join("; "))]
+    VendorsNotConfigured { vendors: Vec<(Vendor, &'static str)> },
     #[error("{limit} WatchProducts streams are open, the most this server allows (--max-watch-streams); retry later")]
     TooManyWatchers { limit: usize },
 }
@@ -380,6 +382,16 @@ impl<S: ProductStore> Catalog<S> {
             } else {
                 asked.clone()
             };
+            // Nothing can be sent to a vendor this server does not reach:
+            // say so, rather than answer OK and leave the copy DISABLED.
+            let unreachable: Vec<(Vendor, &'static str)> = targets
+                .iter()
+                .filter(|v| !self.sync.enabled.contains(v))
+                .map(|v| (*v, v.enabling_flags()))
+                .collect();
+            if !unreachable.is_empty() {
+                return Err(CatalogError::VendorsNotConfigured { vendors: unreachable });
+            }
             vendors::mark_changed(&mut product, &targets, &everything, &self.sync.enabled);
             Ok(product)
         };

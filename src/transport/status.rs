@@ -69,6 +69,16 @@ pub fn to_status(error: &CatalogError) -> Status {
         }
         CatalogError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
         CatalogError::ChangeFeedDisabled => (Code::FailedPrecondition, "CHANGE_FEED_DISABLED"),
+        CatalogError::VendorsNotConfigured { vendors } => {
+            for (vendor, flags) in vendors {
+                details.add_precondition_failure_violation(
+                    "VENDOR_NOT_CONFIGURED",
+                    vendor.to_string(),
+                    format!("not configured on this server; enabled by {flags}"),
+                );
+            }
+            (Code::FailedPrecondition, "VENDOR_NOT_CONFIGURED")
+        }
         CatalogError::TooManyWatchers { .. } => (Code::ResourceExhausted, "TOO_MANY_WATCH_STREAMS"),
         CatalogError::Storage(StoreError::Corrupt { .. }) => (Code::DataLoss, "STORAGE_CORRUPT"),
         // The write may or may not have reached the disk: neither "retry" nor "failed".

@@ -120,7 +120,12 @@ pub enum VendorErrorKind {
 
 /// An error reported by a vendor, normalised across the three APIs.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{vendor} error{}{}: {message}", .http_status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(), .code.as_ref().map(|c| format!(" code {c}")).unwrap_or_default())]
+#[error(
+    "{vendor} error{}{}: {message}{}",
+    .http_status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(),
+    .code.as_ref().map(|c| format!(" code {c}")).unwrap_or_default(),
+    .request_id.as_ref().map(|id| format!(" (request id {id})")).unwrap_or_default()
+)]
 pub struct VendorError {
     pub vendor: Vendor,
     pub kind: VendorErrorKind,
@@ -130,6 +135,9 @@ pub struct VendorError {
     pub message: String,
     /// How long the vendor asked us to wait (HTTP `Retry-After`).
     pub retry_after: Option<Duration>,
+    /// The vendor's id for the failed call, when it sends one (EnOS
+    /// `requestId`): what its support asks for.
+    pub request_id: Option<String>,
 }
 
 impl VendorError {
@@ -419,6 +427,7 @@ pub(super) fn unreadable(vendor: Vendor, response: VendorResponse<'_>, why: Stri
         code: None,
         message: format!("unreadable response: {why}"),
         retry_after: None,
+        request_id: None,
     }
 }
 

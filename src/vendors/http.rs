@@ -97,6 +97,7 @@ fn transport_error(vendor: Vendor, error: &reqwest::Error) -> VendorError {
         code: None,
         message: format!("cannot reach {vendor}: {}", error_chain(error)),
         retry_after: None,
+        request_id: None,
     }
 }
 

@@ -26,6 +26,15 @@ impl FieldMapping {
     }
 }
 
+/// What each of a vendor's calls carries, and why.
+pub fn requests(vendor: Vendor) -> &'static str {
+    match vendor {
+        Vendor::Enos => enos::REQUESTS,
+        Vendor::Cryptlex => cryptlex::REQUESTS,
+        Vendor::Revenium => revenium::REQUESTS,
+    }
+}
+
 /// The table of a vendor.
 pub fn table(vendor: Vendor) -> &'static [FieldMapping] {
     match vendor {
@@ -86,6 +95,8 @@ pub fn markdown() -> String {
         for row in table(vendor) {
             out.push_str(&format!("| `{}` | `{}` | {} |\n", row.canonical, row.vendor, row.notes));
         }
+        out.push_str("\n### What each call carries\n\n");
+        out.push_str(requests(vendor));
     }
     out
 }

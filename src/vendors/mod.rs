@@ -94,6 +94,16 @@ impl Vendor {
         self.adapter().has_profile(product)
     }
 
+    /// The command-line flags that configure the vendor, for messages that
+    /// tell an operator how to enable it.
+    pub fn enabling_flags(self) -> &'static str {
+        match self {
+            Vendor::Enos => enos::ENABLING_FLAGS,
+            Vendor::Cryptlex => cryptlex::ENABLING_FLAGS,
+            Vendor::Revenium => revenium::ENABLING_FLAGS,
+        }
+    }
+
     /// The API enum names of every vendor, for error messages
     /// (`VENDOR_A, VENDOR_B or VENDOR_C`).
     pub fn api_names() -> String {
@@ -230,6 +240,7 @@ fn not_configured(vendor: Vendor) -> VendorError {
         code: None,
         message: format!("{vendor} is not configured"),
         retry_after: None,
+        request_id: None,
     }
 }
 
@@ -415,6 +426,7 @@ mod tests {
             http_status: None,
             code: None,
             message: String::new(),
+            request_id: None,
             retry_after: None,
         };
         assert!(error(VendorErrorKind::RateLimited).is_retryable());
@@ -428,3 +440,6 @@ mod tests {
 
 #[cfg(test)]
 mod validation_tests;
+
+#[cfg(test)]
+mod seed_tests;

@@ -223,6 +223,139 @@ fn rate_limited(state: &mut FakeState) -> Option<Answer> {
     None
 }
 
+/// The documents' rules for a request body, checked as the strictest server
+/// would: what the page marks required must be there, and nothing the
+/// documented request schema lacks may be. The fakes refuse a body that breaks
+/// them with HTTP 400, naming the rule, so a test that syncs through them
+/// fails on any body a real vendor could refuse. Written from the seed pages
+/// in `shared/seeds/`, independently of the code under test.
+fn letter_breaches(body: &Value, required: &[&str], allowed: Option<&[&str]>, forbidden: &[&str]) -> Vec<String> {
+    let Some(map) = body.as_object() else {
+        return vec!["the body is not a JSON object".into()];
+    };
+    let mut out = Vec::new();
+    for key in required {
+        if !map.contains_key(*key) {
+            out.push(format!("{key} is required"));
+        }
+    }
+    for key in map.keys() {
+        if forbidden.contains(&key.as_str()) || allowed.is_some_and(|allowed| !allowed.contains(&key.as_str())) {
+            out.push(format!("{key} is not a request field"));
+        }
+    }
+    out
+}
+
+const ENOS_CREATE_REQUIRED: &[&str] = &[
+    "productName",
+    "productType",
+    "modelId",
+    "biDirectionalAuth",
+    "dataFormat",
+];
+const ENOS_UPDATE_REQUIRED: &[&str] = &["productName", "biDirectionalAuth"];
+const ENOS_OPTIONAL: &[&str] = &[
+    "productDesc",
+    "dynamicActivateEnabled",
+    "productTags",
+    "defaultValidDay",
+    "maxValidDay",
+];
+
+fn enos_breaches(action: &str, body: &Value) -> Vec<String> {
+    let required = if action == "create" {
+        ENOS_CREATE_REQUIRED
+    } else {
+        ENOS_UPDATE_REQUIRED
+    };
+    let allowed: Vec<&str> = required.iter().chain(ENOS_OPTIONAL).copied().collect();
+    let mut out = letter_breaches(body, required, Some(&allowed), &[]);
+    if let Some(name) = body.get("productName")
+        && name.get("defaultValue").and_then(Value::as_str).is_none()
+    {
+        out.push("productName must be a StringI18n with a defaultValue".into());
+    }
+    out
+}
+
+fn cryptlex_breaches(body: &Value) -> Vec<String> {
+    let allowed = [
+        "name",
+        "displayName",
+        "description",
+        "licenseTemplateId",
+        "trialPolicyId",
+        "metadata",
+    ];
+    let mut out = letter_breaches(body, &[], Some(&allowed), &[]);
+    for key in ["name", "displayName", "description", "licenseTemplateId"] {
+        if body
+            .get(key)
+            .is_some_and(|v| v.as_str().is_none_or(|s| s.is_empty() || s.chars().count() > 256))
+        {
+            out.push(format!("{key} must be 1-256 characters"));
+        }
+    }
+    for item in body.get("metadata").and_then(Value::as_array).into_iter().flatten() {
+        out.extend(
+            letter_breaches(item, &["key", "value"], Some(&["key", "value", "viewPermissions"]), &[])
+                .into_iter()
+                .map(|b| format!("metadata: {b}")),
+        );
+    }
+    out
+}
+
+const REVENIUM_PUT_REQUIRED: &[&str] = &[
+    "pricingRuleIds",
+    "assetIds",
+    "productIds",
+    "slaDefinitionIds",
+    "tags",
+    "notificationAddressesOnInvoice",
+    "namedOrganizations",
+    "published",
+    "externalId",
+];
+
+fn revenium_breaches(method: &str, body: &Value) -> Vec<String> {
+    let mut out = if method == "PUT" {
+        // The page hides scalar names, so only the named rules are judged; the
+        // version is Revenium's own on update.
+        letter_breaches(body, REVENIUM_PUT_REQUIRED, None, &["version", "id", "_links"])
+    } else {
+        letter_breaches(
+            body,
+            &["name", "version", "plan", "teamId", "ownerId"],
+            None,
+            &["id", "_links"],
+        )
+    };
+    let tiers = body.get("plan").and_then(|p| p.get("tiers")).and_then(Value::as_array);
+    if tiers.into_iter().flatten().any(|t| t.get("startingFrom").is_some()) {
+        out.push("plan.tiers[].startingFrom is output only".into());
+    }
+    out
+}
+
+/// A strict server's refusal.
+fn refused(breaches: Vec<String>, envelope: bool) -> Option<Answer> {
+    if breaches.is_empty() {
+        return None;
+    }
+    let message = breaches.join("; ");
+    Some(if envelope {
+        (
+            400,
+            vec![],
+            json!({"code": 99400, "msg": format!("Invalid Argument: {message}"), "requestId": "req-letter"}),
+        )
+    } else {
+        (400, vec![], json!({"message": message, "code": "INVALID_REQUEST"}))
+    })
+}
+
 pub async fn enos() -> Fake {
     serve(|state, r| {
         if r.path == "/apim-token-service/v2.0/token/get" {
@@ -243,11 +376,24 @@ pub async fn enos() -> Fake {
             return limited;
         }
         let key = r.query.get("productKey").cloned().unwrap_or_default();
+        let action = r.query.get("action").map(String::as_str).unwrap_or_default();
+        if !r.query.contains_key("orgId") || (matches!(action, "update" | "get" | "delete") && key.is_empty()) {
+            return (
+                400,
+                vec![],
+                json!({"code": 99400, "msg": "orgId and productKey are required", "requestId": "req-letter"}),
+            );
+        }
+        if matches!(action, "create" | "update")
+            && let Some(refusal) = refused(enos_breaches(action, &r.json()), true)
+        {
+            return refusal;
+        }
         match r.query.get("action").map(String::as_str) {
             Some("create") if state.behaviour.unknown_model => (
                 200,
                 vec![],
-                json!({"code": 11699, "msg": "ModelId does not exist", "requestId": "r"}),
+                json!({"code": 11699, "msg": "ModelId does not exist", "requestId": "req-11699"}),
             ),
             Some("create") => {
                 state.next_id += 1;
@@ -291,6 +437,11 @@ pub async fn cryptlex() -> Fake {
                 json!({"message": "License template not found", "code": "NOT_FOUND"}),
             );
         }
+        if matches!(r.method.as_str(), "POST" | "PATCH")
+            && let Some(refusal) = refused(cryptlex_breaches(&body), false)
+        {
+            return refusal;
+        }
         match (r.method.as_str(), r.path.as_str()) {
             ("POST", "/v3/products") => {
                 state.next_id += 1;
@@ -315,6 +466,11 @@ pub async fn revenium() -> Fake {
             return (400, vec![], json!({"message": "teamId is required"}));
         }
         let id = r.path.strip_prefix("/v2/api/products/").map(str::to_owned);
+        if matches!(r.method.as_str(), "POST" | "PUT")
+            && let Some(refusal) = refused(revenium_breaches(&r.method, &r.json()), false)
+        {
+            return refusal;
+        }
         match (r.method.as_str(), id) {
             ("POST", None) => {
                 state.next_id += 1;
@@ -335,6 +491,14 @@ pub async fn revenium() -> Fake {
             },
             ("PUT", Some(id)) => {
                 let mut product = r.json();
+                // Revenium keeps the version and increments it on update.
+                let version = state
+                    .products
+                    .get(&id)
+                    .and_then(|p| p["version"].as_str())
+                    .map(bump_patch)
+                    .unwrap_or_else(|| "1.0.0".into());
+                product["version"] = json!(version);
                 product["id"] = json!(id);
                 state.products.insert(id, product.clone());
                 (200, vec![], product)
@@ -347,4 +511,12 @@ pub async fn revenium() -> Fake {
         }
     })
     .await
+}
+
+/// `1.2.3` → `1.2.4`.
+fn bump_patch(version: &str) -> String {
+    match version.rsplit_once('.') {
+        Some((head, patch)) => format!("{head}.{}", patch.parse::<u64>().map_or(0, |p| p + 1)),
+        None => version.to_owned(),
+    }
 }

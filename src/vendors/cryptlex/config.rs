@@ -13,6 +13,10 @@ pub struct Config {
     pub access_token: Secret,
 }
 
+/// The flags that enable this vendor, as error messages name them.
+pub const ENABLING_FLAGS: &str =
+    "--cryptlex-token (or --cryptlex-token-file), with --cryptlex-base-url for another API host";
+
 /// The `--cryptlex-*` flags.
 #[derive(Debug, Clone, clap::Args)]
 #[group(id = "cryptlex")]

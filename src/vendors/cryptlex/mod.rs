@@ -12,7 +12,7 @@ mod config;
 mod limits;
 
 pub use auth::{Connection, connect};
-pub use config::{Args, Config};
+pub use config::{Args, Config, ENABLING_FLAGS};
 
 use super::json::{from_rfc3339, from_struct, to_rfc3339, to_struct};
 use super::mapping::FieldMapping;
@@ -28,6 +28,21 @@ pub struct Cryptlex;
 
 const VENDOR: Vendor = Vendor::Cryptlex;
 const PRODUCTS_PATH: &str = "/v3/products";
+
+/// What each call to Cryptlex carries (rendered into docs/vendor-mappings.md).
+pub const REQUESTS: &str = "\
+- **Create** (`POST /v3/products`) and **update** (`PATCH /v3/products/{id}`) carry only the
+  fields of the v3 request schema (seed 001): `name`, `displayName`, `description`,
+  `licenseTemplateId`, `trialPolicyId`, `metadata` (items: `key`, `value`, `viewPermissions`).
+  `automatedEmails` is left out (the schema lacks it; the notes infer it for create only) and
+  so is `metadata[].visible` (only the page's example shows it); both stay in producthub until
+  confirmed. A mask naming only `licensing.automated_emails` sends nothing.
+- A PATCH carries what the change names. A whole resend (SyncProduct, a `*` update) carries the
+  values producthub holds and no empty `metadata`, `trialPolicyId` or `description` as filler.
+  A change that names `licensing.metadata` or `licensing.trial_policy_id` sends it even empty
+  (that clears it); a description cannot be cleared (1-256 characters).
+- A failure keeps Cryptlex's `code` and `message` in the sync entry's `last_error`.
+";
 
 /// How each canonical field maps to Cryptlex (rendered into docs/vendor-mappings.md).
 pub const MAPPING: &[FieldMapping] = &[
@@ -46,17 +61,17 @@ pub const MAPPING: &[FieldMapping] = &[
     FieldMapping::new(
         "licensing.trial_policy_id",
         "trialPolicyId",
-        "empty is sent and written as `null` (no trials)",
+        "empty is written as `null` (no trials); sent as `null` only by a change that names it",
     ),
     FieldMapping::new(
         "licensing.automated_emails",
         "automatedEmails",
-        "always written; sent on PATCH too (inferred: the update schema excerpt does not list it); older API: `emailTemplates` (kept in `vendor_fields`)",
+        "read and written in the product object; never sent on create or PATCH (the v3 request schema lacks it; the notes only infer it for create); older API: `emailTemplates` (kept in `vendor_fields`)",
     ),
     FieldMapping::new(
         "licensing.metadata",
         "metadata",
-        "always written; replaced whole on update",
+        "always written; replaced whole on update; sent empty only by a change that names it",
     ),
     FieldMapping::new("licensing.metadata.key", "metadata[].key", "1-256 characters"),
     FieldMapping::new(
@@ -64,7 +79,11 @@ pub const MAPPING: &[FieldMapping] = &[
         "metadata[].value",
         "at most 4096 characters",
     ),
-    FieldMapping::new("licensing.metadata.visible", "metadata[].visible", "always written"),
+    FieldMapping::new(
+        "licensing.metadata.visible",
+        "metadata[].visible",
+        "read and written in the product object; not sent (only the schema's example shows it, not the schema)",
+    ),
     FieldMapping::new(
         "licensing.metadata.view_permissions",
         "metadata[].viewPermissions",
@@ -194,7 +213,9 @@ fn cryptlex_name(product: &Product, licensing: &LicensingProfile) -> String {
     non_empty(&licensing.name).unwrap_or_else(|| product.display_name.clone())
 }
 
-/// The request form of metadata entries (output-only fields left out).
+/// The request form of metadata entries: exactly the item fields of the v3
+/// request schema (`key`, `value`, `viewPermissions`). Output-only fields are
+/// left out, and so is `visible`, which only the schema's example shows.
 fn metadata_request(entries: &[LicensingMetadata]) -> Value {
     Value::Array(
         entries
@@ -203,7 +224,6 @@ fn metadata_request(entries: &[LicensingMetadata]) -> Value {
                 json!({
                     "key": m.key,
                     "value": m.value,
-                    "visible": m.visible,
                     "viewPermissions": m.view_permissions,
                 })
             })
@@ -339,9 +359,6 @@ impl Adapter for Cryptlex {
         if !l.trial_policy_id.is_empty() {
             body.insert("trialPolicyId".into(), l.trial_policy_id.clone().into());
         }
-        if !l.automated_emails.is_empty() {
-            body.insert("automatedEmails".into(), json!(l.automated_emails));
-        }
         if !l.metadata.is_empty() {
             body.insert("metadata".into(), metadata_request(&l.metadata));
         }
@@ -362,19 +379,27 @@ impl Adapter for Cryptlex {
     ) -> Result<Option<VendorRequest>, AdapterError> {
         let l = licensing(product)?;
         let mut body = Map::new();
-        let whole_profile = |body: &mut Map<String, Value>| {
+        // The profile's fields; `clear` sends empty ones too (the change
+        // named the profile), otherwise they are left alone at Cryptlex.
+        let whole_profile = |body: &mut Map<String, Value>, clear: bool| {
             body.insert("name".into(), cryptlex_name(product, l).into());
             body.insert("licenseTemplateId".into(), l.license_template_id.clone().into());
-            body.insert("trialPolicyId".into(), trial_policy(l));
-            body.insert("automatedEmails".into(), json!(l.automated_emails));
-            body.insert("metadata".into(), metadata_request(&l.metadata));
+            if clear || !l.trial_policy_id.is_empty() {
+                body.insert("trialPolicyId".into(), trial_policy(l));
+            }
+            if clear || !l.metadata.is_empty() {
+                body.insert("metadata".into(), metadata_request(&l.metadata));
+            }
         };
+        // A whole resend (SyncProduct, a `*` update) carries what producthub
+        // holds, never an empty value as filler: that would erase what was
+        // set at Cryptlex.
         if matches!(mask, UpdateMask::Full) {
             body.insert("displayName".into(), product.display_name.clone().into());
             if !product.description.is_empty() {
                 body.insert("description".into(), product.description.clone().into());
             }
-            whole_profile(&mut body);
+            whole_profile(&mut body, false);
         }
         for path in mask.effective_paths() {
             let names: Vec<&str> = path.field_names().collect();
@@ -388,7 +413,7 @@ impl Adapter for Cryptlex {
                 ["description"] => {
                     body.insert("description".into(), description(product, path.as_str())?);
                 }
-                ["licensing"] => whole_profile(&mut body),
+                ["licensing"] => whole_profile(&mut body, true),
                 ["licensing", "name"] => {
                     body.insert("name".into(), cryptlex_name(product, l).into());
                 }
@@ -398,9 +423,9 @@ impl Adapter for Cryptlex {
                 ["licensing", "trial_policy_id"] => {
                     body.insert("trialPolicyId".into(), trial_policy(l));
                 }
-                ["licensing", "automated_emails"] => {
-                    body.insert("automatedEmails".into(), json!(l.automated_emails));
-                }
+                // The v3 request schema has no automatedEmails (the notes
+                // infer it for create only): kept in producthub, not sent.
+                ["licensing", "automated_emails"] => {}
                 ["licensing", "metadata"] => {
                     body.insert("metadata".into(), metadata_request(&l.metadata));
                 }
@@ -477,6 +502,7 @@ impl Adapter for Cryptlex {
             code: field("code"),
             message: field("message").unwrap_or_else(|| truncated_text(response.body)),
             retry_after: parse_retry_after(response.retry_after),
+            request_id: None,
         })
     }
 

@@ -102,7 +102,7 @@ fn patch_sends_only_the_masked_fields() {
     let metadata = body(&["licensing.metadata"], &product).unwrap();
     assert_eq!(
         metadata,
-        json!({"metadata": [{"key": "string", "value": "string", "visible": true, "viewPermissions": ["activation"]}]})
+        json!({"metadata": [{"key": "string", "value": "string", "viewPermissions": ["activation"]}]})
     );
 }
 
@@ -132,8 +132,7 @@ fn create_sends_the_documented_request_fields() {
             "description": "Our licence",
             "licenseTemplateId": "string",
             "trialPolicyId": "string",
-            "automatedEmails": ["string"],
-            "metadata": [{"key": "string", "value": "string", "visible": true, "viewPermissions": ["activation"]}]
+            "metadata": [{"key": "string", "value": "string", "viewPermissions": ["activation"]}]
         })
     );
     let mut too_long = product.clone();

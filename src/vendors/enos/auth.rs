@@ -93,6 +93,7 @@ pub fn read_token(response: VendorResponse<'_>) -> Result<(String, u64), VendorE
                 message
             },
             retry_after: parse_retry_after(response.retry_after),
+            request_id: None,
         }),
     }
 }

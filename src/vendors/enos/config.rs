@@ -16,6 +16,10 @@ pub struct Config {
     pub app_secret: Secret,
 }
 
+/// The flags that enable this vendor, as error messages name them.
+pub const ENABLING_FLAGS: &str =
+    "--enos-base-url, --enos-org-id, --enos-app-key and --enos-app-secret (or --enos-app-secret-file)";
+
 /// The `--enos-*` flags.
 #[derive(Debug, Clone, clap::Args)]
 #[group(id = "enos")]

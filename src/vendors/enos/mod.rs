@@ -15,7 +15,7 @@ mod config;
 mod limits;
 
 pub use auth::Connection;
-pub use config::{Args, Config};
+pub use config::{Args, Config, ENABLING_FLAGS};
 
 use super::json::{from_epoch_millis, from_struct, to_epoch_millis, to_struct};
 use super::mapping::FieldMapping;
@@ -38,6 +38,21 @@ const PRODUCTS_PATH: &str = "/connect-service/v2.1/products";
 /// the first.
 const DYNAMIC_ACTIVATION: [&str; 3] = ["dynamicActivateEnabled", "dynamicActiveEnabled", "dynamicActiveEnable"];
 
+/// What each call to EnOS carries (rendered into docs/vendor-mappings.md).
+pub const REQUESTS: &str = "\
+- **Create** (`action=create`, seed 002): always `productName`, `productType`, `modelId`,
+  `biDirectionalAuth`, `dataFormat` (the page's required fields); `productDesc`,
+  `dynamicActivateEnabled`, `productTags`, `defaultValidDay`, `maxValidDay` only when set
+  (the notes confirm them for create, §1.2). `orgId` in the query.
+- **Update** (`action=update`, seed 000): always `productName` and `biDirectionalAuth` (required),
+  then what the change names. A whole resend (SyncProduct, a `*` update) carries only the values
+  producthub holds: no empty `productDesc`, no empty `productTags`, no `false`
+  `dynamicActivateEnabled` as filler, which would erase what was set at EnOS. A change that
+  names a field sends it even empty (that clears it). `orgId` and `productKey` in the query.
+- A failure keeps EnOS's `code`, `msg` and the envelope's `requestId` (for EnOS support) in the
+  sync entry's `last_error`.
+";
+
 /// How each canonical field maps to EnOS (rendered into docs/vendor-mappings.md).
 pub const MAPPING: &[FieldMapping] = &[
     FieldMapping::new(
@@ -50,7 +65,11 @@ pub const MAPPING: &[FieldMapping] = &[
         "productName.i18nValue",
         "locale id → name; `{}` when empty",
     ),
-    FieldMapping::new("description", "productDesc", "at most 512 characters"),
+    FieldMapping::new(
+        "description",
+        "productDesc",
+        "at most 512 characters; sent empty only by a change that names it",
+    ),
     FieldMapping::new("iot.model_id", "modelId", "create only (immutable)"),
     FieldMapping::new(
         "iot.product_type",
@@ -70,14 +89,14 @@ pub const MAPPING: &[FieldMapping] = &[
     FieldMapping::new(
         "iot.dynamic_activation_enabled",
         "dynamicActivateEnabled",
-        "also read from `dynamicActiveEnabled` / `dynamicActiveEnable`",
+        "also read from `dynamicActiveEnabled` / `dynamicActiveEnable`; a whole resend sends it only when true",
     ),
     FieldMapping::new("iot.default_valid_days", "defaultValidDay", "1-3650"),
     FieldMapping::new("iot.max_valid_days", "maxValidDay", "1-3650"),
     FieldMapping::new(
         "iot.tags",
         "productTags",
-        "≤ 100; `null` reads as empty; sent whole on update",
+        "≤ 100; `null` reads as empty; sent whole on update, empty only by a change that names it",
     ),
     FieldMapping::new(
         "iot.product_key",
@@ -226,25 +245,34 @@ fn product_name(product: &Product) -> Value {
     })
 }
 
-/// Which UpdateProduct body fields a mask calls for.
+/// Which UpdateProduct body fields a mask calls for. Each optional field is
+/// `None` (not wanted), `Some(false)` (sent when producthub holds a value: a
+/// whole resend never sends an empty value as filler, which would erase what
+/// was set at EnOS) or `Some(true)` (sent even when empty: the change named
+/// it, so clearing it is meant).
 #[derive(Default)]
 struct UpdateFields {
     any: bool,
-    description: bool,
-    dynamic_activation: bool,
-    tags: bool,
+    description: Option<bool>,
+    dynamic_activation: Option<bool>,
+    tags: Option<bool>,
     default_valid_days: Option<bool>,
     max_valid_days: Option<bool>,
 }
 
+/// Raises what a field is wanted for to at least `to`.
+fn want(field: &mut Option<bool>, to: bool) {
+    *field = Some(field.unwrap_or(false) || to);
+}
+
 impl UpdateFields {
-    fn all() -> Self {
+    /// A whole resend: every field producthub holds a value for.
+    fn resend() -> Self {
         UpdateFields {
             any: true,
-            description: true,
-            dynamic_activation: true,
-            tags: true,
-            // Whole-profile updates send the validity only when it is set.
+            description: Some(false),
+            dynamic_activation: Some(false),
+            tags: Some(false),
             default_valid_days: Some(false),
             max_valid_days: Some(false),
         }
@@ -252,7 +280,7 @@ impl UpdateFields {
 
     fn from_mask(mask: &UpdateMask) -> Self {
         if matches!(mask, UpdateMask::Full) {
-            return Self::all();
+            return Self::resend();
         }
         let mut fields = UpdateFields::default();
         for path in mask.effective_paths() {
@@ -261,30 +289,35 @@ impl UpdateFields {
                 ["display_name"] | ["localized_display_names"] => fields.any = true,
                 ["description"] => {
                     fields.any = true;
-                    fields.description = true;
+                    want(&mut fields.description, true);
                 }
                 ["iot"] => {
-                    let explicit = (fields.default_valid_days, fields.max_valid_days);
-                    fields = UpdateFields::all();
-                    fields.default_valid_days = explicit.0.or(Some(false));
-                    fields.max_valid_days = explicit.1.or(Some(false));
+                    // The whole profile: its fields as they are now, cleared
+                    // ones included; the validity cannot be cleared at EnOS,
+                    // so it goes only when set.
+                    fields.any = true;
+                    want(&mut fields.description, false);
+                    want(&mut fields.dynamic_activation, true);
+                    want(&mut fields.tags, true);
+                    want(&mut fields.default_valid_days, false);
+                    want(&mut fields.max_valid_days, false);
                 }
                 ["iot", "bidirectional_auth"] => fields.any = true,
                 ["iot", "dynamic_activation_enabled"] => {
                     fields.any = true;
-                    fields.dynamic_activation = true;
+                    want(&mut fields.dynamic_activation, true);
                 }
                 ["iot", "tags"] => {
                     fields.any = true;
-                    fields.tags = true;
+                    want(&mut fields.tags, true);
                 }
                 ["iot", "default_valid_days"] => {
                     fields.any = true;
-                    fields.default_valid_days = Some(true);
+                    want(&mut fields.default_valid_days, true);
                 }
                 ["iot", "max_valid_days"] => {
                     fields.any = true;
-                    fields.max_valid_days = Some(true);
+                    want(&mut fields.max_valid_days, true);
                 }
                 // modelId, productType and dataFormat are immutable in the
                 // canonical model, so a mask naming them carries no change;
@@ -293,6 +326,15 @@ impl UpdateFields {
             }
         }
         fields
+    }
+}
+
+/// Whether a field wanted as `wanted` goes in the body, given whether
+/// producthub holds a value for it.
+fn sent(wanted: Option<bool>, has_value: bool) -> bool {
+    match wanted {
+        None => false,
+        Some(clear) => clear || has_value,
     }
 }
 
@@ -531,13 +573,13 @@ impl Adapter for Enos {
         let mut body = Map::new();
         body.insert("productName".into(), product_name(product));
         body.insert("biDirectionalAuth".into(), json!(iot.bidirectional_auth));
-        if fields.description {
+        if sent(fields.description, !product.description.is_empty()) {
             body.insert("productDesc".into(), json!(product.description));
         }
-        if fields.dynamic_activation {
+        if sent(fields.dynamic_activation, iot.dynamic_activation_enabled) {
             body.insert(DYNAMIC_ACTIVATION[0].into(), json!(iot.dynamic_activation_enabled));
         }
-        if fields.tags {
+        if sent(fields.tags, !iot.tags.is_empty()) {
             body.insert("productTags".into(), json!(iot.tags));
         }
         set_validity(
@@ -635,6 +677,13 @@ impl Adapter for Enos {
             code: code.map(|c| c.to_string()),
             message,
             retry_after: parse_retry_after(response.retry_after),
+            // What EnOS support asks for when a call went wrong.
+            request_id: parsed
+                .as_ref()
+                .and_then(|v| v.get("requestId"))
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned),
         })
     }
 

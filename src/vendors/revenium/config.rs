@@ -17,6 +17,10 @@ pub struct Config {
     pub owner_id: String,
 }
 
+/// The flags that enable this vendor, as error messages name them.
+pub const ENABLING_FLAGS: &str =
+    "--revenium-api-key (or --revenium-api-key-file), --revenium-team-id and --revenium-owner-id";
+
 /// The `--revenium-*` flags.
 #[derive(Debug, Clone, clap::Args)]
 #[group(id = "revenium")]

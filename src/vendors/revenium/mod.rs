@@ -15,7 +15,7 @@ mod config;
 mod limits;
 
 pub use auth::{Connection, connect};
-pub use config::{Args, Config};
+pub use config::{Args, Config, ENABLING_FLAGS};
 
 use super::json::{from_struct, number, to_struct};
 use super::mapping::FieldMapping;
@@ -37,6 +37,30 @@ const PRODUCTS_PATH: &str = "/v2/api/products";
 /// What Revenium says of an id it cannot read as one of its (hashed) ids,
 /// whether malformed or deleted: no product has it.
 const UNKNOWN_ID: &str = "Failed to decode hashed id";
+/// `published` when neither producthub nor Revenium says: what Revenium's own
+/// code defaults it to (vendor-apis.md §3.4).
+const DEFAULT_PUBLISHED: bool = true;
+
+/// What each call to Revenium carries (rendered into docs/vendor-mappings.md).
+pub const REQUESTS: &str = "\
+- **Update** (`PUT /v2/api/products/{id}`, seed 003) replaces the product, so its body is the
+  vendor's current copy (GET first) with producthub's modelled fields laid over it. Every field
+  the page marks required is sent: `pricingRuleIds`, `assetIds`, `productIds`,
+  `slaDefinitionIds`, `tags`, `notificationAddressesOnInvoice`, `namedOrganizations` (ours,
+  possibly empty), `published` and `externalId` (ours when set, else the vendor's current value,
+  else Revenium's default: `true`, and `\"\"` for `externalId`, which has none documented).
+  The two required fields whose JSON names the page hides (whether to send invoice
+  notifications; the audience restriction) are never invented: they go back exactly as the GET
+  returned them, under the vendor's own names.
+- Not sent: `version` on update (Revenium increments it itself; a mask naming only `version`
+  sends nothing), `plan.tiers[].startingFrom` (output only), and the response-only `id`,
+  `status`, `_links` and nested `team`/`owner` (sent flat as `teamId`/`ownerId`).
+- **Create** (`POST /v2/api/products`) carries `name`, `version`, `plan`, `teamId`, `ownerId`
+  (what Revenium's own tools require) and the update's required fields as above. **Gap:** for a
+  product producthub creates, the two unnamed required fields cannot be sent, since their names
+  are unknown; Revenium applies its own defaults to them, and every later PUT sends back what it
+  chose.
+";
 
 /// How each canonical field maps to Revenium (rendered into docs/vendor-mappings.md).
 pub const MAPPING: &[FieldMapping] = &[
@@ -45,7 +69,7 @@ pub const MAPPING: &[FieldMapping] = &[
     FieldMapping::new(
         "version",
         "version",
-        "`x.y.z`; required; Revenium increments it on update",
+        "`x.y.z`; required; sent on create; not sent on update (Revenium increments it itself)",
     ),
     FieldMapping::new(
         "monetization.owner_id",
@@ -75,7 +99,7 @@ pub const MAPPING: &[FieldMapping] = &[
     FieldMapping::new(
         "monetization.published",
         "published",
-        "written when set (Revenium's default: true)",
+        "required on update: always sent; ours when set, else the vendor's current value, else Revenium's default `true`",
     ),
     FieldMapping::new(
         "monetization.payment_source",
@@ -83,7 +107,11 @@ pub const MAPPING: &[FieldMapping] = &[
         "`INVOICE_ONLY_NO_PAYMENT` / `EXTERNAL_PAYMENT_NOTIFICATION`",
     ),
     FieldMapping::new("monetization.payment_configuration_id", "paymentConfigurationId", ""),
-    FieldMapping::new("monetization.external_id", "externalId", ""),
+    FieldMapping::new(
+        "monetization.external_id",
+        "externalId",
+        "required on update: always sent; ours when set, else the vendor's current value, else `\"\"` (no default is documented); cleared by a change that names it",
+    ),
     FieldMapping::new(
         "monetization.notify_client_on_invoice",
         "notifyClientOnInvoice",
@@ -152,7 +180,7 @@ pub const MAPPING: &[FieldMapping] = &[
     FieldMapping::new(
         "monetization.plan.tiers",
         "plan.tiers",
-        "always written; items: `name`, `upTo` (`null`: unlimited, always written), `unitAmount`, `flatAmount`, `startingFrom` (output only)",
+        "always written; items: `name`, `upTo` (`null`: unlimited, always written), `unitAmount`, `flatAmount`, `startingFrom` (output only: read, never sent)",
     ),
     FieldMapping::new(
         "monetization.plan.elements",
@@ -444,18 +472,29 @@ fn put_opt(out: &mut Map<String, Value>, key: &str, value: Option<Value>) {
     }
 }
 
-fn export_tier(t: &PriceTier) -> Value {
+/// Whether JSON is for a request body (POST, PUT), which leaves out what the
+/// vendor computes, or the product object as the vendor shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Object,
+    Request,
+}
+
+fn export_tier(t: &PriceTier, form: Form) -> Value {
     let mut out = from_struct(t.vendor_fields.as_ref());
     put_opt(&mut out, "name", non_empty(&t.name).map(Value::from));
     out.insert("upTo".into(), t.up_to.map(number).unwrap_or(Value::Null));
     put_opt(&mut out, "unitAmount", t.unit_amount.map(number));
     put_opt(&mut out, "flatAmount", t.flat_amount.map(number));
-    put_opt(&mut out, "startingFrom", t.starting_from.map(number));
+    // Output only: Revenium computes where a tier starts from the one before.
+    if form == Form::Object {
+        put_opt(&mut out, "startingFrom", t.starting_from.map(number));
+    }
     Value::Object(out)
 }
 
 /// The plan's modelled fields, over `base` (its unmodelled ones).
-fn export_plan(plan: &Plan, mut out: Map<String, Value>) -> Value {
+fn export_plan(plan: &Plan, mut out: Map<String, Value>, form: Form) -> Value {
     put_opt(&mut out, "name", non_empty(&plan.name).map(Value::from));
     put_opt(&mut out, "type", enum_name(plan.r#type, PLAN_TYPES));
     put_opt(&mut out, "currency", non_empty(&plan.currency).map(Value::from));
@@ -466,7 +505,10 @@ fn export_plan(plan: &Plan, mut out: Map<String, Value>) -> Value {
     put_opt(&mut out, "charge", plan.charge.map(number));
     out.insert("graduated".into(), plan.graduated.into());
     out.insert("prePayAllFlatRates".into(), plan.pre_pay_all_flat_rates.into());
-    out.insert("tiers".into(), plan.tiers.iter().map(export_tier).collect());
+    out.insert(
+        "tiers".into(),
+        plan.tiers.iter().map(|t| export_tier(t, form)).collect(),
+    );
     let elements: Vec<Value> = plan
         .elements
         .iter()
@@ -510,7 +552,7 @@ fn export_plan(plan: &Plan, mut out: Map<String, Value>) -> Value {
             );
             put_opt(&mut item, "period", enum_name(a.period, PERIODS));
             item.insert("graduated".into(), a.graduated.into());
-            item.insert("tiers".into(), a.tiers.iter().map(export_tier).collect());
+            item.insert("tiers".into(), a.tiers.iter().map(|t| export_tier(t, form)).collect());
             Value::Object(item)
         })
         .collect();
@@ -706,6 +748,14 @@ fn request_body(
         Some(Value::Object(plan)) => plan,
         _ => Map::new(),
     };
+    // Required on every call (seed 003): producthub's value when it has one,
+    // else the vendor's current one, else Revenium's own default.
+    let vendor_published = body.get("published").and_then(Value::as_bool);
+    let vendor_external_id = body
+        .get("externalId")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned);
     // PUT replaces: a field we cleared must not come back from the base.
     for key in MODELLED_KEYS {
         body.remove(*key);
@@ -722,15 +772,58 @@ fn request_body(
         }
     }
     body.extend(modelled_fields(product, m));
+    // A value producthub cleared, in a change that names it, is sent cleared.
+    let cleared = |path: &str| mask.is_some_and(|mask| names(mask, path));
+    let published = match m.published {
+        Some(published) => published,
+        None if cleared("monetization.published") => DEFAULT_PUBLISHED,
+        None => vendor_published.unwrap_or(DEFAULT_PUBLISHED),
+    };
+    body.insert("published".into(), published.into());
+    let external_id = match non_empty(&m.external_id) {
+        Some(id) => id,
+        None if cleared("monetization.external_id") => String::new(),
+        None => vendor_external_id.unwrap_or_default(),
+    };
+    body.insert("externalId".into(), external_id.into());
+    if mask.is_some() {
+        // Revenium increments the version on every update itself; ours would
+        // set it back (a create carries it: Revenium's tools require it there).
+        body.remove("version");
+    }
     if let Some(plan) = &m.plan {
         // Unmodelled plan fields: the vendor's current ones, else ours.
         let mut plan_base = from_struct(plan.vendor_fields.as_ref());
         plan_base.extend(base_plan);
-        body.insert("plan".into(), export_plan(plan, plan_base));
+        body.insert("plan".into(), export_plan(plan, plan_base, Form::Request));
     }
     body.insert("teamId".into(), team_id(m, settings)?.into());
     body.insert("ownerId".into(), owner_id(m, settings)?.into());
     Ok(Value::Object(body))
+}
+
+/// Whether a mask names `path` itself or a field above it (not `*`).
+fn names(mask: &UpdateMask, path: &str) -> bool {
+    match mask {
+        UpdateMask::Full => false,
+        UpdateMask::Paths(_) => mask.effective_paths().any(|p| {
+            let named = p.as_str();
+            named == path || path.strip_prefix(named).is_some_and(|rest| rest.starts_with('.'))
+        }),
+    }
+}
+
+/// Whether the only thing of Revenium's a mask names is the version, which a
+/// PUT does not carry (Revenium keeps its own): then there is nothing to send.
+fn names_only_the_version(mask: &UpdateMask) -> bool {
+    match mask {
+        UpdateMask::Full => false,
+        UpdateMask::Paths(_) => mask
+            .effective_paths()
+            .filter_map(|p| p.field_names().next())
+            .filter(|top| Revenium.concerns(top))
+            .all(|top| top == "version"),
+    }
 }
 
 fn product_path(m: &MonetizationProfile) -> Result<String, AdapterError> {
@@ -861,7 +954,7 @@ impl Adapter for Revenium {
         if let Some(plan) = &m.plan {
             out.insert(
                 "plan".into(),
-                export_plan(plan, from_struct(plan.vendor_fields.as_ref())),
+                export_plan(plan, from_struct(plan.vendor_fields.as_ref()), Form::Object),
             );
         }
         Ok(Value::Object(out))
@@ -887,7 +980,7 @@ impl Adapter for Revenium {
         settings: &VendorSettings,
         last_known: Option<&Value>,
     ) -> Result<Option<VendorRequest>, AdapterError> {
-        if !mask_concerns(self, mask) {
+        if !mask_concerns(self, mask) || names_only_the_version(mask) {
             return Ok(None);
         }
         let m = monetization(product)?;
@@ -986,6 +1079,7 @@ impl Adapter for Revenium {
             code: None,
             message,
             retry_after: parse_retry_after(response.retry_after),
+            request_id: None,
         })
     }
 
