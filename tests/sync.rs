@@ -244,6 +244,23 @@ async fn a_change_reaches_exactly_the_vendors_it_touches() {
     assert_eq!(product.licensing.as_ref().unwrap().product_id, "c1");
     assert_eq!(product.monetization.as_ref().unwrap().product_id, "R1");
     assert_eq!(entry(&product, Vendor::Enos).remote_id, "PK1");
+    // What each vendor assigned on create is kept: EnOS's device secret (read
+    // back, since its create answers only the key), Cryptlex's public key and
+    // counters (from its answer), Revenium's status.
+    let iot = product.iot.as_ref().unwrap();
+    assert_eq!(
+        (
+            iot.product_secret.as_str(),
+            iot.org_id.as_str(),
+            iot.created_by.as_str()
+        ),
+        ("enos-secret-1", "org-1", "producthub-app")
+    );
+    assert!(iot.vendor_create_time.is_some());
+    let licensing = product.licensing.as_ref().unwrap();
+    assert_eq!(licensing.public_key, "RSA-PUBLIC-1");
+    assert!(licensing.vendor_create_time.is_some());
+    assert_eq!(product.monetization.as_ref().unwrap().status, "ACTIVE");
 
     let token = &v.enos.requests()[0];
     assert_eq!(
@@ -323,7 +340,12 @@ async fn a_change_reaches_exactly_the_vendors_it_touches() {
         p.sync.iter().all(|s| s.synced_etag == etag)
     })
     .await;
-    let enos_update = v.enos.product_calls().last().cloned().unwrap();
+    // The update, then a read of the copy (EnOS answers only the key).
+    let enos_calls = v.enos.product_calls();
+    let [.., enos_update, enos_read] = enos_calls.as_slice() else {
+        panic!()
+    };
+    assert_eq!(enos_read.query.get("action").map(String::as_str), Some("get"));
     assert_eq!(enos_update.query.get("action").map(String::as_str), Some("update"));
     assert_eq!(enos_update.query.get("productKey").map(String::as_str), Some("PK1"));
     assert!(enos_update.auth_ok);
@@ -757,11 +779,21 @@ async fn secrets_never_reach_logs_or_sync_state() {
             && entry(p, Vendor::Cryptlex).state == SyncState::Synced as i32
     })
     .await;
+    // A product EnOS accepts, so its device secret is read back too.
+    v.enos.set(|b| b.unknown_model = false);
+    create(&mut client, "q", everywhere()).await;
+    let accepted = wait_for(&mut client, "products/q", "the second product", |p| {
+        entry(p, Vendor::Enos).state == SyncState::Synced as i32
+    })
+    .await;
+    let device_secret = accepted.iot.unwrap().product_secret;
+    assert!(device_secret.starts_with("enos-secret-"), "{device_secret}");
     let secrets = [
         fake_vendors::ENOS_APP_SECRET,
         fake_vendors::ENOS_TOKEN,
         fake_vendors::CRYPTLEX_TOKEN,
         fake_vendors::REVENIUM_KEY,
+        device_secret.as_str(),
     ];
     let state = format!("{:?}", product.sync);
     drop(client);

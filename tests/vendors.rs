@@ -173,6 +173,17 @@ async fn imported_vendor_products_keep_what_the_vendor_assigned() {
         .into_inner();
     assert!(!stored.uid.is_empty());
     assert_eq!(stored.iot.as_ref().unwrap().product_key, "2zp6A70r");
+    // This server does not deliver to EnOS: the copy is linked, not SYNCED.
+    let enos_entry = stored
+        .sync
+        .iter()
+        .find(|s| s.vendor == Vendor::Enos as i32)
+        .expect("an EnOS sync entry");
+    assert_eq!(
+        (enos_entry.state, enos_entry.remote_id.as_str()),
+        (producthub::pb::SyncState::Disabled as i32, "2zp6A70r")
+    );
+    assert!(enos_entry.pending_paths.is_empty() && enos_entry.synced_etag.is_empty());
 
     // An ordinary update keeps the vendor's key (it is output only).
     let updated = client

@@ -493,7 +493,7 @@ impl<S: ProductStore> Catalog<S> {
         // is kept: it is the vendor's word, not a client's.
         stamp_new(&mut product, &self.sync.enabled);
         // The vendor it came from already has it as it is.
-        vendors::mark_synced(&mut product, vendor, SystemTime::now());
+        vendors::mark_synced(&mut product, vendor, &self.sync.enabled, SystemTime::now());
         let outcome = self.store.insert(&id, &product, None, self.announces()).await?;
         self.wake_sync();
         match outcome {

@@ -338,6 +338,68 @@ fn merge_reflective(stored: &Product, patch: &Product, mask: &UpdateMask) -> Res
     }
 }
 
+/// Takes into `product`'s `profile` (e.g. `licensing`) the output-only fields a
+/// vendor assigned, as `assigned` (the vendor's copy, imported) holds them:
+/// each one `assigned` sets replaces ours, one it leaves unset keeps our
+/// value. Items of repeated fields are matched by their `key` where they have
+/// one, else by position. Nothing a client may set is touched, so this never
+/// changes the product's own data.
+pub fn adopt_output_only(product: &mut Product, assigned: &Product, profile: &str) {
+    let source = to_dynamic(assigned);
+    let mut target = to_dynamic(product);
+    let Some(field) = target.descriptor().get_field_by_name(profile) else {
+        return;
+    };
+    if !source.has_field(&field) || !target.has_field(&field) {
+        return;
+    }
+    if let (Value::Message(from), Value::Message(into)) =
+        (source.get_field(&field).as_ref(), target.get_field_mut(&field))
+    {
+        adopt_fields(from, into);
+    }
+    *product = from_dynamic(&target);
+}
+
+fn adopt_fields(from: &DynamicMessage, into: &mut DynamicMessage) {
+    for info in schema::fields(&from.descriptor()) {
+        let field = &info.field;
+        if info.behaviors.output_only {
+            if from.has_field(field) {
+                into.set_field(field, from.get_field(field).into_owned());
+            }
+            continue;
+        }
+        if !info.holds_messages || info.map || !from.has_field(field) || !into.has_field(field) {
+            continue;
+        }
+        let source = from.get_field(field);
+        match (source.as_ref(), into.get_field_mut(field)) {
+            (Value::List(sources), Value::List(targets)) => {
+                let Kind::Message(item_type) = field.kind() else {
+                    continue;
+                };
+                let key = item_type.get_field_by_name("key");
+                for (index, target) in targets.iter_mut().enumerate() {
+                    let Value::Message(target) = target else { continue };
+                    let counterpart = match &key {
+                        Some(key) => sources.iter().find(|s| match s {
+                            Value::Message(s) => s.get_field(key) == target.get_field(key),
+                            _ => false,
+                        }),
+                        None => sources.get(index),
+                    };
+                    if let Some(Value::Message(source)) = counterpart {
+                        adopt_fields(source, target);
+                    }
+                }
+            }
+            (Value::Message(source), Value::Message(target)) => adopt_fields(source, target),
+            _ => {}
+        }
+    }
+}
+
 /// Clears every output-only field of a product taken from a client, however deep
 /// (inside repeated and map values too).
 pub fn clear_output_only(product: &mut Product) {

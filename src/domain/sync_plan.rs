@@ -144,6 +144,16 @@ pub fn note_remote_id(product: &mut Product, vendor: Vendor, remote_id: &str) {
     }
 }
 
+/// Records the vendor's copy of the product for a vendor this server does not
+/// deliver to (not configured): linked, DISABLED, nothing pending.
+pub fn mark_linked(product: &mut Product, vendor: Vendor, remote_id: &str) {
+    let entry = entry_mut(product, vendor);
+    entry.state = SyncState::Disabled as i32;
+    entry.remote_id = remote_id.to_owned();
+    entry.pending_paths.clear();
+    entry.next_attempt_time = None;
+}
+
 /// Marks the vendor's copy as matching the product as it is (after an import
 /// from that vendor: it sent us this very product).
 pub fn mark_synced(product: &mut Product, vendor: Vendor, remote_id: &str, now: SystemTime) {

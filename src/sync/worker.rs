@@ -18,12 +18,12 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 
 use super::RetryPolicy;
-use crate::domain::field_mask::UpdateMask;
+use crate::domain::field_mask::{self, UpdateMask};
 use crate::domain::names::parse_product_name;
 use crate::domain::sync_plan::{self as plan, EVERYTHING, Outcome};
 use crate::pb::{Product, SyncState, VendorSync};
 use crate::storage::{Claimed, ProductStore, StoreError};
-use crate::vendors::{Adapter, AdapterError, Connections, Vendor, VendorError, VendorSettings};
+use crate::vendors::{Adapter, AdapterError, Connections, Reply, Vendor, VendorError, VendorSettings};
 
 /// How many outbox entries or tombstones one pass looks at.
 const BATCH: usize = 256;
@@ -141,7 +141,7 @@ impl<S: ProductStore> SyncWorker<S> {
             let Some(vendor) = Vendor::from_pb(entry.vendor) else {
                 continue;
             };
-            let outcome = self.deliver(&product, vendor, &entry).await;
+            let Delivery { outcome, assigned } = self.deliver(&product, vendor, &entry).await;
             log_outcome(id, vendor, &outcome);
             let now = SystemTime::now();
             let recorded = self
@@ -161,6 +161,11 @@ impl<S: ProductStore> SyncWorker<S> {
                     // Keep the vendor's id in the profile too, where the adapter reads it.
                     if let Outcome::Delivered { remote_id, gone: false } = &outcome {
                         vendor.adapter().set_remote_id(&mut current, remote_id);
+                    }
+                    // What the vendor assigned (keys, secrets, counters) is
+                    // its word: kept whatever change is pending.
+                    if let Some(assigned) = &assigned {
+                        field_mask::adopt_output_only(&mut current, assigned, vendor.profile_field());
                     }
                     Ok(current)
                 })
@@ -186,14 +191,16 @@ impl<S: ProductStore> SyncWorker<S> {
     }
 
     /// One delivery attempt of the pending change for `vendor`.
-    async fn deliver(&self, product: &Product, vendor: Vendor, entry: &VendorSync) -> Outcome {
+    async fn deliver(&self, product: &Product, vendor: Vendor, entry: &VendorSync) -> Delivery {
         if !self.enabled.contains(&vendor) {
-            return Outcome::Disabled;
+            return Delivery::from(Outcome::Disabled);
         }
         let adapter = vendor.adapter();
         let remote_id = adapter.remote_id(product).unwrap_or_else(|| entry.remote_id.clone());
         let result = if !adapter.has_profile(product) {
-            self.delete_remote(adapter, product, &remote_id).await
+            self.delete_remote(adapter, product, &remote_id)
+                .await
+                .map(Delivery::from)
         } else if remote_id.is_empty() {
             self.create_remote(adapter, product).await
         } else {
@@ -202,19 +209,54 @@ impl<S: ProductStore> SyncWorker<S> {
                 .await
         };
         match result {
-            Ok(outcome) => outcome,
-            Err(Failure::Adapter(error)) => Outcome::Failed {
+            Ok(delivery) => delivery,
+            Err(Failure::Adapter(error)) => Delivery::from(Outcome::Failed {
                 error: error.to_string(),
-            },
-            Err(Failure::Vendor(error)) => self.classify(&error, entry.attempts),
+            }),
+            Err(Failure::Vendor(error)) => Delivery::from(self.classify(&error, entry.attempts)),
         }
     }
 
-    async fn create_remote(&self, adapter: &dyn Adapter, product: &Product) -> Result<Outcome, Failure> {
+    async fn create_remote(&self, adapter: &dyn Adapter, product: &Product) -> Result<Delivery, Failure> {
         let request = adapter.create(product, &self.settings)?;
         let reply = self.connections.send(adapter.vendor(), &request).await?;
         let remote_id = adapter.read_created_id(reply.view())?;
-        Ok(Outcome::Delivered { remote_id, gone: false })
+        let target = with_remote_id(adapter, product, &remote_id);
+        let assigned = self.assigned(adapter, &target, &reply).await;
+        Ok(Delivery {
+            outcome: Outcome::Delivered { remote_id, gone: false },
+            assigned,
+        })
+    }
+
+    /// The vendor's copy as its answer shows it, or, for a vendor whose
+    /// answer carries only an id, as a read of it does; imported, for the
+    /// output-only fields it assigned. The change is delivered either way: a
+    /// copy that cannot be read now is read after the next delivery.
+    async fn assigned(&self, adapter: &dyn Adapter, product: &Product, reply: &Reply) -> Option<Product> {
+        let object = if adapter.answers_with_the_product() {
+            adapter.read_product(reply.view()).ok()
+        } else {
+            match adapter.get(product, &self.settings) {
+                Ok(get) => match self.connections.send(adapter.vendor(), &get).await {
+                    Ok(reply) => adapter.read_product(reply.view()).ok(),
+                    Err(_) => None,
+                },
+                Err(_) => None,
+            }
+        };
+        let imported = object.map(|object| adapter.import(&object));
+        match imported {
+            Some(Ok(product)) => Some(product),
+            Some(Err(error)) => {
+                tracing::warn!(product = %product.name, vendor = %adapter.vendor(), %error, "cannot read what the vendor assigned");
+                None
+            }
+            None => {
+                tracing::info!(product = %product.name, vendor = %adapter.vendor(), "the vendor's copy could not be read back; its assigned fields wait for the next delivery");
+                None
+            }
+        }
     }
 
     async fn update_remote(
@@ -223,7 +265,7 @@ impl<S: ProductStore> SyncWorker<S> {
         product: &Product,
         remote_id: &str,
         pending_paths: &[String],
-    ) -> Result<Outcome, Failure> {
+    ) -> Result<Delivery, Failure> {
         let mask = if pending_paths.is_empty() || pending_paths.iter().any(|p| p == EVERYTHING) {
             UpdateMask::Full
         } else {
@@ -243,13 +285,16 @@ impl<S: ProductStore> SyncWorker<S> {
             gone: false,
         };
         let Some(request) = adapter.update(product, &mask, &self.settings, last_known.as_ref())? else {
-            return Ok(delivered);
+            return Ok(Delivery::from(delivered));
         };
         let reply = self.connections.send(adapter.vendor(), &request).await?;
-        match adapter.read_error(reply.view()) {
-            None => Ok(delivered),
-            Some(error) => Err(Failure::Vendor(error)),
+        if let Some(error) = adapter.read_error(reply.view()) {
+            return Err(Failure::Vendor(error));
         }
+        Ok(Delivery {
+            outcome: delivered,
+            assigned: self.assigned(adapter, product, &reply).await,
+        })
     }
 
     /// Deletes the vendor's copy of a product whose profile was removed (or
@@ -382,6 +427,22 @@ impl<S: ProductStore> SyncWorker<S> {
             self.store().set_tombstone(&uid, Some(&tombstone)).await
         } else {
             Ok(())
+        }
+    }
+}
+
+/// What one delivery attempt came to, and what the vendor assigned on the way.
+struct Delivery {
+    outcome: Outcome,
+    /// The vendor's copy after a create or update, imported.
+    assigned: Option<Product>,
+}
+
+impl From<Outcome> for Delivery {
+    fn from(outcome: Outcome) -> Self {
+        Delivery {
+            outcome,
+            assigned: None,
         }
     }
 }

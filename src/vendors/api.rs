@@ -259,6 +259,13 @@ pub trait Adapter: Sync {
         false
     }
 
+    /// Whether a create's or update's answer is the vendor's product object
+    /// (with what the vendor assigned); otherwise it carries only an id and
+    /// the copy is read to learn it.
+    fn answers_with_the_product(&self) -> bool {
+        true
+    }
+
     /// Whether an error to a delete means the copy is already gone.
     fn is_gone(&self, error: &VendorError) -> bool {
         error.kind == VendorErrorKind::NotFound

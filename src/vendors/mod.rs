@@ -169,10 +169,16 @@ pub fn mark_changed(product: &mut Product, vendors: &BTreeSet<Vendor>, paths: &[
 }
 
 /// Marks the vendor's copy as matching the product as it is (after an import
-/// from that vendor: it sent us this very product).
-pub fn mark_synced(product: &mut Product, vendor: Vendor, now: std::time::SystemTime) {
+/// from that vendor: it sent us this very product). For a vendor this server
+/// does not deliver to, the copy is recorded as linked and DISABLED: SYNCED
+/// would promise deliveries that will not happen.
+pub fn mark_synced(product: &mut Product, vendor: Vendor, enabled: &BTreeSet<Vendor>, now: std::time::SystemTime) {
     let remote_id = vendor.adapter().remote_id(product).unwrap_or_default();
-    sync_plan::mark_synced(product, vendor.to_pb(), &remote_id, now);
+    if enabled.contains(&vendor) {
+        sync_plan::mark_synced(product, vendor.to_pb(), &remote_id, now);
+    } else {
+        sync_plan::mark_linked(product, vendor.to_pb(), &remote_id);
+    }
 }
 
 /// The vendor's sync entry on the product, if it has one.

@@ -397,10 +397,44 @@ pub async fn enos() -> Fake {
             ),
             Some("create") => {
                 state.next_id += 1;
+                let key = format!("PK{}", state.next_id);
+                // What EnOS keeps and `action=get` shows: the body, and what
+                // it assigns (the key, a device secret, the org, times).
+                let mut product = r.json();
+                product["productKey"] = json!(key);
+                product["productSecret"] = json!(format!("enos-secret-{}", state.next_id));
+                product["orgId"] = json!(r.query.get("orgId"));
+                product["createTime"] = json!(1_700_000_000_000i64);
+                product["createBy"] = json!("producthub-app");
+                state.products.insert(key.clone(), product);
                 (
                     200,
                     vec![],
-                    json!({"code": 0, "msg": "OK", "requestId": "r", "data": format!("PK{}", state.next_id)}),
+                    json!({"code": 0, "msg": "OK", "requestId": "r", "data": key}),
+                )
+            }
+            Some("get") => match state.products.get(&key) {
+                Some(product) => (
+                    200,
+                    vec![],
+                    json!({"code": 0, "msg": "OK", "requestId": "r", "data": product}),
+                ),
+                None => (
+                    200,
+                    vec![],
+                    json!({"code": 11404, "msg": "Product cannot be found", "requestId": "req-get"}),
+                ),
+            },
+            Some("update") => {
+                if let (Some(stored), Some(changes)) = (state.products.get_mut(&key), r.json().as_object()) {
+                    for (field, value) in changes {
+                        stored[field] = value.clone();
+                    }
+                }
+                (
+                    200,
+                    vec![],
+                    json!({"code": 0, "msg": "OK", "requestId": "r", "data": key}),
                 )
             }
             Some("delete") if state.behaviour.has_devices => (
@@ -408,11 +442,14 @@ pub async fn enos() -> Fake {
                 vec![],
                 json!({"code": 11619, "msg": "Existing Device Restrictions", "requestId": "r"}),
             ),
-            Some("update" | "delete") => (
-                200,
-                vec![],
-                json!({"code": 0, "msg": "OK", "requestId": "r", "data": key}),
-            ),
+            Some("delete") => {
+                state.products.remove(&key);
+                (
+                    200,
+                    vec![],
+                    json!({"code": 0, "msg": "OK", "requestId": "r", "data": key}),
+                )
+            }
             _ => (200, vec![], json!({"code": 99400, "msg": "Invalid Argument action"})),
         }
     })
@@ -445,8 +482,13 @@ pub async fn cryptlex() -> Fake {
         match (r.method.as_str(), r.path.as_str()) {
             ("POST", "/v3/products") => {
                 state.next_id += 1;
+                // The product object Cryptlex answers: the body and what it
+                // assigns (id, the public key licensing clients need, counters).
                 let mut product = body.clone();
                 product["id"] = json!(format!("c{}", state.next_id));
+                product["publicKey"] = json!(format!("RSA-PUBLIC-{}", state.next_id));
+                product["totalLicenses"] = json!(0);
+                product["createdAt"] = json!("2026-01-02T03:04:05Z");
                 (201, vec![], product)
             }
             ("PATCH", path) if path.starts_with("/v3/products/") => (200, vec![], body),
@@ -482,6 +524,7 @@ pub async fn revenium() -> Fake {
                 product["team"] = json!({"id": product["teamId"]});
                 product["owner"] = json!({"id": product["ownerId"]});
                 product["audienceRestriction"] = json!("PUBLIC");
+                product["status"] = json!("ACTIVE");
                 state.products.insert(id, product.clone());
                 (200, vec![], product)
             }

@@ -715,3 +715,77 @@ fn mask_size_limits_are_enforced() {
     assert!(UpdateMask::parse(&too_many).is_err());
     assert!(UpdateMask::parse(&["a".repeat(MAX_PATH_LEN + 1)]).is_err());
 }
+
+#[test]
+fn what_a_vendor_assigned_is_adopted_and_nothing_else() {
+    use crate::pb::{LicensingMetadata, LicensingProfile};
+    let ours = Product {
+        display_name: "Ours".into(),
+        licensing: Some(LicensingProfile {
+            name: "ours".into(),
+            public_key: "kept-if-unsent".into(),
+            total_licenses: 3,
+            metadata: vec![
+                LicensingMetadata {
+                    key: "a".into(),
+                    value: "ours".into(),
+                    ..Default::default()
+                },
+                LicensingMetadata {
+                    key: "b".into(),
+                    id: "old-b".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let assigned = Product {
+        display_name: "Theirs".into(),
+        licensing: Some(LicensingProfile {
+            name: "theirs".into(),
+            product_id: "c9".into(),
+            total_licenses: 0,
+            icon_url: "https://icons/p.png".into(),
+            metadata: vec![
+                LicensingMetadata {
+                    key: "b".into(),
+                    id: "m-b".into(),
+                    value: "theirs".into(),
+                    ..Default::default()
+                },
+                LicensingMetadata {
+                    key: "a".into(),
+                    id: "m-a".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut product = ours.clone();
+    adopt_output_only(&mut product, &assigned, "licensing");
+    let l = product.licensing.as_ref().unwrap();
+    assert_eq!(
+        (l.product_id.as_str(), l.icon_url.as_str()),
+        ("c9", "https://icons/p.png")
+    );
+    assert_eq!(l.public_key, "kept-if-unsent", "what the vendor did not send stays");
+    assert_eq!(l.total_licenses, 3, "a zero is not sent in proto3, so ours stays");
+    assert_eq!(
+        (l.metadata[0].id.as_str(), l.metadata[1].id.as_str()),
+        ("m-a", "m-b"),
+        "items matched by key"
+    );
+    assert_eq!(
+        (l.name.as_str(), l.metadata[0].value.as_str()),
+        ("ours", "ours"),
+        "client fields untouched"
+    );
+    assert_eq!(product.display_name, "Ours");
+    let mut without_profile = Product::default();
+    adopt_output_only(&mut without_profile, &assigned, "licensing");
+    assert_eq!(without_profile, Product::default(), "no profile is created");
+}

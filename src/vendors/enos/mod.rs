@@ -689,6 +689,12 @@ impl Adapter for Enos {
 
     profile_place!(iot, product_key);
 
+    /// Create and update answer only the productKey: the secret and the
+    /// other assigned fields come from a read (`action=get`).
+    fn answers_with_the_product(&self) -> bool {
+        false
+    }
+
     fn limit_violations(&self, product: &Product) -> Vec<crate::domain::FieldViolation> {
         limits::violations(product)
     }
