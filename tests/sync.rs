@@ -831,9 +831,17 @@ async fn the_fakes_refuse_what_the_documents_do_not_allow() {
             .status(),
         400
     );
-    let visible = json!({"metadata": [{"key": "k", "value": "v", "visible": true}]});
+    let undocumented_item = json!({"metadata": [{"key": "k", "value": "v", "id": "m1"}]});
     assert_eq!(
-        cryptlex(reqwest::Method::PATCH, "/v3/products/c1", visible)
+        cryptlex(reqwest::Method::PATCH, "/v3/products/c1", undocumented_item)
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let legacy = json!({"licensePolicyId": "lp"});
+    assert_eq!(
+        cryptlex(reqwest::Method::PATCH, "/v3/products/c1", legacy)
             .await
             .unwrap()
             .status(),
@@ -901,4 +909,69 @@ async fn the_fakes_refuse_what_the_documents_do_not_allow() {
             .status(),
         200
     );
+}
+
+/// A `*` UpdateProduct sends each vendor what it changed, cleared fields
+/// included, and nothing more; SyncProduct resends without clearing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_update_clears_at_the_vendors_what_it_cleared() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+    create(&mut client, "p", everywhere()).await;
+    wait_for(&mut client, "products/p", "the creates", all_synced).await;
+    let stored = client
+        .get_product(producthub::pb::GetProductRequest {
+            name: "products/p".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // The whole product again, with a new description and no trial policy:
+    // each vendor gets what changed, the cleared policy included.
+    let mut replacement = stored.clone();
+    replacement.description = "Measures more".into();
+    replacement.licensing.as_mut().unwrap().trial_policy_id.clear();
+    let changed = update(&mut client, replacement.clone(), &["*"]).await;
+    wait_for(&mut client, "products/p", "the whole update", move |p| {
+        p.sync.iter().all(|s| s.synced_etag == changed.etag)
+    })
+    .await;
+    let patch = v.cryptlex.product_calls().last().cloned().unwrap();
+    assert_eq!(patch.method, "PATCH");
+    assert_eq!(
+        patch.json(),
+        json!({"description": "Measures more", "trialPolicyId": ""})
+    );
+    let enos_update = |v: &Vendors| {
+        v.enos
+            .product_calls()
+            .into_iter()
+            .rfind(|c| c.query.get("action").map(String::as_str) == Some("update"))
+            .expect("an EnOS update")
+    };
+    assert_eq!(enos_update(&v).json()["productDesc"], json!("Measures more"));
+
+    // Without a description: cleared at EnOS and Revenium; Cryptlex cannot
+    // clear one (1-256 characters) and says so.
+    let mut cleared = replacement;
+    cleared.etag.clear();
+    cleared.description.clear();
+    update(&mut client, cleared, &["*"]).await;
+    let product = wait_for(&mut client, "products/p", "the clear", |p| {
+        entry(p, Vendor::Cryptlex).state == SyncState::Failed as i32
+            && entry(p, Vendor::Enos).synced_etag == p.etag
+            && entry(p, Vendor::Revenium).synced_etag == p.etag
+    })
+    .await;
+    assert!(
+        entry(&product, Vendor::Cryptlex)
+            .last_error
+            .contains("cannot be cleared")
+    );
+    assert_eq!(enos_update(&v).json()["productDesc"], json!(""), "cleared at EnOS");
+    let put = v.revenium.product_calls().last().cloned().unwrap();
+    assert_eq!(put.method, "PUT");
+    assert!(put.json().get("description").is_none(), "cleared at Revenium");
 }

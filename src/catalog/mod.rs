@@ -309,9 +309,23 @@ impl<S: ProductStore> Catalog<S> {
             }
             merged.update_time = Some(now());
             merged.etag = new_etag();
-            let changed: Vec<String> = match &mask {
-                UpdateMask::Full => vec![EVERYTHING.to_string()],
-                UpdateMask::Paths(_) => mask.effective_paths().map(|p| p.as_str().to_owned()).collect(),
+            // A `*` update sends the vendors what it really changed, cleared
+            // fields included; `*` itself stands for a whole resend, which
+            // never clears (see SyncProduct).
+            let (changed, mask): (Vec<String>, UpdateMask) = match &mask {
+                UpdateMask::Full => {
+                    let changed = field_mask::changed_paths(&stored, &merged);
+                    match UpdateMask::parse(&changed) {
+                        Ok(diff) => (changed, diff),
+                        // Every path names a schema field, so this cannot
+                        // happen; if it did, a whole resend is the safe side.
+                        Err(_) => (vec![EVERYTHING.to_string()], UpdateMask::Full),
+                    }
+                }
+                UpdateMask::Paths(_) => (
+                    mask.effective_paths().map(|p| p.as_str().to_owned()).collect(),
+                    mask.clone(),
+                ),
             };
             let touched = vendors::touched_vendors(&stored, &merged, &mask);
             vendors::mark_changed(&mut merged, &touched, &changed, &self.sync.enabled);
@@ -373,22 +387,33 @@ impl<S: ProductStore> Catalog<S> {
             let mut product = stored.ok_or_else(|| CatalogError::NotFound {
                 name: request.name.clone(),
             })?;
-            // By default: every vendor holding (or owed) a copy.
+            // By default: every vendor holding (or owed) a copy that this
+            // server delivers to.
+            let holding: BTreeSet<Vendor> = Vendor::ALL
+                .into_iter()
+                .filter(|v| v.has_profile(&product) || vendors::sync_entry(&product, *v).is_some())
+                .collect();
             let targets: BTreeSet<Vendor> = if asked.is_empty() {
-                Vendor::ALL
-                    .into_iter()
-                    .filter(|v| v.has_profile(&product) || vendors::sync_entry(&product, *v).is_some())
+                holding
+                    .iter()
+                    .filter(|v| self.sync.enabled.contains(v))
+                    .copied()
                     .collect()
             } else {
                 asked.clone()
             };
-            // Nothing can be sent to a vendor this server does not reach:
-            // say so, rather than answer OK and leave the copy DISABLED.
-            let unreachable: Vec<(Vendor, &'static str)> = targets
-                .iter()
-                .filter(|v| !self.sync.enabled.contains(v))
-                .map(|v| (*v, v.enabling_flags()))
-                .collect();
+            // Nothing can be sent to a vendor this server does not reach: say
+            // so (for one asked for, or when no vendor is left), rather than
+            // answer OK and leave the copy DISABLED.
+            let unreachable: Vec<(Vendor, &'static str)> = if asked.is_empty() && targets.is_empty() {
+                holding.iter().map(|v| (*v, v.enabling_flags())).collect()
+            } else {
+                targets
+                    .iter()
+                    .filter(|v| !self.sync.enabled.contains(v))
+                    .map(|v| (*v, v.enabling_flags()))
+                    .collect()
+            };
             if !unreachable.is_empty() {
                 return Err(CatalogError::VendorsNotConfigured { vendors: unreachable });
             }

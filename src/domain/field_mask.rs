@@ -338,12 +338,45 @@ fn merge_reflective(stored: &Product, patch: &Product, mask: &UpdateMask) -> Res
     }
 }
 
+/// The paths a client can name that differ between two versions of a product:
+/// top-level fields, and inside a profile present in both (`iot`, ...) its
+/// own fields (`iot.tags`). What a `*` update really changed, so each vendor
+/// is sent those fields, cleared ones included, and nothing else.
+pub fn changed_paths(before: &Product, after: &Product) -> Vec<String> {
+    let (old, new) = (to_dynamic(before), to_dynamic(after));
+    let mut out = Vec::new();
+    for info in schema::fields(&old.descriptor()) {
+        let field = &info.field;
+        // `etag` and `name` are the request's bookkeeping, not data a vendor holds.
+        let bookkeeping = matches!(field.name(), "etag" | "name");
+        let same = old.has_field(field) == new.has_field(field) && old.get_field(field) == new.get_field(field);
+        if info.behaviors.output_only || info.behaviors.identifier || bookkeeping || same {
+            continue;
+        }
+        let profile = info.holds_messages && !info.list && !info.map && old.has_field(field) && new.has_field(field);
+        match (profile, old.get_field(field).as_ref(), new.get_field(field).as_ref()) {
+            (true, Value::Message(old_sub), Value::Message(new_sub)) => {
+                for sub in schema::fields(&old_sub.descriptor()) {
+                    let client_set = !sub.behaviors.output_only && !sub.behaviors.identifier;
+                    if client_set && old_sub.get_field(&sub.field) != new_sub.get_field(&sub.field) {
+                        out.push(format!("{}.{}", field.name(), sub.field.name()));
+                    }
+                }
+            }
+            _ => out.push(field.name().to_owned()),
+        }
+    }
+    out
+}
+
 /// Takes into `product`'s `profile` (e.g. `licensing`) the output-only fields a
-/// vendor assigned, as `assigned` (the vendor's copy, imported) holds them:
-/// each one `assigned` sets replaces ours, one it leaves unset keeps our
-/// value. Items of repeated fields are matched by their `key` where they have
-/// one, else by position. Nothing a client may set is touched, so this never
-/// changes the product's own data.
+/// vendor assigned, from `assigned`, the vendor's whole copy as it just read
+/// or answered it (imported): each such field takes the vendor's value, set
+/// or empty. Items of repeated fields are matched by their `key` where they
+/// have one; items without one only when the lists hold the same items apart
+/// from what the vendor assigns (a newer change may have reordered them).
+/// Nothing a client may set is touched, so this never changes the product's
+/// own data.
 pub fn adopt_output_only(product: &mut Product, assigned: &Product, profile: &str) {
     let source = to_dynamic(assigned);
     let mut target = to_dynamic(product);
@@ -367,6 +400,8 @@ fn adopt_fields(from: &DynamicMessage, into: &mut DynamicMessage) {
         if info.behaviors.output_only {
             if from.has_field(field) {
                 into.set_field(field, from.get_field(field).into_owned());
+            } else {
+                into.clear_field(field);
             }
             continue;
         }
@@ -380,6 +415,9 @@ fn adopt_fields(from: &DynamicMessage, into: &mut DynamicMessage) {
                     continue;
                 };
                 let key = item_type.get_field_by_name("key");
+                if key.is_none() && !same_items(sources, targets) {
+                    continue;
+                }
                 for (index, target) in targets.iter_mut().enumerate() {
                     let Value::Message(target) = target else { continue };
                     let counterpart = match &key {
@@ -398,6 +436,20 @@ fn adopt_fields(from: &DynamicMessage, into: &mut DynamicMessage) {
             _ => {}
         }
     }
+}
+
+/// Whether two lists of messages hold the same items, in order, apart from
+/// their output-only fields.
+fn same_items(a: &[Value], b: &[Value]) -> bool {
+    let client_part = |value: &Value| match value {
+        Value::Message(m) => {
+            let mut m = m.clone();
+            clear_output_only_fields(&mut m);
+            Some(m)
+        }
+        _ => None,
+    };
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| client_part(x) == client_part(y))
 }
 
 /// Clears every output-only field of a product taken from a client, however deep

@@ -158,14 +158,14 @@ impl<S: ProductStore> SyncWorker<S> {
                         &outcome,
                         now,
                     );
-                    // Keep the vendor's id in the profile too, where the adapter reads it.
-                    if let Outcome::Delivered { remote_id, gone: false } = &outcome {
-                        vendor.adapter().set_remote_id(&mut current, remote_id);
-                    }
                     // What the vendor assigned (keys, secrets, counters) is
                     // its word: kept whatever change is pending.
                     if let Some(assigned) = &assigned {
                         field_mask::adopt_output_only(&mut current, assigned, vendor.profile_field());
+                    }
+                    // Keep the vendor's id in the profile too, where the adapter reads it.
+                    if let Outcome::Delivered { remote_id, gone: false } = &outcome {
+                        vendor.adapter().set_remote_id(&mut current, remote_id);
                     }
                     Ok(current)
                 })
@@ -237,13 +237,17 @@ impl<S: ProductStore> SyncWorker<S> {
         let object = if adapter.answers_with_the_product() {
             adapter.read_product(reply.view()).ok()
         } else {
-            match adapter.get(product, &self.settings) {
+            let read = match adapter.get(product, &self.settings) {
                 Ok(get) => match self.connections.send(adapter.vendor(), &get).await {
-                    Ok(reply) => adapter.read_product(reply.view()).ok(),
-                    Err(_) => None,
+                    Ok(reply) => adapter.read_product(reply.view()).map_err(|e| e.to_string()),
+                    Err(error) => Err(error.to_string()),
                 },
-                Err(_) => None,
-            }
+                Err(error) => Err(error.to_string()),
+            };
+            read.map_err(|error| {
+                tracing::warn!(product = %product.name, vendor = %adapter.vendor(), %error, "cannot read the copy back; SyncProduct reads it again");
+            })
+            .ok()
         };
         let imported = object.map(|object| adapter.import(&object));
         match imported {
@@ -252,10 +256,7 @@ impl<S: ProductStore> SyncWorker<S> {
                 tracing::warn!(product = %product.name, vendor = %adapter.vendor(), %error, "cannot read what the vendor assigned");
                 None
             }
-            None => {
-                tracing::info!(product = %product.name, vendor = %adapter.vendor(), "the vendor's copy could not be read back; its assigned fields wait for the next delivery");
-                None
-            }
+            None => None,
         }
     }
 

@@ -276,7 +276,7 @@ fn nested_breaches(vendor: Vendor, body: &Map<String, Value>) -> Vec<String> {
                     }
                 }
                 for key in item.keys() {
-                    if !["key", "value", "viewPermissions"].contains(&key.as_str()) {
+                    if !["key", "value", "viewPermissions", "visible"].contains(&key.as_str()) {
                         out.push(format!("metadata item field `{key}` is not in the request schema"));
                     }
                 }
@@ -383,8 +383,18 @@ fn cryptlex_bodies_meet_the_seed() {
             "`*` must not send an empty {filler}: {resend:?}"
         );
     }
-    let cleared = body(&update(adapter, &minimal(), &mask(&["licensing.metadata"]), None));
+    let cleared = body(&update(
+        adapter,
+        &minimal(),
+        &mask(&["licensing.metadata", "licensing.trial_policy_id"]),
+        None,
+    ));
     assert_eq!(cleared["metadata"], json!([]), "named, so cleared");
+    assert_eq!(
+        cleared["trialPolicyId"],
+        json!(""),
+        "a string of 0-256 characters clears it"
+    );
     assert!(
         adapter
             .update(&full(), &mask(&["licensing.automated_emails"]), &settings(), None)

@@ -299,9 +299,14 @@ fn cryptlex_breaches(body: &Value) -> Vec<String> {
     }
     for item in body.get("metadata").and_then(Value::as_array).into_iter().flatten() {
         out.extend(
-            letter_breaches(item, &["key", "value"], Some(&["key", "value", "viewPermissions"]), &[])
-                .into_iter()
-                .map(|b| format!("metadata: {b}")),
+            letter_breaches(
+                item,
+                &["key", "value"],
+                Some(&["key", "value", "viewPermissions", "visible"]),
+                &[],
+            )
+            .into_iter()
+            .map(|b| format!("metadata: {b}")),
         );
     }
     out
@@ -489,9 +494,20 @@ pub async fn cryptlex() -> Fake {
                 product["publicKey"] = json!(format!("RSA-PUBLIC-{}", state.next_id));
                 product["totalLicenses"] = json!(0);
                 product["createdAt"] = json!("2026-01-02T03:04:05Z");
+                state
+                    .products
+                    .insert(product["id"].as_str().unwrap_or_default().to_owned(), product.clone());
                 (201, vec![], product)
             }
-            ("PATCH", path) if path.starts_with("/v3/products/") => (200, vec![], body),
+            ("PATCH", path) if path.starts_with("/v3/products/") => {
+                // PATCH changes what it is given and answers the whole product.
+                let id = path.trim_start_matches("/v3/products/").to_owned();
+                let stored = state.products.entry(id.clone()).or_insert_with(|| json!({"id": id}));
+                for (field, value) in body.as_object().into_iter().flatten() {
+                    stored[field] = value.clone();
+                }
+                (200, vec![], stored.clone())
+            }
             ("DELETE", path) if path.starts_with("/v3/products/") => (204, vec![], Value::Null),
             _ => (404, vec![], json!({"message": "Not found"})),
         }
@@ -543,6 +559,10 @@ pub async fn revenium() -> Fake {
                     .unwrap_or_else(|| "1.0.0".into());
                 product["version"] = json!(version);
                 product["id"] = json!(id);
+                // Revenium's own field, kept across updates.
+                if let Some(status) = state.products.get(&id).map(|p| p["status"].clone()) {
+                    product["status"] = status;
+                }
                 state.products.insert(id, product.clone());
                 (200, vec![], product)
             }

@@ -772,8 +772,11 @@ fn what_a_vendor_assigned_is_adopted_and_nothing_else() {
         (l.product_id.as_str(), l.icon_url.as_str()),
         ("c9", "https://icons/p.png")
     );
-    assert_eq!(l.public_key, "kept-if-unsent", "what the vendor did not send stays");
-    assert_eq!(l.total_licenses, 3, "a zero is not sent in proto3, so ours stays");
+    assert_eq!(
+        l.public_key, "",
+        "the vendor's whole copy is its word, empty values too"
+    );
+    assert_eq!(l.total_licenses, 0, "a counter back to zero is taken");
     assert_eq!(
         (l.metadata[0].id.as_str(), l.metadata[1].id.as_str()),
         ("m-a", "m-b"),
@@ -788,4 +791,64 @@ fn what_a_vendor_assigned_is_adopted_and_nothing_else() {
     let mut without_profile = Product::default();
     adopt_output_only(&mut without_profile, &assigned, "licensing");
     assert_eq!(without_profile, Product::default(), "no profile is created");
+}
+
+#[test]
+fn unkeyed_items_adopt_only_when_they_are_the_delivered_ones() {
+    use crate::pb::{MonetizationProfile, Plan, PriceTier};
+    let tiers = |bounds: &[(Option<f64>, Option<f64>)]| {
+        bounds
+            .iter()
+            .map(|(up_to, starting_from)| PriceTier {
+                up_to: *up_to,
+                starting_from: *starting_from,
+                ..Default::default()
+            })
+            .collect::<Vec<_>>()
+    };
+    let with = |t: Vec<PriceTier>| Product {
+        monetization: Some(MonetizationProfile {
+            plan: Some(Plan {
+                tiers: t,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let assigned = with(tiers(&[(Some(10.0), Some(0.0)), (None, Some(10.0))]));
+    let mut same = with(tiers(&[(Some(10.0), None), (None, None)]));
+    adopt_output_only(&mut same, &assigned, "monetization");
+    assert_eq!(same, assigned, "the delivered tiers get their bounds");
+    let newer = with(tiers(&[(Some(5.0), None), (Some(10.0), None), (None, None)]));
+    let mut changed = newer.clone();
+    adopt_output_only(&mut changed, &assigned, "monetization");
+    assert_eq!(
+        changed, newer,
+        "tiers changed since: no bounds are attached to the wrong ones"
+    );
+}
+
+#[test]
+fn changed_paths_name_what_differs_down_to_profile_fields() {
+    use crate::pb::{IotProfile, LicensingProfile};
+    let before = Product {
+        display_name: "A".into(),
+        description: "d".into(),
+        etag: "1".into(),
+        iot: Some(IotProfile {
+            model_id: "m".into(),
+            product_key: "pk".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut after = before.clone();
+    after.description.clear();
+    after.etag = "2".into();
+    after.iot.as_mut().unwrap().tags.insert("k".into(), "v".into());
+    after.iot.as_mut().unwrap().product_key = "other".into();
+    after.licensing = Some(LicensingProfile::default());
+    assert_eq!(changed_paths(&before, &after), ["description", "iot.tags", "licensing"]);
+    assert!(changed_paths(&before, &before).is_empty());
 }

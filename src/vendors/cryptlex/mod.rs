@@ -33,14 +33,16 @@ const PRODUCTS_PATH: &str = "/v3/products";
 pub const REQUESTS: &str = "\
 - **Create** (`POST /v3/products`) and **update** (`PATCH /v3/products/{id}`) carry only the
   fields of the v3 request schema (seed 001): `name`, `displayName`, `description`,
-  `licenseTemplateId`, `trialPolicyId`, `metadata` (items: `key`, `value`, `viewPermissions`).
-  `automatedEmails` is left out (the schema lacks it; the notes infer it for create only) and
-  so is `metadata[].visible` (only the page's example shows it); both stay in producthub until
-  confirmed. A mask naming only `licensing.automated_emails` sends nothing.
-- A PATCH carries what the change names. A whole resend (SyncProduct, a `*` update) carries the
-  values producthub holds and no empty `metadata`, `trialPolicyId` or `description` as filler.
+  `licenseTemplateId`, `trialPolicyId`, `metadata` (items: `key`, `value`, `viewPermissions`,
+  `visible`). `automatedEmails` is left out (the schema lacks it; the notes infer it for create
+  only) and stays in producthub until confirmed; a mask naming only
+  `licensing.automated_emails` sends nothing. `metadata[].visible` is sent: the page's request example and the notes (§2.3, [C])
+  show it, and metadata is replaced whole, so leaving it out would reset it at Cryptlex.
+- A PATCH carries what the change names (a `*` UpdateProduct names what it changed). A whole
+  resend (SyncProduct) carries the values producthub holds and no empty `metadata`,
+  `trialPolicyId` or `description` as filler.
   A change that names `licensing.metadata` or `licensing.trial_policy_id` sends it even empty
-  (that clears it); a description cannot be cleared (1-256 characters).
+  (`[]`, `\"\"`: that clears it); a description cannot be cleared (1-256 characters).
 - A failure keeps Cryptlex's `code` and `message` in the sync entry's `last_error`.
 ";
 
@@ -61,7 +63,7 @@ pub const MAPPING: &[FieldMapping] = &[
     FieldMapping::new(
         "licensing.trial_policy_id",
         "trialPolicyId",
-        "empty is written as `null` (no trials); sent as `null` only by a change that names it",
+        "empty is written as `null` in the product object (no trials); a change that names it sends `\"\"` to clear it",
     ),
     FieldMapping::new(
         "licensing.automated_emails",
@@ -82,7 +84,7 @@ pub const MAPPING: &[FieldMapping] = &[
     FieldMapping::new(
         "licensing.metadata.visible",
         "metadata[].visible",
-        "read and written in the product object; not sent (only the schema's example shows it, not the schema)",
+        "always written and sent (metadata is replaced whole); in the v3 request example and the notes, not in the schema table",
     ),
     FieldMapping::new(
         "licensing.metadata.view_permissions",
@@ -213,9 +215,11 @@ fn cryptlex_name(product: &Product, licensing: &LicensingProfile) -> String {
     non_empty(&licensing.name).unwrap_or_else(|| product.display_name.clone())
 }
 
-/// The request form of metadata entries: exactly the item fields of the v3
-/// request schema (`key`, `value`, `viewPermissions`). Output-only fields are
-/// left out, and so is `visible`, which only the schema's example shows.
+/// The request form of metadata entries: the item fields of the v3 request
+/// (`key`, `value`, `viewPermissions` from the schema; `visible` from its
+/// request example, confirmed in the notes). Output-only fields are left out.
+/// `visible` is always sent: metadata is replaced whole, so leaving it out
+/// would reset it at Cryptlex.
 fn metadata_request(entries: &[LicensingMetadata]) -> Value {
     Value::Array(
         entries
@@ -225,16 +229,17 @@ fn metadata_request(entries: &[LicensingMetadata]) -> Value {
                     "key": m.key,
                     "value": m.value,
                     "viewPermissions": m.view_permissions,
+                    "visible": m.visible,
                 })
             })
             .collect(),
     )
 }
 
+/// The trial policy; clearing it sends `""` (the schema's string of 0-256
+/// characters: no trials).
 fn trial_policy(licensing: &LicensingProfile) -> Value {
-    non_empty(&licensing.trial_policy_id)
-        .map(Value::from)
-        .unwrap_or(Value::Null)
+    Value::from(licensing.trial_policy_id.clone())
 }
 
 fn description(product: &Product, path: &str) -> Result<Value, AdapterError> {
@@ -319,7 +324,11 @@ impl Adapter for Cryptlex {
         put("totalFeatureFlags", Some(l.total_feature_flags.into()));
         put("automatedEmails", Some(json!(l.automated_emails)));
         put("licenseTemplateId", non_empty(&l.license_template_id).map(Value::from));
-        put("trialPolicyId", Some(trial_policy(l)));
+        // The product object says `null` for no trial policy.
+        put(
+            "trialPolicyId",
+            Some(non_empty(&l.trial_policy_id).map(Value::from).unwrap_or(Value::Null)),
+        );
         put("iconUrl", non_empty(&l.icon_url).map(Value::from));
         let metadata = l
             .metadata

@@ -90,7 +90,7 @@ fn patch_sends_only_the_masked_fields() {
     no_trial.licensing.as_mut().unwrap().trial_policy_id.clear();
     assert_eq!(
         body(&["licensing.trial_policy_id"], &no_trial),
-        Some(json!({"trialPolicyId": null}))
+        Some(json!({"trialPolicyId": ""}))
     );
     let mut unnamed = product.clone();
     unnamed.licensing.as_mut().unwrap().name.clear();
@@ -102,7 +102,7 @@ fn patch_sends_only_the_masked_fields() {
     let metadata = body(&["licensing.metadata"], &product).unwrap();
     assert_eq!(
         metadata,
-        json!({"metadata": [{"key": "string", "value": "string", "viewPermissions": ["activation"]}]})
+        json!({"metadata": [{"key": "string", "value": "string", "viewPermissions": ["activation"], "visible": true}]})
     );
 }
 
@@ -132,7 +132,7 @@ fn create_sends_the_documented_request_fields() {
             "description": "Our licence",
             "licenseTemplateId": "string",
             "trialPolicyId": "string",
-            "metadata": [{"key": "string", "value": "string", "viewPermissions": ["activation"]}]
+            "metadata": [{"key": "string", "value": "string", "viewPermissions": ["activation"], "visible": true}]
         })
     );
     let mut too_long = product.clone();

@@ -45,7 +45,7 @@ pub const REQUESTS: &str = "\
   `dynamicActivateEnabled`, `productTags`, `defaultValidDay`, `maxValidDay` only when set
   (the notes confirm them for create, §1.2). `orgId` in the query.
 - **Update** (`action=update`, seed 000): always `productName` and `biDirectionalAuth` (required),
-  then what the change names. A whole resend (SyncProduct, a `*` update) carries only the values
+  then what the change names. A whole resend (SyncProduct; a `*` UpdateProduct sends what it changed) carries only the values
   producthub holds: no empty `productDesc`, no empty `productTags`, no `false`
   `dynamicActivateEnabled` as filler, which would erase what was set at EnOS. A change that
   names a field sends it even empty (that clears it). `orgId` and `productKey` in the query.

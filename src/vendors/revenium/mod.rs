@@ -69,7 +69,7 @@ pub const MAPPING: &[FieldMapping] = &[
     FieldMapping::new(
         "version",
         "version",
-        "`x.y.z`; required; sent on create; not sent on update (Revenium increments it itself)",
+        "`x.y.z`; required by Revenium's tools on create, where it is sent; not sent on update (Revenium increments it itself)",
     ),
     FieldMapping::new(
         "monetization.owner_id",
