@@ -975,3 +975,58 @@ async fn a_whole_update_clears_at_the_vendors_what_it_cleared() {
     assert_eq!(put.method, "PUT");
     assert!(put.json().get("description").is_none(), "cleared at Revenium");
 }
+
+/// A clear still pending when SyncProduct asks for a resend is not lost: the
+/// resend (which sends no empty value) is followed by the clear, by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_clear_survives_a_resend() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+    let mut product = enos_only("Meter");
+    product.description = "Counts".into();
+    let created = create(&mut client, "p", product).await;
+    wait_for(
+        &mut client,
+        "products/p",
+        "the create",
+        synced(Vendor::Enos, created.etag),
+    )
+    .await;
+    v.enos.set(|b| b.down = true);
+    update(
+        &mut client,
+        Product {
+            name: "products/p".into(),
+            ..Default::default()
+        },
+        &["description"],
+    )
+    .await;
+    let resent = client
+        .sync_product(SyncProductRequest {
+            name: "products/p".into(),
+            vendors: vec![Vendor::Enos as i32],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(entry(&resent, Vendor::Enos).pending_paths, ["*", "description"]);
+    v.enos.set(|b| b.down = false);
+    let etag = resent.etag.clone();
+    wait_for(&mut client, "products/p", "the resend", synced(Vendor::Enos, etag)).await;
+    let updates: Vec<serde_json::Value> = v
+        .enos
+        .successful_calls()
+        .into_iter()
+        .filter(|c| c.query.get("action").map(String::as_str) == Some("update"))
+        .map(|c| c.json())
+        .collect();
+    let last = updates.last().expect("an update");
+    assert_eq!(
+        last["productDesc"],
+        json!(""),
+        "the clear went out after the resend: {updates:?}"
+    );
+}

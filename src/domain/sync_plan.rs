@@ -56,14 +56,11 @@ pub fn mark_changed(product: &mut Product, vendors: &BTreeSet<Vendor>, paths: &[
         }
         entry.state = SyncState::Pending as i32;
         entry.generation += 1;
-        let everything = entry.pending_paths.iter().any(|p| p == EVERYTHING) || paths.iter().any(|p| p == EVERYTHING);
-        if everything {
-            entry.pending_paths = vec![EVERYTHING.to_string()];
-        } else {
-            let mut merged: BTreeSet<String> = entry.pending_paths.drain(..).collect();
-            merged.extend(paths.iter().cloned());
-            entry.pending_paths = merged.into_iter().collect();
-        }
+        // Named paths stay beside `*`: a whole resend sends no empty value,
+        // so a clear that is still pending must be sent by name as well.
+        let mut merged: BTreeSet<String> = entry.pending_paths.drain(..).collect();
+        merged.extend(paths.iter().cloned());
+        entry.pending_paths = merged.into_iter().collect();
     }
 }
 
@@ -230,7 +227,11 @@ mod tests {
         assert_eq!(e.pending_paths, ["description", "licensing.name"]);
         assert_eq!(e.generation, 2);
         mark_changed(&mut p, &vendors(&[Vendor::Cryptlex]), &paths(&["*"]), &enabled);
-        assert_eq!(entry(&p, Vendor::Cryptlex).unwrap().pending_paths, ["*"]);
+        assert_eq!(
+            entry(&p, Vendor::Cryptlex).unwrap().pending_paths,
+            ["*", "description", "licensing.name"],
+            "a resend keeps the named changes, so clears among them still go"
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! [`Connections`], and records the outcome on the product. Work for one product is done in
 //! order, one vendor call at a time; a product changed again while a vendor
 //! was down is delivered once, in its latest state (the pending paths
-//! accumulate). Delivery is at least once: a crash between a vendor's answer
+//! accumulate; a whole resend asked for meanwhile goes first, then the named
+//! paths, so a pending clear is still sent). Delivery is at least once: a crash between a vendor's answer
 //! and recording it repeats the call after restart, which the remote id makes
 //! an update rather than a second create (except for a create whose answer was
 //! lost: the vendors offer no idempotency key for that).
@@ -267,11 +268,39 @@ impl<S: ProductStore> SyncWorker<S> {
         remote_id: &str,
         pending_paths: &[String],
     ) -> Result<Delivery, Failure> {
-        let mask = if pending_paths.is_empty() || pending_paths.iter().any(|p| p == EVERYTHING) {
-            UpdateMask::Full
-        } else {
-            UpdateMask::parse(pending_paths).unwrap_or(UpdateMask::Full)
-        };
+        // A whole resend (`*`) first, then what is named beside it by name, so
+        // a pending clear is not lost in a resend that sends no empty value.
+        let resend = pending_paths.is_empty() || pending_paths.iter().any(|p| p == EVERYTHING);
+        let named: Vec<String> = pending_paths.iter().filter(|p| *p != EVERYTHING).cloned().collect();
+        let mut masks = Vec::new();
+        if resend {
+            masks.push(UpdateMask::Full);
+        }
+        if !named.is_empty() {
+            masks.push(UpdateMask::parse(&named).unwrap_or(UpdateMask::Full));
+        }
+        let mut delivery = Delivery::from(Outcome::Delivered {
+            remote_id: remote_id.to_owned(),
+            gone: false,
+        });
+        for mask in masks {
+            let sent = self.send_update(adapter, product, remote_id, &mask).await?;
+            if sent.assigned.is_some() {
+                delivery = sent;
+            }
+        }
+        Ok(delivery)
+    }
+
+    /// One update call for `mask` (after reading the vendor's copy where its
+    /// update replaces the whole product).
+    async fn send_update(
+        &self,
+        adapter: &dyn Adapter,
+        product: &Product,
+        remote_id: &str,
+        mask: &UpdateMask,
+    ) -> Result<Delivery, Failure> {
         // An update that replaces the whole product is merged into the
         // vendor's current copy.
         let last_known = if adapter.reads_before_update() {
@@ -285,7 +314,7 @@ impl<S: ProductStore> SyncWorker<S> {
             remote_id: remote_id.to_owned(),
             gone: false,
         };
-        let Some(request) = adapter.update(product, &mask, &self.settings, last_known.as_ref())? else {
+        let Some(request) = adapter.update(product, mask, &self.settings, last_known.as_ref())? else {
             return Ok(Delivery::from(delivered));
         };
         let reply = self.connections.send(adapter.vendor(), &request).await?;
