@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tonic::transport::server::TcpIncoming;
 
 use crate::catalog::{Catalog, SyncHooks};
 use crate::domain::schema;
@@ -118,10 +117,7 @@ async fn serve_with<S: ProductStore>(
     }));
     tracing::info!(vendors = ?hooks.enabled, "sync engine started");
 
-    let incoming = TcpIncoming::bind(config.listen)
-        .map_err(|e| bind_error(config.listen, e))?
-        .with_nodelay(Some(true));
-    let local_addr = incoming.local_addr().map_err(|e| bind_error(config.listen, e))?;
+    let (incoming, local_addr) = transport::bind(config.listen).map_err(|e| bind_error(config.listen, e))?;
 
     let metrics_server = match config.metrics_listen {
         Some(addr) => {

@@ -1,4 +1,5 @@
-//! The product use cases: create, get, list, update, delete, watch.
+//! The product use cases: create, get, list, update, delete, watch, sync,
+//! render a vendor call, import.
 //!
 //! The catalog joins the domain rules to a [`ProductStore`]. It validates whole
 //! requests before touching storage, runs every read-modify-write as one atomic
@@ -125,16 +126,6 @@ impl<S: ProductStore> Catalog<S> {
         self.watchers = Arc::new(tokio::sync::Semaphore::new(limit));
         self.max_watchers = limit;
         self
-    }
-
-    /// The store, for start-up and shutdown work (flushing).
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
-    /// The store, shared (the sync worker and the metrics use it too).
-    pub fn shared_store(&self) -> Arc<S> {
-        self.store.clone()
     }
 
     /// Whether writes go through the sync outbox. With no vendor configured a

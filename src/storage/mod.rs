@@ -4,7 +4,9 @@
 //! request ids), [`Outbox`] (the sync worker's to-do list and its leases),
 //! [`Tombstones`] (what deleted products leave for the worker) and
 //! [`ChangeFeed`] (the change log behind WatchProducts); [`ProductStore`] is
-//! all four. Every write method resolves only after its write is durable; the
+//! all four. Every write method resolves only after its write is durable,
+//! except the primitives `write_if` and `delete_if`, which the read-modify-write
+//! loops follow with `settle` before reporting any outcome; the
 //! read-modify-write loops ([`Products::update`], [`Products::delete`]) are
 //! written once, over each backend's versioned read and conditional write, so
 //! a concurrent writer can never slip in between the read and the write.
@@ -272,8 +274,9 @@ pub trait Products: Send + Sync + 'static {
 /// The sync outbox: ids of products whose sync state may need the worker.
 pub trait Outbox: Send + Sync + 'static {
     /// Up to `limit` products in the sync outbox after `after_id`, in id
-    /// order: (product id, nonce). A shared store may return fewer (never
-    /// none while some wait) and claims them for this process for a while.
+    /// order: (product id, nonce). A shared store may return fewer, or none
+    /// while every waiting item is leased by another replica, and claims what
+    /// it returns for this process for a while.
     fn outbox(
         &self,
         after_id: Option<&str>,
@@ -300,7 +303,8 @@ pub trait Tombstones: Send + Sync + 'static {
     /// The tombstone of the deleted product with this uid, if any.
     fn tombstone(&self, uid: &str) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
 
-    /// Up to `limit` tombstones of deleted products after `after_uid`, in uid order.
+    /// Up to `limit` tombstones of deleted products after `after_uid`, in uid
+    /// order. A shared store claims what it returns, as [`Outbox::outbox`] does.
     fn tombstones(
         &self,
         after_uid: Option<&str>,

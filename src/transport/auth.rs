@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 /// What a token allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
-    /// Reads only: Get, List, RenderVendorCall, and the probes.
+    /// Reads only: Get, List, Watch, RenderVendorCall, and the probes.
     ReadOnly,
     /// Everything.
     ReadWrite,

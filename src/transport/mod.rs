@@ -14,6 +14,6 @@ mod service;
 mod status;
 
 pub use auth::{Scope, Tokens, TokensError};
-pub use server::{GrpcError, GrpcOptions, TlsFiles, serve_grpc};
+pub use server::{GrpcError, GrpcOptions, TlsFiles, bind, serve_grpc};
 pub use service::ProductApi;
 pub use status::{to_status, vendor_error_code};

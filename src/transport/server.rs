@@ -69,6 +69,14 @@ pub enum GrpcError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
+/// A bound listener for [`serve_grpc`], and the address it got (useful with
+/// port 0).
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<(TcpIncoming, std::net::SocketAddr)> {
+    let incoming = TcpIncoming::bind(addr)?.with_nodelay(Some(true));
+    let local = incoming.local_addr()?;
+    Ok((incoming, local))
+}
+
 /// Serves gRPC on `incoming` until `shutdown` resolves, then reports NOT_SERVING,
 /// ends watch streams, and lets the calls in flight finish for at most
 /// `options.shutdown_grace`.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::Vendor;
+use super::{Vendor, VendorSettings};
 use crate::domain::FieldViolation;
 use crate::domain::field_mask::UpdateMask;
 use crate::pb::Product;
@@ -62,18 +62,6 @@ impl VendorRequest {
     pub fn body_text(&self) -> String {
         self.body.as_ref().map(Value::to_string).unwrap_or_default()
     }
-}
-
-/// Deployment settings the vendors' URLs and bodies need, when the product does
-/// not carry them itself.
-#[derive(Debug, Clone, Default)]
-pub struct VendorSettings {
-    /// EnOS organization id (`orgId`), used when the product has no `iot.org_id`.
-    pub enos_org_id: Option<String>,
-    /// Revenium team id (`teamId`), used when the product has no `monetization.team_id`.
-    pub revenium_team_id: Option<String>,
-    /// Revenium owner id (`ownerId`), used when the product has no `monetization.owner_id`.
-    pub revenium_owner_id: Option<String>,
 }
 
 /// Why an adapter cannot produce a request or read a vendor's JSON.

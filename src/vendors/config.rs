@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
 
-use super::{Vendor, VendorSettings, cryptlex, enos, revenium};
+use super::{Vendor, cryptlex, enos, revenium};
 
 /// A credential. Its `Debug` and `Display` never show the value, so it cannot
 /// leak into logs or error messages by accident.
@@ -47,6 +47,18 @@ pub(super) fn secret(value: Option<String>, file: Option<&PathBuf>, what: &str) 
             .map(|text| Some(Secret::new(text.trim())))
             .map_err(|e| format!("cannot read the {what} file {}: {e}", path.display())),
     }
+}
+
+/// Deployment settings the vendors' URLs and bodies need, when the product does
+/// not carry them itself.
+#[derive(Debug, Clone, Default)]
+pub struct VendorSettings {
+    /// EnOS organization id (`orgId`), used when the product has no `iot.org_id`.
+    pub enos_org_id: Option<String>,
+    /// Revenium team id (`teamId`), used when the product has no `monetization.team_id`.
+    pub revenium_team_id: Option<String>,
+    /// Revenium owner id (`ownerId`), used when the product has no `monetization.owner_id`.
+    pub revenium_owner_id: Option<String>,
 }
 
 /// Everything needed to reach the vendors that are configured.

@@ -1,5 +1,8 @@
 //! The vendors producthub keeps in agreement with the canonical product, each
-//! in a folder of its own, and this registry, the one place that lists them.
+//! in a folder of its own, and the registry that lists them: this file (the
+//! `Vendor` enum and every per-vendor dispatch), `config.rs` (each vendor's
+//! settings and flags) and `mapping.rs` (each vendor's table). A new vendor is a
+//! new folder plus a line in each of these three files.
 //!
 //! A vendor's folder holds everything about that vendor: its JSON shapes and
 //! field mapping table, import and export, request building, response and
@@ -10,7 +13,8 @@
 //! - [`api`]: what every vendor speaks (requests, responses, errors, the
 //!   [`Adapter`] trait); names no vendor.
 //! - [`http`]: sends a built request over HTTPS (reqwest, rustls).
-//! - [`config`]: which vendors are configured ([`VendorsConfig`], [`Secret`]).
+//! - [`config`]: which vendors are configured ([`VendorsConfig`], [`Secret`],
+//!   [`VendorSettings`]).
 //! - `json`: passthrough structs, numbers, times; [`mapping`]: the field
 //!   tables rendered into `docs/vendor-mappings.md`.
 //!
@@ -34,15 +38,12 @@ pub mod revenium;
 use std::collections::BTreeSet;
 use std::fmt;
 
-pub use api::{
-    Adapter, AdapterError, Method, VendorError, VendorErrorKind, VendorPage, VendorRequest, VendorResponse,
-    VendorSettings,
-};
+pub use api::{Adapter, AdapterError, Method, VendorError, VendorErrorKind, VendorPage, VendorRequest, VendorResponse};
 use api::{
     bad_json, check_vendor_rules, kind_from_http_status, mask_concerns, non_empty, object, parse_retry_after,
     profile_place, read_object_id, read_product_object, truncated_text, unreadable,
 };
-pub use config::{Secret, VendorArgs, VendorsConfig};
+pub use config::{Secret, VendorArgs, VendorSettings, VendorsConfig};
 pub use http::Reply;
 
 use crate::domain::FieldViolation;

@@ -46,7 +46,8 @@ pub struct Args {
 }
 
 impl Args {
-    /// EnOS's configuration, `None` when no EnOS flag is given, or what is missing.
+    /// EnOS's configuration: `None` when none of base URL, app key and secret is
+    /// given, or what is missing when only some are.
     pub fn config(&self) -> Result<Option<Config>, String> {
         let app_secret = secret(
             self.enos_app_secret.clone(),
