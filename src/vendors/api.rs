@@ -199,6 +199,14 @@ pub trait Adapter: Sync {
     /// A page of the vendor's product list, or the vendor's error.
     fn read_list(&self, response: VendorResponse<'_>) -> Result<VendorPage, VendorError>;
 
+    /// The request for page `page` (counted from 0; each vendor maps it to its
+    /// own numbering) of the vendor's product list, [`Adapter::page_size`]
+    /// products a page.
+    fn list(&self, page: u32, settings: &VendorSettings) -> Result<VendorRequest, AdapterError>;
+
+    /// How many products a list request asks for: within the vendor's limit.
+    fn page_size(&self) -> u32;
+
     /// The vendor's error in a response, or `None` for a success.
     fn read_error(&self, response: VendorResponse<'_>) -> Option<VendorError>;
 

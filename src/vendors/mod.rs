@@ -13,6 +13,7 @@
 //! - [`api`]: what every vendor speaks (requests, responses, errors, the
 //!   [`Adapter`] trait); names no vendor.
 //! - [`http`]: sends a built request over HTTPS (reqwest, rustls).
+//! - [`listing`]: reads a vendor's whole catalog, page by page, with retries.
 //! - [`config`]: which vendors are configured ([`VendorsConfig`], [`Secret`],
 //!   [`VendorSettings`]).
 //! - `json`: passthrough structs, numbers, times; [`mapping`]: the field
@@ -32,6 +33,7 @@ pub mod cryptlex;
 pub mod enos;
 pub mod http;
 mod json;
+pub mod listing;
 pub mod mapping;
 pub mod revenium;
 
@@ -423,6 +425,46 @@ mod tests {
         };
         assert_eq!(request.path_and_query(), "/p?orgId=o%201%26x&productKey=k");
         assert_eq!(request.body_text(), "");
+    }
+
+    #[test]
+    fn list_requests_page_as_each_vendor_documents() {
+        let settings = VendorSettings {
+            enos_org_id: Some("o1".into()),
+            revenium_team_id: Some("T1".into()),
+            revenium_owner_id: None,
+        };
+        let shown = |vendor: Vendor, page| {
+            let request = vendor.adapter().list(page, &settings).unwrap();
+            (request.method, request.path_and_query(), request.body_text())
+        };
+        assert_eq!(
+            shown(Vendor::Enos, 2),
+            (
+                Method::Post,
+                "/connect-service/v2.1/products?action=search&orgId=o1".to_string(),
+                r#"{"pagination":{"pageNo":3,"pageSize":50}}"#.to_string()
+            )
+        );
+        assert_eq!(
+            shown(Vendor::Cryptlex, 0),
+            (Method::Get, "/v3/products?page=1&limit=100".to_string(), String::new())
+        );
+        assert_eq!(
+            shown(Vendor::Revenium, 0),
+            (
+                Method::Get,
+                "/v2/api/products?teamId=T1&page=0&size=100".to_string(),
+                String::new()
+            )
+        );
+        let unset = VendorSettings::default();
+        for vendor in [Vendor::Enos, Vendor::Revenium] {
+            assert!(
+                matches!(vendor.adapter().list(0, &unset), Err(AdapterError::NotReady { .. })),
+                "{vendor} needs its deployment id to list"
+            );
+        }
     }
 
     #[test]

@@ -78,6 +78,21 @@ pub struct Fake {
 }
 
 impl Fake {
+    /// Puts `count` products in the fake's catalog, as the vendor would hold
+    /// them (`make` builds the product object of number `n`, keyed by `key`).
+    pub fn seed(&self, count: usize, make: impl Fn(usize) -> (String, Value)) {
+        let mut state = self.state.lock().unwrap();
+        for n in 0..count {
+            let (key, product) = make(n);
+            state.products.insert(key, product);
+        }
+    }
+
+    /// The fake's catalog size.
+    pub fn catalog_len(&self) -> usize {
+        self.state.lock().unwrap().products.len()
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -394,6 +409,25 @@ pub async fn enos() -> Fake {
         {
             return refusal;
         }
+        if action == "search" {
+            // Paged as documented: pageNo from 1, pageSize at most 200.
+            let pagination = &r.json()["pagination"];
+            let (Some(page_no), Some(page_size)) = (pagination["pageNo"].as_u64(), pagination["pageSize"].as_u64()) else {
+                return (200, vec![], json!({"code": 99400, "msg": "pagination.pageNo and pageSize are mandatory", "requestId": "req-search"}));
+            };
+            if page_no < 1 || !(1..=200).contains(&page_size) {
+                return (200, vec![], json!({"code": 99400, "msg": "pageNo >= 1 and pageSize 1-200", "requestId": "req-search"}));
+            }
+            let all: Vec<Value> = state.products.values().cloned().collect();
+            let data: Vec<Value> =
+                all.iter().skip(((page_no - 1) * page_size) as usize).take(page_size as usize).cloned().collect();
+            return (
+                200,
+                vec![],
+                json!({"code": 0, "msg": "OK", "requestId": "r", "data": data,
+                       "pagination": {"pageNo": page_no, "pageSize": page_size, "totalSize": all.len()}}),
+            );
+        }
         match r.query.get("action").map(String::as_str) {
             Some("create") if state.behaviour.unknown_model => (
                 200,
@@ -485,6 +519,22 @@ pub async fn cryptlex() -> Fake {
             return refusal;
         }
         match (r.method.as_str(), r.path.as_str()) {
+            ("GET", "/v3/products") => {
+                // page from 1, limit 1-100; a bare array, empty past the end.
+                let page: usize = r.query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+                let limit: usize = r.query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
+                if page < 1 || !(1..=100).contains(&limit) {
+                    return (400, vec![], json!({"message": "page >= 1 and limit 1-100"}));
+                }
+                let data: Vec<Value> = state
+                    .products
+                    .values()
+                    .skip((page - 1) * limit)
+                    .take(limit)
+                    .cloned()
+                    .collect();
+                (200, vec![], Value::Array(data))
+            }
             ("POST", "/v3/products") => {
                 state.next_id += 1;
                 // The product object Cryptlex answers: the body and what it
@@ -528,6 +578,25 @@ pub async fn revenium() -> Fake {
             && let Some(refusal) = refused(revenium_breaches(&r.method, &r.json()), false)
         {
             return refusal;
+        }
+        if r.method == "GET" && r.path == "/v2/api/products" {
+            if let Some(limited) = rate_limited(state) {
+                return limited;
+            }
+            // Spring paging: page from 0, a HATEOAS page object.
+            let page: usize = r.query.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+            let size: usize = r.query.get("size").and_then(|s| s.parse().ok()).unwrap_or(20);
+            if size == 0 {
+                return (400, vec![], json!({"message": "size must be positive"}));
+            }
+            let total = state.products.len();
+            let data: Vec<Value> = state.products.values().skip(page * size).take(size).cloned().collect();
+            return (
+                200,
+                vec![],
+                json!({"_embedded": {"productResourceList": data},
+                       "page": {"size": size, "totalElements": total, "totalPages": total.div_ceil(size), "number": page}}),
+            );
         }
         match (r.method.as_str(), id) {
             ("POST", None) => {

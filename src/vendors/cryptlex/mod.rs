@@ -492,6 +492,24 @@ impl Adapter for Cryptlex {
         }
     }
 
+    /// `GET /v3/products?page=&limit=` (page from 1), until an empty page.
+    fn list(&self, page: u32, _settings: &VendorSettings) -> Result<VendorRequest, AdapterError> {
+        Ok(VendorRequest {
+            method: Method::Get,
+            path: PRODUCTS_PATH.into(),
+            query: vec![
+                ("page", (page + 1).to_string()),
+                ("limit", self.page_size().to_string()),
+            ],
+            body: None,
+        })
+    }
+
+    /// `limit` is 1-100 in Cryptlex's own clients.
+    fn page_size(&self) -> u32 {
+        100
+    }
+
     fn read_error(&self, response: VendorResponse<'_>) -> Option<VendorError> {
         if (200..300).contains(&response.status) {
             return None;

@@ -645,6 +645,23 @@ impl Adapter for Enos {
         Ok(VendorPage { products, total })
     }
 
+    /// `action=search` with `pagination {pageNo, pageSize}` (pageNo from 1);
+    /// the answer's `pagination.totalSize` says when the list ends.
+    fn list(&self, page: u32, settings: &VendorSettings) -> Result<VendorRequest, AdapterError> {
+        let org =
+            non_empty(settings.enos_org_id.as_deref().unwrap_or_default()).ok_or_else(|| AdapterError::NotReady {
+                vendor: VENDOR,
+                reason: "listing EnOS products needs an orgId (--enos-org-id)".into(),
+            })?;
+        let body = json!({"pagination": {"pageNo": page + 1, "pageSize": self.page_size()}});
+        Ok(request("search", org, None, Some(body)))
+    }
+
+    /// v2.1 allows 200 a page; v2.4 recommends at most 50.
+    fn page_size(&self) -> u32 {
+        50
+    }
+
     fn read_error(&self, response: VendorResponse<'_>) -> Option<VendorError> {
         let success_status = (200..300).contains(&response.status);
         let parsed: Option<Value> = serde_json::from_slice(response.body).ok();

@@ -1060,6 +1060,32 @@ impl Adapter for Revenium {
         }
     }
 
+    /// `GET /v2/api/products?teamId=&page=&size=` (page from 0, Spring).
+    fn list(&self, page: u32, settings: &VendorSettings) -> Result<VendorRequest, AdapterError> {
+        let team = settings
+            .revenium_team_id
+            .clone()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| AdapterError::NotReady {
+                vendor: VENDOR,
+                reason: "listing Revenium products needs a teamId (--revenium-team-id)".into(),
+            })?;
+        Ok(VendorRequest {
+            method: Method::Get,
+            path: PRODUCTS_PATH.into(),
+            query: vec![
+                ("teamId", team),
+                ("page", page.to_string()),
+                ("size", self.page_size().to_string()),
+            ],
+            body: None,
+        })
+    }
+
+    fn page_size(&self) -> u32 {
+        100
+    }
+
     fn read_error(&self, response: VendorResponse<'_>) -> Option<VendorError> {
         if (200..300).contains(&response.status) {
             return None;
