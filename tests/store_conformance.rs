@@ -162,16 +162,56 @@ async fn contention<S: ProductStore>(f: Fixture<S>) {
     assert_eq!(count, (writers * rounds).to_string(), "every increment counted once");
 }
 
+/// Every change after `after`, once the change that creates `marker` is
+/// readable. A shared store makes a change readable only when every older
+/// transaction has ended (other tests' too), so this waits, boundedly; once
+/// the marker, written last, is readable, so is everything before it.
+async fn changes_through<S: ProductStore>(s: &S, after: LogPosition, marker: &str) -> Vec<producthub::storage::Change> {
+    let marker = format!("products/{marker}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut seen = Vec::new();
+        let mut from = after;
+        loop {
+            // Small batches, so reading on across batch ends is exercised too.
+            let batch = s.changes(from, 2).await.unwrap();
+            let Some(last) = batch.last() else { break };
+            from = last.position;
+            seen.extend(batch);
+        }
+        if seen.iter().any(|c| c.product.name == marker) {
+            return seen;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{marker}'s change never became readable"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 async fn refusal<S: ProductStore>(f: Fixture<S>) {
     let s = &f.store;
+    let start = s.change_window().await.unwrap().newest;
     let before = product("r", "u-r");
     s.insert("r", &before, None, false).await.unwrap();
-    let window = s.change_window().await.unwrap();
     let refused = s.update("r", true, |_| Err::<Product, _>("no")).await.unwrap();
     assert_eq!(refused, Err("no"));
     assert_eq!(s.delete("r", |_| Err("kept")).await.unwrap(), Err("kept"));
     assert_eq!(s.get("r").await.unwrap().unwrap(), before);
-    assert_eq!(s.change_window().await.unwrap().newest, window.newest, "nothing logged");
+    s.insert("zz-marker", &product("zz-marker", "u-m"), None, false)
+        .await
+        .unwrap();
+    let logged: Vec<String> = changes_through(s.as_ref(), start, "zz-marker")
+        .await
+        .into_iter()
+        .map(|c| c.product.name)
+        .collect();
+    assert_eq!(
+        logged,
+        ["products/r", "products/zz-marker"],
+        "the refusals logged nothing"
+    );
     assert!(s.outbox(None, 10).await.unwrap().is_empty(), "nothing announced");
 }
 
@@ -303,20 +343,17 @@ async fn change_log<S: ProductStore>(f: Fixture<S>) {
     );
     s.insert("d", &product("d", "u-d"), None, false).await.unwrap();
     assert_eq!(s.delete("c", |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
+    s.insert("zz-marker", &product("zz-marker", "u-m"), None, false)
+        .await
+        .unwrap();
 
-    let window = s.change_window().await.unwrap();
-    assert!(window.newest > start);
-    let mut seen = Vec::new();
+    let changes = changes_through(s.as_ref(), start, "zz-marker").await;
     let mut after = start;
-    loop {
-        // Small batches, so reading on across batch ends is exercised too.
-        let batch = s.changes(after, 2).await.unwrap();
-        if batch.is_empty() {
-            break;
-        }
-        for change in batch {
-            assert!(change.position > after, "positions strictly increase");
-            after = change.position;
+    let mut seen = Vec::new();
+    for change in &changes {
+        assert!(change.position > after, "positions strictly increase");
+        after = change.position;
+        if change.product.name != "products/zz-marker" {
             seen.push((
                 change.kind,
                 change.product.name.clone(),
@@ -324,6 +361,7 @@ async fn change_log<S: ProductStore>(f: Fixture<S>) {
             ));
         }
     }
+    let window = s.change_window().await.unwrap();
     assert_eq!(
         seen,
         [
@@ -342,7 +380,10 @@ async fn change_log<S: ProductStore>(f: Fixture<S>) {
     assert!(trimmed.trimmed_through > start, "{trimmed:?}");
     let kept = s.changes(trimmed.trimmed_through, 10).await.unwrap();
     assert_eq!(kept.len(), 1, "{kept:?}");
-    assert_eq!(kept[0].kind, ChangeKind::Deleted);
+    assert_eq!(
+        (kept[0].kind, kept[0].product.name.as_str()),
+        (ChangeKind::Created, "products/zz-marker")
+    );
     assert!(LogPosition::default() <= trimmed.trimmed_through);
 }
 
