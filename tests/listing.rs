@@ -191,3 +191,15 @@ async fn a_listing_resumes_at_a_page_and_an_outage_past_its_retries_is_an_error(
     let tries = e.cryptlex.product_calls().iter().filter(|c| c.status == 503).count();
     assert_eq!(tries, 4, "the page was tried as often as the retry policy allows");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendor_that_ignores_paging_is_an_error_not_a_loop() {
+    let e = estate().await;
+    e.cryptlex.set(|b| b.ignore_paging = true);
+    let settings = settings();
+    let listing = Listing::new(&e.connections, Vendor::Cryptlex, &settings, retry());
+    match listing.all_from(0).await {
+        Err(ListError::Repeats { vendor, page }) => assert_eq!((vendor, page), (Vendor::Cryptlex, 1)),
+        other => panic!("{other:?}"),
+    }
+}

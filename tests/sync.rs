@@ -816,99 +816,97 @@ async fn secrets_never_reach_logs_or_sync_state() {
 async fn the_fakes_refuse_what_the_documents_do_not_allow() {
     let v = vendors().await;
     let http = reqwest::Client::new();
-    let cryptlex = |method: reqwest::Method, path: &str, body: serde_json::Value| {
-        http.request(method, format!("{}{path}", v.cryptlex.url()))
-            .bearer_auth(fake_vendors::CRYPTLEX_TOKEN)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-    };
-    let undocumented = json!({"name": "n", "licenseTemplateId": "lt", "automatedEmails": []});
-    assert_eq!(
-        cryptlex(reqwest::Method::POST, "/v3/products", undocumented)
-            .await
-            .unwrap()
-            .status(),
-        400
-    );
-    let undocumented_item = json!({"metadata": [{"key": "k", "value": "v", "id": "m1"}]});
-    assert_eq!(
-        cryptlex(reqwest::Method::PATCH, "/v3/products/c1", undocumented_item)
-            .await
-            .unwrap()
-            .status(),
-        400
-    );
-    let legacy = json!({"licensePolicyId": "lp"});
-    assert_eq!(
-        cryptlex(reqwest::Method::PATCH, "/v3/products/c1", legacy)
-            .await
-            .unwrap()
-            .status(),
-        400
-    );
-    let empty_description = json!({"description": ""});
-    assert_eq!(
-        cryptlex(reqwest::Method::PATCH, "/v3/products/c1", empty_description)
-            .await
-            .unwrap()
-            .status(),
-        400
-    );
-    let fine = json!({"metadata": [{"key": "k", "value": "v", "viewPermissions": ["activation"]}]});
-    assert_eq!(
-        cryptlex(reqwest::Method::PATCH, "/v3/products/c1", fine)
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-
-    let revenium = |method: reqwest::Method, path: &str, body: serde_json::Value| {
-        http.request(method, format!("{}{path}?teamId=T1", v.revenium.url()))
-            .header("x-api-key", fake_vendors::REVENIUM_KEY)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-    };
-    let required = json!({
+    let revenium_required = json!({
         "pricingRuleIds": [], "assetIds": [], "productIds": [], "slaDefinitionIds": [], "tags": [],
         "notificationAddressesOnInvoice": [], "namedOrganizations": [], "published": true, "externalId": ""
     });
-    let mut with_version = required.clone();
-    with_version["version"] = json!("1.0.0");
-    assert_eq!(
-        revenium(reqwest::Method::PUT, "/v2/api/products/R1", with_version)
-            .await
-            .unwrap()
-            .status(),
-        400
-    );
-    let mut without_published = required.clone();
+    let with = |extra: serde_json::Value| {
+        let mut body = revenium_required.clone();
+        for (key, value) in extra.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        body
+    };
+    let mut without_published = revenium_required.clone();
     without_published.as_object_mut().unwrap().remove("published");
-    assert_eq!(
-        revenium(reqwest::Method::PUT, "/v2/api/products/R1", without_published)
+    let cases = [
+        // (vendor, method, path, body, status)
+        (
+            Vendor::Cryptlex,
+            "POST",
+            "/v3/products",
+            json!({"name": "n", "licenseTemplateId": "lt", "automatedEmails": []}),
+            400,
+        ),
+        (
+            Vendor::Cryptlex,
+            "PATCH",
+            "/v3/products/c1",
+            json!({"metadata": [{"key": "k", "value": "v", "id": "m1"}]}),
+            400,
+        ),
+        (
+            Vendor::Cryptlex,
+            "PATCH",
+            "/v3/products/c1",
+            json!({"licensePolicyId": "lp"}),
+            400,
+        ),
+        (
+            Vendor::Cryptlex,
+            "PATCH",
+            "/v3/products/c1",
+            json!({"description": ""}),
+            400,
+        ),
+        (
+            Vendor::Cryptlex,
+            "PATCH",
+            "/v3/products/c1",
+            json!({"metadata": [{"key": "k", "value": "v", "viewPermissions": ["activation"]}]}),
+            200,
+        ),
+        (
+            Vendor::Revenium,
+            "PUT",
+            "/v2/api/products/R1",
+            with(json!({"version": "1.0.0"})),
+            400,
+        ),
+        (Vendor::Revenium, "PUT", "/v2/api/products/R1", without_published, 400),
+        (
+            Vendor::Revenium,
+            "PUT",
+            "/v2/api/products/R1",
+            with(json!({"plan": {"tiers": [{"upTo": null, "startingFrom": 0}]}})),
+            400,
+        ),
+        (
+            Vendor::Revenium,
+            "PUT",
+            "/v2/api/products/R1",
+            revenium_required.clone(),
+            200,
+        ),
+    ];
+    for (vendor, method, path, body, expected) in cases {
+        let request = match vendor {
+            Vendor::Cryptlex => http
+                .request(method.parse().unwrap(), format!("{}{path}", v.cryptlex.url()))
+                .bearer_auth(fake_vendors::CRYPTLEX_TOKEN),
+            _ => http
+                .request(method.parse().unwrap(), format!("{}{path}?teamId=T1", v.revenium.url()))
+                .header("x-api-key", fake_vendors::REVENIUM_KEY),
+        };
+        let status = request
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
             .await
             .unwrap()
-            .status(),
-        400
-    );
-    let mut starting_from = required.clone();
-    starting_from["plan"] = json!({"tiers": [{"upTo": null, "startingFrom": 0}]});
-    assert_eq!(
-        revenium(reqwest::Method::PUT, "/v2/api/products/R1", starting_from)
-            .await
-            .unwrap()
-            .status(),
-        400
-    );
-    assert_eq!(
-        revenium(reqwest::Method::PUT, "/v2/api/products/R1", required)
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+            .status();
+        assert_eq!(status.as_u16(), expected, "{vendor:?} {method} {path} {body}");
+    }
 }
 
 /// A `*` UpdateProduct sends each vendor what it changed, cleared fields

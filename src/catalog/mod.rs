@@ -64,10 +64,19 @@ pub enum CatalogError {
     ShuttingDown,
     #[error("this server keeps no change log (--watch-retention 0), so it cannot stream changes")]
     ChangeFeedDisabled,
-    #[error("{} not configured on this server: {}", .vendors.iter().map(|(v, _)| v.to_string()).collect::<Vec<_>>().join(" and "), .vendors.iter().map(|(v, flags)| format!("{v} is enabled by {flags}")).collect::<Vec<_>>().join("; "))]
-    VendorsNotConfigured { vendors: Vec<(Vendor, &'static str)> },
+    #[error("not configured on this server: {}", enabling(.vendors))]
+    VendorsNotConfigured { vendors: Vec<Vendor> },
     #[error("{limit} WatchProducts streams are open, the most this server allows (--max-watch-streams); retry later")]
     TooManyWatchers { limit: usize },
+}
+
+/// "EnOS (enabled by --enos-…); Cryptlex (enabled by …)", for messages.
+fn enabling(vendors: &[Vendor]) -> String {
+    let each: Vec<String> = vendors
+        .iter()
+        .map(|v| format!("{v} (enabled by {})", v.enabling_flags()))
+        .collect();
+    each.join("; ")
 }
 
 impl CatalogError {
@@ -396,14 +405,13 @@ impl<S: ProductStore> Catalog<S> {
             // Nothing can be sent to a vendor this server does not reach: say
             // so (for one asked for, or when no vendor is left), rather than
             // answer OK and leave the copy DISABLED.
-            let unreachable: Vec<(Vendor, &'static str)> = if asked.is_empty() && targets.is_empty() {
-                holding.iter().map(|v| (*v, v.enabling_flags())).collect()
-            } else {
-                targets
+            let unreachable: Vec<Vendor> = match (asked.is_empty(), targets.is_empty()) {
+                (true, true) => holding.into_iter().collect(),
+                _ => targets
                     .iter()
                     .filter(|v| !self.sync.enabled.contains(v))
-                    .map(|v| (*v, v.enabling_flags()))
-                    .collect()
+                    .copied()
+                    .collect(),
             };
             if !unreachable.is_empty() {
                 return Err(CatalogError::VendorsNotConfigured { vendors: unreachable });

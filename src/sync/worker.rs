@@ -2,13 +2,14 @@
 //!
 //! It reads the durable outbox (product ids whose sync state may need work),
 //! delivers each pending vendor change through the adapters and
-//! [`Connections`], and records the outcome on the product. Work for one product is done in
-//! order, one vendor call at a time; a product changed again while a vendor
-//! was down is delivered once, in its latest state (the pending paths
-//! accumulate; a whole resend asked for meanwhile goes first, then the named
-//! paths, so a pending clear is still sent). Delivery is at least once: a crash between a vendor's answer
-//! and recording it repeats the call after restart, which the remote id makes
-//! an update rather than a second create (except for a create whose answer was
+//! [`Connections`], and records the outcome on the product, with what the
+//! vendor assigned. Work for one product is done in order, one vendor call at
+//! a time; a product changed again while a vendor was down is delivered once,
+//! in its latest state (the pending paths accumulate; a whole resend asked for
+//! meanwhile goes first, then the named paths, so a pending clear is still
+//! sent). Delivery is at least once: a crash between a vendor's answer and
+//! recording it repeats the call after restart, which the remote id makes an
+//! update rather than a second create (except for a create whose answer was
 //! lost: the vendors offer no idempotency key for that).
 
 use std::collections::BTreeSet;
@@ -279,28 +280,35 @@ impl<S: ProductStore> SyncWorker<S> {
         if !named.is_empty() {
             masks.push(UpdateMask::parse(&named).unwrap_or(UpdateMask::Full));
         }
-        let mut delivery = Delivery::from(Outcome::Delivered {
-            remote_id: remote_id.to_owned(),
-            gone: false,
-        });
+        let mut last_reply = None;
         for mask in masks {
-            let sent = self.send_update(adapter, product, remote_id, &mask).await?;
-            if sent.assigned.is_some() {
-                delivery = sent;
+            if let Some(reply) = self.send_update(adapter, product, &mask).await? {
+                last_reply = Some(reply);
             }
         }
-        Ok(delivery)
+        // What the vendor assigned, read once, after the last call.
+        let assigned = match &last_reply {
+            Some(reply) => self.assigned(adapter, product, reply).await,
+            None => None,
+        };
+        Ok(Delivery {
+            outcome: Outcome::Delivered {
+                remote_id: remote_id.to_owned(),
+                gone: false,
+            },
+            assigned,
+        })
     }
 
     /// One update call for `mask` (after reading the vendor's copy where its
-    /// update replaces the whole product).
+    /// update replaces the whole product); the vendor's answer, or `None` when
+    /// the mask holds nothing of the vendor's.
     async fn send_update(
         &self,
         adapter: &dyn Adapter,
         product: &Product,
-        remote_id: &str,
         mask: &UpdateMask,
-    ) -> Result<Delivery, Failure> {
+    ) -> Result<Option<Reply>, Failure> {
         // An update that replaces the whole product is merged into the
         // vendor's current copy.
         let last_known = if adapter.reads_before_update() {
@@ -310,21 +318,14 @@ impl<S: ProductStore> SyncWorker<S> {
         } else {
             None
         };
-        let delivered = Outcome::Delivered {
-            remote_id: remote_id.to_owned(),
-            gone: false,
-        };
         let Some(request) = adapter.update(product, mask, &self.settings, last_known.as_ref())? else {
-            return Ok(Delivery::from(delivered));
+            return Ok(None);
         };
         let reply = self.connections.send(adapter.vendor(), &request).await?;
         if let Some(error) = adapter.read_error(reply.view()) {
             return Err(Failure::Vendor(error));
         }
-        Ok(Delivery {
-            outcome: delivered,
-            assigned: self.assigned(adapter, product, &reply).await,
-        })
+        Ok(Some(reply))
     }
 
     /// Deletes the vendor's copy of a product whose profile was removed (or

@@ -70,11 +70,11 @@ pub fn to_status(error: &CatalogError) -> Status {
         CatalogError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
         CatalogError::ChangeFeedDisabled => (Code::FailedPrecondition, "CHANGE_FEED_DISABLED"),
         CatalogError::VendorsNotConfigured { vendors } => {
-            for (vendor, flags) in vendors {
+            for vendor in vendors {
                 details.add_precondition_failure_violation(
                     "VENDOR_NOT_CONFIGURED",
                     vendor.to_string(),
-                    format!("not configured on this server; enabled by {flags}"),
+                    format!("not configured on this server; enabled by {}", vendor.enabling_flags()),
                 );
             }
             (Code::FailedPrecondition, "VENDOR_NOT_CONFIGURED")

@@ -141,19 +141,20 @@ impl<'a> Listing<'a> {
     /// vendor that answers the same full page twice ends it with an error
     /// rather than loop.
     pub async fn all_from(&self, from: u32) -> Result<Vec<Value>, ListError> {
-        let mut products = Vec::new();
-        let mut previous: Option<Vec<Value>> = None;
+        let mut products: Vec<Value> = Vec::new();
+        // Where the previous page starts in `products`.
+        let mut previous = 0;
         let mut index = from;
         loop {
             let page = self.page(index).await?;
-            if !page.products.is_empty() && previous.as_ref() == Some(&page.products) {
+            if index > from && !page.products.is_empty() && products[previous..] == page.products[..] {
                 return Err(ListError::Repeats {
                     vendor: self.vendor,
                     page: index,
                 });
             }
             let last = page.last;
-            previous = Some(page.products.clone());
+            previous = products.len();
             products.extend(page.products);
             if last {
                 return Ok(products);

@@ -60,6 +60,9 @@ pub struct Behaviour {
     pub has_devices: bool,
     /// Cryptlex: refuse products whose licenseTemplateId is this, with 400.
     pub bad_template: Option<String>,
+    /// Cryptlex: answer every list request with its first page, as a server
+    /// that ignores paging would.
+    pub ignore_paging: bool,
 }
 
 #[derive(Default)]
@@ -521,7 +524,8 @@ pub async fn cryptlex() -> Fake {
         match (r.method.as_str(), r.path.as_str()) {
             ("GET", "/v3/products") => {
                 // page from 1, limit 1-100; a bare array, empty past the end.
-                let page: usize = r.query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+                let asked: usize = r.query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+                let page = if state.behaviour.ignore_paging { 1 } else { asked };
                 let limit: usize = r.query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
                 if page < 1 || !(1..=100).contains(&limit) {
                     return (400, vec![], json!({"message": "page >= 1 and limit 1-100"}));
