@@ -10,8 +10,11 @@ use std::{env, fs, path::PathBuf};
 const PROTOS: &[&str] = &[
     "proto/producthub/v1/product.proto",
     "proto/producthub/v1/product_service.proto",
-    // Not used by the Rust code (tonic-types has its own); compiled so that
-    // reflection can describe the error details we send.
+    // The standard Operations service (AIP-151) that ImportVendorProducts'
+    // operations are served by; product_service.proto imports it.
+    "proto/google/longrunning/operations.proto",
+    // The error details (tonic-types builds them; compiled so that reflection
+    // can describe the details we send).
     "proto/google/rpc/error_details.proto",
 ];
 

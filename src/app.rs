@@ -17,6 +17,9 @@ use crate::sync::{RetryPolicy, SyncWorker};
 use crate::transport::{self, GrpcError, GrpcOptions};
 use crate::vendors::{Connections, VendorsConfig};
 
+/// How often unfinished imports no process runs are looked for.
+const IMPORT_SWEEP: Duration = Duration::from_secs(5);
+
 /// What the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -97,11 +100,25 @@ async fn serve_with<S: ProductStore>(
         enabled: config.vendors.enabled(),
         wake: wake.clone(),
     };
+    let connections =
+        Arc::new(Connections::new(&config.vendors, config.retry.request_timeout).map_err(ServeError::Sync)?);
     let catalog = Arc::new(
-        Catalog::new(store.clone(), config.vendors.settings.clone(), hooks.clone())
-            .with_max_watch_streams(config.max_watch_streams),
+        Catalog::new(
+            store.clone(),
+            config.vendors.settings.clone(),
+            connections.clone(),
+            hooks.clone(),
+        )
+        .with_max_watch_streams(config.max_watch_streams)
+        // A wait ends before the call's own timeout would cut it off.
+        .with_max_wait(
+            config
+                .grpc
+                .call_timeout
+                .saturating_sub(Duration::from_secs(1))
+                .max(Duration::from_secs(1)),
+        ),
     );
-    let connections = Connections::new(&config.vendors, config.retry.request_timeout).map_err(ServeError::Sync)?;
     let worker = SyncWorker::new(
         store.clone(),
         connections,
@@ -111,6 +128,9 @@ async fn serve_with<S: ProductStore>(
         wake,
     );
     let trimmer = tokio::spawn(trim_change_log(store.clone(), config.watch_retention));
+    // Imports left unfinished (by this process before a restart, or by a
+    // replica that stopped) are picked up again.
+    let imports = tokio::spawn(catalog.clone().resume_imports(IMPORT_SWEEP));
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     let worker_task = tokio::spawn(worker.run(async move {
         let _ = worker_stopped.await;
@@ -144,6 +164,7 @@ async fn serve_with<S: ProductStore>(
         tracing::warn!("the sync worker did not stop in time; its unfinished delivery will be repeated");
     }
     trimmer.abort();
+    imports.abort();
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
     }

@@ -7,12 +7,15 @@
 //! - [`domain`]: the rules (names, field masks, validation, filters, tokens,
 //!   the sync plan), pure functions over `pb` messages; knows no gRPC, no
 //!   storage, no vendor.
-//! - [`storage`]: products, the sync outbox, tombstones and the change log,
-//!   durable behind the [`storage::ProductStore`] seam (sled or PostgreSQL).
+//! - [`storage`]: products (and the vendor copies they hold), the sync outbox,
+//!   tombstones, the change log and long-running operations, durable behind
+//!   the [`storage::ProductStore`] seam (sled or PostgreSQL).
 //! - [`vendors`]: one folder per vendor (EnOS, Cryptlex, Revenium) and the
 //!   registry listing them; builds requests, reads answers, authenticates.
 //! - [`catalog`]: the use cases (create, get, list, update, delete, watch,
-//!   sync, render, import) over the store, the domain and the vendors.
+//!   sync, render, import; link and unlink vendor copies; import a vendor's
+//!   catalog as a long-running operation, and the Operations service) over
+//!   the store, the domain and the vendors.
 //! - [`sync`]: the worker delivering changes from the outbox to the vendors.
 //! - [`transport`]: the tonic server, the only place that speaks
 //!   `tonic::Status`, and the metrics endpoint.

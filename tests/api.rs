@@ -108,6 +108,7 @@ async fn create_get_update_list_delete() {
         .delete_product(DeleteProductRequest {
             name: "products/thermo".into(),
             etag: updated.etag.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -117,6 +118,7 @@ async fn create_get_update_list_delete() {
         .delete_product(DeleteProductRequest {
             name: "products/thermo".into(),
             etag: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -311,6 +313,7 @@ async fn etags_guard_against_lost_updates() {
         .delete_product(DeleteProductRequest {
             name: "products/e".into(),
             etag: v1.etag.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -550,6 +553,7 @@ async fn names_are_checked() {
         .delete_product(DeleteProductRequest {
             name: "nope".into(),
             etag: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -115,10 +115,10 @@ async fn crud<S: ProductStore>(f: Fixture<S>) {
         .unwrap();
     assert_eq!(s.get("b").await.unwrap().unwrap(), updated);
 
-    assert_eq!(s.delete("b", |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
+    assert_eq!(s.delete("b", true, |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
     assert_eq!(s.get("b").await.unwrap(), None);
     assert_eq!(
-        s.delete("b", |_| Ok::<_, ()>(())).await.unwrap(),
+        s.delete("b", true, |_| Ok::<_, ()>(())).await.unwrap(),
         Ok(false),
         "already gone"
     );
@@ -197,7 +197,7 @@ async fn refusal<S: ProductStore>(f: Fixture<S>) {
     s.insert("r", &before, None, false).await.unwrap();
     let refused = s.update("r", true, |_| Err::<Product, _>("no")).await.unwrap();
     assert_eq!(refused, Err("no"));
-    assert_eq!(s.delete("r", |_| Err("kept")).await.unwrap(), Err("kept"));
+    assert_eq!(s.delete("r", true, |_| Err("kept")).await.unwrap(), Err("kept"));
     assert_eq!(s.get("r").await.unwrap().unwrap(), before);
     s.insert("zz-marker", &product("zz-marker", "u-m"), None, false)
         .await
@@ -303,7 +303,7 @@ async fn tombstones<S: ProductStore>(f: Fixture<S>) {
     let doomed = product("t", "u-t");
     s.insert("t", &doomed, None, false).await.unwrap();
     assert_eq!(s.tombstone("u-t").await.unwrap(), None);
-    assert_eq!(s.delete("t", |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
+    assert_eq!(s.delete("t", true, |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
     assert_eq!(
         s.tombstone("u-t").await.unwrap(),
         Some(doomed.clone()),
@@ -342,7 +342,7 @@ async fn change_log<S: ProductStore>(f: Fixture<S>) {
         InsertOutcome::IdTaken
     );
     s.insert("d", &product("d", "u-d"), None, false).await.unwrap();
-    assert_eq!(s.delete("c", |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
+    assert_eq!(s.delete("c", true, |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
     s.insert("zz-marker", &product("zz-marker", "u-m"), None, false)
         .await
         .unwrap();
@@ -391,26 +391,34 @@ async fn version_aba<S: ProductStore>(f: Fixture<S>) {
     let s = &f.store;
     s.insert("v", &product("v", "u-v1"), None, false).await.unwrap();
     let (stale, read) = s.read_versioned("v").await.unwrap().expect("v exists");
-    assert_eq!(s.delete("v", |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
+    assert_eq!(s.delete("v", true, |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
     // Re-created under the same id: a new incarnation (new uid), as the
     // catalog always makes one.
     s.insert("v", &product("v", "u-v2"), None, false).await.unwrap();
     let late = relabel(&read, "from", "the first incarnation");
     assert!(
-        !s.write_if("v", Some(&stale), &late, false).await.unwrap(),
+        !s.write_if("v", Some(&stale), &Default::default(), &late, false)
+            .await
+            .unwrap(),
         "a stale version must not match"
     );
     assert_eq!(s.get("v").await.unwrap().unwrap().uid, "u-v2");
     assert!(
-        !s.delete_if("v", &stale, &read).await.unwrap(),
+        !s.delete_if("v", &stale, &read, true).await.unwrap(),
         "nor delete the new incarnation"
     );
     assert_eq!(s.get("v").await.unwrap().unwrap().uid, "u-v2");
     let (current, now) = s.read_versioned("v").await.unwrap().expect("v exists");
     assert!(
-        s.write_if("v", Some(&current), &relabel(&now, "k", "v"), false)
-            .await
-            .unwrap()
+        s.write_if(
+            "v",
+            Some(&current),
+            &Default::default(),
+            &relabel(&now, "k", "v"),
+            false
+        )
+        .await
+        .unwrap()
     );
 }
 
@@ -423,7 +431,7 @@ async fn concurrent_deletes<S: ProductStore>(f: Fixture<S>) {
             .map(|_| {
                 let store = f.store.clone();
                 let id = id.clone();
-                tokio::spawn(async move { store.delete(&id, |_| Ok::<_, ()>(())).await.unwrap().unwrap() })
+                tokio::spawn(async move { store.delete(&id, true, |_| Ok::<_, ()>(())).await.unwrap().unwrap() })
             })
             .collect();
         let mut won = 0;

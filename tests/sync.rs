@@ -569,6 +569,7 @@ async fn deletes_reach_the_vendors_and_enos_refusals_are_not_retried() {
         .delete_product(DeleteProductRequest {
             name: "products/p".into(),
             etag: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();

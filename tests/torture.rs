@@ -294,6 +294,7 @@ async fn write_loop(url: String, prefix: String, shared: Ledger, mut rng: Rng) {
             let request = DeleteProductRequest {
                 name: format!("products/{id}"),
                 etag: etag.clone(),
+                ..Default::default()
             };
             if client.delete_product(request).await.is_err() {
                 return;

@@ -57,6 +57,7 @@ async fn delete(client: &mut Client, id: &str) {
         .delete_product(DeleteProductRequest {
             name: format!("products/{id}"),
             etag: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();

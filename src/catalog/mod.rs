@@ -1,5 +1,7 @@
 //! The product use cases: create, get, list, update, delete, watch, sync,
-//! render a vendor call, import.
+//! render a vendor call, import one vendor product; adopt existing vendor
+//! copies (`adopt`: link, unlink), import a vendor's catalog (`import`, a
+//! long-running operation) and serve the operations (`operations`).
 //!
 //! The catalog joins the domain rules to a [`ProductStore`]. It validates whole
 //! requests before touching storage, runs every read-modify-write as one atomic
@@ -25,8 +27,11 @@ use crate::pb::{
     VendorOperation,
 };
 use crate::storage::{InsertOutcome, ProductStore, RequestRecord, StoreError};
-use crate::vendors::{self, AdapterError, Vendor, VendorSettings, validate};
+use crate::vendors::{self, AdapterError, Connections, Vendor, VendorError, VendorSettings, validate};
 
+mod adopt;
+mod import;
+mod operations;
 mod watch;
 
 pub use watch::ChangeStream;
@@ -56,8 +61,33 @@ pub enum CatalogError {
     EtagMismatch { name: String, sent: String },
     #[error(transparent)]
     Vendor(#[from] AdapterError),
+    /// A vendor call failed (reading a copy to link).
     #[error(transparent)]
-    Storage(#[from] StoreError),
+    VendorCall(VendorError),
+    #[error(transparent)]
+    Storage(StoreError),
+    #[error("the {vendor} copy {remote_id:?} is linked to {holder}; unlink it there first")]
+    CopyLinked {
+        vendor: Vendor,
+        remote_id: String,
+        holder: String,
+    },
+    #[error("{name} already holds the {vendor} copy {remote_id:?}; unlink it first")]
+    AlreadyLinked {
+        name: String,
+        vendor: Vendor,
+        remote_id: String,
+    },
+    #[error("{name} holds no {vendor} copy")]
+    NotLinked { name: String, vendor: Vendor },
+    #[error("{name} has no {} profile to send over the {vendor} copy; link with LINK_DIRECTION_VENDOR_WINS", .vendor.profile_field())]
+    ProfileMissing { name: String, vendor: Vendor },
+    #[error("{vendor} has no product {remote_id:?}")]
+    VendorCopyNotFound { vendor: Vendor, remote_id: String },
+    #[error("{name} does not exist")]
+    OperationNotFound { name: String },
+    #[error("{name} is still running; cancel it, and delete it once it is done")]
+    OperationRunning { name: String },
     #[error("the resume token points before the oldest change still retained; list the products again, then watch")]
     ResumeTokenExpired,
     #[error("the server is shutting down; reconnect and resume with the last resume_token")]
@@ -85,6 +115,30 @@ impl CatalogError {
     }
 }
 
+impl From<StoreError> for CatalogError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::LinkTaken {
+                vendor,
+                remote_id,
+                holder,
+            } => match Vendor::from_pb(vendor as i32) {
+                Some(vendor) => CatalogError::CopyLinked {
+                    vendor,
+                    remote_id,
+                    holder: product_name(&holder),
+                },
+                None => CatalogError::Storage(StoreError::LinkTaken {
+                    vendor,
+                    remote_id,
+                    holder,
+                }),
+            },
+            other => CatalogError::Storage(other),
+        }
+    }
+}
+
 impl From<FieldViolation> for CatalogError {
     fn from(v: FieldViolation) -> Self {
         CatalogError::InvalidArgument(vec![v])
@@ -95,13 +149,22 @@ impl From<FieldViolation> for CatalogError {
 pub struct Catalog<S> {
     store: Arc<S>,
     vendors: VendorSettings,
+    /// The configured vendors, for reading their copies and catalogs.
+    connections: Arc<Connections>,
     sync: SyncHooks,
+    /// Imports this process is running now.
+    running_imports: std::sync::Mutex<BTreeSet<String>>,
+    /// The longest WaitOperation.
+    max_wait: std::time::Duration,
     /// Set once at shutdown; every watch stream ends when it is.
     closing: tokio::sync::watch::Sender<bool>,
     /// One permit per open WatchProducts stream, held for the stream's life.
     watchers: Arc<tokio::sync::Semaphore>,
     max_watchers: usize,
 }
+
+/// The longest WaitOperation unless configured otherwise.
+pub const DEFAULT_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(25);
 
 /// WatchProducts streams allowed open at once unless configured otherwise.
 pub const DEFAULT_MAX_WATCH_STREAMS: usize = 1024;
@@ -116,11 +179,14 @@ pub struct SyncHooks {
 }
 
 impl<S: ProductStore> Catalog<S> {
-    pub fn new(store: Arc<S>, vendors: VendorSettings, sync: SyncHooks) -> Self {
+    pub fn new(store: Arc<S>, vendors: VendorSettings, connections: Arc<Connections>, sync: SyncHooks) -> Self {
         Self {
             store,
             vendors,
+            connections,
             sync,
+            running_imports: std::sync::Mutex::new(BTreeSet::new()),
+            max_wait: DEFAULT_MAX_WAIT,
             closing: tokio::sync::watch::Sender::new(false),
             watchers: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_WATCH_STREAMS)),
             max_watchers: DEFAULT_MAX_WATCH_STREAMS,
@@ -134,6 +200,12 @@ impl<S: ProductStore> Catalog<S> {
         let limit = limit.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         self.watchers = Arc::new(tokio::sync::Semaphore::new(limit));
         self.max_watchers = limit;
+        self
+    }
+
+    /// WaitOperation waits at most `longest` (keep it under the call timeout).
+    pub fn with_max_wait(mut self, longest: std::time::Duration) -> Self {
+        self.max_wait = longest;
         self
     }
 
@@ -357,7 +429,7 @@ impl<S: ProductStore> Catalog<S> {
                 })
             }
         };
-        let deleted = self.store.delete(id, check).await??;
+        let deleted = self.store.delete(id, !request.keep_vendor_copies, check).await??;
         self.sync.wake.notify_one();
         match deleted {
             true => Ok(()),
@@ -514,10 +586,9 @@ impl<S: ProductStore> Catalog<S> {
             return Ok(product);
         }
         // Unlike CreateProduct, what the vendor assigned (keys, ids, counters)
-        // is kept: it is the vendor's word, not a client's.
-        stamp_new(&mut product, &self.sync.enabled);
-        // The vendor it came from already has it as it is.
-        vendors::mark_synced(&mut product, vendor, &self.sync.enabled, SystemTime::now());
+        // is kept, and the vendor it came from already has it as it is.
+        let product =
+            adopt::adopted_product(product, &id, vendor, &self.sync.enabled).map_err(CatalogError::InvalidArgument)?;
         let outcome = self.store.insert(&id, &product, None, self.announces()).await?;
         self.wake_sync();
         match outcome {

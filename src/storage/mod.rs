@@ -1,10 +1,17 @@
 //! Durable storage of products, behind the [`ProductStore`] seam.
 //!
-//! The seam has four concerns, one trait each: [`Products`] (products and
-//! request ids), [`Outbox`] (the sync worker's to-do list and its leases),
-//! [`Tombstones`] (what deleted products leave for the worker) and
-//! [`ChangeFeed`] (the change log behind WatchProducts); [`ProductStore`] is
-//! all four. Every write method resolves only after its write is durable,
+//! The seam has five concerns, one trait each: [`Products`] (products, the
+//! request ids of their creates, and the index of the vendor copies they
+//! hold), [`Outbox`] (the sync worker's to-do list and its leases),
+//! [`Tombstones`] (what deleted products leave for the worker),
+//! [`ChangeFeed`] (the change log behind WatchProducts) and [`Operations`]
+//! (long-running operations, opaque records with leases); [`ProductStore`] is
+//! all five.
+//!
+//! A vendor copy belongs to at most one product: every write that gives a
+//! product a remote id in its sync entries (`Product.sync[].remote_id`) claims
+//! that (vendor, remote id) in the same atomic write, and fails with
+//! [`StoreError::LinkTaken`], writing nothing, when another product holds it. Every write method resolves only after its write is durable,
 //! except the primitives `write_if` and `delete_if`, which the read-modify-write
 //! loops follow with `settle` before reporting any outcome; the
 //! read-modify-write loops ([`Products::update`], [`Products::delete`]) are
@@ -20,21 +27,31 @@ mod group_commit;
 mod postgres_store;
 mod sled_store;
 
+use std::collections::BTreeSet;
 use std::future::Future;
 
 pub use durable_sled::DurableSled;
 pub use postgres_store::{PostgresOptions, PostgresStore, redact_url};
 pub use sled_store::{SledOptions, SledStore};
 
-use crate::pb::Product;
+use crate::pb::{Product, Vendor};
 
 /// A read-modify-write that keeps losing its compare-and-swap gives up after
 /// this many tries and reports contention.
 const MAX_CAS_ATTEMPTS: usize = 1000;
 
-/// Why storage failed. Carries no request data, so it can be logged as is.
+/// Why storage failed. Carries no request data beyond ids, so it can be
+/// logged as is.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The write would give a product a vendor copy another product holds;
+    /// nothing was written.
+    #[error("the {} copy {remote_id:?} is linked to products/{holder}", .vendor.as_str_name())]
+    LinkTaken {
+        vendor: Vendor,
+        remote_id: String,
+        holder: String,
+    },
     #[error("data directory {dir} is in use by another producthub process")]
     Locked { dir: String },
     #[error("cannot open data directory {dir}: {reason}")]
@@ -125,6 +142,30 @@ pub struct ChangeWindow {
     pub newest: LogPosition,
 }
 
+/// A vendor copy as the store indexes it: the vendor and its id for the copy.
+pub type Link = (Vendor, String);
+
+/// The vendor copies a product holds: each sync entry's remote id.
+pub fn links_of(product: &Product) -> BTreeSet<Link> {
+    product
+        .sync
+        .iter()
+        .filter(|entry| !entry.remote_id.is_empty())
+        .filter_map(|entry| Some((Vendor::try_from(entry.vendor).ok()?, entry.remote_id.clone())))
+        .collect()
+}
+
+/// A long-running operation as the store keeps it. The store knows only
+/// whether it is done and whether cancelling it was asked; what it is, is
+/// the caller's encoding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationRecord {
+    pub id: String,
+    pub done: bool,
+    pub cancel_requested: bool,
+    pub data: Vec<u8>,
+}
+
 /// An item of the sync worker's to-do lists.
 #[derive(Debug, Clone, Copy)]
 pub enum Claimed<'a> {
@@ -173,25 +214,38 @@ pub trait Products: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<(Self::Version, Product)>, StoreError>> + Send;
 
     /// Stores `next` under `id` if the product is still at `expected` (still
-    /// absent for `None`), with its change-log entry and, with `announce`, its
-    /// outbox announcement; false if another writer changed it first.
+    /// absent for `None`), with its change-log entry, with `announce` its
+    /// outbox announcement, and its vendor copies (`held`: those the product
+    /// at `expected` holds) claimed or released; false if another writer
+    /// changed it first, [`StoreError::LinkTaken`] if another product holds
+    /// a copy `next` claims.
     fn write_if(
         &self,
         id: &str,
         expected: Option<&Self::Version>,
+        held: &BTreeSet<Link>,
         next: &Product,
         announce: bool,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Deletes the product under `id` if it is still at `expected`, leaving it
-    /// behind as a tombstone (keyed by its uid) and logging the delete; false
-    /// if another writer changed it first.
+    /// Deletes the product under `id` if it is still at `expected`, logging
+    /// the delete and releasing its vendor copies; with `tombstone`, leaves it
+    /// behind as a tombstone (keyed by its uid) so the worker deletes its
+    /// copies at the vendors. False if another writer changed it first.
     fn delete_if(
         &self,
         id: &str,
         expected: &Self::Version,
         doomed: &Product,
+        tombstone: bool,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The id of the product holding the vendor's copy `remote_id`, if any.
+    fn linked(
+        &self,
+        vendor: Vendor,
+        remote_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
     /// Fails when the store accepts no writes (e.g. after a failed flush).
     fn check_writable(&self) -> Result<(), StoreError>;
@@ -225,6 +279,7 @@ pub trait Products: Send + Sync + 'static {
                     Some((version, product)) => (Some(version), Some(product)),
                     None => (None, None),
                 };
+                let held = current.as_ref().map(links_of).unwrap_or_default();
                 let next = match change(current) {
                     Ok(next) => next,
                     Err(refusal) => {
@@ -232,7 +287,7 @@ pub trait Products: Send + Sync + 'static {
                         return Ok(Err(refusal));
                     }
                 };
-                if self.write_if(id, version.as_ref(), &next, announce).await? {
+                if self.write_if(id, version.as_ref(), &held, &next, announce).await? {
                     self.settle().await?;
                     return Ok(Ok(next));
                 }
@@ -242,10 +297,16 @@ pub trait Products: Send + Sync + 'static {
     }
 
     /// Deletes the product with this id if `check` accepts it, atomically.
-    /// Resolves to `Ok(Ok(false))` when there is no such product. The deleted
-    /// product stays behind as a tombstone (keyed by its uid) until the sync
-    /// worker has deleted it at its vendors.
-    fn delete<E, F>(&self, id: &str, check: F) -> impl Future<Output = Result<Result<bool, E>, StoreError>> + Send
+    /// Resolves to `Ok(Ok(false))` when there is no such product. With
+    /// `tombstone`, the deleted product stays behind as a tombstone (keyed by
+    /// its uid) until the sync worker has deleted it at its vendors; without,
+    /// its vendor copies are let go of.
+    fn delete<E, F>(
+        &self,
+        id: &str,
+        tombstone: bool,
+        check: F,
+    ) -> impl Future<Output = Result<Result<bool, E>, StoreError>> + Send
     where
         E: Send,
         F: Fn(&Product) -> Result<(), E> + Send + Sync,
@@ -261,7 +322,7 @@ pub trait Products: Send + Sync + 'static {
                     self.settle().await?;
                     return Ok(Err(refusal));
                 }
-                if self.delete_if(id, &version, &doomed).await? {
+                if self.delete_if(id, &version, &doomed, tombstone).await? {
                     self.settle().await?;
                     return Ok(Ok(true));
                 }
@@ -343,10 +404,52 @@ pub trait ChangeFeed: Send + Sync + 'static {
     fn trim_changes(&self, keep: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
-/// A whole store: the four concerns, plus what concerns the store as one.
+/// Long-running operations, kept durably so that one the process was running
+/// when it stopped is resumed by the next (or, on a shared store, by another
+/// replica once this one's lease has run out).
+pub trait Operations: Send + Sync + 'static {
+    /// Stores a new, unfinished operation; false (nothing written) if one
+    /// with this id exists. The creator holds its lease.
+    fn create_operation(&self, id: &str, data: &[u8]) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Replaces the operation's data and done flag, keeping a cancel request;
+    /// false if there is no such operation.
+    fn save_operation(
+        &self,
+        id: &str,
+        done: bool,
+        data: &[u8],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The operation with this id, if any.
+    fn operation(&self, id: &str) -> impl Future<Output = Result<Option<OperationRecord>, StoreError>> + Send;
+
+    /// Up to `limit` operations after `after_id`, in id order, only those
+    /// whose done flag is `done` when given.
+    fn operations(
+        &self,
+        after_id: Option<&str>,
+        limit: usize,
+        done: Option<bool>,
+    ) -> impl Future<Output = Result<Vec<OperationRecord>, StoreError>> + Send;
+
+    /// Records that cancelling the operation was asked; false if there is no
+    /// such operation.
+    fn cancel_operation(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Forgets the operation; false if there was none.
+    fn delete_operation(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Takes or renews this process's lease on an unfinished operation, for
+    /// a while; false if another process holds it (then leave it alone). A
+    /// store used by one process only always returns true.
+    fn claim_operation(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// A whole store: the five concerns, plus what concerns the store as one.
 /// Implementations make every write durable before its future resolves, and
 /// keep reads independent of writers.
-pub trait ProductStore: Products + Outbox + Tombstones + ChangeFeed {
+pub trait ProductStore: Products + Outbox + Tombstones + ChangeFeed + Operations {
     /// Bytes the store occupies on disk.
     fn disk_bytes(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 

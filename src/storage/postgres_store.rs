@@ -12,7 +12,17 @@
 //!   request id first (a concurrent retry on another replica waits on it; it
 //!   assigns no transaction id), then the product, then the request row;
 //! - product versions come from one sequence, so a product deleted and created
-//!   again never matches a stale writer's `version`.
+//!   again never matches a stale writer's `version`;
+//! - a write that changes which vendor copies a product holds is one
+//!   transaction: the product's statement first (which assigns the
+//!   transaction id, as above), then its rows in `vendor_links`, whose
+//!   primary key (vendor, remote id) makes a second holder impossible: a
+//!   concurrent claim of the same copy waits for the first and then finds it
+//!   taken. Copies are claimed in one order, so two claims cannot deadlock.
+//!
+//! Operations are rows with a lease, like the outbox: the replica running one
+//! renews its lease as it goes, and another takes over an unfinished one
+//! whose lease ran out.
 //!
 //! The change log is ordered by (transaction id, seq). A watcher reads only
 //! rows whose transaction id is below the oldest transaction still running
@@ -41,11 +51,13 @@ use prost::Message;
 use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use std::collections::BTreeSet;
+
 use super::{
-    Change, ChangeFeed, ChangeKind, ChangeWindow, Claimed, InsertOutcome, LogPosition, Outbox, ProductStore, Products,
-    RequestRecord, StoreError, Tombstones,
+    Change, ChangeFeed, ChangeKind, ChangeWindow, Claimed, InsertOutcome, Link, LogPosition, OperationRecord,
+    Operations, Outbox, ProductStore, Products, RequestRecord, StoreError, Tombstones, links_of,
 };
-use crate::pb::Product;
+use crate::pb::{Product, Vendor};
 
 /// How producthub uses a PostgreSQL database.
 #[derive(Clone)]
@@ -142,6 +154,26 @@ const MIGRATIONS: &[&str] = &[
         ('change_log_id', floor(random() * 9.2e18)::bigint),
         ('trimmed_through_tx', 0),
         ('trimmed_through_seq', 0);
+    "#,
+    // 2: the vendor copies products hold (filled from the products by
+    // `index_links` right after), and long-running operations.
+    r#"
+    CREATE TABLE vendor_links (
+        vendor integer NOT NULL,
+        remote_id text COLLATE "C" NOT NULL,
+        product_id text COLLATE "C" NOT NULL,
+        PRIMARY KEY (vendor, remote_id)
+    );
+    CREATE INDEX vendor_links_by_product ON vendor_links (product_id);
+    CREATE TABLE operations (
+        id text COLLATE "C" PRIMARY KEY,
+        done boolean NOT NULL DEFAULT false,
+        cancel_requested boolean NOT NULL DEFAULT false,
+        data bytea NOT NULL,
+        lease_owner text,
+        lease_until timestamptz
+    );
+    INSERT INTO producthub_meta (key, value) VALUES ('links_indexed', 0);
     "#,
 ];
 
@@ -426,7 +458,7 @@ async fn migrate(pool: &Pool) -> Result<(), String> {
             transaction.commit().await.map_err(|e| e.to_string())?;
             tracing::info!(version, "applied database migration");
         }
-        Ok(())
+        index_links(&mut client).await
     }
     .await;
     let unlocked = client
@@ -434,6 +466,85 @@ async fn migrate(pool: &Pool) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string());
     result.and(unlocked.map(|_| ()))
+}
+
+/// Fills `vendor_links` from the products, once per database (those written
+/// before the table existed); called under the migration lock. The first
+/// product (in id order) holding a copy keeps it.
+async fn index_links(client: &mut deadpool_postgres::Object) -> Result<(), String> {
+    let done: i64 = client
+        .query_one("SELECT value FROM producthub_meta WHERE key = 'links_indexed'", &[])
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0);
+    if done == 1 {
+        return Ok(());
+    }
+    let transaction = client.transaction().await.map_err(|e| e.to_string())?;
+    let rows = transaction
+        .query("SELECT id, data FROM products ORDER BY id", &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    for row in rows {
+        let id: String = row.get(0);
+        let product = Product::decode(row.get::<_, &[u8]>(1)).map_err(|e| format!("product {id:?}: {e}"))?;
+        for (vendor, remote_id) in links_of(&product) {
+            transaction
+                .execute(
+                    "INSERT INTO vendor_links (vendor, remote_id, product_id) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                    &[&(vendor as i32), &remote_id, &id],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    transaction
+        .execute("UPDATE producthub_meta SET value = 1 WHERE key = 'links_indexed'", &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    transaction.commit().await.map_err(|e| e.to_string())
+}
+
+/// Inside a product write's transaction, after its statement: claims the
+/// copies in `wanted` but not `held` (refused when another product holds
+/// one) and releases those in `held` but not `wanted`.
+async fn move_links(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    id: &str,
+    held: &BTreeSet<Link>,
+    wanted: &BTreeSet<Link>,
+) -> Result<(), StoreError> {
+    for (vendor, remote_id) in held.difference(wanted) {
+        transaction
+            .execute(
+                "DELETE FROM vendor_links WHERE vendor = $1 AND remote_id = $2 AND product_id = $3",
+                &[&(*vendor as i32), remote_id, &id],
+            )
+            .await
+            .map_err(write_error)?;
+    }
+    for (vendor, remote_id) in wanted.difference(held) {
+        // On a clash the row is left as it is and its holder returned.
+        let holder: String = transaction
+            .query_one(
+                "INSERT INTO vendor_links (vendor, remote_id, product_id) VALUES ($1, $2, $3)
+                 ON CONFLICT (vendor, remote_id) DO UPDATE SET product_id = vendor_links.product_id
+                 RETURNING product_id",
+                &[&(*vendor as i32), remote_id, &id],
+            )
+            .await
+            .map_err(write_error)?
+            .get(0);
+        if holder != id {
+            return Err(StoreError::LinkTaken {
+                vendor: *vendor,
+                remote_id: remote_id.clone(),
+                holder,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Sends one NOTIFY per burst of writes, at most every [`NOTIFY_EVERY`].
@@ -559,14 +670,24 @@ impl Products for PostgresStore {
         announce: bool,
     ) -> Result<InsertOutcome, StoreError> {
         let bytes = product.encode_to_vec();
+        let links = links_of(product);
         let mut client = self.client().await?;
-        let Some(record) = request else {
+        if request.is_none() && links.is_empty() {
             return Ok(match self.insert_statement(&client, id, &bytes, announce).await? {
                 true => InsertOutcome::Inserted,
                 false => InsertOutcome::IdTaken,
             });
-        };
+        }
         let transaction = client.transaction().await.map_err(read_error)?;
+        let Some(record) = request else {
+            if !self.insert_statement(&transaction, id, &bytes, announce).await? {
+                return Ok(InsertOutcome::IdTaken);
+            }
+            move_links(&transaction, id, &BTreeSet::new(), &links).await?;
+            transaction.commit().await.map_err(write_error)?;
+            self.changed();
+            return Ok(InsertOutcome::Inserted);
+        };
         // Calls with the same request id (on any replica) queue here. The
         // lock assigns no transaction id, so this transaction's id comes from
         // its product insert, which keeps the change log in commit order.
@@ -596,6 +717,7 @@ impl Products for PostgresStore {
             // Rolled back on drop: the request id stays free.
             return Ok(InsertOutcome::IdTaken);
         }
+        move_links(&transaction, id, &BTreeSet::new(), &links).await?;
         transaction
             .execute(
                 "INSERT INTO request_ids (request_id, fingerprint, product) VALUES ($1, $2, $3)",
@@ -617,14 +739,107 @@ impl Products for PostgresStore {
         &self,
         id: &str,
         expected: Option<&i64>,
+        held: &BTreeSet<Link>,
         next: &Product,
         announce: bool,
     ) -> Result<bool, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
         let bytes = next.encode_to_vec();
+        let wanted = links_of(next);
+        if wanted != *held {
+            let transaction = client.transaction().await.map_err(read_error)?;
+            let swapped = match expected {
+                None => self.insert_statement(&transaction, id, &bytes, announce).await?,
+                Some(version) => {
+                    self.swap_statement(&transaction, id, &bytes, *version, announce)
+                        .await?
+                }
+            };
+            if !swapped {
+                return Ok(false);
+            }
+            move_links(&transaction, id, held, &wanted).await?;
+            transaction.commit().await.map_err(write_error)?;
+            self.changed();
+            return Ok(true);
+        }
         let Some(version) = expected else {
             return self.insert_statement(&client, id, &bytes, announce).await;
         };
+        let swapped = self.swap_statement(&client, id, &bytes, *version, announce).await?;
+        if swapped {
+            self.changed();
+        }
+        Ok(swapped)
+    }
+
+    async fn linked(&self, vendor: Vendor, remote_id: &str) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT product_id FROM vendor_links WHERE vendor = $1 AND remote_id = $2",
+                &[&(vendor as i32), &remote_id],
+            )
+            .await
+            .map_err(read_error)?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    async fn delete_if(&self, id: &str, expected: &i64, doomed: &Product, tombstone: bool) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        // The row goes, its tombstone and change-log entry come, its vendor
+        // copies are released: one statement.
+        let remove = client
+            .prepare_cached(
+                r#"
+                WITH del AS (
+                    DELETE FROM products WHERE id = $1 AND version = $2 RETURNING data
+                ), tmb AS (
+                    INSERT INTO tombstones (uid, data) SELECT $3, data FROM del WHERE $4
+                    ON CONFLICT (uid) DO UPDATE SET data = EXCLUDED.data RETURNING 1
+                ), chg AS (
+                    INSERT INTO changes (kind, product) SELECT 3, data FROM del RETURNING 1
+                ), lnk AS (
+                    DELETE FROM vendor_links WHERE product_id = $1 AND EXISTS (SELECT 1 FROM del) RETURNING 1
+                )
+                SELECT (SELECT count(*) FROM del),
+                       (SELECT count(*) FROM tmb) + (SELECT count(*) FROM chg) + (SELECT count(*) FROM lnk)
+                "#,
+            )
+            .await
+            .map_err(read_error)?;
+        let deleted = client
+            .query_one(&remove, &[&id, expected, &doomed.uid, &tombstone])
+            .await
+            .map_err(write_error)?;
+        let deleted = deleted.get::<_, i64>(0) == 1;
+        if deleted {
+            self.changed();
+        }
+        Ok(deleted)
+    }
+    /// A database that cannot take writes says so when written to.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Each write is durable once its statement or transaction committed.
+    async fn settle(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+impl PostgresStore {
+    /// The conditional update of a product, with its change-log entry and
+    /// outbox announcement, in one statement; true if the version matched.
+    async fn swap_statement(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        id: &str,
+        bytes: &[u8],
+        version: i64,
+        announce: bool,
+    ) -> Result<bool, StoreError> {
         // The row, its change-log entry and its outbox announcement: one statement.
         let swap = client
             .prepare_cached(
@@ -645,55 +860,10 @@ impl Products for PostgresStore {
             .await
             .map_err(read_error)?;
         let row = client
-            .query_one(&swap, &[&id, &bytes, version, &random_nonce(), &announce])
+            .query_one(&swap, &[&id, &bytes, &version, &random_nonce(), &announce])
             .await
             .map_err(write_error)?;
-        let swapped = row.get::<_, i64>(0) == 1;
-        if swapped {
-            self.changed();
-        }
-        Ok(swapped)
-    }
-
-    async fn delete_if(&self, id: &str, expected: &i64, doomed: &Product) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        // The row goes, its tombstone and change-log entry come: one statement.
-        let remove = client
-            .prepare_cached(
-                r#"
-                WITH del AS (
-                    DELETE FROM products WHERE id = $1 AND version = $2 RETURNING data
-                ), tmb AS (
-                    INSERT INTO tombstones (uid, data) SELECT $3, data FROM del
-                    ON CONFLICT (uid) DO UPDATE SET data = EXCLUDED.data RETURNING 1
-                ), chg AS (
-                    INSERT INTO changes (kind, product) SELECT 3, data FROM del RETURNING 1
-                )
-                SELECT (SELECT count(*) FROM del),
-                       (SELECT count(*) FROM tmb) + (SELECT count(*) FROM chg)
-                "#,
-            )
-            .await
-            .map_err(read_error)?;
-        let deleted = client
-            .query_one(&remove, &[&id, expected, &doomed.uid])
-            .await
-            .map_err(write_error)?;
-        let deleted = deleted.get::<_, i64>(0) == 1;
-        if deleted {
-            self.changed();
-        }
-        Ok(deleted)
-    }
-
-    /// A database that cannot take writes says so when written to.
-    fn check_writable(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    /// Each write is durable once its statement or transaction committed.
-    async fn settle(&self) -> Result<(), StoreError> {
-        Ok(())
+        Ok(row.get::<_, i64>(0) == 1)
     }
 }
 
@@ -919,6 +1089,107 @@ impl ChangeFeed for PostgresStore {
         }
         transaction.commit().await.map_err(write_error)?;
         Ok(u64::try_from(removed).unwrap_or(0))
+    }
+}
+
+impl Operations for PostgresStore {
+    async fn create_operation(&self, id: &str, data: &[u8]) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let created = client
+            .execute(
+                "INSERT INTO operations (id, data, lease_owner, lease_until)
+                 VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+                 ON CONFLICT (id) DO NOTHING",
+                &[&id, &data, &self.owner, &self.lease_secs],
+            )
+            .await
+            .map_err(write_error)?;
+        Ok(created == 1)
+    }
+
+    async fn save_operation(&self, id: &str, done: bool, data: &[u8]) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let saved = client
+            .execute(
+                "UPDATE operations SET data = $2, done = $3 WHERE id = $1",
+                &[&id, &data, &done],
+            )
+            .await
+            .map_err(write_error)?;
+        Ok(saved == 1)
+    }
+
+    async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT id, done, cancel_requested, data FROM operations WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(read_error)?;
+        Ok(row.map(|row| operation_record(&row)))
+    }
+
+    async fn operations(
+        &self,
+        after_id: Option<&str>,
+        limit: usize,
+        done: Option<bool>,
+    ) -> Result<Vec<OperationRecord>, StoreError> {
+        let client = self.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                "SELECT id, done, cancel_requested, data FROM operations
+                 WHERE id > $1 AND ($2::boolean IS NULL OR done = $2)
+                 ORDER BY id LIMIT $3",
+                &[&after_id.unwrap_or(""), &done, &limit],
+            )
+            .await
+            .map_err(read_error)?;
+        Ok(rows.iter().map(operation_record).collect())
+    }
+
+    async fn cancel_operation(&self, id: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let cancelled = client
+            .execute("UPDATE operations SET cancel_requested = true WHERE id = $1", &[&id])
+            .await
+            .map_err(write_error)?;
+        Ok(cancelled == 1)
+    }
+
+    async fn delete_operation(&self, id: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let deleted = client
+            .execute("DELETE FROM operations WHERE id = $1", &[&id])
+            .await
+            .map_err(write_error)?;
+        Ok(deleted == 1)
+    }
+
+    async fn claim_operation(&self, id: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let claimed = client
+            .execute(
+                "UPDATE operations SET lease_owner = $1, lease_until = now() + make_interval(secs => $3)
+                 WHERE id = $2 AND NOT done
+                 AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < now())",
+                &[&self.owner, &id, &self.lease_secs],
+            )
+            .await
+            .map_err(write_error)?;
+        Ok(claimed == 1)
+    }
+}
+
+fn operation_record(row: &tokio_postgres::Row) -> OperationRecord {
+    OperationRecord {
+        id: row.get(0),
+        done: row.get(1),
+        cancel_requested: row.get(2),
+        data: row.get(3),
     }
 }
 

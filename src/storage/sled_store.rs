@@ -10,8 +10,17 @@
 //! - tree `changes`: big-endian u64 seq → [`StoredChange`]: the change log
 //!   behind WatchProducts, appended under the product's lock right after its
 //!   compare-and-swap, so per product the log has the commit order;
+//! - tree `links`: big-endian i32 vendor + remote id → the id of the product
+//!   holding that vendor copy. Changed only under one lock, claimed before
+//!   the product's swap and released after it, so a crash can leave an entry
+//!   whose product no longer holds the copy: such an entry is stale and is
+//!   taken over (a holder is always checked against its product);
+//! - tree `operations`: operation id → one byte done flag + the operation's
+//!   bytes; tree `operation_cancels`: ids of operations asked to stop;
 //! - default tree, key `schema_version`: big-endian u32; key `change_log_id`:
-//!   a random u64 chosen when the directory was created.
+//!   a random u64 chosen when the directory was created; key `links_indexed`:
+//!   present once `links` was built from the products (directories from
+//!   before the index get it at their first open).
 //!
 //! sled transactions and batches are deliberately not used: in sled 0.34 the
 //! first one switches the whole process to a global reader-writer lock, after
@@ -24,6 +33,7 @@
 //! persist file metadata; the committer follows it with `fdatasync` on sled's
 //! log file, so an acknowledged write survives power loss, not only a crash.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, TryLockError};
 use std::ops::Bound;
 use std::path::Path;
@@ -34,14 +44,15 @@ use prost::Message;
 
 use super::durable_sled::DurableSled;
 use super::{
-    Change, ChangeFeed, ChangeKind, ChangeWindow, Claimed, InsertOutcome, LogPosition, Outbox, ProductStore, Products,
-    RequestRecord, StoreError, Tombstones,
+    Change, ChangeFeed, ChangeKind, ChangeWindow, Claimed, InsertOutcome, Link, LogPosition, OperationRecord,
+    Operations, Outbox, ProductStore, Products, RequestRecord, StoreError, Tombstones, links_of,
 };
-use crate::pb::Product;
+use crate::pb::{Product, Vendor};
 
 const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const CHANGE_LOG_ID_KEY: &[u8] = b"change_log_id";
+const LINKS_INDEXED_KEY: &[u8] = b"links_indexed";
 /// Product writes are serialised per product (compare-and-swap plus its change
 /// log entry) over this many locks.
 const PRODUCT_LOCKS: usize = 64;
@@ -248,7 +259,13 @@ pub struct SledStore {
     requests: sled::Tree,
     outbox: sled::Tree,
     tombstones: sled::Tree,
+    links: sled::Tree,
+    operations: sled::Tree,
+    operation_cancels: sled::Tree,
     changes: ChangeLog,
+    /// Held by every write that claims or releases vendor copies, so two
+    /// products can never both claim one.
+    link_lock: Mutex<()>,
     request_locks: Vec<Mutex<()>>,
     product_locks: Vec<Mutex<()>>,
     /// Dropped after the trees (fields drop in order), so the database is
@@ -286,12 +303,22 @@ impl SledStore {
         let requests = db.open_tree("request_ids").map_err(|e| open_error(e.to_string()))?;
         let outbox = db.open_tree("outbox").map_err(|e| open_error(e.to_string()))?;
         let tombstones = db.open_tree("tombstones").map_err(|e| open_error(e.to_string()))?;
+        let links = db.open_tree("links").map_err(|e| open_error(e.to_string()))?;
+        let operations = db.open_tree("operations").map_err(|e| open_error(e.to_string()))?;
+        let operation_cancels = db
+            .open_tree("operation_cancels")
+            .map_err(|e| open_error(e.to_string()))?;
+        index_links(&db, &products, &links)?;
         let changes = ChangeLog::open(&db, options.change_log).map_err(open_error)?;
         Ok(Self {
             products,
             requests,
             outbox,
             tombstones,
+            links,
+            operations,
+            operation_cancels,
+            link_lock: Mutex::new(()),
             changes,
             request_locks: (0..REQUEST_LOCKS).map(|_| Mutex::new(())).collect(),
             product_locks: (0..PRODUCT_LOCKS).map(|_| Mutex::new(())).collect(),
@@ -436,7 +463,9 @@ impl SledStore {
             self.announce(id)?;
         }
         let bytes = product.encode_to_vec();
-        let inserted = self.swap_and_log(id, None, Some(&bytes), ChangeKind::Created)?;
+        let inserted = self.with_links(id, &BTreeSet::new(), &links_of(product), || {
+            self.swap_and_log(id, None, Some(&bytes), ChangeKind::Created)
+        })?;
         if inserted && announce {
             // Again after the write: a worker that settled the first nonce
             // before it could see this product must look once more.
@@ -444,6 +473,100 @@ impl SledStore {
         }
         Ok(inserted)
     }
+}
+
+impl SledStore {
+    /// Runs `swap` (a product's compare-and-swap) with the product's vendor
+    /// copies going from `held` to `wanted`: the new ones claimed first
+    /// (refused if another product holds one), the ones let go released
+    /// after a swap that happened; a lost swap gives back what it claimed.
+    fn with_links(
+        &self,
+        id: &str,
+        held: &BTreeSet<Link>,
+        wanted: &BTreeSet<Link>,
+        swap: impl FnOnce() -> Result<bool, StoreError>,
+    ) -> Result<bool, StoreError> {
+        if held == wanted {
+            return swap();
+        }
+        let _links = self.link_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let claimed: Vec<&Link> = wanted.difference(held).collect();
+        for link in &claimed {
+            if let Some(holder) = self.holder(link)?.filter(|holder| holder != id) {
+                return Err(StoreError::LinkTaken {
+                    vendor: link.0,
+                    remote_id: link.1.clone(),
+                    holder,
+                });
+            }
+        }
+        for link in &claimed {
+            self.links.insert(link_key(link), id.as_bytes()).map_err(backend)?;
+        }
+        let swapped = swap()?;
+        let released: Vec<&Link> = if swapped {
+            held.difference(wanted).collect()
+        } else {
+            claimed
+        };
+        for link in released {
+            self.release(link, id)?;
+        }
+        Ok(swapped)
+    }
+
+    /// The product holding `link`, if its entry is not stale.
+    fn holder(&self, link: &Link) -> Result<Option<String>, StoreError> {
+        let Some(holder) = self.links.get(link_key(link)).map_err(backend)? else {
+            return Ok(None);
+        };
+        let holder = String::from_utf8_lossy(&holder).into_owned();
+        let holds = read_product(&self.products, &holder)?.is_some_and(|p| links_of(&p).contains(link));
+        Ok(holds.then_some(holder))
+    }
+
+    /// Removes `link`'s entry if it still names `id`.
+    fn release(&self, link: &Link, id: &str) -> Result<(), StoreError> {
+        let key = link_key(link);
+        if self
+            .links
+            .get(&key)
+            .map_err(backend)?
+            .is_some_and(|v| v.as_ref() == id.as_bytes())
+        {
+            self.links.remove(&key).map_err(backend)?;
+        }
+        Ok(())
+    }
+}
+
+fn link_key((vendor, remote_id): &Link) -> Vec<u8> {
+    let mut key = (*vendor as i32).to_be_bytes().to_vec();
+    key.extend_from_slice(remote_id.as_bytes());
+    key
+}
+
+/// Builds the `links` index from the products, once per data directory
+/// (directories written before the index existed). The first product (in id
+/// order) holding a copy keeps it.
+fn index_links(db: &sled::Db, products: &sled::Tree, links: &sled::Tree) -> Result<(), StoreError> {
+    if db.contains_key(LINKS_INDEXED_KEY).map_err(backend)? {
+        return Ok(());
+    }
+    for entry in products.iter() {
+        let (key, bytes) = entry.map_err(backend)?;
+        let product = decode_product(&key, &bytes)?;
+        for link in links_of(&product) {
+            let link_key = link_key(&link);
+            if !links.contains_key(&link_key).map_err(backend)? {
+                links.insert(link_key, key.as_ref()).map_err(backend)?;
+            }
+        }
+    }
+    db.insert(LINKS_INDEXED_KEY, &[1u8]).map_err(backend)?;
+    db.flush().map_err(backend)?;
+    Ok(())
 }
 
 fn check_schema(db: &sled::Db, dir: &str) -> Result<(), StoreError> {
@@ -565,6 +688,7 @@ impl Products for SledStore {
         &self,
         id: &str,
         expected: Option<&sled::IVec>,
+        held: &BTreeSet<Link>,
         next: &Product,
         announce: bool,
     ) -> Result<bool, StoreError> {
@@ -576,7 +700,9 @@ impl Products for SledStore {
             None => ChangeKind::Created,
         };
         let bytes = next.encode_to_vec();
-        let swapped = self.swap_and_log(id, expected.map(|v| v.as_ref()), Some(&bytes), kind)?;
+        let swapped = self.with_links(id, held, &links_of(next), || {
+            self.swap_and_log(id, expected.map(|v| v.as_ref()), Some(&bytes), kind)
+        })?;
         if swapped && announce {
             // Again after the write (see insert_new).
             self.announce(id)?;
@@ -584,14 +710,25 @@ impl Products for SledStore {
         Ok(swapped)
     }
 
-    async fn delete_if(&self, id: &str, expected: &sled::IVec, doomed: &Product) -> Result<bool, StoreError> {
+    async fn delete_if(
+        &self,
+        id: &str,
+        expected: &sled::IVec,
+        doomed: &Product,
+        tombstone: bool,
+    ) -> Result<bool, StoreError> {
         // The tombstone first: once the product is gone, the worker must
         // still know where it lived. (One whose product still exists is
         // skipped by the worker, and removed here when the delete loses.)
         let uid = doomed.uid.as_bytes();
-        self.tombstones.insert(uid, expected.as_ref()).map_err(backend)?;
-        if self.swap_and_log(id, Some(expected), None, ChangeKind::Deleted)? {
-            return Ok(true);
+        if tombstone {
+            self.tombstones.insert(uid, expected.as_ref()).map_err(backend)?;
+        }
+        let deleted = self.with_links(id, &links_of(doomed), &BTreeSet::new(), || {
+            self.swap_and_log(id, Some(expected), None, ChangeKind::Deleted)
+        })?;
+        if deleted || !tombstone {
+            return Ok(deleted);
         }
         // Lost the swap. If the product (this incarnation) is gone, another
         // delete won and needs this tombstone: keep it.
@@ -600,6 +737,10 @@ impl Products for SledStore {
             self.tombstones.remove(uid).map_err(backend)?;
         }
         Ok(false)
+    }
+
+    async fn linked(&self, vendor: Vendor, remote_id: &str) -> Result<Option<String>, StoreError> {
+        self.holder(&(vendor, remote_id.to_owned()))
     }
 
     fn check_writable(&self) -> Result<(), StoreError> {
@@ -737,6 +878,105 @@ impl ChangeFeed for SledStore {
     }
 }
 
+/// The stored form of an operation: a done byte, then its data.
+fn operation_value(done: bool, data: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(data.len() + 1);
+    value.push(u8::from(done));
+    value.extend_from_slice(data);
+    value
+}
+
+impl SledStore {
+    fn operation_record(&self, key: &[u8], value: &[u8]) -> Result<OperationRecord, StoreError> {
+        let (done, data) = value.split_first().ok_or_else(|| StoreError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: "empty operation record".into(),
+        })?;
+        Ok(OperationRecord {
+            id: String::from_utf8_lossy(key).into_owned(),
+            done: *done == 1,
+            cancel_requested: self.operation_cancels.contains_key(key).map_err(backend)?,
+            data: data.to_vec(),
+        })
+    }
+}
+
+impl Operations for SledStore {
+    async fn create_operation(&self, id: &str, data: &[u8]) -> Result<bool, StoreError> {
+        self.ensure_writable()?;
+        let created = self
+            .operations
+            .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(operation_value(false, data)))
+            .map_err(backend)?
+            .is_ok();
+        self.durable().await?;
+        Ok(created)
+    }
+
+    async fn save_operation(&self, id: &str, done: bool, data: &[u8]) -> Result<bool, StoreError> {
+        self.ensure_writable()?;
+        let key = id.as_bytes();
+        if !self.operations.contains_key(key).map_err(backend)? {
+            return Ok(false);
+        }
+        self.operations
+            .insert(key, operation_value(done, data))
+            .map_err(backend)?;
+        self.durable().await?;
+        Ok(true)
+    }
+
+    async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError> {
+        match self.operations.get(id.as_bytes()).map_err(backend)? {
+            Some(value) => self.operation_record(id.as_bytes(), &value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn operations(
+        &self,
+        after_id: Option<&str>,
+        limit: usize,
+        done: Option<bool>,
+    ) -> Result<Vec<OperationRecord>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.operations.range::<&[u8], _>(after(after_id)) {
+            if out.len() == limit {
+                break;
+            }
+            let (key, value) = entry.map_err(backend)?;
+            let record = self.operation_record(&key, &value)?;
+            if done.is_none_or(|done| record.done == done) {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn cancel_operation(&self, id: &str) -> Result<bool, StoreError> {
+        self.ensure_writable()?;
+        if !self.operations.contains_key(id.as_bytes()).map_err(backend)? {
+            return Ok(false);
+        }
+        self.operation_cancels.insert(id.as_bytes(), &[]).map_err(backend)?;
+        self.durable().await?;
+        Ok(true)
+    }
+
+    async fn delete_operation(&self, id: &str) -> Result<bool, StoreError> {
+        self.ensure_writable()?;
+        let existed = self.operations.remove(id.as_bytes()).map_err(backend)?.is_some();
+        self.operation_cancels.remove(id.as_bytes()).map_err(backend)?;
+        self.durable().await?;
+        Ok(existed)
+    }
+
+    async fn claim_operation(&self, _id: &str) -> Result<bool, StoreError> {
+        // One process owns the directory (its lock file).
+        Ok(true)
+    }
+}
+
 impl ProductStore for SledStore {
     async fn disk_bytes(&self) -> Result<u64, StoreError> {
         self.sled.db().size_on_disk().map_err(backend)
@@ -804,9 +1044,12 @@ mod tests {
         assert_eq!(store.get("b").await.unwrap(), Some(updated));
         let refused = store.update("b", true, |_| Err::<Product, _>("no")).await.unwrap();
         assert_eq!(refused, Err("no"));
-        assert_eq!(store.delete("c", |_| Err::<(), _>("keep")).await.unwrap(), Err("keep"));
-        assert_eq!(store.delete("c", |_| Ok::<(), ()>(())).await.unwrap(), Ok(true));
-        assert_eq!(store.delete("c", |_| Ok::<(), ()>(())).await.unwrap(), Ok(false));
+        assert_eq!(
+            store.delete("c", true, |_| Err::<(), _>("keep")).await.unwrap(),
+            Err("keep")
+        );
+        assert_eq!(store.delete("c", true, |_| Ok::<(), ()>(())).await.unwrap(), Ok(true));
+        assert_eq!(store.delete("c", true, |_| Ok::<(), ()>(())).await.unwrap(), Ok(false));
     }
 
     #[tokio::test]
@@ -867,7 +1110,7 @@ mod tests {
         assert_eq!(outcome, InsertOutcome::Replayed(Box::new(record.clone())));
         assert_eq!(store.get("a").await.unwrap(), Some(first.clone()));
         // Deleting it later does not bring it back on another retry.
-        store.delete("a", |_| Ok::<(), ()>(())).await.unwrap().unwrap();
+        store.delete("a", true, |_| Ok::<(), ()>(())).await.unwrap().unwrap();
         store.insert("a", &first, Some(&record), true).await.unwrap();
         assert_eq!(store.get("a").await.unwrap(), None);
     }

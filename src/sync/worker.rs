@@ -34,7 +34,7 @@ const POLL: Duration = Duration::from_millis(200);
 
 pub struct SyncWorker<S> {
     store: Arc<S>,
-    connections: Connections,
+    connections: Arc<Connections>,
     settings: VendorSettings,
     enabled: BTreeSet<Vendor>,
     retry: RetryPolicy,
@@ -44,7 +44,7 @@ pub struct SyncWorker<S> {
 impl<S: ProductStore> SyncWorker<S> {
     pub fn new(
         store: Arc<S>,
-        connections: Connections,
+        connections: Arc<Connections>,
         settings: VendorSettings,
         enabled: BTreeSet<Vendor>,
         retry: RetryPolicy,

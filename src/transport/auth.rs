@@ -111,12 +111,18 @@ pub enum Needs {
     Scope(Scope),
 }
 
-/// The ProductService methods that change nothing. Anything not listed here,
-/// including methods added later, needs a read-write token: a new method is
-/// closed until someone decides otherwise.
-const READ_ONLY_METHODS: &[&str] = &["GetProduct", "ListProducts", "RenderVendorCall", "WatchProducts"];
-
-const PRODUCT_SERVICE: &str = "/producthub.v1.ProductService/";
+/// The ProductService and Operations methods that change nothing. Anything
+/// not listed here, including methods added later, needs a read-write token:
+/// a new method is closed until someone decides otherwise.
+const READ_ONLY_METHODS: &[&str] = &[
+    "/producthub.v1.ProductService/GetProduct",
+    "/producthub.v1.ProductService/ListProducts",
+    "/producthub.v1.ProductService/RenderVendorCall",
+    "/producthub.v1.ProductService/WatchProducts",
+    "/google.longrunning.Operations/GetOperation",
+    "/google.longrunning.Operations/ListOperations",
+    "/google.longrunning.Operations/WaitOperation",
+];
 const PROBE_SERVICES: &[&str] = &[
     "/grpc.health.v1.Health/",
     "/grpc.reflection.v1.ServerReflection/",
@@ -132,9 +138,10 @@ pub fn needs(path: &str, open_probes: bool) -> Needs {
             Needs::Scope(Scope::ReadOnly)
         };
     }
-    match path.strip_prefix(PRODUCT_SERVICE) {
-        Some(method) if READ_ONLY_METHODS.contains(&method) => Needs::Scope(Scope::ReadOnly),
-        _ => Needs::Scope(Scope::ReadWrite),
+    if READ_ONLY_METHODS.contains(&path) {
+        Needs::Scope(Scope::ReadOnly)
+    } else {
+        Needs::Scope(Scope::ReadWrite)
     }
 }
 
@@ -198,6 +205,13 @@ mod tests {
         assert_eq!(needs("/producthub.v1.ProductService/UpdateProduct", false), write);
         assert_eq!(needs("/producthub.v1.ProductService/SomethingNew", false), write);
         assert_eq!(needs("/other.Service/GetProduct", false), write);
+        assert_eq!(needs("/google.longrunning.Operations/GetOperation", false), read);
+        assert_eq!(needs("/google.longrunning.Operations/WaitOperation", false), read);
+        assert_eq!(needs("/google.longrunning.Operations/CancelOperation", false), write);
+        assert_eq!(
+            needs("/producthub.v1.ProductService/ImportVendorProducts", false),
+            write
+        );
         assert_eq!(needs("/grpc.health.v1.Health/Check", false), read);
         assert_eq!(needs("/grpc.health.v1.Health/Check", true), Needs::Nothing);
         assert_eq!(

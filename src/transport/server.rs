@@ -1,5 +1,5 @@
 //! The gRPC server: TLS, the guard and call-log layers, health, reflection,
-//! ProductService, and a graceful shutdown bounded by a grace period.
+//! ProductService, the Operations service, and a graceful shutdown bounded by a grace period.
 //! Choosing the store and starting the background tasks is the app's
 //! business (`app`), not this module's.
 
@@ -14,9 +14,10 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use super::auth::Tokens;
 use super::call_log::CallLogLayer;
 use super::guard::GuardLayer;
-use super::service::ProductApi;
+use super::service::{OperationsApi, ProductApi};
 use crate::catalog::Catalog;
 use crate::pb::FILE_DESCRIPTOR_SET;
+use crate::pb::google::longrunning::operations_server::OperationsServer;
 use crate::pb::product_service_server::ProductServiceServer;
 use crate::storage::ProductStore;
 
@@ -88,6 +89,7 @@ pub async fn serve_grpc<S: ProductStore>(
 ) -> Result<(), GrpcError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ProductServiceServer<ProductApi<S>>>().await;
+    health.set_serving::<OperationsServer<OperationsApi<S>>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -97,6 +99,9 @@ pub async fn serve_grpc<S: ProductStore>(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let products = ProductServiceServer::new(ProductApi::new(catalog.clone()))
+        .max_decoding_message_size(options.max_message_bytes)
+        .max_encoding_message_size(usize::MAX);
+    let operations = OperationsServer::new(OperationsApi::new(catalog.clone()))
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(usize::MAX);
 
@@ -113,6 +118,7 @@ pub async fn serve_grpc<S: ProductStore>(
             catalog.close_watches();
             // Load balancers stop sending new calls while the old ones finish.
             health.set_not_serving::<ProductServiceServer<ProductApi<S>>>().await;
+            health.set_not_serving::<OperationsServer<OperationsApi<S>>>().await;
             health
                 .set_service_status("", tonic_health::ServingStatus::NotServing)
                 .await;
@@ -135,6 +141,7 @@ pub async fn serve_grpc<S: ProductStore>(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(products)
+        .add_service(operations)
         .serve_with_incoming_shutdown(incoming, signal);
     tokio::select! {
         result = serving => result?,

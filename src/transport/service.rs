@@ -1,5 +1,6 @@
-//! The tonic implementation of `producthub.v1.ProductService`: unwraps requests,
-//! calls the catalog, wraps responses. No rules live here.
+//! The tonic implementations of `producthub.v1.ProductService` and of the
+//! standard `google.longrunning.Operations`: unwrap requests, call the
+//! catalog, wrap responses. No rules live here.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,10 +10,16 @@ use tonic::{Request, Response, Status};
 
 use super::status::to_status;
 use crate::catalog::Catalog;
+use crate::pb::google::longrunning::operations_server::Operations;
+use crate::pb::google::longrunning::{
+    CancelOperationRequest, DeleteOperationRequest, GetOperationRequest, ListOperationsRequest, ListOperationsResponse,
+    Operation, WaitOperationRequest,
+};
 use crate::pb::product_service_server::ProductService;
 use crate::pb::{
-    CreateProductRequest, DeleteProductRequest, GetProductRequest, ImportVendorProductRequest, ListProductsRequest,
-    ListProductsResponse, Product, ProductChange, RenderVendorCallRequest, SyncProductRequest, UpdateProductRequest,
+    CreateProductRequest, DeleteProductRequest, GetProductRequest, ImportVendorProductRequest,
+    ImportVendorProductsRequest, LinkVendorProductRequest, ListProductsRequest, ListProductsResponse, Product,
+    ProductChange, RenderVendorCallRequest, SyncProductRequest, UnlinkVendorProductRequest, UpdateProductRequest,
     VendorCall, WatchProductsRequest,
 };
 use crate::storage::ProductStore;
@@ -87,6 +94,64 @@ impl<S: ProductStore> ProductService for ProductApi<S> {
         request: Request<ImportVendorProductRequest>,
     ) -> Result<Response<Product>, Status> {
         respond(self.catalog.import_vendor_product(request.into_inner()).await)
+    }
+
+    async fn import_vendor_products(
+        &self,
+        request: Request<ImportVendorProductsRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        respond(self.catalog.import_vendor_products(request.into_inner()).await)
+    }
+
+    async fn link_vendor_product(
+        &self,
+        request: Request<LinkVendorProductRequest>,
+    ) -> Result<Response<Product>, Status> {
+        respond(self.catalog.link_vendor_product(request.into_inner()).await)
+    }
+
+    async fn unlink_vendor_product(
+        &self,
+        request: Request<UnlinkVendorProductRequest>,
+    ) -> Result<Response<Product>, Status> {
+        respond(self.catalog.unlink_vendor_product(request.into_inner()).await)
+    }
+}
+
+/// The gRPC face of the catalog's long-running operations.
+pub struct OperationsApi<S> {
+    catalog: Arc<Catalog<S>>,
+}
+
+impl<S> OperationsApi<S> {
+    pub fn new(catalog: Arc<Catalog<S>>) -> Self {
+        Self { catalog }
+    }
+}
+
+#[tonic::async_trait]
+impl<S: ProductStore> Operations for OperationsApi<S> {
+    async fn list_operations(
+        &self,
+        request: Request<ListOperationsRequest>,
+    ) -> Result<Response<ListOperationsResponse>, Status> {
+        respond(self.catalog.list_operations(request.into_inner()).await)
+    }
+
+    async fn get_operation(&self, request: Request<GetOperationRequest>) -> Result<Response<Operation>, Status> {
+        respond(self.catalog.get_operation(request.into_inner()).await)
+    }
+
+    async fn delete_operation(&self, request: Request<DeleteOperationRequest>) -> Result<Response<()>, Status> {
+        respond(self.catalog.delete_operation(request.into_inner()).await)
+    }
+
+    async fn cancel_operation(&self, request: Request<CancelOperationRequest>) -> Result<Response<()>, Status> {
+        respond(self.catalog.cancel_operation(request.into_inner()).await)
+    }
+
+    async fn wait_operation(&self, request: Request<WaitOperationRequest>) -> Result<Response<Operation>, Status> {
+        respond(self.catalog.wait_operation(request.into_inner()).await)
     }
 }
 

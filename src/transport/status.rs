@@ -18,9 +18,11 @@ use crate::vendors::{AdapterError, VendorError, VendorErrorKind};
 /// The `ErrorInfo.domain` of every error producthub reports.
 pub const ERROR_DOMAIN: &str = "producthub";
 const PRODUCT_TYPE: &str = "producthub.v1.Product";
+const OPERATION_TYPE: &str = "google.longrunning.Operation";
 
 pub fn to_status(error: &CatalogError) -> Status {
     let mut details = ErrorDetails::new();
+    let mut facts = HashMap::new();
     let (code, reason) = match error {
         CatalogError::InvalidArgument(violations) => {
             for v in violations {
@@ -80,6 +82,60 @@ pub fn to_status(error: &CatalogError) -> Status {
             (Code::FailedPrecondition, "VENDOR_NOT_CONFIGURED")
         }
         CatalogError::TooManyWatchers { .. } => (Code::ResourceExhausted, "TOO_MANY_WATCH_STREAMS"),
+        CatalogError::CopyLinked {
+            vendor,
+            remote_id,
+            holder,
+        } => {
+            details.set_resource_info(PRODUCT_TYPE, holder, "", format!("holds the {vendor} copy {remote_id}"));
+            facts.insert("holder".to_owned(), holder.clone());
+            facts.insert("vendor".to_owned(), vendor.to_pb().as_str_name().to_owned());
+            facts.insert("remote_id".to_owned(), remote_id.clone());
+            (Code::AlreadyExists, "VENDOR_COPY_LINKED")
+        }
+        CatalogError::AlreadyLinked { vendor, remote_id, .. } => {
+            details.add_precondition_failure_violation("ALREADY_LINKED", vendor.to_string(), remote_id);
+            (Code::FailedPrecondition, "ALREADY_LINKED")
+        }
+        CatalogError::NotLinked { vendor, .. } => {
+            details.add_precondition_failure_violation("NOT_LINKED", vendor.to_string(), "no copy is linked");
+            (Code::FailedPrecondition, "NOT_LINKED")
+        }
+        CatalogError::ProfileMissing { vendor, .. } => {
+            details.add_precondition_failure_violation(
+                "PROFILE_MISSING",
+                vendor.profile_field(),
+                "the product has no profile to send",
+            );
+            (Code::FailedPrecondition, "PROFILE_MISSING")
+        }
+        CatalogError::VendorCopyNotFound { vendor, remote_id } => {
+            details.set_resource_info(
+                format!("{vendor} product"),
+                remote_id,
+                "",
+                "the vendor has no product with this id",
+            );
+            (Code::NotFound, "VENDOR_COPY_NOT_FOUND")
+        }
+        CatalogError::VendorCall(error) => {
+            if let Some(wait) = error.retry_after {
+                details.set_retry_info(Some(wait));
+            }
+            (vendor_error_code(error), "VENDOR_ERROR")
+        }
+        CatalogError::OperationNotFound { name } => {
+            details.set_resource_info(OPERATION_TYPE, name, "", "no operation has this name");
+            (Code::NotFound, "OPERATION_NOT_FOUND")
+        }
+        CatalogError::OperationRunning { name } => {
+            details.add_precondition_failure_violation(
+                "OPERATION_NOT_DONE",
+                name,
+                "cancel it and wait until it is done",
+            );
+            (Code::FailedPrecondition, "OPERATION_NOT_DONE")
+        }
         CatalogError::Storage(StoreError::Corrupt { .. }) => (Code::DataLoss, "STORAGE_CORRUPT"),
         // The write may or may not have reached the disk: neither "retry" nor "failed".
         CatalogError::Storage(StoreError::Durability(_)) => (Code::Internal, "STORAGE_WRITE_UNCERTAIN"),
@@ -88,7 +144,7 @@ pub fn to_status(error: &CatalogError) -> Status {
         CatalogError::Storage(StoreError::Contention { .. }) => (Code::Aborted, "CONTENTION"),
         CatalogError::Storage(_) => (Code::Unavailable, "STORAGE_UNAVAILABLE"),
     };
-    details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    details.set_error_info(reason, ERROR_DOMAIN, facts);
     Status::with_error_details(code, error.to_string(), details)
 }
 

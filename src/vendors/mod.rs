@@ -47,6 +47,7 @@ use api::{
 };
 pub use config::{Secret, VendorArgs, VendorSettings, VendorsConfig};
 pub use http::Reply;
+pub use listing::{ListError, ListRetry, Listing};
 
 use crate::domain::FieldViolation;
 use crate::domain::field_mask::UpdateMask;

@@ -1,0 +1,540 @@
+//! ImportVendorProducts: a vendor's whole catalog adopted, as a long-running
+//! operation (AIP-151).
+//!
+//! The operation is a stored [`ImportJob`]: the request, the progress, the
+//! page to read next and the outcome per vendor product. It advances a page
+//! at a time: read the page (the vendor's own paging, with its Retry-After
+//! and backoff honoured by [`Listing`]), adopt each product on it, then save
+//! the job. A process that stops mid-page resumes at that page; the products
+//! it had already adopted are found by their remote id and reported
+//! UNCHANGED, so every vendor product is adopted once. A cancel request is
+//! seen between pages.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use prost::Message;
+use serde_json::Value;
+
+use super::adopt::{adopted_product, held_copy, link_copy};
+use super::operations::{ImportJob, operation_id, operation_view};
+use super::{Catalog, CatalogError, now, vendor_from_request};
+use crate::domain::FieldViolation;
+use crate::domain::names::{check_product_id, generate_product_id, product_name};
+use crate::pb::google::longrunning::Operation;
+use crate::pb::google::rpc::Status;
+use crate::pb::{
+    ImportAction, ImportVendorProductsMetadata, ImportVendorProductsRequest, ImportedVendorProduct, LinkDirection,
+    Product,
+};
+use crate::storage::{InsertOutcome, ProductStore, StoreError};
+use crate::vendors::{ListError, ListRetry, Listing, Vendor};
+
+/// gRPC codes an import can end with.
+const CANCELLED: i32 = 1;
+const FAILED_PRECONDITION: i32 = 9;
+const UNAVAILABLE: i32 = 14;
+const DATA_LOSS: i32 = 15;
+
+/// Products read at a time when the display-name index is built.
+const SCAN_BATCH: usize = 1000;
+
+impl<S: ProductStore> Catalog<S> {
+    /// Starts (or, for a known `request_id`, finds) an import and returns
+    /// its operation; the work runs in the background.
+    pub async fn import_vendor_products(
+        self: &Arc<Self>,
+        request: ImportVendorProductsRequest,
+    ) -> Result<Operation, CatalogError> {
+        let mut violations = Vec::new();
+        let vendor = vendor_from_request(request.vendor, &mut violations);
+        if !request.request_id.is_empty() && uuid::Uuid::parse_str(&request.request_id).is_err() {
+            violations.push(FieldViolation::new(
+                "request_id",
+                "must be a UUID such as 123e4567-e89b-42d3-a456-426614174000",
+            ));
+        }
+        let mut request = request;
+        let mut product_ids = BTreeMap::new();
+        for (remote_id, product) in &request.product_ids {
+            let id = product.strip_prefix("products/").unwrap_or(product);
+            if remote_id.is_empty() {
+                violations.push(FieldViolation::new("product_ids", "a remote id (key) is empty"));
+            }
+            match check_product_id(id) {
+                Ok(()) => {
+                    product_ids.insert(remote_id.clone(), id.to_owned());
+                }
+                Err(why) => violations.push(FieldViolation::new(format!("product_ids[{remote_id}]"), why)),
+            }
+        }
+        let (Some(vendor), true) = (vendor, violations.is_empty()) else {
+            return Err(CatalogError::InvalidArgument(violations));
+        };
+        request.product_ids = product_ids.into_iter().collect();
+        if !self.sync.enabled.contains(&vendor) {
+            return Err(CatalogError::VendorsNotConfigured { vendors: vec![vendor] });
+        }
+        let id = if request.request_id.is_empty() {
+            uuid::Uuid::now_v7().to_string()
+        } else {
+            request.request_id.to_lowercase()
+        };
+        let job = ImportJob::new(request.clone(), now());
+        if !self.store.create_operation(&id, &job.encode_to_vec()).await? {
+            // A retry: the operation the first call started, if it was this request.
+            let first = self.stored_job(&id).await?;
+            if first.request.as_ref() != Some(&request) {
+                return Err(CatalogError::invalid(
+                    "request_id",
+                    "was already used by a different ImportVendorProducts request; use a new request_id",
+                ));
+            }
+            return Ok(operation_view(&id, &first));
+        }
+        tracing::info!(operation = %operation_id(&id), vendor = %vendor, validate_only = request.validate_only, "import started");
+        tokio::spawn(self.clone().run_import(id.clone()));
+        Ok(operation_view(&id, &job))
+    }
+
+    /// Finds unfinished imports no process is running (this one's after a
+    /// restart; on a shared store, another replica's whose lease ran out)
+    /// and runs them, every `every` until the catalog is dropped.
+    pub async fn resume_imports(self: Arc<Self>, every: std::time::Duration) {
+        loop {
+            if let Err(error) = self.resume_unfinished().await {
+                tracing::warn!(%error, "cannot look for unfinished imports; trying again later");
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    async fn resume_unfinished(self: &Arc<Self>) -> Result<(), StoreError> {
+        let mut after: Option<String> = None;
+        loop {
+            let batch = self.store.operations(after.as_deref(), 100, Some(false)).await?;
+            let Some(last) = batch.last() else {
+                return Ok(());
+            };
+            after = Some(last.id.clone());
+            for record in batch {
+                if self.is_running(&record.id) || !self.store.claim_operation(&record.id).await? {
+                    continue;
+                }
+                tracing::info!(operation = %operation_id(&record.id), "resuming an unfinished import");
+                tokio::spawn(self.clone().run_import(record.id));
+            }
+        }
+    }
+
+    fn is_running(&self, id: &str) -> bool {
+        self.running_imports
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(id)
+    }
+
+    /// Runs the import `id` to its end (once per process at a time).
+    async fn run_import(self: Arc<Self>, id: String) {
+        let started = self
+            .running_imports
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(id.clone());
+        if !started {
+            return;
+        }
+        if let Err(error) = self.drive_import(&id).await {
+            // Left unfinished: the next sweep (or replica) resumes it.
+            tracing::warn!(operation = %operation_id(&id), %error, "import interrupted by a storage failure; it will resume");
+        }
+        self.running_imports
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&id);
+    }
+
+    async fn drive_import(&self, id: &str) -> Result<(), StoreError> {
+        let mut job = match self.stored_job(id).await {
+            Ok(job) => job,
+            Err(CatalogError::Storage(error)) => return Err(error),
+            // Not ours to run (gone, or unreadable: reported by GetOperation).
+            Err(_) => return Ok(()),
+        };
+        if job.done {
+            return Ok(());
+        }
+        let request = job.request.clone().unwrap_or_default();
+        let Some(vendor) = Vendor::from_pb(request.vendor) else {
+            return self
+                .finish(id, job, Some(status(DATA_LOSS, "the stored request names no vendor")))
+                .await;
+        };
+        if !self.sync.enabled.contains(&vendor) {
+            let why = format!(
+                "{vendor} is no longer configured on this server ({})",
+                vendor.enabling_flags()
+            );
+            return self.finish(id, job, Some(status(FAILED_PRECONDITION, &why))).await;
+        }
+        let mut matcher = Matcher::new(&*self.store, vendor, &request).await?;
+        let listing = Listing::new(&self.connections, vendor, &self.vendors, ListRetry::default());
+        let mut previous: Option<Vec<Value>> = None;
+        loop {
+            if !self.store.claim_operation(id).await? {
+                // Another replica took it over.
+                return Ok(());
+            }
+            if self.store.operation(id).await?.is_some_and(|r| r.cancel_requested) {
+                let done = job.metadata().seen;
+                let why = format!("cancelled by CancelOperation after {done} vendor products");
+                return self.finish(id, job, Some(status(CANCELLED, &why))).await;
+            }
+            let page = match listing.page(job.next_page).await {
+                Ok(page) => page,
+                Err(error) => {
+                    let code = match &error {
+                        ListError::Vendor { error, .. } if error.is_retryable() => UNAVAILABLE,
+                        _ => FAILED_PRECONDITION,
+                    };
+                    return self.finish(id, job, Some(status(code, &error.to_string()))).await;
+                }
+            };
+            if !page.products.is_empty() && previous.as_ref() == Some(&page.products) {
+                let error = ListError::Repeats {
+                    vendor,
+                    page: page.index,
+                };
+                return self
+                    .finish(id, job, Some(status(FAILED_PRECONDITION, &error.to_string())))
+                    .await;
+            }
+            for object in &page.products {
+                let outcome = self.adopt(vendor, object, &request, &mut matcher).await?;
+                job.record(outcome);
+            }
+            job.next_page += 1;
+            let pages_read = i32::try_from(job.next_page).unwrap_or(i32::MAX);
+            let metadata = job.metadata_mut();
+            metadata.pages_read = pages_read;
+            metadata.total = page.total.map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX));
+            metadata.update_time = Some(now());
+            if page.last {
+                return self.finish(id, job, None).await;
+            }
+            self.store.save_operation(id, false, &job.encode_to_vec()).await?;
+            previous = Some(page.products);
+        }
+    }
+
+    /// Ends the import with `error`, or with its response.
+    async fn finish(&self, id: &str, mut job: ImportJob, error: Option<Status>) -> Result<(), StoreError> {
+        let cancel_requested = self.store.operation(id).await?.is_some_and(|r| r.cancel_requested);
+        let metadata = job.metadata_mut();
+        metadata.end_time = Some(now());
+        metadata.update_time = metadata.end_time;
+        metadata.cancel_requested = cancel_requested;
+        let summary = metadata.clone();
+        job.done = true;
+        job.error = error;
+        self.store.save_operation(id, true, &job.encode_to_vec()).await?;
+        match &job.error {
+            None => tracing::info!(
+                operation = %operation_id(id),
+                seen = summary.seen,
+                created = summary.created,
+                linked = summary.linked,
+                unchanged = summary.unchanged,
+                skipped = summary.skipped,
+                failed = summary.failed,
+                "import finished"
+            ),
+            Some(error) => {
+                tracing::warn!(operation = %operation_id(id), error = %error.message, "import ended early")
+            }
+        }
+        self.wake_sync();
+        Ok(())
+    }
+
+    /// What happens to one vendor product: the match rules in order (see
+    /// `ImportVendorProductsRequest`), then the write (none when only planning).
+    async fn adopt(
+        &self,
+        vendor: Vendor,
+        object: &Value,
+        request: &ImportVendorProductsRequest,
+        matcher: &mut Matcher,
+    ) -> Result<ImportedVendorProduct, StoreError> {
+        let adapter = vendor.adapter();
+        let copy = match adapter.import(object) {
+            Ok(copy) => copy,
+            Err(error) => return Ok(outcome_failed(String::new(), "", error.to_string())),
+        };
+        let Some(remote_id) = adapter.remote_id(&copy) else {
+            return Ok(outcome_failed(
+                String::new(),
+                &copy.display_name,
+                format!("the {vendor} product has no id"),
+            ));
+        };
+        let mut outcome = ImportedVendorProduct {
+            remote_id: remote_id.clone(),
+            display_name: copy.display_name.clone(),
+            ..Default::default()
+        };
+        if let Some(holder) = self.store.linked(vendor.to_pb(), &remote_id).await? {
+            return Ok(unchanged(outcome, &holder, "a product already holds this copy"));
+        }
+        if !matcher.first_sighting(&remote_id) {
+            outcome.action = ImportAction::Unchanged as i32;
+            outcome.reason = "the vendor listed this copy twice; it was looked at once".into();
+            return Ok(outcome);
+        }
+        let target = match request.product_ids.get(&remote_id) {
+            Some(id) => Some((id.clone(), "named in product_ids".to_owned())),
+            None if request.match_display_names => match matcher.named(&copy.display_name) {
+                [] => None,
+                [one] => Some((one.clone(), format!("the one product named {:?}", copy.display_name))),
+                many => {
+                    outcome.action = ImportAction::Failed as i32;
+                    outcome.reason = format!(
+                        "{} products are named {:?}; name one in product_ids",
+                        many.len(),
+                        copy.display_name
+                    );
+                    outcome.candidates = many.iter().map(|id| product_name(id)).collect();
+                    return Ok(outcome);
+                }
+            },
+            None => None,
+        };
+        match target {
+            Some((id, why)) => {
+                self.link_in_import(outcome, vendor, copy, &id, why, request, matcher)
+                    .await
+            }
+            None if request.link_only => {
+                outcome.action = ImportAction::Skipped as i32;
+                outcome.reason = "no product matches and link_only is set".into();
+                Ok(outcome)
+            }
+            None => {
+                self.create_in_import(outcome, vendor, copy, request.validate_only)
+                    .await
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn link_in_import(
+        &self,
+        mut outcome: ImportedVendorProduct,
+        vendor: Vendor,
+        copy: Product,
+        id: &str,
+        why: String,
+        request: &ImportVendorProductsRequest,
+        matcher: &mut Matcher,
+    ) -> Result<ImportedVendorProduct, StoreError> {
+        let remote_id = outcome.remote_id.clone();
+        if matcher.claimed.contains(id) {
+            outcome.action = ImportAction::Failed as i32;
+            outcome.reason = format!("{} is linked to another {vendor} copy in this import", product_name(id));
+            return Ok(outcome);
+        }
+        let enabled = &self.sync.enabled;
+        let link = |current: Option<Product>| -> Result<Product, CatalogError> {
+            let current = current.ok_or_else(|| CatalogError::NotFound { name: product_name(id) })?;
+            link_copy(current, vendor, &copy, &remote_id, LinkDirection::VendorWins, enabled)
+        };
+        let result = if request.validate_only {
+            link(self.store.get(id).await?)
+        } else {
+            match self.store.update(id, self.announces(), link).await {
+                Ok(result) => result,
+                Err(StoreError::LinkTaken { holder, .. }) => {
+                    return Ok(unchanged(outcome, &holder, "a product already holds this copy"));
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        match result {
+            Ok(_) => {
+                matcher.claimed.insert(id.to_owned());
+                outcome.action = ImportAction::Linked as i32;
+                outcome.product = product_name(id);
+                outcome.reason = why;
+            }
+            Err(error) => {
+                outcome.action = ImportAction::Failed as i32;
+                outcome.reason = format!("cannot link to {}: {error}", product_name(id));
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn create_in_import(
+        &self,
+        mut outcome: ImportedVendorProduct,
+        vendor: Vendor,
+        copy: Product,
+        validate_only: bool,
+    ) -> Result<ImportedVendorProduct, StoreError> {
+        let id = generate_product_id();
+        let product = match adopted_product(copy, &id, vendor, &self.sync.enabled) {
+            Ok(product) => product,
+            Err(violations) => {
+                outcome.action = ImportAction::Failed as i32;
+                outcome.reason = format!("not a valid product: {}", crate::domain::join_violations(&violations));
+                return Ok(outcome);
+            }
+        };
+        outcome.action = ImportAction::Created as i32;
+        if validate_only {
+            outcome.reason = "no product matches: a new one would be created".into();
+            return Ok(outcome);
+        }
+        match self.store.insert(&id, &product, None, self.announces()).await {
+            Ok(InsertOutcome::Inserted) => {
+                outcome.product = product.name;
+                outcome.reason = "no product matches".into();
+                Ok(outcome)
+            }
+            Ok(_) => {
+                outcome.action = ImportAction::Failed as i32;
+                outcome.reason = format!("the generated id {id} is taken; import again");
+                Ok(outcome)
+            }
+            Err(StoreError::LinkTaken { holder, .. }) => {
+                Ok(unchanged(outcome, &holder, "a product already holds this copy"))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    pub(super) async fn stored_job(&self, id: &str) -> Result<ImportJob, CatalogError> {
+        let record = self
+            .store
+            .operation(id)
+            .await?
+            .ok_or_else(|| CatalogError::OperationNotFound { name: operation_id(id) })?;
+        ImportJob::decode(record.data.as_slice()).map_err(|e| {
+            CatalogError::Storage(StoreError::Corrupt {
+                key: operation_id(id),
+                reason: e.to_string(),
+            })
+        })
+    }
+}
+
+/// What the match rules look up during one run: the products a display name
+/// names (those holding no copy of the vendor), the products linked in this
+/// run, and the copies already looked at.
+struct Matcher {
+    by_name: BTreeMap<String, Vec<String>>,
+    claimed: BTreeSet<String>,
+    seen: HashSet<String>,
+}
+
+impl Matcher {
+    async fn new<S: ProductStore>(
+        store: &S,
+        vendor: Vendor,
+        request: &ImportVendorProductsRequest,
+    ) -> Result<Self, StoreError> {
+        let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if request.match_display_names {
+            let mut after: Option<String> = None;
+            loop {
+                let batch = store.scan(after.as_deref(), SCAN_BATCH).await?;
+                let exhausted = batch.len() < SCAN_BATCH;
+                for product in batch {
+                    let id = product.name.strip_prefix("products/").unwrap_or_default().to_owned();
+                    if held_copy(&product, vendor).is_none() && !product.display_name.is_empty() {
+                        by_name
+                            .entry(product.display_name.clone())
+                            .or_default()
+                            .push(id.clone());
+                    }
+                    after = Some(id);
+                }
+                if exhausted {
+                    break;
+                }
+            }
+        }
+        Ok(Self {
+            by_name,
+            claimed: BTreeSet::new(),
+            seen: HashSet::new(),
+        })
+    }
+
+    /// The products named `name` not yet linked in this run.
+    fn named(&mut self, name: &str) -> &[String] {
+        let Some(ids) = self.by_name.get_mut(name) else {
+            return &[];
+        };
+        let claimed = &self.claimed;
+        ids.retain(|id| !claimed.contains(id));
+        ids
+    }
+
+    /// False when this copy was looked at before in this run.
+    fn first_sighting(&mut self, remote_id: &str) -> bool {
+        self.seen.insert(remote_id.to_owned())
+    }
+}
+
+fn unchanged(mut outcome: ImportedVendorProduct, holder: &str, why: &str) -> ImportedVendorProduct {
+    outcome.action = ImportAction::Unchanged as i32;
+    outcome.product = product_name(holder);
+    outcome.reason = why.into();
+    outcome
+}
+
+fn outcome_failed(remote_id: String, display_name: &str, reason: String) -> ImportedVendorProduct {
+    ImportedVendorProduct {
+        remote_id,
+        display_name: display_name.to_owned(),
+        action: ImportAction::Failed as i32,
+        reason,
+        ..Default::default()
+    }
+}
+
+fn status(code: i32, message: &str) -> Status {
+    Status {
+        code,
+        message: message.to_owned(),
+        details: Vec::new(),
+    }
+}
+
+impl ImportJob {
+    fn metadata(&self) -> ImportVendorProductsMetadata {
+        self.metadata.clone().unwrap_or_default()
+    }
+
+    fn metadata_mut(&mut self) -> &mut ImportVendorProductsMetadata {
+        self.metadata.get_or_insert_with(Default::default)
+    }
+
+    /// Counts one vendor product's outcome.
+    fn record(&mut self, outcome: ImportedVendorProduct) {
+        let metadata = self.metadata_mut();
+        metadata.seen += 1;
+        match ImportAction::try_from(outcome.action) {
+            Ok(ImportAction::Created) => metadata.created += 1,
+            Ok(ImportAction::Linked) => metadata.linked += 1,
+            Ok(ImportAction::Unchanged) => metadata.unchanged += 1,
+            Ok(ImportAction::Skipped) => metadata.skipped += 1,
+            _ => {
+                metadata.failed += 1;
+                metadata.failures.push(outcome.clone());
+            }
+        }
+        self.results.push(outcome);
+    }
+}

@@ -1,0 +1,220 @@
+//! The standard Operations service's use cases (AIP-151) over the stored
+//! operations: get, list, wait, cancel, delete. ImportVendorProducts is the
+//! one kind of operation; its stored form is [`ImportJob`].
+
+use std::time::Duration;
+
+use prost::Message;
+
+use super::{Catalog, CatalogError, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::domain::{FieldViolation, page_token};
+use crate::pb::google::longrunning::{
+    CancelOperationRequest, DeleteOperationRequest, GetOperationRequest, ListOperationsRequest, ListOperationsResponse,
+    Operation, WaitOperationRequest, operation,
+};
+use crate::pb::google::rpc::Status;
+use crate::pb::{
+    ImportVendorProductsMetadata, ImportVendorProductsRequest, ImportVendorProductsResponse, ImportedVendorProduct,
+};
+use crate::storage::ProductStore;
+
+/// The collection operations are named in: `operations/{id}`.
+const COLLECTION: &str = "operations/";
+const TYPE_URL_PREFIX: &str = "type.googleapis.com/";
+/// How often a waiting caller looks at the operation again.
+const WAIT_POLL: Duration = Duration::from_millis(100);
+
+/// An import as stored: its request, progress, outcome per vendor product,
+/// the page to read next, and how it ended.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(super) struct ImportJob {
+    #[prost(message, optional, tag = "1")]
+    pub request: Option<ImportVendorProductsRequest>,
+    #[prost(message, optional, tag = "2")]
+    pub metadata: Option<ImportVendorProductsMetadata>,
+    #[prost(message, repeated, tag = "3")]
+    pub results: Vec<ImportedVendorProduct>,
+    /// The catalog page to read next (from 0).
+    #[prost(uint32, tag = "4")]
+    pub next_page: u32,
+    #[prost(bool, tag = "5")]
+    pub done: bool,
+    /// Why it ended early; unset when it finished or still runs.
+    #[prost(message, optional, tag = "6")]
+    pub error: Option<Status>,
+}
+
+impl ImportJob {
+    pub fn new(request: ImportVendorProductsRequest, now: prost_types::Timestamp) -> Self {
+        Self {
+            metadata: Some(ImportVendorProductsMetadata {
+                vendor: request.vendor,
+                validate_only: request.validate_only,
+                create_time: Some(now),
+                update_time: Some(now),
+                ..Default::default()
+            }),
+            request: Some(request),
+            ..Default::default()
+        }
+    }
+}
+
+/// `operations/{id}`.
+pub(super) fn operation_id(id: &str) -> String {
+    format!("{COLLECTION}{id}")
+}
+
+/// `message`, of the API type `type_name`, packed in an `Any`.
+fn any(type_name: &str, message: &impl Message) -> prost_types::Any {
+    prost_types::Any {
+        type_url: format!("{TYPE_URL_PREFIX}{type_name}"),
+        value: message.encode_to_vec(),
+    }
+}
+
+/// The job as its Operation: metadata while it runs, then the error or the
+/// response.
+pub(super) fn operation_view(id: &str, job: &ImportJob) -> Operation {
+    let metadata = job.metadata.clone().unwrap_or_default();
+    let result = match (&job.error, job.done) {
+        (_, false) => None,
+        (Some(error), true) => Some(operation::Result::Error(error.clone())),
+        (None, true) => Some(operation::Result::Response(any(
+            "producthub.v1.ImportVendorProductsResponse",
+            &ImportVendorProductsResponse {
+                summary: Some(metadata.clone()),
+                products: job.results.clone(),
+            },
+        ))),
+    };
+    Operation {
+        name: operation_id(id),
+        metadata: Some(any("producthub.v1.ImportVendorProductsMetadata", &metadata)),
+        done: job.done,
+        result,
+    }
+}
+
+/// The id in `operations/{id}`.
+fn parse_operation_name(name: &str) -> Result<&str, CatalogError> {
+    match name.strip_prefix(COLLECTION) {
+        Some(id) if !id.is_empty() && !id.contains('/') => Ok(id),
+        _ if name.is_empty() => Err(CatalogError::invalid("name", "is required")),
+        _ => Err(CatalogError::invalid("name", "must be operations/{operation_id}")),
+    }
+}
+
+/// `done = true` / `done = false` / nothing.
+fn parse_done_filter(filter: &str) -> Result<Option<bool>, FieldViolation> {
+    let compact: String = filter.chars().filter(|c| !c.is_whitespace()).collect();
+    match compact.as_str() {
+        "" => Ok(None),
+        "done=true" => Ok(Some(true)),
+        "done=false" => Ok(Some(false)),
+        _ => Err(FieldViolation::new(
+            "filter",
+            "supported filters: empty, `done = true`, `done = false`",
+        )),
+    }
+}
+
+impl<S: ProductStore> Catalog<S> {
+    pub async fn get_operation(&self, request: GetOperationRequest) -> Result<Operation, CatalogError> {
+        let id = parse_operation_name(&request.name)?;
+        let job = self.stored_job(id).await?;
+        Ok(operation_view(id, &job))
+    }
+
+    pub async fn list_operations(
+        &self,
+        request: ListOperationsRequest,
+    ) -> Result<ListOperationsResponse, CatalogError> {
+        let mut violations = Vec::new();
+        if !request.name.is_empty() && request.name != "operations" {
+            violations.push(FieldViolation::new("name", "must be `operations` or empty"));
+        }
+        let page_size = match request.page_size {
+            n if n < 0 => {
+                violations.push(FieldViolation::new("page_size", "must not be negative"));
+                0
+            }
+            0 => DEFAULT_PAGE_SIZE,
+            n => (n as usize).min(MAX_PAGE_SIZE),
+        };
+        let done = parse_done_filter(&request.filter)
+            .map_err(|v| violations.push(v))
+            .ok()
+            .flatten();
+        let mut after = None;
+        if !request.page_token.is_empty() {
+            match page_token::decode(&request.page_token, &request.filter) {
+                Ok(cursor) => after = Some(cursor.after_id),
+                Err(why) => violations.push(FieldViolation::new("page_token", why)),
+            }
+        }
+        if !violations.is_empty() {
+            return Err(CatalogError::InvalidArgument(violations));
+        }
+        let mut records = self.store.operations(after.as_deref(), page_size + 1, done).await?;
+        let more = records.len() > page_size;
+        records.truncate(page_size);
+        let next_page_token = match (more, records.last()) {
+            (true, Some(last)) => page_token::encode(&last.id, &request.filter),
+            _ => String::new(),
+        };
+        let mut operations = Vec::with_capacity(records.len());
+        for record in records {
+            let job = ImportJob::decode(record.data.as_slice()).map_err(|e| {
+                CatalogError::Storage(crate::storage::StoreError::Corrupt {
+                    key: operation_id(&record.id),
+                    reason: e.to_string(),
+                })
+            })?;
+            operations.push(operation_view(&record.id, &job));
+        }
+        Ok(ListOperationsResponse {
+            operations,
+            next_page_token,
+            unreachable: Vec::new(),
+        })
+    }
+
+    pub async fn wait_operation(&self, request: WaitOperationRequest) -> Result<Operation, CatalogError> {
+        let id = parse_operation_name(&request.name)?;
+        let longest = match request.timeout {
+            Some(timeout) if timeout.seconds < 0 || timeout.nanos < 0 => {
+                return Err(CatalogError::invalid("timeout", "must not be negative"));
+            }
+            Some(timeout) => Duration::new(timeout.seconds as u64, timeout.nanos as u32).min(self.max_wait),
+            None => self.max_wait,
+        };
+        let deadline = tokio::time::Instant::now() + longest;
+        loop {
+            let job = self.stored_job(id).await?;
+            if job.done || tokio::time::Instant::now() >= deadline {
+                return Ok(operation_view(id, &job));
+            }
+            tokio::time::sleep_until((tokio::time::Instant::now() + WAIT_POLL).min(deadline)).await;
+        }
+    }
+
+    pub async fn cancel_operation(&self, request: CancelOperationRequest) -> Result<(), CatalogError> {
+        let id = parse_operation_name(&request.name)?;
+        let job = self.stored_job(id).await?;
+        if !job.done && !self.store.cancel_operation(id).await? {
+            return Err(CatalogError::OperationNotFound { name: request.name });
+        }
+        Ok(())
+    }
+
+    pub async fn delete_operation(&self, request: DeleteOperationRequest) -> Result<(), CatalogError> {
+        let id = parse_operation_name(&request.name)?;
+        let job = self.stored_job(id).await?;
+        if !job.done {
+            return Err(CatalogError::OperationRunning { name: request.name });
+        }
+        self.store.delete_operation(id).await?;
+        Ok(())
+    }
+}
