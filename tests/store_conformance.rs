@@ -8,11 +8,11 @@ mod common;
 
 use std::sync::Arc;
 
-use producthub::pb::Product;
+use producthub::pb::{Product, Vendor, VendorSync};
 // The four concerns' methods come with the `ProductStore` bound.
 use producthub::storage::{
     ChangeKind, InsertOutcome, LogPosition, PostgresOptions, PostgresStore, ProductStore, RequestRecord, SledOptions,
-    SledStore,
+    SledStore, StoreError,
 };
 
 /// A store under test and what keeps it alive (the sled directory).
@@ -67,6 +67,10 @@ conformance!(deletes_leave_tombstones_until_removed, tombstones);
 conformance!(the_change_log_keeps_commit_order_and_skips_gaps, change_log);
 conformance!(a_version_never_matches_a_later_incarnation, version_aba);
 conformance!(concurrent_deletes_keep_the_winners_tombstone, concurrent_deletes);
+conformance!(a_vendor_copy_has_one_holder, links);
+conformance!(concurrent_claims_of_one_copy_have_one_winner, concurrent_links);
+conformance!(a_delete_can_let_go_of_the_vendor_copies, delete_without_tombstone);
+conformance!(operations_are_kept_with_their_cancel_requests, operations);
 
 fn product(id: &str, uid: &str) -> Product {
     Product {
@@ -449,4 +453,163 @@ async fn concurrent_deletes<S: ProductStore>(f: Fixture<S>) {
             "round {round}: the winner's tombstone is kept"
         );
     }
+}
+
+/// `product` holding the vendor's copy `remote_id`.
+fn holding(mut product: Product, vendor: Vendor, remote_id: &str) -> Product {
+    product.sync.push(VendorSync {
+        vendor: vendor as i32,
+        remote_id: remote_id.into(),
+        ..Default::default()
+    });
+    product.sync.sort_by_key(|s| s.vendor);
+    product
+}
+
+fn holder_of(error: StoreError) -> String {
+    match error {
+        StoreError::LinkTaken { holder, .. } => holder,
+        other => panic!("expected LinkTaken, got {other:?}"),
+    }
+}
+
+async fn links<S: ProductStore>(f: Fixture<S>) {
+    let s = &*f.store;
+    let a = holding(product("a", "u-a"), Vendor::Cryptlex, "c1");
+    assert_eq!(s.insert("a", &a, None, false).await.unwrap(), InsertOutcome::Inserted);
+    assert_eq!(s.linked(Vendor::Cryptlex, "c1").await.unwrap().as_deref(), Some("a"));
+    assert_eq!(s.linked(Vendor::Enos, "c1").await.unwrap(), None, "per vendor");
+
+    // A second product cannot be created holding it, nor updated to hold it.
+    let b = holding(product("b", "u-b"), Vendor::Cryptlex, "c1");
+    assert_eq!(holder_of(s.insert("b", &b, None, false).await.unwrap_err()), "a");
+    assert_eq!(s.get("b").await.unwrap(), None, "nothing written");
+    s.insert("b", &product("b", "u-b"), None, false).await.unwrap();
+    let claim = s.update("b", false, |p| Ok::<_, ()>(holding(p.unwrap(), Vendor::Cryptlex, "c1"))).await;
+    assert_eq!(holder_of(claim.unwrap_err()), "a");
+    assert!(s.get("b").await.unwrap().unwrap().sync.is_empty(), "nothing written");
+
+    // Another vendor's copy with the same id is a different copy.
+    s.update("b", false, |p| Ok::<_, ()>(holding(p.unwrap(), Vendor::Enos, "c1")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.linked(Vendor::Enos, "c1").await.unwrap().as_deref(), Some("b"));
+
+    // Let go (the entry goes), then b may take it.
+    s.update("a", false, |p| {
+        let mut p = p.unwrap();
+        p.sync.clear();
+        Ok::<_, ()>(p)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(s.linked(Vendor::Cryptlex, "c1").await.unwrap(), None);
+    s.update("b", false, |p| Ok::<_, ()>(holding(p.unwrap(), Vendor::Cryptlex, "c1")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.linked(Vendor::Cryptlex, "c1").await.unwrap().as_deref(), Some("b"));
+
+    // An update that keeps the copy keeps the claim; a delete releases it.
+    s.update("b", false, |p| {
+        let mut p = p.unwrap();
+        p.description = "kept".into();
+        Ok::<_, ()>(p)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(s.linked(Vendor::Cryptlex, "c1").await.unwrap().as_deref(), Some("b"));
+    assert_eq!(s.delete("b", true, |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
+    assert_eq!(s.linked(Vendor::Cryptlex, "c1").await.unwrap(), None);
+    assert_eq!(s.linked(Vendor::Enos, "c1").await.unwrap(), None);
+    let c = holding(product("c", "u-c"), Vendor::Cryptlex, "c1");
+    assert_eq!(s.insert("c", &c, None, false).await.unwrap(), InsertOutcome::Inserted);
+}
+
+async fn concurrent_links<S: ProductStore>(f: Fixture<S>) {
+    for round in 0..10 {
+        let copy = format!("copy-{round}");
+        let ids: Vec<String> = (0..4).map(|i| format!("r{round}-{i}")).collect();
+        for id in &ids {
+            f.store.insert(id, &product(id, &format!("u-{id}")), None, false).await.unwrap();
+        }
+        let racers: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let store = f.store.clone();
+                let id = id.clone();
+                let copy = copy.clone();
+                tokio::spawn(async move {
+                    store
+                        .update(&id, false, |p| Ok::<_, ()>(holding(p.unwrap(), Vendor::Revenium, &copy)))
+                        .await
+                        .is_ok()
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for racer in racers {
+            won += usize::from(racer.await.unwrap());
+        }
+        assert_eq!(won, 1, "round {round}: exactly one claim wins");
+        let holder = f.store.linked(Vendor::Revenium, &copy).await.unwrap().expect("a holder");
+        for id in &ids {
+            let holds = !f.store.get(id).await.unwrap().unwrap().sync.is_empty();
+            assert_eq!(holds, *id == holder, "round {round}: only the holder holds it");
+        }
+    }
+}
+
+async fn delete_without_tombstone<S: ProductStore>(f: Fixture<S>) {
+    let s = &*f.store;
+    let kept = holding(product("k", "u-k"), Vendor::Enos, "pk");
+    s.insert("k", &kept, None, false).await.unwrap();
+    assert_eq!(s.delete("k", false, |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
+    assert_eq!(s.get("k").await.unwrap(), None);
+    assert_eq!(s.tombstone("u-k").await.unwrap(), None, "no tombstone: the copy is kept");
+    assert_eq!(s.linked(Vendor::Enos, "pk").await.unwrap(), None, "and let go of");
+}
+
+async fn operations<S: ProductStore>(f: Fixture<S>) {
+    let s = &*f.store;
+    assert!(s.create_operation("op-1", b"first").await.unwrap());
+    assert!(!s.create_operation("op-1", b"again").await.unwrap(), "ids are unique");
+    assert!(s.create_operation("op-2", b"second").await.unwrap());
+    let one = s.operation("op-1").await.unwrap().expect("stored");
+    assert_eq!((one.done, one.cancel_requested, one.data.as_slice()), (false, false, &b"first"[..]));
+    assert!(s.claim_operation("op-1").await.unwrap(), "its creator holds it");
+
+    assert!(s.cancel_operation("op-1").await.unwrap());
+    assert!(s.save_operation("op-1", false, b"progress").await.unwrap());
+    let one = s.operation("op-1").await.unwrap().unwrap();
+    assert!(one.cancel_requested, "a save keeps the cancel request");
+    assert_eq!(one.data, b"progress");
+    assert!(s.save_operation("op-1", true, b"done").await.unwrap());
+    assert!(!s.save_operation("op-9", true, b"x").await.unwrap(), "no such operation");
+    assert!(!s.cancel_operation("op-9").await.unwrap());
+
+    let all: Vec<String> = s.operations(None, 10, None).await.unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(all, ["op-1", "op-2"]);
+    let unfinished: Vec<String> = s
+        .operations(None, 10, Some(false))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(unfinished, ["op-2"]);
+    let after: Vec<String> = s
+        .operations(Some("op-1"), 10, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(after, ["op-2"]);
+    assert!(s.delete_operation("op-1").await.unwrap());
+    assert!(!s.delete_operation("op-1").await.unwrap());
+    assert_eq!(s.operation("op-1").await.unwrap(), None);
 }
