@@ -20,9 +20,12 @@
 //! - [`transport`]: the tonic server, the only place that speaks
 //!   `tonic::Status`, and the metrics endpoint.
 //! - [`app`]: the wiring of all of them into one running server.
+//! - [`cli`]: the command-line clients of a running server (`producthub
+//!   import`, `link`, `unlink`), speaking only the public API.
 
 pub mod app;
 pub mod catalog;
+pub mod cli;
 pub mod domain;
 pub mod pb;
 pub mod storage;

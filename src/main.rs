@@ -1,4 +1,6 @@
-//! The `producthub` command: `producthub serve [--listen ADDR] [--data-dir DIR]`.
+//! The `producthub` command: `producthub serve [--listen ADDR] [--data-dir DIR]`
+//! runs the server; `producthub import`, `link` and `unlink` are clients of a
+//! running one (`producthub::cli`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use producthub::app::{Config, StoreChoice, serve};
 use producthub::catalog::DEFAULT_MAX_WATCH_STREAMS;
+use producthub::cli;
 use producthub::storage::{PostgresOptions, SledOptions, redact_url};
 use producthub::sync::RetryPolicy;
 use producthub::transport::{GrpcOptions, TlsFiles, Tokens};
@@ -31,7 +34,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gRPC server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Import a vendor's whole catalog into a running server (links what
+    /// matches, creates the rest), showing progress.
+    Import(cli::ImportArgs),
+    /// Link an existing vendor copy to a product on a running server.
+    Link(cli::LinkArgs),
+    /// Let go of a product's vendor copy on a running server, leaving the copy as it is.
+    Unlink(cli::UnlinkArgs),
 }
 
 #[derive(clap::Args)]
@@ -206,7 +216,20 @@ fn tls_files(args: &ServeArgs) -> Result<Option<TlsFiles>, String> {
 }
 
 fn main() -> ExitCode {
-    let Command::Serve(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Command::Serve(args) => args,
+        Command::Import(args) => {
+            return run_client(async {
+                cli::import(args).await.map(|outcome| match outcome {
+                    cli::ImportOutcome::Done => ExitCode::SUCCESS,
+                    // Some vendor products were refused (listed above).
+                    cli::ImportOutcome::SomeFailed => ExitCode::from(2),
+                })
+            });
+        }
+        Command::Link(args) => return run_client(async { cli::link(args).await.map(|()| ExitCode::SUCCESS) }),
+        Command::Unlink(args) => return run_client(async { cli::unlink(args).await.map(|()| ExitCode::SUCCESS) }),
+    };
     init_logging(args.log_format);
     let settings = args
         .vendors
@@ -257,6 +280,24 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, for people and for scripts alike.
+            eprintln!("producthub: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a client command; its error is one line (or a few, for bad fields).
+fn run_client(command: impl std::future::Future<Output = Result<ExitCode, cli::CliError>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("producthub: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(code) => code,
+        Err(e) => {
             eprintln!("producthub: {e}");
             ExitCode::FAILURE
         }

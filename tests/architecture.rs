@@ -31,6 +31,8 @@ const LAYERS: &[(&str, &[&str])] = &[
         "app",
         &["pb", "domain", "storage", "vendors", "catalog", "sync", "transport"],
     ),
+    // A client of the server: the API's stubs, and the vendors' names.
+    ("cli", &["pb", "vendors"]),
 ];
 
 /// The gRPC stack: tonic and its companion crates.
@@ -57,6 +59,9 @@ fn forbidden_crates(layer: &str) -> Vec<&'static str> {
         "transport" => &[&["reqwest"], STORAGE],
         // The app wires layers together; it reaches tonic through `transport`.
         "app" => &[GRPC, &["sled", "reqwest"]],
+        // It reaches the server through the generated stubs (tonic), and
+        // nothing else: no store, no vendor API.
+        "cli" => &[HTTP, STORAGE, &["tonic_health", "tonic_reflection"]],
         _ => &[],
     };
     groups.iter().flat_map(|g| g.iter().copied()).collect()

@@ -485,7 +485,9 @@ async fn links<S: ProductStore>(f: Fixture<S>) {
     assert_eq!(holder_of(s.insert("b", &b, None, false).await.unwrap_err()), "a");
     assert_eq!(s.get("b").await.unwrap(), None, "nothing written");
     s.insert("b", &product("b", "u-b"), None, false).await.unwrap();
-    let claim = s.update("b", false, |p| Ok::<_, ()>(holding(p.unwrap(), Vendor::Cryptlex, "c1"))).await;
+    let claim = s
+        .update("b", false, |p| Ok::<_, ()>(holding(p.unwrap(), Vendor::Cryptlex, "c1")))
+        .await;
     assert_eq!(holder_of(claim.unwrap_err()), "a");
     assert!(s.get("b").await.unwrap().unwrap().sync.is_empty(), "nothing written");
 
@@ -534,7 +536,10 @@ async fn concurrent_links<S: ProductStore>(f: Fixture<S>) {
         let copy = format!("copy-{round}");
         let ids: Vec<String> = (0..4).map(|i| format!("r{round}-{i}")).collect();
         for id in &ids {
-            f.store.insert(id, &product(id, &format!("u-{id}")), None, false).await.unwrap();
+            f.store
+                .insert(id, &product(id, &format!("u-{id}")), None, false)
+                .await
+                .unwrap();
         }
         let racers: Vec<_> = ids
             .iter()
@@ -544,7 +549,9 @@ async fn concurrent_links<S: ProductStore>(f: Fixture<S>) {
                 let copy = copy.clone();
                 tokio::spawn(async move {
                     store
-                        .update(&id, false, |p| Ok::<_, ()>(holding(p.unwrap(), Vendor::Revenium, &copy)))
+                        .update(&id, false, |p| {
+                            Ok::<_, ()>(holding(p.unwrap(), Vendor::Revenium, &copy))
+                        })
                         .await
                         .is_ok()
                 })
@@ -555,7 +562,12 @@ async fn concurrent_links<S: ProductStore>(f: Fixture<S>) {
             won += usize::from(racer.await.unwrap());
         }
         assert_eq!(won, 1, "round {round}: exactly one claim wins");
-        let holder = f.store.linked(Vendor::Revenium, &copy).await.unwrap().expect("a holder");
+        let holder = f
+            .store
+            .linked(Vendor::Revenium, &copy)
+            .await
+            .unwrap()
+            .expect("a holder");
         for id in &ids {
             let holds = !f.store.get(id).await.unwrap().unwrap().sync.is_empty();
             assert_eq!(holds, *id == holder, "round {round}: only the holder holds it");
@@ -569,7 +581,11 @@ async fn delete_without_tombstone<S: ProductStore>(f: Fixture<S>) {
     s.insert("k", &kept, None, false).await.unwrap();
     assert_eq!(s.delete("k", false, |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
     assert_eq!(s.get("k").await.unwrap(), None);
-    assert_eq!(s.tombstone("u-k").await.unwrap(), None, "no tombstone: the copy is kept");
+    assert_eq!(
+        s.tombstone("u-k").await.unwrap(),
+        None,
+        "no tombstone: the copy is kept"
+    );
     assert_eq!(s.linked(Vendor::Enos, "pk").await.unwrap(), None, "and let go of");
 }
 
@@ -579,7 +595,10 @@ async fn operations<S: ProductStore>(f: Fixture<S>) {
     assert!(!s.create_operation("op-1", b"again").await.unwrap(), "ids are unique");
     assert!(s.create_operation("op-2", b"second").await.unwrap());
     let one = s.operation("op-1").await.unwrap().expect("stored");
-    assert_eq!((one.done, one.cancel_requested, one.data.as_slice()), (false, false, &b"first"[..]));
+    assert_eq!(
+        (one.done, one.cancel_requested, one.data.as_slice()),
+        (false, false, &b"first"[..])
+    );
     assert!(s.claim_operation("op-1").await.unwrap(), "its creator holds it");
 
     assert!(s.cancel_operation("op-1").await.unwrap());
@@ -588,10 +607,19 @@ async fn operations<S: ProductStore>(f: Fixture<S>) {
     assert!(one.cancel_requested, "a save keeps the cancel request");
     assert_eq!(one.data, b"progress");
     assert!(s.save_operation("op-1", true, b"done").await.unwrap());
-    assert!(!s.save_operation("op-9", true, b"x").await.unwrap(), "no such operation");
+    assert!(
+        !s.save_operation("op-9", true, b"x").await.unwrap(),
+        "no such operation"
+    );
     assert!(!s.cancel_operation("op-9").await.unwrap());
 
-    let all: Vec<String> = s.operations(None, 10, None).await.unwrap().into_iter().map(|r| r.id).collect();
+    let all: Vec<String> = s
+        .operations(None, 10, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(all, ["op-1", "op-2"]);
     let unfinished: Vec<String> = s
         .operations(None, 10, Some(false))
