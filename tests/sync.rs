@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Server, wait_for};
-use fake_vendors::Fake;
+use fake_vendors::{Fake, Vendors, vendor_args, vendors};
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
     CreateProductRequest, DeleteProductRequest, GetProductRequest, IotDataFormat, IotProductType, IotProfile,
@@ -19,52 +19,6 @@ use prost_types::FieldMask;
 use serde_json::json;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
-
-struct Vendors {
-    enos: Fake,
-    cryptlex: Fake,
-    revenium: Fake,
-}
-
-async fn vendors() -> Vendors {
-    Vendors {
-        enos: fake_vendors::enos().await,
-        cryptlex: fake_vendors::cryptlex().await,
-        revenium: fake_vendors::revenium().await,
-    }
-}
-
-fn vendor_args(v: &Vendors) -> Vec<String> {
-    [
-        "--enos-base-url",
-        &v.enos.url(),
-        "--enos-org-id",
-        "org-1",
-        "--enos-app-key",
-        fake_vendors::ENOS_APP_KEY,
-        "--enos-app-secret",
-        fake_vendors::ENOS_APP_SECRET,
-        "--cryptlex-base-url",
-        &v.cryptlex.url(),
-        "--cryptlex-token",
-        fake_vendors::CRYPTLEX_TOKEN,
-        "--revenium-base-url",
-        &v.revenium.url(),
-        "--revenium-api-key",
-        fake_vendors::REVENIUM_KEY,
-        "--revenium-team-id",
-        "T1",
-        "--revenium-owner-id",
-        "O1",
-        "--sync-retry-base-ms",
-        "100",
-        "--sync-retry-max-ms",
-        "400",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
 
 fn start(dir: &Path, v: &Vendors) -> Server {
     let args = vendor_args(v);

@@ -63,6 +63,8 @@ pub struct Behaviour {
     /// Cryptlex: answer every list request with its first page, as a server
     /// that ignores paging would.
     pub ignore_paging: bool,
+    /// Wait this long before answering each request (a far-away vendor).
+    pub latency: std::time::Duration,
 }
 
 #[derive(Default)]
@@ -169,6 +171,10 @@ async fn record(
         auth_ok: false,
         status: 0,
     };
+    let latency = state.lock().unwrap().behaviour.latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let mut state = state.lock().unwrap();
     let (status, extra_headers, answer) = if state.behaviour.down {
         (503, Vec::new(), json!({"message": "down for maintenance"}))
@@ -562,7 +568,20 @@ pub async fn cryptlex() -> Fake {
                 }
                 (200, vec![], stored.clone())
             }
-            ("DELETE", path) if path.starts_with("/v3/products/") => (204, vec![], Value::Null),
+            ("GET", path) if path.starts_with("/v3/products/") => {
+                match state.products.get(path.trim_start_matches("/v3/products/")) {
+                    Some(product) => (200, vec![], product.clone()),
+                    None => (
+                        404,
+                        vec![],
+                        json!({"message": "Product not found", "code": "NOT_FOUND"}),
+                    ),
+                }
+            }
+            ("DELETE", path) if path.starts_with("/v3/products/") => {
+                state.products.remove(path.trim_start_matches("/v3/products/"));
+                (204, vec![], Value::Null)
+            }
             _ => (404, vec![], json!({"message": "Not found"})),
         }
     })
@@ -647,6 +666,56 @@ pub async fn revenium() -> Fake {
         }
     })
     .await
+}
+
+/// One fake of each vendor.
+pub struct Vendors {
+    pub enos: Fake,
+    pub cryptlex: Fake,
+    pub revenium: Fake,
+}
+
+/// A fresh fake of each vendor.
+pub async fn vendors() -> Vendors {
+    Vendors {
+        enos: enos().await,
+        cryptlex: cryptlex().await,
+        revenium: revenium().await,
+    }
+}
+
+/// The server flags that configure all three vendors against the fakes,
+/// with short sync retries.
+pub fn vendor_args(v: &Vendors) -> Vec<String> {
+    [
+        "--enos-base-url",
+        &v.enos.url(),
+        "--enos-org-id",
+        "org-1",
+        "--enos-app-key",
+        ENOS_APP_KEY,
+        "--enos-app-secret",
+        ENOS_APP_SECRET,
+        "--cryptlex-base-url",
+        &v.cryptlex.url(),
+        "--cryptlex-token",
+        CRYPTLEX_TOKEN,
+        "--revenium-base-url",
+        &v.revenium.url(),
+        "--revenium-api-key",
+        REVENIUM_KEY,
+        "--revenium-team-id",
+        "T1",
+        "--revenium-owner-id",
+        "O1",
+        "--sync-retry-base-ms",
+        "100",
+        "--sync-retry-max-ms",
+        "400",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// `1.2.3` → `1.2.4`.
