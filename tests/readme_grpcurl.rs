@@ -17,28 +17,10 @@ const README_ADDR: &str = "localhost:50051";
 /// The grpcurl commands of the README's session block, each with its
 /// continuation lines.
 fn session_commands() -> Vec<String> {
-    let start = README.find(MARKER).expect("README has a grpcurl session marker");
-    let block = &README[start..];
-    let body_start = block.find("```sh\n").expect("session block opens with ```sh") + "```sh\n".len();
-    let body = &block[body_start..];
-    let body = &body[..body.find("```").expect("session block is closed")];
-    let mut commands: Vec<String> = Vec::new();
-    let mut current: Option<String> = None;
-    for line in body.lines() {
-        let trimmed = line.trim_start();
-        let ends_command = trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("grpcurl ");
-        if ends_command {
-            commands.extend(current.take());
-        }
-        if trimmed.starts_with("grpcurl ") {
-            current = Some(line.to_string());
-        } else if let Some(command) = current.as_mut().filter(|_| !ends_command) {
-            command.push('\n');
-            command.push_str(line);
-        }
-    }
-    commands.extend(current);
-    commands
+    common::readme_commands(README, MARKER, &["grpcurl "])
+        .into_iter()
+        .map(|c| c.text)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -492,3 +492,52 @@ pub fn reason(status: &tonic::Status) -> String {
         .map(|info| info.reason)
         .unwrap_or_default()
 }
+
+/// One command of a README block, with the `#> ` lines that follow it: text
+/// its output must contain.
+#[derive(Debug, Clone)]
+pub struct ReadmeCommand {
+    pub text: String,
+    pub expected: Vec<String>,
+}
+
+/// The commands of the ```sh block after `marker` in `readme`: each line
+/// starting with one of `programs` and its continuation lines; a blank or
+/// `#` line ends a command.
+pub fn readme_commands(readme: &str, marker: &str, programs: &[&str]) -> Vec<ReadmeCommand> {
+    let start = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("README has no {marker} marker"));
+    let block = &readme[start..];
+    let body_start = block.find("```sh\n").expect("the block opens with ```sh") + "```sh\n".len();
+    let body = &block[body_start..];
+    let body = &body[..body.find("```").expect("the block is closed")];
+    let mut commands: Vec<ReadmeCommand> = Vec::new();
+    let mut open = false;
+    for line in body.lines() {
+        let trimmed = line.trim_start();
+        let starts = programs.iter().any(|p| trimmed.starts_with(p));
+        if let Some(expected) = trimmed.strip_prefix("#> ") {
+            commands
+                .last_mut()
+                .expect("a #> line follows a command")
+                .expected
+                .push(expected.to_owned());
+            open = false;
+            continue;
+        }
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            open = false;
+        } else if starts {
+            commands.push(ReadmeCommand {
+                text: line.to_owned(),
+                expected: Vec::new(),
+            });
+            open = true;
+        } else if open && let Some(command) = commands.last_mut() {
+            command.text.push('\n');
+            command.text.push_str(line);
+        }
+    }
+    commands
+}
