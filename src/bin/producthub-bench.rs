@@ -11,6 +11,9 @@
 //! - `scale`: loads 10k, 100k, 1M... products and reports per-operation cost,
 //!   server RSS, start-up time and disk bytes per logical byte after a full
 //!   overwrite pass.
+//! - `import`: ImportVendorProducts (plan, first run, second run) against a
+//!   fake Cryptlex that answers each call after a fixed latency, in vendor
+//!   products per second, beside the vendor's own bound (its pages × latency).
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -25,8 +28,13 @@ use clap::{Parser, Subcommand};
 use echo::echo_service_client::EchoServiceClient;
 use echo::echo_service_server::{EchoService, EchoServiceServer};
 use echo::{EchoReply, EchoRequest};
+use producthub::pb::google::longrunning::operations_client::OperationsClient;
+use producthub::pb::google::longrunning::{GetOperationRequest, operation};
 use producthub::pb::product_service_client::ProductServiceClient;
-use producthub::pb::{CreateProductRequest, GetProductRequest, ListProductsRequest, Product, UpdateProductRequest};
+use producthub::pb::{
+    CreateProductRequest, GetProductRequest, ImportVendorProductsRequest, ImportVendorProductsResponse,
+    ListProductsRequest, Product, UpdateProductRequest, Vendor,
+};
 use producthub::storage::{DurableSled, SledOptions};
 use prost::Message;
 use tonic::transport::Channel;
@@ -92,6 +100,17 @@ enum Mode {
         #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
         sizes: Vec<u64>,
     },
+    /// ImportVendorProducts' rate against a fake Cryptlex with a latency per call.
+    Import {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Products in the fake catalog.
+        #[arg(long, default_value_t = 5000)]
+        products: usize,
+        /// Milliseconds the fake vendor takes to answer each call.
+        #[arg(long, default_value_t = 20)]
+        latency_ms: u64,
+    },
     /// (Internal) an echo server; with --durable, each payload is made durable first.
     #[command(hide = true)]
     EchoServer {
@@ -145,6 +164,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Mode::EchoServer { durable } => runtime.block_on(echo_server(durable)),
         Mode::Compare(load) => runtime.block_on(compare(load)),
         Mode::Scale { load, sizes } => runtime.block_on(scale(load, sizes)),
+        Mode::Import {
+            load,
+            products,
+            latency_ms,
+        } => runtime.block_on(import(load, products, Duration::from_millis(latency_ms))),
     }
 }
 
@@ -800,5 +824,136 @@ async fn scale(load: LoadArgs, sizes: Vec<u64>) -> Result<(), Box<dyn std::error
             disk as f64 / logical as f64,
         );
     }
+    Ok(())
+}
+
+// ---- import ------------------------------------------------------------------
+
+/// The Cryptlex token the fake expects.
+const FAKE_TOKEN: &str = "bench-token";
+/// Cryptlex's page size as producthub asks for it (`limit`).
+const CRYPTLEX_PAGE: usize = 100;
+
+/// A fake Cryptlex catalog of `count` products that answers `GET
+/// /v3/products?page=&limit=` (a bare array, empty past the end) after
+/// `latency`, as far-away vendor would. Returns its base URL.
+async fn fake_cryptlex(count: usize, latency: Duration) -> Result<String, Box<dyn std::error::Error>> {
+    let catalog: Arc<Vec<serde_json::Value>> = Arc::new(
+        (0..count)
+            .map(|n| {
+                serde_json::json!({"id": format!("c{n:07}"), "name": format!("licence-{n}"),
+                    "displayName": format!("Licence {n}"), "licenseTemplateId": "lt-1",
+                    "publicKey": format!("RSA-{n}"), "totalLicenses": 0})
+            })
+            .collect(),
+    );
+    let app = axum::Router::new().route(
+        "/v3/products",
+        axum::routing::get(move |headers: axum::http::HeaderMap, uri: axum::http::Uri| {
+            let catalog = catalog.clone();
+            async move {
+                tokio::time::sleep(latency).await;
+                let authorized = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v == format!("Bearer {FAKE_TOKEN}"));
+                if !authorized {
+                    return (axum::http::StatusCode::UNAUTHORIZED, "{}".to_owned());
+                }
+                let param = |name: &str| -> Option<usize> {
+                    uri.query()?
+                        .split('&')
+                        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))?
+                        .parse()
+                        .ok()
+                };
+                let page = param("page").unwrap_or(1).max(1);
+                let limit = param("limit").unwrap_or(10);
+                let items: Vec<&serde_json::Value> = catalog.iter().skip((page - 1) * limit).take(limit).collect();
+                (
+                    axum::http::StatusCode::OK,
+                    serde_json::to_string(&items).unwrap_or_default(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://{addr}"))
+}
+
+/// Runs one import to its end; its response and how long it took.
+async fn timed_import(
+    channel: &Channel,
+    validate_only: bool,
+) -> Result<(ImportVendorProductsResponse, Duration), Box<dyn std::error::Error>> {
+    let began = Instant::now();
+    let mut op = ProductServiceClient::new(channel.clone())
+        .import_vendor_products(ImportVendorProductsRequest {
+            vendor: Vendor::Cryptlex as i32,
+            validate_only,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let mut operations = OperationsClient::new(channel.clone());
+    while !op.done {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        op = operations
+            .get_operation(GetOperationRequest { name: op.name.clone() })
+            .await?
+            .into_inner();
+    }
+    let took = began.elapsed();
+    match op.result {
+        Some(operation::Result::Response(any)) => {
+            Ok((ImportVendorProductsResponse::decode(any.value.as_slice())?, took))
+        }
+        other => Err(format!("{} failed: {other:?}", op.name).into()),
+    }
+}
+
+async fn import(load: LoadArgs, products: usize, latency: Duration) -> Result<(), Box<dyn std::error::Error>> {
+    let binary = server_binary(&load)?;
+    let vendor = fake_cryptlex(products, latency).await?;
+    let data = tempfile::tempdir()?;
+    let data_dir = data.path().display().to_string();
+    let mut args = load.serve_args(&data_dir);
+    args.extend(["--cryptlex-base-url", &vendor, "--cryptlex-token", FAKE_TOKEN]);
+    let server = Process::start(&binary, &args)?;
+    let channel = channels(&server.url(), 1).await?.remove(0);
+    // The vendor alone: every page, one after the other, each after the latency
+    // (a full last page is followed by an empty one).
+    let pages = products / CRYPTLEX_PAGE + 1;
+    let bound = products as f64 / (pages as f64 * latency.as_secs_f64());
+    println!(
+        "{products} products at a fake Cryptlex answering each call after {} ms ({pages} pages of {CRYPTLEX_PAGE}); \
+         the vendor alone allows {bound:.0} products/s",
+        latency.as_millis()
+    );
+    println!("run                      | products/s | seconds | created | unchanged | of the vendor's bound");
+    for (name, validate_only) in [
+        ("plan (validate_only)", true),
+        ("first import", false),
+        ("second import", false),
+    ] {
+        let (response, took) = timed_import(&channel, validate_only).await?;
+        let summary = response.summary.unwrap_or_default();
+        let rate = summary.seen as f64 / took.as_secs_f64();
+        println!(
+            "{name:<24} | {rate:>10.0} | {:>7.2} | {:>7} | {:>9} | {:.2}",
+            took.as_secs_f64(),
+            summary.created,
+            summary.unchanged,
+            rate / bound
+        );
+        if summary.failed > 0 {
+            return Err(format!("{name}: {} products failed", summary.failed).into());
+        }
+    }
+    server.stop();
     Ok(())
 }
