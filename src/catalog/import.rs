@@ -4,8 +4,9 @@
 //! The operation is a stored [`ImportJob`]: the request, the progress, the
 //! page to read next and the outcome per vendor product. It advances a page
 //! at a time: read the page (the vendor's own paging, with its Retry-After
-//! and backoff honoured by [`Listing`]), adopt each product on it, then save
-//! the job. A process that stops mid-page resumes at that page; the products
+//! and backoff honoured by [`Listing`]), adopt each product on it (the
+//! decisions in order, the writes many at once, while the next page is being
+//! read), then save the job. A process that stops mid-page resumes at that page; the products
 //! it had already adopted are found by their remote id and reported
 //! UNCHANGED, so every vendor product is adopted once. A cancel request is
 //! seen between pages.
@@ -13,6 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
+use futures_util::stream::{self, StreamExt};
 use prost::Message;
 use serde_json::Value;
 
@@ -35,6 +37,10 @@ const CANCELLED: i32 = 1;
 const FAILED_PRECONDITION: i32 = 9;
 const UNAVAILABLE: i32 = 14;
 const DATA_LOSS: i32 = 15;
+
+/// Writes of one page in flight at once: enough to share each flush among
+/// many, few enough to leave the store room for other callers.
+const WRITES_IN_FLIGHT: usize = 32;
 
 /// Products read at a time when the display-name index is built.
 const SCAN_BATCH: usize = 1000;
@@ -180,6 +186,7 @@ impl<S: ProductStore> Catalog<S> {
         let mut matcher = Matcher::new(&*self.store, vendor, &request).await?;
         let listing = Listing::new(&self.connections, vendor, &self.vendors, ListRetry::default());
         let mut previous: Option<Vec<Value>> = None;
+        let mut fetched = listing.page(job.next_page).await;
         loop {
             if !self.store.claim_operation(id).await? {
                 // Another replica took it over.
@@ -190,7 +197,7 @@ impl<S: ProductStore> Catalog<S> {
                 let why = format!("cancelled by CancelOperation after {done} vendor products");
                 return self.finish(id, job, Some(status(CANCELLED, &why))).await;
             }
-            let page = match listing.page(job.next_page).await {
+            let page = match fetched {
                 Ok(page) => page,
                 Err(error) => {
                     let code = match &error {
@@ -209,21 +216,32 @@ impl<S: ProductStore> Catalog<S> {
                     .finish(id, job, Some(status(FAILED_PRECONDITION, &error.to_string())))
                     .await;
             }
-            for object in &page.products {
-                let outcome = self.adopt(vendor, object, &request, &mut matcher).await?;
+            // The next page is read while this one is written: the vendor's
+            // latency and the writes overlap.
+            let following = job.next_page + 1;
+            let prefetch = async {
+                match page.last {
+                    true => None,
+                    false => Some(listing.page(following).await),
+                }
+            };
+            let work = self.adopt_page(vendor, &page.products, &request, &mut matcher);
+            let (outcomes, next) = tokio::join!(work, prefetch);
+            for outcome in outcomes? {
                 job.record(outcome);
             }
-            job.next_page += 1;
+            job.next_page = following;
             let pages_read = i32::try_from(job.next_page).unwrap_or(i32::MAX);
             let metadata = job.metadata_mut();
             metadata.pages_read = pages_read;
             metadata.total = page.total.map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX));
             metadata.update_time = Some(now());
-            if page.last {
+            let Some(next) = next else {
                 return self.finish(id, job, None).await;
-            }
+            };
             self.store.save_operation(id, false, &job.encode_to_vec()).await?;
             previous = Some(page.products);
+            fetched = next;
         }
     }
 
@@ -257,26 +275,49 @@ impl<S: ProductStore> Catalog<S> {
         Ok(())
     }
 
-    /// What happens to one vendor product: the match rules in order (see
-    /// `ImportVendorProductsRequest`), then the write (none when only planning).
-    async fn adopt(
+    /// What happens to each vendor product of a page, in the page's order:
+    /// the match rules decided one product after the other (a decision may
+    /// rest on the one before it), then the writes, many at once, so that
+    /// they share the store's flushes.
+    async fn adopt_page(
+        &self,
+        vendor: Vendor,
+        objects: &[Value],
+        request: &ImportVendorProductsRequest,
+        matcher: &mut Matcher,
+    ) -> Result<Vec<ImportedVendorProduct>, StoreError> {
+        let mut decisions = Vec::with_capacity(objects.len());
+        for object in objects {
+            decisions.push(self.decide(vendor, object, request, matcher).await?);
+        }
+        let applied: Vec<Result<ImportedVendorProduct, StoreError>> = stream::iter(decisions)
+            .map(|decision| self.apply(vendor, decision, request.validate_only))
+            .buffered(WRITES_IN_FLIGHT)
+            .collect()
+            .await;
+        applied.into_iter().collect()
+    }
+
+    /// The match rules for one vendor product, in order (see
+    /// `ImportVendorProductsRequest`).
+    async fn decide(
         &self,
         vendor: Vendor,
         object: &Value,
         request: &ImportVendorProductsRequest,
         matcher: &mut Matcher,
-    ) -> Result<ImportedVendorProduct, StoreError> {
+    ) -> Result<Decision, StoreError> {
         let adapter = vendor.adapter();
         let copy = match adapter.import(object) {
             Ok(copy) => copy,
-            Err(error) => return Ok(outcome_failed(String::new(), "", error.to_string())),
+            Err(error) => return Ok(Decision::Done(outcome_failed(String::new(), "", error.to_string()))),
         };
         let Some(remote_id) = adapter.remote_id(&copy) else {
-            return Ok(outcome_failed(
+            return Ok(Decision::Done(outcome_failed(
                 String::new(),
                 &copy.display_name,
                 format!("the {vendor} product has no id"),
-            ));
+            )));
         };
         let mut outcome = ImportedVendorProduct {
             remote_id: remote_id.clone(),
@@ -284,12 +325,16 @@ impl<S: ProductStore> Catalog<S> {
             ..Default::default()
         };
         if let Some(holder) = self.store.linked(vendor.to_pb(), &remote_id).await? {
-            return Ok(unchanged(outcome, &holder, "a product already holds this copy"));
+            return Ok(Decision::Done(unchanged(
+                outcome,
+                &holder,
+                "a product already holds this copy",
+            )));
         }
         if !matcher.first_sighting(&remote_id) {
             outcome.action = ImportAction::Unchanged as i32;
             outcome.reason = "the vendor listed this copy twice; it was looked at once".into();
-            return Ok(outcome);
+            return Ok(Decision::Done(outcome));
         }
         let target = match request.product_ids.get(&remote_id) {
             Some(id) => Some((id.clone(), "named in product_ids".to_owned())),
@@ -304,29 +349,47 @@ impl<S: ProductStore> Catalog<S> {
                         copy.display_name
                     );
                     outcome.candidates = many.iter().map(|id| product_name(id)).collect();
-                    return Ok(outcome);
+                    return Ok(Decision::Done(outcome));
                 }
             },
             None => None,
         };
-        match target {
-            Some((id, why)) => {
-                self.link_in_import(outcome, vendor, copy, &id, why, request, matcher)
-                    .await
+        Ok(match target {
+            Some((id, _)) if !matcher.claimed.insert(id.clone()) => {
+                outcome.action = ImportAction::Failed as i32;
+                outcome.reason = format!(
+                    "{} is linked to another {vendor} copy in this import",
+                    product_name(&id)
+                );
+                Decision::Done(outcome)
             }
+            Some((id, why)) => Decision::Link { outcome, copy, id, why },
             None if request.link_only => {
                 outcome.action = ImportAction::Skipped as i32;
                 outcome.reason = "no product matches and link_only is set".into();
-                Ok(outcome)
+                Decision::Done(outcome)
             }
-            None => {
-                self.create_in_import(outcome, vendor, copy, request.validate_only)
+            None => Decision::Create { outcome, copy },
+        })
+    }
+
+    /// Carries out a decision (writes nothing when only planning).
+    async fn apply(
+        &self,
+        vendor: Vendor,
+        decision: Decision,
+        validate_only: bool,
+    ) -> Result<ImportedVendorProduct, StoreError> {
+        match decision {
+            Decision::Done(outcome) => Ok(outcome),
+            Decision::Link { outcome, copy, id, why } => {
+                self.link_in_import(outcome, vendor, copy, &id, why, validate_only)
                     .await
             }
+            Decision::Create { outcome, copy } => self.create_in_import(outcome, vendor, copy, validate_only).await,
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn link_in_import(
         &self,
         mut outcome: ImportedVendorProduct,
@@ -334,21 +397,15 @@ impl<S: ProductStore> Catalog<S> {
         copy: Product,
         id: &str,
         why: String,
-        request: &ImportVendorProductsRequest,
-        matcher: &mut Matcher,
+        validate_only: bool,
     ) -> Result<ImportedVendorProduct, StoreError> {
         let remote_id = outcome.remote_id.clone();
-        if matcher.claimed.contains(id) {
-            outcome.action = ImportAction::Failed as i32;
-            outcome.reason = format!("{} is linked to another {vendor} copy in this import", product_name(id));
-            return Ok(outcome);
-        }
         let enabled = &self.sync.enabled;
         let link = |current: Option<Product>| -> Result<Product, CatalogError> {
             let current = current.ok_or_else(|| CatalogError::NotFound { name: product_name(id) })?;
             link_copy(current, vendor, &copy, &remote_id, LinkDirection::VendorWins, enabled)
         };
-        let result = if request.validate_only {
+        let result = if validate_only {
             link(self.store.get(id).await?)
         } else {
             match self.store.update(id, self.announces(), link).await {
@@ -361,7 +418,6 @@ impl<S: ProductStore> Catalog<S> {
         };
         match result {
             Ok(_) => {
-                matcher.claimed.insert(id.to_owned());
                 outcome.action = ImportAction::Linked as i32;
                 outcome.product = product_name(id);
                 outcome.reason = why;
@@ -426,6 +482,24 @@ impl<S: ProductStore> Catalog<S> {
             })
         })
     }
+}
+
+/// What the match rules decided for one vendor product.
+enum Decision {
+    /// Nothing to write: the outcome is known.
+    Done(ImportedVendorProduct),
+    /// Link the copy to the product `id` (matched because `why`).
+    Link {
+        outcome: ImportedVendorProduct,
+        copy: Product,
+        id: String,
+        why: String,
+    },
+    /// A new canonical product from the copy.
+    Create {
+        outcome: ImportedVendorProduct,
+        copy: Product,
+    },
 }
 
 /// What the match rules look up during one run: the products a display name
