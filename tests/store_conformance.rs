@@ -637,7 +637,24 @@ async fn operations<S: ProductStore>(f: Fixture<S>) {
         .map(|r| r.id)
         .collect();
     assert_eq!(after, ["op-2"]);
+    // Parts: by index, replaced in place, gone with their operation.
+    for (index, data) in [(0, "p0"), (1, "p1"), (2, "p2"), (1, "p1 again")] {
+        assert!(s.put_operation_part("op-1", index, data.as_bytes()).await.unwrap());
+    }
+    assert!(s.put_operation_part("op-2", 0, b"other").await.unwrap());
+    assert!(
+        !s.put_operation_part("op-9", 0, b"x").await.unwrap(),
+        "no such operation"
+    );
+    let parts = s.operation_parts("op-1", 1, 10).await.unwrap();
+    assert_eq!(parts, [(1, b"p1 again".to_vec()), (2, b"p2".to_vec())]);
+    assert_eq!(s.operation_parts("op-1", 0, 1).await.unwrap(), [(0, b"p0".to_vec())]);
     assert!(s.delete_operation("op-1").await.unwrap());
     assert!(!s.delete_operation("op-1").await.unwrap());
     assert_eq!(s.operation("op-1").await.unwrap(), None);
+    assert_eq!(s.operation_parts("op-1", 0, 10).await.unwrap(), []);
+    assert_eq!(
+        s.operation_parts("op-2", 0, 10).await.unwrap(),
+        [(0, b"other".to_vec())]
+    );
 }

@@ -19,7 +19,7 @@ use prost::Message;
 use serde_json::Value;
 
 use super::adopt::{adopted_product, held_copy, link_copy};
-use super::operations::{ImportJob, operation_id, operation_view};
+use super::operations::{ImportJob, PageOutcomes, operation_id, operation_view};
 use super::{Catalog, CatalogError, now, vendor_from_request};
 use crate::domain::FieldViolation;
 use crate::domain::names::{check_product_id, generate_product_id, product_name};
@@ -37,6 +37,9 @@ const CANCELLED: i32 = 1;
 const FAILED_PRECONDITION: i32 = 9;
 const UNAVAILABLE: i32 = 14;
 const DATA_LOSS: i32 = 15;
+
+/// Refusals the metadata lists with their reasons (all are counted).
+const MAX_FAILURES_KEPT: usize = 1000;
 
 /// Writes of one page in flight at once: enough to share each flush among
 /// many, few enough to leave the store room for other callers.
@@ -96,11 +99,11 @@ impl<S: ProductStore> Catalog<S> {
                     "was already used by a different ImportVendorProducts request; use a new request_id",
                 ));
             }
-            return Ok(operation_view(&id, &first));
+            return self.operation(&id).await;
         }
         tracing::info!(operation = %operation_id(&id), vendor = %vendor, validate_only = request.validate_only, "import started");
         tokio::spawn(self.clone().run_import(id.clone()));
-        Ok(operation_view(&id, &job))
+        Ok(operation_view(&id, &job, Vec::new()))
     }
 
     /// Finds unfinished imports no process is running (this one's after a
@@ -227,9 +230,14 @@ impl<S: ProductStore> Catalog<S> {
             };
             let work = self.adopt_page(vendor, &page.products, &request, &mut matcher);
             let (outcomes, next) = tokio::join!(work, prefetch);
-            for outcome in outcomes? {
+            let outcomes = outcomes?;
+            for outcome in &outcomes {
                 job.record(outcome);
             }
+            let part = PageOutcomes { products: outcomes };
+            self.store
+                .put_operation_part(id, job.next_page, &part.encode_to_vec())
+                .await?;
             job.next_page = following;
             let pages_read = i32::try_from(job.next_page).unwrap_or(i32::MAX);
             let metadata = job.metadata_mut();
@@ -595,8 +603,8 @@ impl ImportJob {
         self.metadata.get_or_insert_with(Default::default)
     }
 
-    /// Counts one vendor product's outcome.
-    fn record(&mut self, outcome: ImportedVendorProduct) {
+    /// Counts one vendor product's outcome (and keeps a refusal's reason).
+    fn record(&mut self, outcome: &ImportedVendorProduct) {
         let metadata = self.metadata_mut();
         metadata.seen += 1;
         match ImportAction::try_from(outcome.action) {
@@ -606,9 +614,10 @@ impl ImportJob {
             Ok(ImportAction::Skipped) => metadata.skipped += 1,
             _ => {
                 metadata.failed += 1;
-                metadata.failures.push(outcome.clone());
+                if metadata.failures.len() < MAX_FAILURES_KEPT {
+                    metadata.failures.push(outcome.clone());
+                }
             }
         }
-        self.results.push(outcome);
     }
 }

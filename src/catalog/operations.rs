@@ -24,16 +24,22 @@ const TYPE_URL_PREFIX: &str = "type.googleapis.com/";
 /// How often a waiting caller looks at the operation again.
 const WAIT_POLL: Duration = Duration::from_millis(100);
 
-/// An import as stored: its request, progress, outcome per vendor product,
-/// the page to read next, and how it ended.
+/// The most vendor products one GetOperation lists: a response stays well
+/// under the 4 MiB gRPC clients accept by default.
+const MAX_LISTED_PRODUCTS: usize = 10_000;
+/// Parts read from the store at a time.
+const PARTS_BATCH: usize = 16;
+
+/// An import as stored: its request, progress, the page to read next, and
+/// how it ended. The outcome of each vendor product is kept apart, one
+/// stored part per catalog page ([`PageOutcomes`]), so that saving progress
+/// costs the same on the last page as on the first.
 #[derive(Clone, PartialEq, prost::Message)]
 pub(super) struct ImportJob {
     #[prost(message, optional, tag = "1")]
     pub request: Option<ImportVendorProductsRequest>,
     #[prost(message, optional, tag = "2")]
     pub metadata: Option<ImportVendorProductsMetadata>,
-    #[prost(message, repeated, tag = "3")]
-    pub results: Vec<ImportedVendorProduct>,
     /// The catalog page to read next (from 0).
     #[prost(uint32, tag = "4")]
     pub next_page: u32,
@@ -42,6 +48,14 @@ pub(super) struct ImportJob {
     /// Why it ended early; unset when it finished or still runs.
     #[prost(message, optional, tag = "6")]
     pub error: Option<Status>,
+}
+
+/// The outcomes of one catalog page, stored as the operation's part of that
+/// page's index: a page imported again after a restart replaces its part.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(super) struct PageOutcomes {
+    #[prost(message, repeated, tag = "1")]
+    pub products: Vec<ImportedVendorProduct>,
 }
 
 impl ImportJob {
@@ -74,8 +88,8 @@ fn any(type_name: &str, message: &impl Message) -> prost_types::Any {
 }
 
 /// The job as its Operation: metadata while it runs, then the error or the
-/// response.
-pub(super) fn operation_view(id: &str, job: &ImportJob) -> Operation {
+/// response, listing `products` (of the job's `seen`).
+pub(super) fn operation_view(id: &str, job: &ImportJob, products: Vec<ImportedVendorProduct>) -> Operation {
     let metadata = job.metadata.clone().unwrap_or_default();
     let result = match (&job.error, job.done) {
         (_, false) => None,
@@ -83,8 +97,9 @@ pub(super) fn operation_view(id: &str, job: &ImportJob) -> Operation {
         (None, true) => Some(operation::Result::Response(any(
             "producthub.v1.ImportVendorProductsResponse",
             &ImportVendorProductsResponse {
+                omitted_products: (metadata.seen - products.len() as i64).max(0),
                 summary: Some(metadata.clone()),
-                products: job.results.clone(),
+                products,
             },
         ))),
     };
@@ -120,10 +135,45 @@ fn parse_done_filter(filter: &str) -> Result<Option<bool>, FieldViolation> {
 }
 
 impl<S: ProductStore> Catalog<S> {
+    /// The finished job's first outcomes (up to [`MAX_LISTED_PRODUCTS`]).
+    async fn listed_products(&self, id: &str, job: &ImportJob) -> Result<Vec<ImportedVendorProduct>, CatalogError> {
+        let mut listed = Vec::new();
+        if !job.done || job.error.is_some() {
+            return Ok(listed);
+        }
+        let mut from = 0;
+        loop {
+            let parts = self.store.operation_parts(id, from, PARTS_BATCH).await?;
+            let Some((last, _)) = parts.last() else {
+                return Ok(listed);
+            };
+            from = last.saturating_add(1);
+            for (index, bytes) in parts {
+                let page = PageOutcomes::decode(bytes.as_slice()).map_err(|e| {
+                    CatalogError::Storage(crate::storage::StoreError::Corrupt {
+                        key: format!("{} part {index}", operation_id(id)),
+                        reason: e.to_string(),
+                    })
+                })?;
+                let room = MAX_LISTED_PRODUCTS - listed.len();
+                listed.extend(page.products.into_iter().take(room));
+                if listed.len() == MAX_LISTED_PRODUCTS {
+                    return Ok(listed);
+                }
+            }
+        }
+    }
+
+    /// The stored operation `id`, with the outcomes it lists.
+    pub(super) async fn operation(&self, id: &str) -> Result<Operation, CatalogError> {
+        let job = self.stored_job(id).await?;
+        let products = self.listed_products(id, &job).await?;
+        Ok(operation_view(id, &job, products))
+    }
+
     pub async fn get_operation(&self, request: GetOperationRequest) -> Result<Operation, CatalogError> {
         let id = parse_operation_name(&request.name)?;
-        let job = self.stored_job(id).await?;
-        Ok(operation_view(id, &job))
+        self.operation(id).await
     }
 
     pub async fn list_operations(
@@ -171,7 +221,8 @@ impl<S: ProductStore> Catalog<S> {
                     reason: e.to_string(),
                 })
             })?;
-            operations.push(operation_view(&record.id, &job));
+            // A list carries each import's summary, not its outcomes.
+            operations.push(operation_view(&record.id, &job, Vec::new()));
         }
         Ok(ListOperationsResponse {
             operations,
@@ -193,7 +244,8 @@ impl<S: ProductStore> Catalog<S> {
         loop {
             let job = self.stored_job(id).await?;
             if job.done || tokio::time::Instant::now() >= deadline {
-                return Ok(operation_view(id, &job));
+                let products = self.listed_products(id, &job).await?;
+                return Ok(operation_view(id, &job, products));
             }
             tokio::time::sleep_until((tokio::time::Instant::now() + WAIT_POLL).min(deadline)).await;
         }

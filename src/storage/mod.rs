@@ -437,7 +437,25 @@ pub trait Operations: Send + Sync + 'static {
     /// such operation.
     fn cancel_operation(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Forgets the operation; false if there was none.
+    /// Stores part `index` of the operation (replacing what was stored under
+    /// that index), for data that grows as the operation runs; false if
+    /// there is no such operation.
+    fn put_operation_part(
+        &self,
+        id: &str,
+        index: u32,
+        data: &[u8],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Up to `limit` parts of the operation from index `from` on, in index order.
+    fn operation_parts(
+        &self,
+        id: &str,
+        from: u32,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(u32, Vec<u8>)>, StoreError>> + Send;
+
+    /// Forgets the operation and its parts; false if there was none.
     fn delete_operation(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Takes or renews this process's lease on an unfinished operation, for

@@ -173,6 +173,12 @@ const MIGRATIONS: &[&str] = &[
         lease_owner text,
         lease_until timestamptz
     );
+    CREATE TABLE operation_parts (
+        operation_id text COLLATE "C" NOT NULL REFERENCES operations (id) ON DELETE CASCADE,
+        part integer NOT NULL,
+        data bytea NOT NULL,
+        PRIMARY KEY (operation_id, part)
+    );
     INSERT INTO producthub_meta (key, value) VALUES ('links_indexed', 0);
     "#,
 ];
@@ -1158,6 +1164,40 @@ impl Operations for PostgresStore {
             .await
             .map_err(write_error)?;
         Ok(cancelled == 1)
+    }
+
+    async fn put_operation_part(&self, id: &str, index: u32, data: &[u8]) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let index =
+            i32::try_from(index).map_err(|_| StoreError::Backend("operation part index out of range".into()))?;
+        let stored = client
+            .execute(
+                "INSERT INTO operation_parts (operation_id, part, data)
+                 SELECT id, $2, $3 FROM operations WHERE id = $1
+                 ON CONFLICT (operation_id, part) DO UPDATE SET data = EXCLUDED.data",
+                &[&id, &index, &data],
+            )
+            .await
+            .map_err(write_error)?;
+        Ok(stored == 1)
+    }
+
+    async fn operation_parts(&self, id: &str, from: u32, limit: usize) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
+        let client = self.client().await?;
+        let from = i32::try_from(from).unwrap_or(i32::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                "SELECT part, data FROM operation_parts WHERE operation_id = $1 AND part >= $2
+                 ORDER BY part LIMIT $3",
+                &[&id, &from, &limit],
+            )
+            .await
+            .map_err(read_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| (u32::try_from(row.get::<_, i32>(0)).unwrap_or_default(), row.get(1)))
+            .collect())
     }
 
     async fn delete_operation(&self, id: &str) -> Result<bool, StoreError> {

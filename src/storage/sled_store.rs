@@ -16,7 +16,9 @@
 //!   whose product no longer holds the copy: such an entry is stale and is
 //!   taken over (a holder is always checked against its product);
 //! - tree `operations`: operation id → one byte done flag + the operation's
-//!   bytes; tree `operation_cancels`: ids of operations asked to stop;
+//!   bytes; tree `operation_cancels`: ids of operations asked to stop; tree
+//!   `operation_parts`: operation id, a zero byte, big-endian u32 index → a
+//!   part's bytes;
 //! - default tree, key `schema_version`: big-endian u32; key `change_log_id`:
 //!   a random u64 chosen when the directory was created; key `links_indexed`:
 //!   present once `links` was built from the products (directories from
@@ -262,6 +264,7 @@ pub struct SledStore {
     links: sled::Tree,
     operations: sled::Tree,
     operation_cancels: sled::Tree,
+    operation_parts: sled::Tree,
     changes: ChangeLog,
     /// Held by every write that claims or releases vendor copies, so two
     /// products can never both claim one.
@@ -308,6 +311,7 @@ impl SledStore {
         let operation_cancels = db
             .open_tree("operation_cancels")
             .map_err(|e| open_error(e.to_string()))?;
+        let operation_parts = db.open_tree("operation_parts").map_err(|e| open_error(e.to_string()))?;
         index_links(&db, &products, &links)?;
         let changes = ChangeLog::open(&db, options.change_log).map_err(open_error)?;
         Ok(Self {
@@ -318,6 +322,7 @@ impl SledStore {
             links,
             operations,
             operation_cancels,
+            operation_parts,
             link_lock: Mutex::new(()),
             changes,
             request_locks: (0..REQUEST_LOCKS).map(|_| Mutex::new(())).collect(),
@@ -878,6 +883,15 @@ impl ChangeFeed for SledStore {
     }
 }
 
+/// Where part `index` of operation `id` is kept: the id, a zero byte (ids
+/// have none), the index big-endian, so an operation's parts sort by index.
+fn part_key(id: &str, index: u32) -> Vec<u8> {
+    let mut key = id.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
 /// The stored form of an operation: a done byte, then its data.
 fn operation_value(done: bool, data: &[u8]) -> Vec<u8> {
     let mut value = Vec::with_capacity(data.len() + 1);
@@ -963,10 +977,46 @@ impl Operations for SledStore {
         Ok(true)
     }
 
+    async fn put_operation_part(&self, id: &str, index: u32, data: &[u8]) -> Result<bool, StoreError> {
+        self.ensure_writable()?;
+        if !self.operations.contains_key(id.as_bytes()).map_err(backend)? {
+            return Ok(false);
+        }
+        self.operation_parts
+            .insert(part_key(id, index), data)
+            .map_err(backend)?;
+        self.durable().await?;
+        Ok(true)
+    }
+
+    async fn operation_parts(&self, id: &str, from: u32, limit: usize) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
+        let end = part_key(id, u32::MAX);
+        let mut parts = Vec::new();
+        for entry in self.operation_parts.range(part_key(id, from)..=end).take(limit) {
+            let (key, value) = entry.map_err(backend)?;
+            let index = key
+                .len()
+                .checked_sub(4)
+                .and_then(|at| <[u8; 4]>::try_from(&key[at..]).ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    reason: "not an operation part key".into(),
+                })?;
+            parts.push((index, value.to_vec()));
+        }
+        Ok(parts)
+    }
+
     async fn delete_operation(&self, id: &str) -> Result<bool, StoreError> {
         self.ensure_writable()?;
         let existed = self.operations.remove(id.as_bytes()).map_err(backend)?.is_some();
         self.operation_cancels.remove(id.as_bytes()).map_err(backend)?;
+        let mut prefix = id.as_bytes().to_vec();
+        prefix.push(0);
+        for key in self.operation_parts.scan_prefix(&prefix).keys() {
+            self.operation_parts.remove(key.map_err(backend)?).map_err(backend)?;
+        }
         self.durable().await?;
         Ok(existed)
     }
