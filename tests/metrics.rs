@@ -6,7 +6,9 @@ mod fake_vendors;
 use std::time::{Duration, Instant};
 
 use common::Server;
-use producthub::pb::GetProductRequest;
+use producthub::pb::google::longrunning::GetOperationRequest;
+use producthub::pb::google::longrunning::operations_client::OperationsClient;
+use producthub::pb::{GetProductRequest, ImportVendorProductsRequest, Vendor};
 
 async fn scrape(server: &Server) -> String {
     let url = server
@@ -95,4 +97,47 @@ async fn calls_store_and_sync_are_measured() {
     assert!(sample(&text, "producthub_change_log_newest").unwrap() >= 2.0);
     assert!(sample(&text, "producthub_sync_outbox_depth").is_some());
     assert_eq!(sample(&text, "producthub_sync_tombstones"), Some(0.0));
+
+    // An import counts each vendor product by what happened to it: the
+    // delivered product is held already, the two others are created.
+    cryptlex.seed(2, |n| {
+        let id = format!("seeded-{n}");
+        (
+            id.clone(),
+            serde_json::json!({"id": id, "name": format!("seeded-{n}"), "displayName": format!("Seeded {n}"),
+                               "licenseTemplateId": "lt-1"}),
+        )
+    });
+    let op = client
+        .import_vendor_products(ImportVendorProductsRequest {
+            vendor: Vendor::Cryptlex as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut operations = OperationsClient::new(server.channel().await);
+    while !operations
+        .get_operation(GetOperationRequest { name: op.name.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .done
+    {
+        assert!(Instant::now() < deadline, "the import did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = scrape(&server).await;
+    let counted = |action: &str| {
+        sample(
+            &text,
+            &format!(r#"producthub_import_products_total{{vendor="cryptlex",action="{action}"}}"#),
+        )
+    };
+    assert_eq!(
+        (counted("created"), counted("unchanged")),
+        (Some(2.0), Some(1.0)),
+        "{text}"
+    );
 }

@@ -233,6 +233,7 @@ impl<S: ProductStore> Catalog<S> {
             let outcomes = outcomes?;
             for outcome in &outcomes {
                 job.record(outcome);
+                count(vendor, outcome);
             }
             let part = PageOutcomes { products: outcomes };
             self.store
@@ -567,6 +568,23 @@ impl Matcher {
     fn first_sighting(&mut self, remote_id: &str) -> bool {
         self.seen.insert(remote_id.to_owned())
     }
+}
+
+/// Counts the outcome in `producthub_import_products_total{vendor,action}`.
+fn count(vendor: Vendor, outcome: &ImportedVendorProduct) {
+    let action = match ImportAction::try_from(outcome.action) {
+        Ok(ImportAction::Created) => "created",
+        Ok(ImportAction::Linked) => "linked",
+        Ok(ImportAction::Unchanged) => "unchanged",
+        Ok(ImportAction::Skipped) => "skipped",
+        _ => "failed",
+    };
+    metrics::counter!(
+        "producthub_import_products_total",
+        "vendor" => vendor.to_string().to_lowercase(),
+        "action" => action
+    )
+    .increment(1);
 }
 
 fn unchanged(mut outcome: ImportedVendorProduct, holder: &str, why: &str) -> ImportedVendorProduct {

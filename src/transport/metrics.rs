@@ -5,7 +5,8 @@
 //! `metrics` facade (a no-op until a recorder is installed, as in unit tests):
 //! - `producthub_rpc_requests_total{method,code}` and
 //!   `producthub_rpc_duration_seconds{method}` in the call layer;
-//! - `producthub_sync_deliveries_total{vendor,outcome}` in the sync worker.
+//! - `producthub_sync_deliveries_total{vendor,outcome}` in the sync worker;
+//! - `producthub_import_products_total{vendor,action}` in the catalog's imports.
 //!
 //! Gauges about the store are read when scraped, not kept up to date on the
 //! write path: `producthub_store_disk_bytes`, `producthub_sync_outbox_depth`
@@ -58,6 +59,10 @@ fn describe() {
     metrics::describe_counter!(
         "producthub_sync_deliveries_total",
         "delivery attempts to vendors, by vendor and outcome (delivered, retry, failed, disabled)"
+    );
+    metrics::describe_counter!(
+        "producthub_import_products_total",
+        "vendor products looked at by ImportVendorProducts (plans included), by vendor and action (created, linked, unchanged, skipped, failed)"
     );
     metrics::describe_gauge!(
         "producthub_store_disk_bytes",
