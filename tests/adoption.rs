@@ -979,3 +979,38 @@ async fn the_import_and_link_commands_drive_a_running_server() {
     assert!(!ok);
     assert!(stderr.contains("expected one of: enos, cryptlex, revenium"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendor_answering_a_create_with_a_held_id_fails_the_delivery_once() {
+    let v = vendors().await;
+    // The fake names its first created product c1: the id a linked copy has.
+    v.cryptlex.seed(1, |_| ("c1".into(), cryptlex_copy("c1", "Holder")));
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let (mut client, _) = clients(&server).await;
+    create(&mut client, "holder", named("Holder")).await;
+    client
+        .link_vendor_product(link_request("holder", "c1", LinkDirection::VendorWins))
+        .await
+        .unwrap();
+    let mut newcomer = named("Newcomer");
+    newcomer.licensing = Some(LicensingProfile {
+        license_template_id: "lt-1".into(),
+        ..Default::default()
+    });
+    create(&mut client, "newcomer", newcomer).await;
+    let failed = common::wait_for(&mut client, "products/newcomer", "the delivery to fail", |p| {
+        entry(p, Vendor::Cryptlex).is_some_and(|e| e.state == SyncState::Failed as i32)
+    })
+    .await;
+    let entry = entry(&failed, Vendor::Cryptlex).unwrap();
+    assert!(entry.last_error.contains("products/holder"), "{}", entry.last_error);
+    assert!(entry.remote_id.is_empty(), "not a second holder");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        writes(&v.cryptlex),
+        ["POST /v3/products"],
+        "one create, not retried into more copies"
+    );
+    assert_eq!(get(&mut client, "holder").await.licensing.unwrap().product_id, "c1");
+}

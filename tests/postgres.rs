@@ -305,3 +305,113 @@ async fn an_unreachable_database_gives_unavailable_and_recovers() {
     assert_eq!(back, created, "nothing was damaged");
     client.create_product(counter("after")).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_is_taken_over_when_its_replica_dies() {
+    use producthub::pb::google::longrunning::operations_client::OperationsClient;
+    use producthub::pb::google::longrunning::{GetOperationRequest, operation};
+    use producthub::pb::{ImportVendorProductsMetadata, ImportVendorProductsRequest, ImportVendorProductsResponse};
+    use prost::Message;
+
+    const CATALOG: usize = 350;
+    let cryptlex = fake_vendors::cryptlex().await;
+    cryptlex.seed(CATALOG, |n| {
+        let id = format!("c{n:04}");
+        (
+            id.clone(),
+            serde_json::json!({"id": id, "name": format!("licence-{n}"), "displayName": format!("Licence {n}"),
+                               "licenseTemplateId": "lt-1"}),
+        )
+    });
+    cryptlex.set(|b| b.latency = Duration::from_millis(400));
+    let url = cryptlex.url();
+    let vendor = [
+        "--cryptlex-base-url",
+        url.as_str(),
+        "--cryptlex-token",
+        fake_vendors::CRYPTLEX_TOKEN,
+        "--sync-lease-secs",
+        "2",
+    ];
+    let (mut servers, _dirs, _) = replicas("import-takeover", 2, &vendor);
+    let mut a = servers[0].client().await;
+    let op = a
+        .import_vendor_products(ImportVendorProductsRequest {
+            vendor: Vendor::Cryptlex as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut on_b = OperationsClient::new(servers[1].channel().await);
+    let progress = |op: &producthub::pb::google::longrunning::Operation| {
+        ImportVendorProductsMetadata::decode(op.metadata.as_ref().unwrap().value.as_slice()).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = on_b
+            .get_operation(GetOperationRequest { name: op.name.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!now.done, "finished before its replica could be killed");
+        if progress(&now).pages_read >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    servers.remove(0).kill9();
+    cryptlex.set(|b| b.latency = Duration::from_millis(10));
+
+    // The survivor's sweep finds it once the dead replica's lease ran out.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let now = on_b
+            .get_operation(GetOperationRequest { name: op.name.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        if now.done {
+            break now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no replica finished the import: {:?}",
+            progress(&now)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let Some(operation::Result::Response(any)) = &done.result else {
+        panic!("the import failed: {:?}", done.result);
+    };
+    let summary = ImportVendorProductsResponse::decode(any.value.as_slice())
+        .unwrap()
+        .summary
+        .unwrap();
+    assert_eq!((summary.seen, summary.failed), (CATALOG as i64, 0));
+    assert_eq!(summary.created + summary.unchanged, CATALOG as i64);
+    let mut b = servers[0].client().await;
+    let mut held = std::collections::BTreeSet::new();
+    let mut page_token = String::new();
+    loop {
+        let page = b
+            .list_products(producthub::pb::ListProductsRequest {
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        for product in &page.products {
+            let copy = product.licensing.as_ref().unwrap().product_id.clone();
+            assert!(held.insert(copy.clone()), "{copy} imported twice");
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(held.len(), CATALOG, "every vendor product imported once");
+}

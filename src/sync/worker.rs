@@ -148,30 +148,30 @@ impl<S: ProductStore> SyncWorker<S> {
             let now = SystemTime::now();
             let recorded = self
                 .store()
-                .update(id, false, |current| -> Result<Product, ()> {
-                    // Only onto the same incarnation: a product deleted and
-                    // created again under this id is not the one delivered.
-                    let mut current = current.filter(|c| c.uid == product.uid).ok_or(())?;
-                    plan::record_outcome(
-                        &mut current,
-                        vendor.to_pb(),
-                        entry.generation,
-                        &product.etag,
-                        &outcome,
-                        now,
-                    );
-                    // What the vendor assigned (keys, secrets, counters) is
-                    // its word: kept whatever change is pending.
-                    if let Some(assigned) = &assigned {
-                        field_mask::adopt_output_only(&mut current, assigned, vendor.profile_field());
-                    }
-                    // Keep the vendor's id in the profile too, where the adapter reads it.
-                    if let Outcome::Delivered { remote_id, gone: false } = &outcome {
-                        vendor.adapter().set_remote_id(&mut current, remote_id);
-                    }
-                    Ok(current)
-                })
-                .await?;
+                .update(
+                    id,
+                    false,
+                    record(&product, vendor, &entry, &outcome, assigned.as_ref(), now),
+                )
+                .await;
+            let recorded = match recorded {
+                // The vendor answered with the id of a copy another product
+                // holds: recorded as a failure (nothing more is sent until the
+                // product changes), never as a second holder, and never
+                // retried into one more copy.
+                Err(StoreError::LinkTaken { remote_id, holder, .. }) => {
+                    let failed = Outcome::Failed {
+                        error: format!(
+                            "{vendor} answered with the id {remote_id:?}, whose copy products/{holder} holds"
+                        ),
+                    };
+                    log_outcome(id, vendor, &failed);
+                    self.store()
+                        .update(id, false, record(&product, vendor, &entry, &failed, None, now))
+                        .await?
+                }
+                other => other?,
+            };
             if recorded.is_err() {
                 // Deleted meanwhile: its tombstone must learn of a copy this
                 // call may just have created, or that copy is orphaned.
@@ -498,6 +498,41 @@ impl From<VendorError> for Failure {
 
 /// The product with (at least) an empty profile holding the vendor's id, so
 /// the adapter can address the vendor's copy after the profile was removed.
+/// The change recording a delivery outcome on the product: the outcome
+/// itself, what the vendor assigned, and the vendor's id in the profile.
+fn record<'a>(
+    delivered: &'a Product,
+    vendor: Vendor,
+    entry: &'a VendorSync,
+    outcome: &'a Outcome,
+    assigned: Option<&'a Product>,
+    now: SystemTime,
+) -> impl Fn(Option<Product>) -> Result<Product, ()> + Send + Sync + 'a {
+    move |current| {
+        // Only onto the same incarnation: a product deleted and created again
+        // under this id is not the one delivered.
+        let mut current = current.filter(|c| c.uid == delivered.uid).ok_or(())?;
+        plan::record_outcome(
+            &mut current,
+            vendor.to_pb(),
+            entry.generation,
+            &delivered.etag,
+            outcome,
+            now,
+        );
+        // What the vendor assigned (keys, secrets, counters) is its word:
+        // kept whatever change is pending.
+        if let Some(assigned) = assigned {
+            field_mask::adopt_output_only(&mut current, assigned, vendor.profile_field());
+        }
+        // Keep the vendor's id in the profile too, where the adapter reads it.
+        if let Outcome::Delivered { remote_id, gone: false } = outcome {
+            vendor.adapter().set_remote_id(&mut current, remote_id);
+        }
+        Ok(current)
+    }
+}
+
 fn with_remote_id(adapter: &dyn Adapter, product: &Product, remote_id: &str) -> Product {
     let mut target = product.clone();
     adapter.ensure_profile(&mut target);
