@@ -479,6 +479,11 @@ async fn links<S: ProductStore>(f: Fixture<S>) {
     assert_eq!(s.insert("a", &a, None, false).await.unwrap(), InsertOutcome::Inserted);
     assert_eq!(s.linked(Vendor::Cryptlex, "c1").await.unwrap().as_deref(), Some("a"));
     assert_eq!(s.linked(Vendor::Enos, "c1").await.unwrap(), None, "per vendor");
+    let asked = ["none".to_owned(), "c1".to_owned(), "c1".to_owned()];
+    assert_eq!(
+        s.linked_all(Vendor::Cryptlex, &asked).await.unwrap(),
+        [None, Some("a".to_owned()), Some("a".to_owned())]
+    );
 
     // A second product cannot be created holding it, nor updated to hold it.
     let b = holding(product("b", "u-b"), Vendor::Cryptlex, "c1");

@@ -5,8 +5,8 @@
 //! page to read next and the outcome per vendor product. It advances a page
 //! at a time: read the page (the vendor's own paging, with its Retry-After
 //! and backoff honoured by [`Listing`]), adopt each product on it (the
-//! decisions in order, the writes many at once, while the next page is being
-//! read), then save the job. A process that stops mid-page resumes at that page; the products
+//! decisions in order, the writes many at once), then save the job; the
+//! following pages are read meanwhile, so the vendor is never idle. A process that stops mid-page resumes at that page; the products
 //! it had already adopted are found by their remote id and reported
 //! UNCHANGED, so every vendor product is adopted once. A cancel request is
 //! seen between pages.
@@ -37,6 +37,9 @@ const CANCELLED: i32 = 1;
 const FAILED_PRECONDITION: i32 = 9;
 const UNAVAILABLE: i32 = 14;
 const DATA_LOSS: i32 = 15;
+
+/// Catalog pages read ahead of the writes.
+const PAGES_AHEAD: usize = 2;
 
 /// Refusals the metadata lists with their reasons (all are counted).
 const MAX_FAILURES_KEPT: usize = 1000;
@@ -187,71 +190,84 @@ impl<S: ProductStore> Catalog<S> {
             return self.finish(id, job, Some(status(FAILED_PRECONDITION, &why))).await;
         }
         let mut matcher = Matcher::new(&*self.store, vendor, &request).await?;
-        let listing = Listing::new(&self.connections, vendor, &self.vendors, ListRetry::default());
-        let mut previous: Option<Vec<Value>> = None;
-        let mut fetched = listing.page(job.next_page).await;
-        loop {
-            if !self.store.claim_operation(id).await? {
-                // Another replica took it over.
-                return Ok(());
-            }
-            if self.store.operation(id).await?.is_some_and(|r| r.cancel_requested) {
-                let done = job.metadata().seen;
-                let why = format!("cancelled by CancelOperation after {done} vendor products");
-                return self.finish(id, job, Some(status(CANCELLED, &why))).await;
-            }
-            let page = match fetched {
-                Ok(page) => page,
-                Err(error) => {
-                    let code = match &error {
-                        ListError::Vendor { error, .. } if error.is_retryable() => UNAVAILABLE,
-                        _ => FAILED_PRECONDITION,
-                    };
-                    return self.finish(id, job, Some(status(code, &error.to_string()))).await;
+        // Pages are read one after the other by a task of their own, ahead
+        // of the writes (at most PAGES_AHEAD waiting), so the vendor is never
+        // idle while pages are written; it stops when the import ends.
+        let (pages, mut incoming) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+        let first = job.next_page;
+        let connections = self.connections.clone();
+        let settings = self.vendors.clone();
+        let _reader = AbortOnDrop(tokio::spawn(async move {
+            let listing = Listing::new(&connections, vendor, &settings, ListRetry::default());
+            let mut index = first;
+            loop {
+                let page = listing.page(index).await;
+                let more = page.as_ref().is_ok_and(|page| !page.last);
+                if pages.send(page).await.is_err() || !more {
+                    return;
                 }
-            };
-            if !page.products.is_empty() && previous.as_ref() == Some(&page.products) {
-                let error = ListError::Repeats {
-                    vendor,
-                    page: page.index,
+                index += 1;
+            }
+        }));
+        let writer = async {
+            let mut previous: Option<Vec<Value>> = None;
+            loop {
+                if !self.store.claim_operation(id).await? {
+                    // Another replica took it over.
+                    return Ok(());
+                }
+                if self.store.operation(id).await?.is_some_and(|r| r.cancel_requested) {
+                    let done = job.metadata().seen;
+                    let why = format!("cancelled by CancelOperation after {done} vendor products");
+                    return self.finish(id, job, Some(status(CANCELLED, &why))).await;
+                }
+                let Some(fetched) = incoming.recv().await else {
+                    // The reader stops only after the last page or an error,
+                    // both of which end this loop first.
+                    return Ok(());
                 };
-                return self
-                    .finish(id, job, Some(status(FAILED_PRECONDITION, &error.to_string())))
-                    .await;
-            }
-            // The next page is read while this one is written: the vendor's
-            // latency and the writes overlap.
-            let following = job.next_page + 1;
-            let prefetch = async {
-                match page.last {
-                    true => None,
-                    false => Some(listing.page(following).await),
+                let page = match fetched {
+                    Ok(page) => page,
+                    Err(error) => {
+                        let code = match &error {
+                            ListError::Vendor { error, .. } if error.is_retryable() => UNAVAILABLE,
+                            _ => FAILED_PRECONDITION,
+                        };
+                        return self.finish(id, job, Some(status(code, &error.to_string()))).await;
+                    }
+                };
+                if !page.products.is_empty() && previous.as_ref() == Some(&page.products) {
+                    let error = ListError::Repeats {
+                        vendor,
+                        page: page.index,
+                    };
+                    return self
+                        .finish(id, job, Some(status(FAILED_PRECONDITION, &error.to_string())))
+                        .await;
                 }
-            };
-            let work = self.adopt_page(vendor, &page.products, &request, &mut matcher);
-            let (outcomes, next) = tokio::join!(work, prefetch);
-            let outcomes = outcomes?;
-            for outcome in &outcomes {
-                job.record(outcome);
-                count(vendor, outcome);
+                let outcomes = self.adopt_page(vendor, &page.products, &request, &mut matcher).await?;
+                for outcome in &outcomes {
+                    job.record(outcome);
+                    count(vendor, outcome);
+                }
+                let part = PageOutcomes { products: outcomes };
+                self.store
+                    .put_operation_part(id, page.index, &part.encode_to_vec())
+                    .await?;
+                job.next_page = page.index + 1;
+                let pages_read = i32::try_from(job.next_page).unwrap_or(i32::MAX);
+                let metadata = job.metadata_mut();
+                metadata.pages_read = pages_read;
+                metadata.total = page.total.map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX));
+                metadata.update_time = Some(now());
+                if page.last {
+                    return self.finish(id, job, None).await;
+                }
+                self.store.save_operation(id, false, &job.encode_to_vec()).await?;
+                previous = Some(page.products);
             }
-            let part = PageOutcomes { products: outcomes };
-            self.store
-                .put_operation_part(id, job.next_page, &part.encode_to_vec())
-                .await?;
-            job.next_page = following;
-            let pages_read = i32::try_from(job.next_page).unwrap_or(i32::MAX);
-            let metadata = job.metadata_mut();
-            metadata.pages_read = pages_read;
-            metadata.total = page.total.map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX));
-            metadata.update_time = Some(now());
-            let Some(next) = next else {
-                return self.finish(id, job, None).await;
-            };
-            self.store.save_operation(id, false, &job.encode_to_vec()).await?;
-            previous = Some(page.products);
-            fetched = next;
-        }
+        };
+        writer.await
     }
 
     /// Ends the import with `error`, or with its response.
@@ -295,9 +311,25 @@ impl<S: ProductStore> Catalog<S> {
         request: &ImportVendorProductsRequest,
         matcher: &mut Matcher,
     ) -> Result<Vec<ImportedVendorProduct>, StoreError> {
+        let adapter = vendor.adapter();
+        let copies: Vec<Result<Product, String>> = objects
+            .iter()
+            .map(|object| adapter.import(object).map_err(|e| e.to_string()))
+            .collect();
+        // Who holds each copy already: one lookup for the whole page.
+        let remote_ids: Vec<String> = copies
+            .iter()
+            .map(|copy| {
+                copy.as_ref()
+                    .ok()
+                    .and_then(|c| adapter.remote_id(c))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let holders = self.store.linked_all(vendor.to_pb(), &remote_ids).await?;
         let mut decisions = Vec::with_capacity(objects.len());
-        for object in objects {
-            decisions.push(self.decide(vendor, object, request, matcher).await?);
+        for (copy, holder) in copies.into_iter().zip(holders) {
+            decisions.push(decide(vendor, copy, holder, request, matcher));
         }
         let applied: Vec<Result<ImportedVendorProduct, StoreError>> = stream::iter(decisions)
             .map(|decision| self.apply(vendor, decision, request.validate_only))
@@ -305,81 +337,6 @@ impl<S: ProductStore> Catalog<S> {
             .collect()
             .await;
         applied.into_iter().collect()
-    }
-
-    /// The match rules for one vendor product, in order (see
-    /// `ImportVendorProductsRequest`).
-    async fn decide(
-        &self,
-        vendor: Vendor,
-        object: &Value,
-        request: &ImportVendorProductsRequest,
-        matcher: &mut Matcher,
-    ) -> Result<Decision, StoreError> {
-        let adapter = vendor.adapter();
-        let copy = match adapter.import(object) {
-            Ok(copy) => copy,
-            Err(error) => return Ok(Decision::Done(outcome_failed(String::new(), "", error.to_string()))),
-        };
-        let Some(remote_id) = adapter.remote_id(&copy) else {
-            return Ok(Decision::Done(outcome_failed(
-                String::new(),
-                &copy.display_name,
-                format!("the {vendor} product has no id"),
-            )));
-        };
-        let mut outcome = ImportedVendorProduct {
-            remote_id: remote_id.clone(),
-            display_name: copy.display_name.clone(),
-            ..Default::default()
-        };
-        if let Some(holder) = self.store.linked(vendor.to_pb(), &remote_id).await? {
-            return Ok(Decision::Done(unchanged(
-                outcome,
-                &holder,
-                "a product already holds this copy",
-            )));
-        }
-        if !matcher.first_sighting(&remote_id) {
-            outcome.action = ImportAction::Unchanged as i32;
-            outcome.reason = "the vendor listed this copy twice; it was looked at once".into();
-            return Ok(Decision::Done(outcome));
-        }
-        let target = match request.product_ids.get(&remote_id) {
-            Some(id) => Some((id.clone(), "named in product_ids".to_owned())),
-            None if request.match_display_names => match matcher.named(&copy.display_name) {
-                [] => None,
-                [one] => Some((one.clone(), format!("the one product named {:?}", copy.display_name))),
-                many => {
-                    outcome.action = ImportAction::Failed as i32;
-                    outcome.reason = format!(
-                        "{} products are named {:?}; name one in product_ids",
-                        many.len(),
-                        copy.display_name
-                    );
-                    outcome.candidates = many.iter().map(|id| product_name(id)).collect();
-                    return Ok(Decision::Done(outcome));
-                }
-            },
-            None => None,
-        };
-        Ok(match target {
-            Some((id, _)) if !matcher.claimed.insert(id.clone()) => {
-                outcome.action = ImportAction::Failed as i32;
-                outcome.reason = format!(
-                    "{} is linked to another {vendor} copy in this import",
-                    product_name(&id)
-                );
-                Decision::Done(outcome)
-            }
-            Some((id, why)) => Decision::Link { outcome, copy, id, why },
-            None if request.link_only => {
-                outcome.action = ImportAction::Skipped as i32;
-                outcome.reason = "no product matches and link_only is set".into();
-                Decision::Done(outcome)
-            }
-            None => Decision::Create { outcome, copy },
-        })
     }
 
     /// Carries out a decision (writes nothing when only planning).
@@ -493,6 +450,15 @@ impl<S: ProductStore> Catalog<S> {
     }
 }
 
+/// Aborts the task when dropped: the page reader ends with its import.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What the match rules decided for one vendor product.
 enum Decision {
     /// Nothing to write: the outcome is known.
@@ -567,6 +533,77 @@ impl Matcher {
     /// False when this copy was looked at before in this run.
     fn first_sighting(&mut self, remote_id: &str) -> bool {
         self.seen.insert(remote_id.to_owned())
+    }
+}
+
+/// The match rules for one vendor product (imported, or why it could not
+/// be), in order (see `ImportVendorProductsRequest`); `holder` is the product
+/// already holding its copy, if any.
+fn decide(
+    vendor: Vendor,
+    copy: Result<Product, String>,
+    holder: Option<String>,
+    request: &ImportVendorProductsRequest,
+    matcher: &mut Matcher,
+) -> Decision {
+    let copy = match copy {
+        Ok(copy) => copy,
+        Err(error) => return Decision::Done(outcome_failed(String::new(), "", error)),
+    };
+    let Some(remote_id) = vendor.adapter().remote_id(&copy) else {
+        return Decision::Done(outcome_failed(
+            String::new(),
+            &copy.display_name,
+            format!("the {vendor} product has no id"),
+        ));
+    };
+    let mut outcome = ImportedVendorProduct {
+        remote_id: remote_id.clone(),
+        display_name: copy.display_name.clone(),
+        ..Default::default()
+    };
+    if let Some(holder) = holder {
+        return Decision::Done(unchanged(outcome, &holder, "a product already holds this copy"));
+    }
+    if !matcher.first_sighting(&remote_id) {
+        outcome.action = ImportAction::Unchanged as i32;
+        outcome.reason = "the vendor listed this copy twice; it was looked at once".into();
+        return Decision::Done(outcome);
+    }
+    let target = match request.product_ids.get(&remote_id) {
+        Some(id) => Some((id.clone(), "named in product_ids".to_owned())),
+        None if request.match_display_names => match matcher.named(&copy.display_name) {
+            [] => None,
+            [one] => Some((one.clone(), format!("the one product named {:?}", copy.display_name))),
+            many => {
+                outcome.action = ImportAction::Failed as i32;
+                outcome.reason = format!(
+                    "{} products are named {:?}; name one in product_ids",
+                    many.len(),
+                    copy.display_name
+                );
+                outcome.candidates = many.iter().map(|id| product_name(id)).collect();
+                return Decision::Done(outcome);
+            }
+        },
+        None => None,
+    };
+    match target {
+        Some((id, _)) if !matcher.claimed.insert(id.clone()) => {
+            outcome.action = ImportAction::Failed as i32;
+            outcome.reason = format!(
+                "{} is linked to another {vendor} copy in this import",
+                product_name(&id)
+            );
+            Decision::Done(outcome)
+        }
+        Some((id, why)) => Decision::Link { outcome, copy, id, why },
+        None if request.link_only => {
+            outcome.action = ImportAction::Skipped as i32;
+            outcome.reason = "no product matches and link_only is set".into();
+            Decision::Done(outcome)
+        }
+        None => Decision::Create { outcome, copy },
     }
 }
 

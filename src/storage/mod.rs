@@ -247,6 +247,22 @@ pub trait Products: Send + Sync + 'static {
         remote_id: &str,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
+    /// [`Products::linked`] for each of `remote_ids`, in their order (a
+    /// backend answers all in one round trip where it can).
+    fn linked_all(
+        &self,
+        vendor: Vendor,
+        remote_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<String>>, StoreError>> + Send {
+        async move {
+            let mut holders = Vec::with_capacity(remote_ids.len());
+            for remote_id in remote_ids {
+                holders.push(self.linked(vendor, remote_id).await?);
+            }
+            Ok(holders)
+        }
+    }
+
     /// Fails when the store accepts no writes (e.g. after a failed flush).
     fn check_writable(&self) -> Result<(), StoreError>;
 

@@ -791,6 +791,20 @@ impl Products for PostgresStore {
         Ok(row.map(|row| row.get(0)))
     }
 
+    async fn linked_all(&self, vendor: Vendor, remote_ids: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT remote_id, product_id FROM vendor_links WHERE vendor = $1 AND remote_id = ANY($2)",
+                &[&(vendor as i32), &remote_ids],
+            )
+            .await
+            .map_err(read_error)?;
+        let holders: std::collections::HashMap<String, String> =
+            rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+        Ok(remote_ids.iter().map(|id| holders.get(id).cloned()).collect())
+    }
+
     async fn delete_if(&self, id: &str, expected: &i64, doomed: &Product, tombstone: bool) -> Result<bool, StoreError> {
         let client = self.client().await?;
         // The row goes, its tombstone and change-log entry come, its vendor
