@@ -11,9 +11,9 @@ mod fake_vendors;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Server, reason};
+use common::{Server, create, reason};
 use fake_vendors::{Fake, Vendors, vendor_args, vendors};
 use producthub::pb::google::longrunning::operations_client::OperationsClient;
 use producthub::pb::google::longrunning::{
@@ -22,10 +22,9 @@ use producthub::pb::google::longrunning::{
 };
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
-    CreateProductRequest, DeleteProductRequest, GetProductRequest, ImportAction, ImportVendorProductsMetadata,
-    ImportVendorProductsRequest, ImportVendorProductsResponse, LicensingProfile, LinkDirection,
-    LinkVendorProductRequest, ListProductsRequest, Product, SyncState, UnlinkVendorProductRequest,
-    UpdateProductRequest, Vendor,
+    DeleteProductRequest, GetProductRequest, ImportAction, ImportVendorProductsRequest, ImportVendorProductsResponse,
+    LicensingProfile, LinkDirection, LinkVendorProductRequest, ListProductsRequest, Product, SyncState,
+    UnlinkVendorProductRequest, UpdateProductRequest, Vendor,
 };
 use prost::Message;
 use prost_types::FieldMask;
@@ -103,31 +102,12 @@ async fn start_import(client: &mut Client, request: ImportVendorProductsRequest)
         .into_inner()
 }
 
-/// Polls the operation until it is done (at most a minute).
+/// Polls the operation until it is done.
 async fn finished(operations: &mut Operations, name: &str) -> Operation {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let op = operations
-            .get_operation(GetOperationRequest { name: name.into() })
-            .await
-            .expect("get operation")
-            .into_inner();
-        if op.done {
-            return op;
-        }
-        assert!(Instant::now() < deadline, "{name} did not finish: {:?}", metadata(&op));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::poll_operation(operations, name, |op| op.done).await
 }
 
-fn metadata(op: &Operation) -> ImportVendorProductsMetadata {
-    let any = op.metadata.as_ref().expect("metadata");
-    assert_eq!(
-        any.type_url,
-        "type.googleapis.com/producthub.v1.ImportVendorProductsMetadata"
-    );
-    ImportVendorProductsMetadata::decode(any.value.as_slice()).expect("metadata decodes")
-}
+use common::import_progress as metadata;
 
 fn response(op: &Operation) -> ImportVendorProductsResponse {
     match &op.result {
@@ -212,18 +192,6 @@ async fn get(client: &mut Client, id: &str) -> Product {
     client
         .get_product(GetProductRequest {
             name: format!("products/{id}"),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-async fn create(client: &mut Client, id: &str, product: Product) -> Product {
-    client
-        .create_product(CreateProductRequest {
-            product: Some(product),
-            product_id: id.into(),
-            ..Default::default()
         })
         .await
         .unwrap()
@@ -338,20 +306,7 @@ async fn an_import_killed_mid_way_resumes_after_a_restart_and_imports_each_produ
     let (mut client, mut operations) = clients(&server).await;
     let op = start_import(&mut client, request(Vendor::Cryptlex)).await;
     // Killed once a couple of pages are in, in the middle of the next.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = operations
-            .get_operation(GetOperationRequest { name: op.name.clone() })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(!now.done, "the import finished before it could be interrupted");
-        if metadata(&now).pages_read >= 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_for_pages(&mut operations, &op.name, 2).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     server.kill9();
 

@@ -6,7 +6,6 @@ mod fake_vendors;
 use std::time::{Duration, Instant};
 
 use common::Server;
-use producthub::pb::google::longrunning::GetOperationRequest;
 use producthub::pb::google::longrunning::operations_client::OperationsClient;
 use producthub::pb::{GetProductRequest, ImportVendorProductsRequest, Vendor};
 
@@ -116,18 +115,8 @@ async fn calls_store_and_sync_are_measured() {
         .await
         .unwrap()
         .into_inner();
-    let deadline = Instant::now() + Duration::from_secs(20);
     let mut operations = OperationsClient::new(server.channel().await);
-    while !operations
-        .get_operation(GetOperationRequest { name: op.name.clone() })
-        .await
-        .unwrap()
-        .into_inner()
-        .done
-    {
-        assert!(Instant::now() < deadline, "the import did not finish");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::poll_operation(&mut operations, &op.name, |op| op.done).await;
     let text = scrape(&server).await;
     let counted = |action: &str| {
         sample(

@@ -308,9 +308,9 @@ async fn an_unreachable_database_gives_unavailable_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_is_taken_over_when_its_replica_dies() {
+    use producthub::pb::google::longrunning::operation;
     use producthub::pb::google::longrunning::operations_client::OperationsClient;
-    use producthub::pb::google::longrunning::{GetOperationRequest, operation};
-    use producthub::pb::{ImportVendorProductsMetadata, ImportVendorProductsRequest, ImportVendorProductsResponse};
+    use producthub::pb::{ImportVendorProductsRequest, ImportVendorProductsResponse};
     use prost::Message;
 
     const CATALOG: usize = 350;
@@ -344,44 +344,12 @@ async fn an_import_is_taken_over_when_its_replica_dies() {
         .unwrap()
         .into_inner();
     let mut on_b = OperationsClient::new(servers[1].channel().await);
-    let progress = |op: &producthub::pb::google::longrunning::Operation| {
-        ImportVendorProductsMetadata::decode(op.metadata.as_ref().unwrap().value.as_slice()).unwrap()
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = on_b
-            .get_operation(GetOperationRequest { name: op.name.clone() })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(!now.done, "finished before its replica could be killed");
-        if progress(&now).pages_read >= 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_for_pages(&mut on_b, &op.name, 1).await;
     servers.remove(0).kill9();
     cryptlex.set(|b| b.latency = Duration::from_millis(10));
 
     // The survivor's sweep finds it once the dead replica's lease ran out.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let done = loop {
-        let now = on_b
-            .get_operation(GetOperationRequest { name: op.name.clone() })
-            .await
-            .unwrap()
-            .into_inner();
-        if now.done {
-            break now;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no replica finished the import: {:?}",
-            progress(&now)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let done = common::poll_operation(&mut on_b, &op.name, |op| op.done).await;
     let Some(operation::Result::Response(any)) = &done.result else {
         panic!("the import failed: {:?}", done.result);
     };

@@ -21,13 +21,7 @@ const README_ADDR: &str = "localhost:50051";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_walk_through_works_verbatim() {
-    let grpcurl = common::tool("grpcurl");
-    let found = grpcurl.command().arg("-version").output();
-    assert!(
-        found.as_ref().is_ok_and(|o| o.status.success()),
-        "{} does not run ({found:?}): run `bash scripts/test` once, which installs grpcurl into .tools/",
-        grpcurl.program.display()
-    );
+    let grpcurl = common::grpcurl();
     let commands = common::readme_commands(README, MARKER, &["grpcurl ", "producthub "]);
     for verb in [
         "import",

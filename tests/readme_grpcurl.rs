@@ -25,13 +25,7 @@ fn session_commands() -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_session_works_verbatim() {
-    let grpcurl = common::tool("grpcurl");
-    let found = grpcurl.command().arg("-version").output();
-    assert!(
-        found.as_ref().is_ok_and(|o| o.status.success()),
-        "{} does not run ({found:?}): run `bash scripts/test` once, which installs grpcurl into .tools/",
-        grpcurl.program.display()
-    );
+    let grpcurl = common::grpcurl();
 
     let commands = session_commands();
     assert!(commands.len() >= 8, "found {} commands: {commands:#?}", commands.len());

@@ -7,13 +7,13 @@ mod fake_vendors;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Server, wait_for};
+use common::{Server, create, wait_for};
 use fake_vendors::{Fake, Vendors, vendor_args, vendors};
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
-    CreateProductRequest, DeleteProductRequest, GetProductRequest, IotDataFormat, IotProductType, IotProfile,
-    LicensingProfile, MonetizationProfile, Plan, PriceTier, Product, SyncProductRequest, SyncState,
-    UpdateProductRequest, Vendor, VendorSync,
+    DeleteProductRequest, GetProductRequest, IotDataFormat, IotProductType, IotProfile, LicensingProfile,
+    MonetizationProfile, Plan, PriceTier, Product, SyncProductRequest, SyncState, UpdateProductRequest, Vendor,
+    VendorSync,
 };
 use prost_types::FieldMask;
 use serde_json::json;
@@ -52,18 +52,6 @@ fn everywhere() -> Product {
         }),
         ..Default::default()
     }
-}
-
-async fn create(client: &mut ProductServiceClient<Channel>, id: &str, product: Product) -> Product {
-    client
-        .create_product(CreateProductRequest {
-            product: Some(product),
-            product_id: id.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
 }
 
 fn entry(product: &Product, vendor: Vendor) -> VendorSync {

@@ -283,25 +283,12 @@ impl<S: ProductStore> Catalog<S> {
 
     pub async fn list(&self, request: ListProductsRequest) -> Result<ListProductsResponse, CatalogError> {
         let mut violations = Vec::new();
-        let page_size = match request.page_size {
-            n if n < 0 => {
-                violations.push(FieldViolation::new("page_size", "must not be negative"));
-                0
-            }
-            0 => DEFAULT_PAGE_SIZE,
-            n => (n as usize).min(MAX_PAGE_SIZE),
-        };
+        let page_size = page_size(request.page_size, &mut violations);
         let filter = Filter::parse(&request.filter).unwrap_or_else(|why| {
             violations.push(FieldViolation::new("filter", why));
             Filter::default()
         });
-        let mut after = None;
-        if !request.page_token.is_empty() {
-            match page_token::decode(&request.page_token, &request.filter) {
-                Ok(cursor) => after = Some(cursor.after_id),
-                Err(why) => violations.push(FieldViolation::new("page_token", why)),
-            }
-        }
+        let mut after = page_cursor(&request.page_token, &request.filter, &mut violations);
         if !violations.is_empty() {
             return Err(CatalogError::InvalidArgument(violations));
         }
@@ -594,6 +581,34 @@ impl<S: ProductStore> Catalog<S> {
         match outcome {
             InsertOutcome::Inserted => Ok(product),
             _ => Err(CatalogError::AlreadyExists { name: product.name }),
+        }
+    }
+}
+
+/// A list call's page size: 0 means [`DEFAULT_PAGE_SIZE`], more than
+/// [`MAX_PAGE_SIZE`] means that; negative is a violation.
+fn page_size(requested: i32, violations: &mut Vec<FieldViolation>) -> usize {
+    match requested {
+        n if n < 0 => {
+            violations.push(FieldViolation::new("page_size", "must not be negative"));
+            0
+        }
+        0 => DEFAULT_PAGE_SIZE,
+        n => (n as usize).min(MAX_PAGE_SIZE),
+    }
+}
+
+/// Where a list call's page starts: after the id in its `page_token`
+/// (bound to `filter`), or at the beginning.
+fn page_cursor(token: &str, filter: &str, violations: &mut Vec<FieldViolation>) -> Option<String> {
+    if token.is_empty() {
+        return None;
+    }
+    match page_token::decode(token, filter) {
+        Ok(cursor) => Some(cursor.after_id),
+        Err(why) => {
+            violations.push(FieldViolation::new("page_token", why));
+            None
         }
     }
 }

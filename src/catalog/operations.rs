@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use prost::Message;
 
-use super::{Catalog, CatalogError, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use super::{Catalog, CatalogError, page_cursor, page_size};
 use crate::domain::{FieldViolation, page_token};
 use crate::pb::google::longrunning::{
     CancelOperationRequest, DeleteOperationRequest, GetOperationRequest, ListOperationsRequest, ListOperationsResponse,
@@ -184,25 +184,12 @@ impl<S: ProductStore> Catalog<S> {
         if !request.name.is_empty() && request.name != "operations" {
             violations.push(FieldViolation::new("name", "must be `operations` or empty"));
         }
-        let page_size = match request.page_size {
-            n if n < 0 => {
-                violations.push(FieldViolation::new("page_size", "must not be negative"));
-                0
-            }
-            0 => DEFAULT_PAGE_SIZE,
-            n => (n as usize).min(MAX_PAGE_SIZE),
-        };
+        let page_size = page_size(request.page_size, &mut violations);
         let done = parse_done_filter(&request.filter)
             .map_err(|v| violations.push(v))
             .ok()
             .flatten();
-        let mut after = None;
-        if !request.page_token.is_empty() {
-            match page_token::decode(&request.page_token, &request.filter) {
-                Ok(cursor) => after = Some(cursor.after_id),
-                Err(why) => violations.push(FieldViolation::new("page_token", why)),
-            }
-        }
+        let after = page_cursor(&request.page_token, &request.filter, &mut violations);
         if !violations.is_empty() {
             return Err(CatalogError::InvalidArgument(violations));
         }

@@ -15,6 +15,7 @@ pub use import::{ImportArgs, ImportOutcome, import};
 pub use link::{LinkArgs, UnlinkArgs, link, unlink};
 
 use crate::vendors::Vendor;
+use crate::vendors::http::error_chain;
 
 /// How a command reaches the server.
 #[derive(Debug, Clone, clap::Args)]
@@ -81,7 +82,7 @@ impl Connection {
                 .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
                 .map_err(|e| connect_error(e.to_string()))?;
         }
-        let channel = endpoint.connect().await.map_err(|e| connect_error(causes(&e)))?;
+        let channel = endpoint.connect().await.map_err(|e| connect_error(error_chain(&e)))?;
         let token = match &args.token {
             Some(token) => Some(
                 format!("Bearer {token}")
@@ -117,18 +118,6 @@ fn call_error(status: &tonic::Status) -> CliError {
         }
     }
     CliError::Call(line)
-}
-
-/// An error with its causes, which is where tonic says what went wrong.
-fn causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// `products/ID` for `ID` or `products/ID`.

@@ -101,7 +101,9 @@ fn transport_error(vendor: Vendor, error: &reqwest::Error) -> VendorError {
     }
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// An error with each of its causes, on one line (where reqwest and tonic
+/// say what really went wrong).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -9,8 +9,14 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use producthub::pb::google::longrunning::operations_client::OperationsClient;
+use producthub::pb::google::longrunning::{GetOperationRequest, Operation};
 use producthub::pb::product_service_client::ProductServiceClient;
-use producthub::pb::{CreateProductRequest, GetProductRequest, LicensingProfile, Product, UpdateProductRequest};
+use producthub::pb::{
+    CreateProductRequest, GetProductRequest, ImportVendorProductsMetadata, LicensingProfile, Product,
+    UpdateProductRequest,
+};
+use prost::Message;
 use prost_types::FieldMask;
 use tonic::transport::Channel;
 
@@ -540,4 +546,74 @@ pub fn readme_commands(readme: &str, marker: &str, programs: &[&str]) -> Vec<Rea
         }
     }
     commands
+}
+
+/// Creates `product` under `id` and returns it as stored.
+pub async fn create(client: &mut ProductServiceClient<Channel>, id: &str, product: Product) -> Product {
+    client
+        .create_product(CreateProductRequest {
+            product: Some(product),
+            product_id: id.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// grpcurl, checked to run (the tests needing it fail, never skip, without it).
+pub fn grpcurl() -> Tool {
+    let grpcurl = tool("grpcurl");
+    let found = grpcurl.command().arg("-version").output();
+    assert!(
+        found.as_ref().is_ok_and(|o| o.status.success()),
+        "{} does not run ({found:?}): run `bash scripts/test` once, which installs grpcurl into .tools/",
+        grpcurl.program.display()
+    );
+    grpcurl
+}
+
+/// An import's progress (its operation's metadata).
+pub fn import_progress(op: &Operation) -> ImportVendorProductsMetadata {
+    let any = op.metadata.as_ref().expect("metadata");
+    assert_eq!(
+        any.type_url,
+        "type.googleapis.com/producthub.v1.ImportVendorProductsMetadata"
+    );
+    ImportVendorProductsMetadata::decode(any.value.as_slice()).expect("metadata decodes")
+}
+
+/// Polls the operation until `until` holds for it (at most a minute).
+pub async fn poll_operation(
+    operations: &mut OperationsClient<Channel>,
+    name: &str,
+    until: impl Fn(&Operation) -> bool,
+) -> Operation {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let op = operations
+            .get_operation(GetOperationRequest { name: name.into() })
+            .await
+            .expect("get operation")
+            .into_inner();
+        if until(&op) {
+            return op;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: timed out at {:?}",
+            op.metadata.as_ref().map(|_| import_progress(&op))
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls an import until `pages` catalog pages are in, asserting it is not
+/// done by then (so that what follows interrupts it).
+pub async fn wait_for_pages(operations: &mut OperationsClient<Channel>, name: &str, pages: i32) {
+    poll_operation(operations, name, |op| {
+        assert!(!op.done, "{name} finished before it could be interrupted");
+        import_progress(op).pages_read >= pages
+    })
+    .await;
 }
