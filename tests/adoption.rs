@@ -13,8 +13,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, create, reason};
-use fake_vendors::{Fake, Vendors, vendor_args, vendors};
+use common::{Server, all_products, create, reason};
+use fake_vendors::{Fake, Vendors, cryptlex_copy, vendor_args, vendors};
 use producthub::pb::google::longrunning::operations_client::OperationsClient;
 use producthub::pb::google::longrunning::{
     CancelOperationRequest, DeleteOperationRequest, GetOperationRequest, ListOperationsRequest, Operation,
@@ -23,8 +23,8 @@ use producthub::pb::google::longrunning::{
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
     DeleteProductRequest, GetProductRequest, ImportAction, ImportVendorProductsRequest, ImportVendorProductsResponse,
-    LicensingProfile, LinkDirection, LinkVendorProductRequest, ListProductsRequest, Product, SyncState,
-    UnlinkVendorProductRequest, UpdateProductRequest, Vendor,
+    LicensingProfile, LinkDirection, LinkVendorProductRequest, Product, SyncState, UnlinkVendorProductRequest,
+    UpdateProductRequest, Vendor,
 };
 use prost::Message;
 use prost_types::FieldMask;
@@ -61,11 +61,6 @@ fn seed_cryptlex(fake: &Fake, count: usize) {
         let id = format!("c{n:04}");
         (id.clone(), cryptlex_copy(&id, &format!("Licence {n}")))
     });
-}
-
-fn cryptlex_copy(id: &str, display_name: &str) -> serde_json::Value {
-    json!({"id": id, "name": display_name.to_lowercase().replace(' ', "-"), "displayName": display_name,
-           "licenseTemplateId": "lt-1", "publicKey": format!("PUBLIC-{id}"), "totalLicenses": 3})
 }
 
 fn seed_revenium(fake: &Fake, count: usize) {
@@ -135,27 +130,6 @@ async fn import(
 fn counts(response: &ImportVendorProductsResponse) -> (i64, i64, i64, i64, i64, i64) {
     let s = response.summary.clone().unwrap_or_default();
     (s.seen, s.created, s.linked, s.unchanged, s.skipped, s.failed)
-}
-
-async fn all_products(client: &mut Client) -> Vec<Product> {
-    let mut products = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_products(ListProductsRequest {
-                page_size: 1000,
-                page_token,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        products.extend(page.products);
-        if page.next_page_token.is_empty() {
-            return products;
-        }
-        page_token = page.next_page_token;
-    }
 }
 
 fn entry(product: &Product, vendor: Vendor) -> Option<producthub::pb::VendorSync> {

@@ -101,11 +101,7 @@ async fn calls_store_and_sync_are_measured() {
     // delivered product is held already, the two others are created.
     cryptlex.seed(2, |n| {
         let id = format!("seeded-{n}");
-        (
-            id.clone(),
-            serde_json::json!({"id": id, "name": format!("seeded-{n}"), "displayName": format!("Seeded {n}"),
-                               "licenseTemplateId": "lt-1"}),
-        )
+        (id.clone(), fake_vendors::cryptlex_copy(&id, &format!("Seeded {n}")))
     });
     let op = client
         .import_vendor_products(ImportVendorProductsRequest {

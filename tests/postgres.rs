@@ -317,11 +317,7 @@ async fn an_import_is_taken_over_when_its_replica_dies() {
     let cryptlex = fake_vendors::cryptlex().await;
     cryptlex.seed(CATALOG, |n| {
         let id = format!("c{n:04}");
-        (
-            id.clone(),
-            serde_json::json!({"id": id, "name": format!("licence-{n}"), "displayName": format!("Licence {n}"),
-                               "licenseTemplateId": "lt-1"}),
-        )
+        (id.clone(), fake_vendors::cryptlex_copy(&id, &format!("Licence {n}")))
     });
     cryptlex.set(|b| b.latency = Duration::from_millis(400));
     let url = cryptlex.url();
@@ -361,25 +357,9 @@ async fn an_import_is_taken_over_when_its_replica_dies() {
     assert_eq!(summary.created + summary.unchanged, CATALOG as i64);
     let mut b = servers[0].client().await;
     let mut held = std::collections::BTreeSet::new();
-    let mut page_token = String::new();
-    loop {
-        let page = b
-            .list_products(producthub::pb::ListProductsRequest {
-                page_size: 1000,
-                page_token,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        for product in &page.products {
-            let copy = product.licensing.as_ref().unwrap().product_id.clone();
-            assert!(held.insert(copy.clone()), "{copy} imported twice");
-        }
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
+    for product in common::all_products(&mut b).await {
+        let copy = product.licensing.as_ref().unwrap().product_id.clone();
+        assert!(held.insert(copy.clone()), "{copy} imported twice");
     }
     assert_eq!(held.len(), CATALOG, "every vendor product imported once");
 }

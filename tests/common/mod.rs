@@ -13,8 +13,8 @@ use producthub::pb::google::longrunning::operations_client::OperationsClient;
 use producthub::pb::google::longrunning::{GetOperationRequest, Operation};
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
-    CreateProductRequest, GetProductRequest, ImportVendorProductsMetadata, LicensingProfile, Product,
-    UpdateProductRequest,
+    CreateProductRequest, GetProductRequest, ImportVendorProductsMetadata, LicensingProfile, ListProductsRequest,
+    Product, UpdateProductRequest,
 };
 use prost::Message;
 use prost_types::FieldMask;
@@ -616,4 +616,26 @@ pub async fn wait_for_pages(operations: &mut OperationsClient<Channel>, name: &s
         import_progress(op).pages_read >= pages
     })
     .await;
+}
+
+/// Every product, read page by page.
+pub async fn all_products(client: &mut ProductServiceClient<Channel>) -> Vec<Product> {
+    let mut products = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_products(ListProductsRequest {
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        products.extend(page.products);
+        if page.next_page_token.is_empty() {
+            return products;
+        }
+        page_token = page.next_page_token;
+    }
 }

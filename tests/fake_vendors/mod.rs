@@ -668,6 +668,13 @@ pub async fn revenium() -> Fake {
     .await
 }
 
+/// A Cryptlex product object as the fake's catalog holds it: `id`, a `name`
+/// made from the display name, a template, and what Cryptlex assigns.
+pub fn cryptlex_copy(id: &str, display_name: &str) -> Value {
+    json!({"id": id, "name": display_name.to_lowercase().replace(' ', "-"), "displayName": display_name,
+           "licenseTemplateId": "lt-1", "publicKey": format!("PUBLIC-{id}"), "totalLicenses": 3})
+}
+
 /// One fake of each vendor.
 pub struct Vendors {
     pub enos: Fake,
