@@ -943,3 +943,81 @@ async fn a_vendor_answering_a_create_with_a_held_id_fails_the_delivery_once() {
     );
     assert_eq!(get(&mut client, "holder").await.licensing.unwrap().product_id, "c1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn letting_go_during_a_delivery_sends_the_copy_nothing_more() {
+    let v = vendors().await;
+    for id in ["c21", "c22"] {
+        v.cryptlex.seed(1, |_| (id.to_owned(), cryptlex_copy(id, "Slow")));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let (mut client, _) = clients(&server).await;
+    for (id, copy) in [("unlinked", "c21"), ("deleted", "c22")] {
+        create(&mut client, id, named("Slow")).await;
+        client
+            .link_vendor_product(link_request(id, copy, LinkDirection::VendorWins))
+            .await
+            .unwrap();
+    }
+    // Each change reaches Cryptlex slowly; it is let go of meanwhile, while
+    // the worker's call is in flight.
+    v.cryptlex.set(|b| b.latency = Duration::from_millis(800));
+    for id in ["deleted", "unlinked"] {
+        client
+            .update_product(UpdateProductRequest {
+                product: Some(Product {
+                    name: format!("products/{id}"),
+                    licensing: Some(LicensingProfile {
+                        trial_policy_id: "tp-slow".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask {
+                    paths: vec!["licensing.trial_policy_id".into()],
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if id == "deleted" {
+            client
+                .delete_product(DeleteProductRequest {
+                    name: "products/deleted".into(),
+                    keep_vendor_copies: true,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        } else {
+            client
+                .unlink_vendor_product(UnlinkVendorProductRequest {
+                    name: "products/unlinked".into(),
+                    vendor: Vendor::Cryptlex as i32,
+                    etag: String::new(),
+                })
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let unlinked = get(&mut client, "unlinked").await;
+    assert_eq!(
+        (unlinked.licensing.clone(), entry(&unlinked, Vendor::Cryptlex)),
+        (None, None),
+        "stays let go of"
+    );
+    let sent = writes(&v.cryptlex);
+    assert!(
+        sent.iter().all(|w| w.starts_with("PATCH")),
+        "no delete, no create: {sent:?}"
+    );
+    assert_eq!(
+        sent.len(),
+        2,
+        "each copy got the change in flight, and nothing after it: {sent:?}"
+    );
+    assert_eq!(v.cryptlex.catalog_len(), 2);
+}

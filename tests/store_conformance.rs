@@ -532,6 +532,27 @@ async fn links<S: ProductStore>(f: Fixture<S>) {
     assert_eq!(s.delete("b", true, |_| Ok::<_, ()>(())).await.unwrap(), Ok(true));
     assert_eq!(s.linked(Vendor::Cryptlex, "c1").await.unwrap(), None);
     assert_eq!(s.linked(Vendor::Enos, "c1").await.unwrap(), None);
+    // Two writers giving one product the same copy: the loser's lost swap
+    // leaves the winner's claim in place.
+    s.insert("d", &product("d", "u-d"), None, false).await.unwrap();
+    let (stale, read) = s.read_versioned("d").await.unwrap().unwrap();
+    let first = holding(read.clone(), Vendor::Enos, "pk-d");
+    assert!(
+        s.write_if("d", Some(&stale), &Default::default(), &first, false)
+            .await
+            .unwrap()
+    );
+    let mut second = holding(read, Vendor::Enos, "pk-d");
+    second.description = "late".into();
+    assert!(
+        !s.write_if("d", Some(&stale), &Default::default(), &second, false)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.linked(Vendor::Enos, "pk-d").await.unwrap().as_deref(), Some("d"));
+    let rival = holding(product("e", "u-e"), Vendor::Enos, "pk-d");
+    assert_eq!(holder_of(s.insert("e", &rival, None, false).await.unwrap_err()), "d");
+
     let c = holding(product("c", "u-c"), Vendor::Cryptlex, "c1");
     assert_eq!(s.insert("c", &c, None, false).await.unwrap(), InsertOutcome::Inserted);
 }
@@ -613,6 +634,11 @@ async fn operations<S: ProductStore>(f: Fixture<S>) {
     assert_eq!(one.data, b"progress");
     assert!(s.save_operation("op-1", true, b"done").await.unwrap());
     assert!(
+        !s.save_operation("op-1", false, b"late").await.unwrap(),
+        "a finished operation stays finished"
+    );
+    assert_eq!(s.operation("op-1").await.unwrap().unwrap().data, b"done");
+    assert!(
         !s.save_operation("op-9", true, b"x").await.unwrap(),
         "no such operation"
     );
@@ -643,21 +669,28 @@ async fn operations<S: ProductStore>(f: Fixture<S>) {
         .collect();
     assert_eq!(after, ["op-2"]);
     // Parts: by index, replaced in place, gone with their operation.
+    assert!(s.create_operation("op-3", b"third").await.unwrap());
     for (index, data) in [(0, "p0"), (1, "p1"), (2, "p2"), (1, "p1 again")] {
-        assert!(s.put_operation_part("op-1", index, data.as_bytes()).await.unwrap());
+        assert!(s.put_operation_part("op-3", index, data.as_bytes()).await.unwrap());
     }
     assert!(s.put_operation_part("op-2", 0, b"other").await.unwrap());
     assert!(
         !s.put_operation_part("op-9", 0, b"x").await.unwrap(),
         "no such operation"
     );
-    let parts = s.operation_parts("op-1", 1, 10).await.unwrap();
+    assert!(
+        !s.put_operation_part("op-1", 0, b"x").await.unwrap(),
+        "a finished operation"
+    );
+    let parts = s.operation_parts("op-3", 1, 10).await.unwrap();
     assert_eq!(parts, [(1, b"p1 again".to_vec()), (2, b"p2".to_vec())]);
-    assert_eq!(s.operation_parts("op-1", 0, 1).await.unwrap(), [(0, b"p0".to_vec())]);
+    assert_eq!(s.operation_parts("op-3", 0, 1).await.unwrap(), [(0, b"p0".to_vec())]);
+    assert!(s.delete_operation("op-3").await.unwrap());
+    assert!(!s.delete_operation("op-3").await.unwrap());
+    assert_eq!(s.operation("op-3").await.unwrap(), None);
+    assert_eq!(s.operation_parts("op-3", 0, 10).await.unwrap(), []);
     assert!(s.delete_operation("op-1").await.unwrap());
-    assert!(!s.delete_operation("op-1").await.unwrap());
     assert_eq!(s.operation("op-1").await.unwrap(), None);
-    assert_eq!(s.operation_parts("op-1", 0, 10).await.unwrap(), []);
     assert_eq!(
         s.operation_parts("op-2", 0, 10).await.unwrap(),
         [(0, b"other".to_vec())]

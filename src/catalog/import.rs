@@ -38,6 +38,10 @@ const FAILED_PRECONDITION: i32 = 9;
 const UNAVAILABLE: i32 = 14;
 const DATA_LOSS: i32 = 15;
 
+/// How often a running import renews its lease (well within the shortest
+/// lease a shared store is configured with).
+const LEASE_RENEWAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Catalog pages read ahead of the writes.
 const PAGES_AHEAD: usize = 2;
 
@@ -87,10 +91,12 @@ impl<S: ProductStore> Catalog<S> {
         if !self.sync.enabled.contains(&vendor) {
             return Err(CatalogError::VendorsNotConfigured { vendors: vec![vendor] });
         }
+        // A UUID in any case is the same request id.
+        request.request_id = request.request_id.to_lowercase();
         let id = if request.request_id.is_empty() {
             uuid::Uuid::now_v7().to_string()
         } else {
-            request.request_id.to_lowercase()
+            request.request_id.clone()
         };
         let job = ImportJob::new(request.clone(), now());
         if !self.store.create_operation(&id, &job.encode_to_vec()).await? {
@@ -197,6 +203,23 @@ impl<S: ProductStore> Catalog<S> {
         let first = job.next_page;
         let connections = self.connections.clone();
         let settings = self.vendors.clone();
+        // The lease is renewed while the import runs, whatever a page waits
+        // for (a vendor's Retry-After can be longer than the lease).
+        let store = self.store.clone();
+        let lease_id = id.to_owned();
+        let _renewer = AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE_RENEWAL).await;
+                match store.claim_operation(&lease_id).await {
+                    Ok(true) => {}
+                    // Taken over (or finished): the writer finds out at its next write.
+                    Ok(false) => return,
+                    Err(error) => {
+                        tracing::warn!(operation = %operation_id(&lease_id), %error, "cannot renew the import's lease")
+                    }
+                }
+            }
+        }));
         let _reader = AbortOnDrop(tokio::spawn(async move {
             let listing = Listing::new(&connections, vendor, &settings, ListRetry::default());
             let mut index = first;
@@ -223,7 +246,8 @@ impl<S: ProductStore> Catalog<S> {
                 }
                 let Some(fetched) = incoming.recv().await else {
                     // The reader stops only after the last page or an error,
-                    // both of which end this loop first.
+                    // both of which end this loop first: it failed.
+                    tracing::warn!(operation = %operation_id(id), "the catalog reader stopped; the import will resume");
                     return Ok(());
                 };
                 let page = match fetched {
@@ -251,19 +275,28 @@ impl<S: ProductStore> Catalog<S> {
                     count(vendor, outcome);
                 }
                 let part = PageOutcomes { products: outcomes };
-                self.store
+                if !self
+                    .store
                     .put_operation_part(id, page.index, &part.encode_to_vec())
-                    .await?;
+                    .await?
+                {
+                    // Another process holds it now (or it was deleted).
+                    return Ok(());
+                }
                 job.next_page = page.index + 1;
                 let pages_read = i32::try_from(job.next_page).unwrap_or(i32::MAX);
                 let metadata = job.metadata_mut();
                 metadata.pages_read = pages_read;
-                metadata.total = page.total.map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX));
+                if let Some(total) = page.total {
+                    metadata.total = i64::try_from(total).unwrap_or(i64::MAX);
+                }
                 metadata.update_time = Some(now());
                 if page.last {
                     return self.finish(id, job, None).await;
                 }
-                self.store.save_operation(id, false, &job.encode_to_vec()).await?;
+                if !self.store.save_operation(id, false, &job.encode_to_vec()).await? {
+                    return Ok(());
+                }
                 previous = Some(page.products);
             }
         };
@@ -280,7 +313,10 @@ impl<S: ProductStore> Catalog<S> {
         let summary = metadata.clone();
         job.done = true;
         job.error = error;
-        self.store.save_operation(id, true, &job.encode_to_vec()).await?;
+        if !self.store.save_operation(id, true, &job.encode_to_vec()).await? {
+            // Another process holds it now: its run reports the outcome.
+            return Ok(());
+        }
         match &job.error {
             None => tracing::info!(
                 operation = %operation_id(id),

@@ -20,6 +20,8 @@ use crate::vendors::Vendor;
 
 /// How often the operation is looked at while it runs.
 const POLL: Duration = Duration::from_millis(200);
+/// Tries again when the server is briefly unavailable (with a growing wait).
+const POLL_RETRIES: u32 = 5;
 
 /// `producthub import`: adopt a vendor's whole catalog.
 #[derive(Debug, clap::Args)]
@@ -55,6 +57,21 @@ pub struct ImportArgs {
     pub server: ServerArgs,
 }
 
+/// The `--map` table; a remote id mapped to two products is refused.
+fn product_ids(mappings: &[(String, String)]) -> Result<HashMap<String, String>, CliError> {
+    let mut table = HashMap::new();
+    for (remote_id, product) in mappings {
+        if let Some(other) = table.insert(remote_id.clone(), product.clone())
+            && other != *product
+        {
+            return Err(CliError::Usage(format!(
+                "--map names {remote_id} twice, for {other} and for {product}"
+            )));
+        }
+    }
+    Ok(table)
+}
+
 fn parse_mapping(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((remote, product)) if !remote.is_empty() && !product.is_empty() => {
@@ -77,13 +94,7 @@ pub async fn import(args: ImportArgs) -> Result<ImportOutcome, CliError> {
     let mut operations = OperationsClient::new(connection.channel.clone());
     let request = ImportVendorProductsRequest {
         vendor: args.vendor.to_pb() as i32,
-        product_ids: args
-            .mappings
-            .iter()
-            .cloned()
-            .collect::<HashMap<_, _>>()
-            .into_iter()
-            .collect(),
+        product_ids: product_ids(&args.mappings)?.into_iter().collect(),
         match_display_names: args.match_display_names,
         link_only: args.link_only,
         validate_only: args.dry_run,
@@ -112,11 +123,16 @@ pub async fn import(args: ImportArgs) -> Result<ImportOutcome, CliError> {
             }
             () = tokio::time::sleep(POLL) => {}
         }
-        op = operations
-            .get_operation(connection.request(GetOperationRequest { name: op.name.clone() }))
-            .await
-            .map_err(|s| call_error(&s))?
-            .into_inner();
+        op = match poll(&mut operations, &connection, &op.name).await {
+            Ok(now) => now,
+            Err(error) => {
+                bar.abandon();
+                return Err(CliError::Call(format!(
+                    "{error}\nstopped watching; the import goes on at the server as {}",
+                    op.name
+                )));
+            }
+        };
     }
     let summary = metadata(&op);
     show_progress(&bar, &summary);
@@ -138,6 +154,27 @@ pub async fn import(args: ImportArgs) -> Result<ImportOutcome, CliError> {
             })
         }
         None => Err(CliError::Call(format!("{} is done but has no result", op.name))),
+    }
+}
+
+/// The operation as it is now; a server that is briefly unavailable is
+/// asked again a few times.
+async fn poll(
+    operations: &mut OperationsClient<tonic::transport::Channel>,
+    connection: &Connection,
+    name: &str,
+) -> Result<Operation, CliError> {
+    let mut attempt = 0;
+    loop {
+        let request = connection.request(GetOperationRequest { name: name.to_owned() });
+        match operations.get_operation(request).await {
+            Ok(op) => return Ok(op.into_inner()),
+            Err(status) if status.code() == tonic::Code::Unavailable && attempt < POLL_RETRIES => {
+                attempt += 1;
+                tokio::time::sleep(POLL * 5 * attempt).await;
+            }
+            Err(status) => return Err(call_error(&status)),
+        }
     }
 }
 
@@ -221,18 +258,27 @@ fn print_report(vendor: Vendor, dry_run: bool, response: &ImportVendorProductsRe
         for product in &response.products {
             println!("{}", line(product));
         }
+        if response.omitted_products > 0 {
+            println!(
+                "({} more not listed; GetOperation lists the first 10000)",
+                response.omitted_products
+            );
+        }
         println!(
             "plan for the {} catalog (nothing was written): {} products: {} to create, {} to link, {} unchanged, {} to skip, {} refused",
             vendor, summary.seen, summary.created, summary.linked, summary.unchanged, summary.skipped, summary.failed
         );
         return;
     }
-    for product in response
-        .products
-        .iter()
-        .filter(|p| p.action == ImportAction::Failed as i32)
-    {
+    // The refusals, from the metadata (which keeps the first 1000).
+    for product in &summary.failures {
         println!("{}", line(product));
+    }
+    if summary.failed > summary.failures.len() as i64 {
+        println!(
+            "({} more refused, not listed)",
+            summary.failed - summary.failures.len() as i64
+        );
     }
     println!(
         "imported the {} catalog: {} products: {} created, {} linked, {} unchanged, {} skipped, {} failed",

@@ -8,7 +8,7 @@ mod link;
 
 use std::path::PathBuf;
 
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic_types::StatusExt;
 
 pub use import::{ImportArgs, ImportOutcome, import};
@@ -29,9 +29,19 @@ pub struct ServerArgs {
     #[arg(long, env = "PRODUCTHUB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
-    /// PEM CA certificate to trust for a TLS server.
+    /// PEM CA certificate to trust for a TLS server (besides the system's
+    /// trusted roots).
     #[arg(long, env = "PRODUCTHUB_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
+
+    /// PEM client certificate, for a server that requires mutual TLS (with
+    /// --client-key).
+    #[arg(long, env = "PRODUCTHUB_CLIENT_CERT", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+
+    /// PEM private key of --client-cert.
+    #[arg(long, env = "PRODUCTHUB_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 /// A vendor as a command names it: its name in any case (`cryptlex`).
@@ -76,11 +86,18 @@ impl Connection {
             reason,
         };
         let mut endpoint = Endpoint::from_shared(url.clone()).map_err(|e| connect_error(e.to_string()))?;
-        if let Some(ca) = &args.ca_cert {
-            let pem = std::fs::read(ca).map_err(|e| connect_error(format!("cannot read {}: {e}", ca.display())))?;
-            endpoint = endpoint
-                .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
-                .map_err(|e| connect_error(e.to_string()))?;
+        if url.starts_with("https://") {
+            let read = |path: &PathBuf| {
+                std::fs::read(path).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))
+            };
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(ca) = &args.ca_cert {
+                tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+            }
+            if let (Some(cert), Some(key)) = (&args.client_cert, &args.client_key) {
+                tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| connect_error(e.to_string()))?;
         }
         let channel = endpoint.connect().await.map_err(|e| connect_error(error_chain(&e)))?;
         let token = match &args.token {

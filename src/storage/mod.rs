@@ -429,7 +429,8 @@ pub trait Operations: Send + Sync + 'static {
     fn create_operation(&self, id: &str, data: &[u8]) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Replaces the operation's data and done flag, keeping a cancel request;
-    /// false if there is no such operation.
+    /// false (nothing written) if there is no such unfinished operation, or
+    /// another process holds it now.
     fn save_operation(
         &self,
         id: &str,
@@ -454,8 +455,8 @@ pub trait Operations: Send + Sync + 'static {
     fn cancel_operation(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Stores part `index` of the operation (replacing what was stored under
-    /// that index), for data that grows as the operation runs; false if
-    /// there is no such operation.
+    /// that index), for data that grows as the operation runs; false (nothing
+    /// written) as for [`Operations::save_operation`].
     fn put_operation_part(
         &self,
         id: &str,

@@ -514,23 +514,26 @@ async fn index_links(client: &mut deadpool_postgres::Object) -> Result<(), Strin
 
 /// Inside a product write's transaction, after its statement: claims the
 /// copies in `wanted` but not `held` (refused when another product holds
-/// one) and releases those in `held` but not `wanted`.
+/// one) and releases those in `held` but not `wanted`, in key order, so two
+/// writes moving copies between the same products cannot deadlock.
 async fn move_links(
     transaction: &deadpool_postgres::Transaction<'_>,
     id: &str,
     held: &BTreeSet<Link>,
     wanted: &BTreeSet<Link>,
 ) -> Result<(), StoreError> {
-    for (vendor, remote_id) in held.difference(wanted) {
-        transaction
-            .execute(
-                "DELETE FROM vendor_links WHERE vendor = $1 AND remote_id = $2 AND product_id = $3",
-                &[&(*vendor as i32), remote_id, &id],
-            )
-            .await
-            .map_err(write_error)?;
-    }
-    for (vendor, remote_id) in wanted.difference(held) {
+    for link in held.symmetric_difference(wanted).collect::<BTreeSet<_>>() {
+        let (vendor, remote_id) = link;
+        if held.contains(link) {
+            transaction
+                .execute(
+                    "DELETE FROM vendor_links WHERE vendor = $1 AND remote_id = $2 AND product_id = $3",
+                    &[&(*vendor as i32), remote_id, &id],
+                )
+                .await
+                .map_err(write_error)?;
+            continue;
+        }
         // On a clash the row is left as it is and its holder returned.
         let holder: String = transaction
             .query_one(
@@ -1131,8 +1134,8 @@ impl Operations for PostgresStore {
         let client = self.client().await?;
         let saved = client
             .execute(
-                "UPDATE operations SET data = $2, done = $3 WHERE id = $1",
-                &[&id, &data, &done],
+                "UPDATE operations SET data = $2, done = $3 WHERE id = $1 AND NOT done AND lease_owner = $4",
+                &[&id, &data, &done, &self.owner],
             )
             .await
             .map_err(write_error)?;
@@ -1187,9 +1190,9 @@ impl Operations for PostgresStore {
         let stored = client
             .execute(
                 "INSERT INTO operation_parts (operation_id, part, data)
-                 SELECT id, $2, $3 FROM operations WHERE id = $1
+                 SELECT id, $2, $3 FROM operations WHERE id = $1 AND NOT done AND lease_owner = $4
                  ON CONFLICT (operation_id, part) DO UPDATE SET data = EXCLUDED.data",
-                &[&id, &index, &data],
+                &[&id, &index, &data, &self.owner],
             )
             .await
             .map_err(write_error)?;

@@ -506,14 +506,21 @@ impl SledStore {
                 });
             }
         }
-        for link in &claimed {
-            self.links.insert(link_key(link), id.as_bytes()).map_err(backend)?;
+        // Only entries this call writes are given back if the swap is lost:
+        // one already naming `id` may be the claim of the version that won.
+        let mut written = Vec::new();
+        for link in claimed {
+            let key = link_key(link);
+            if self.links.get(&key).map_err(backend)?.as_deref() != Some(id.as_bytes()) {
+                self.links.insert(key, id.as_bytes()).map_err(backend)?;
+                written.push(link);
+            }
         }
         let swapped = swap()?;
         let released: Vec<&Link> = if swapped {
             held.difference(wanted).collect()
         } else {
-            claimed
+            written
         };
         for link in released {
             self.release(link, id)?;
@@ -901,6 +908,15 @@ fn operation_value(done: bool, data: &[u8]) -> Vec<u8> {
 }
 
 impl SledStore {
+    /// Whether an unfinished operation is stored under `key`.
+    fn unfinished(&self, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self
+            .operations
+            .get(key)
+            .map_err(backend)?
+            .is_some_and(|value| value.first() == Some(&0)))
+    }
+
     fn operation_record(&self, key: &[u8], value: &[u8]) -> Result<OperationRecord, StoreError> {
         let (done, data) = value.split_first().ok_or_else(|| StoreError::Corrupt {
             key: String::from_utf8_lossy(key).into_owned(),
@@ -930,7 +946,7 @@ impl Operations for SledStore {
     async fn save_operation(&self, id: &str, done: bool, data: &[u8]) -> Result<bool, StoreError> {
         self.ensure_writable()?;
         let key = id.as_bytes();
-        if !self.operations.contains_key(key).map_err(backend)? {
+        if !self.unfinished(key)? {
             return Ok(false);
         }
         self.operations
@@ -979,7 +995,7 @@ impl Operations for SledStore {
 
     async fn put_operation_part(&self, id: &str, index: u32, data: &[u8]) -> Result<bool, StoreError> {
         self.ensure_writable()?;
-        if !self.operations.contains_key(id.as_bytes()).map_err(backend)? {
+        if !self.unfinished(id.as_bytes())? {
             return Ok(false);
         }
         self.operation_parts

@@ -172,13 +172,22 @@ impl<S: ProductStore> SyncWorker<S> {
                 }
                 other => other?,
             };
-            if recorded.is_err() {
-                // Deleted meanwhile: its tombstone must learn of a copy this
-                // call may just have created, or that copy is orphaned.
-                if let Outcome::Delivered { remote_id, gone: false } = &outcome {
-                    self.remember_in_tombstone(&product, vendor, remote_id).await?;
+            match recorded {
+                Ok(_) => {}
+                // Let go of meanwhile (unlinked): nothing is recorded, and
+                // the copy is left as it is.
+                Err(NotRecorded::Unlinked) => continue,
+                Err(NotRecorded::Deleted) => {
+                    // Its tombstone must learn of a copy this call has just
+                    // created, or that copy is orphaned. (An existing copy
+                    // is in the tombstone already, or was let go of with
+                    // the delete.)
+                    let created = entry.remote_id.is_empty() && vendor.adapter().remote_id(&product).is_none();
+                    if let (Outcome::Delivered { remote_id, gone: false }, true) = (&outcome, created) {
+                        self.remember_in_tombstone(&product, vendor, remote_id).await?;
+                    }
+                    return Ok(());
                 }
-                return Ok(());
             }
         }
         let still_pending = self
@@ -376,11 +385,15 @@ impl<S: ProductStore> SyncWorker<S> {
         vendor: Vendor,
         remote_id: &str,
     ) -> Result<(), StoreError> {
-        let mut tombstone = self
-            .store()
-            .tombstone(&product.uid)
-            .await?
-            .unwrap_or_else(|| product.clone());
+        // Without a tombstone (buried already, or the delete kept the
+        // copies), a fresh one carries this copy alone.
+        let mut tombstone = match self.store().tombstone(&product.uid).await? {
+            Some(tombstone) => tombstone,
+            None => Product {
+                sync: Vec::new(),
+                ..product.clone()
+            },
+        };
         let mut entry = plan::entry(&tombstone, vendor.to_pb()).cloned().unwrap_or(VendorSync {
             vendor: vendor.to_pb() as i32,
             ..Default::default()
@@ -498,6 +511,15 @@ impl From<VendorError> for Failure {
 
 /// The product with (at least) an empty profile holding the vendor's id, so
 /// the adapter can address the vendor's copy after the profile was removed.
+/// Why a delivery's outcome was not recorded on the product.
+enum NotRecorded {
+    /// The product (this incarnation) is gone.
+    Deleted,
+    /// The product no longer has the vendor's sync entry: its copy was let
+    /// go of (UnlinkVendorProduct) during the delivery.
+    Unlinked,
+}
+
 /// The change recording a delivery outcome on the product: the outcome
 /// itself, what the vendor assigned, and the vendor's id in the profile.
 fn record<'a>(
@@ -507,11 +529,21 @@ fn record<'a>(
     outcome: &'a Outcome,
     assigned: Option<&'a Product>,
     now: SystemTime,
-) -> impl Fn(Option<Product>) -> Result<Product, ()> + Send + Sync + 'a {
+) -> impl Fn(Option<Product>) -> Result<Product, NotRecorded> + Send + Sync + 'a {
     move |current| {
         // Only onto the same incarnation: a product deleted and created again
         // under this id is not the one delivered.
-        let mut current = current.filter(|c| c.uid == delivered.uid).ok_or(())?;
+        let mut current = current.filter(|c| c.uid == delivered.uid).ok_or(NotRecorded::Deleted)?;
+        // Gone, or another copy linked in its place: the copy delivered to
+        // was let go of.
+        let linked = plan::entry(&current, vendor.to_pb()).map(|now| now.remote_id.as_str());
+        match linked {
+            None => return Err(NotRecorded::Unlinked),
+            Some(now) if !now.is_empty() && !entry.remote_id.is_empty() && now != entry.remote_id => {
+                return Err(NotRecorded::Unlinked);
+            }
+            Some(_) => {}
+        }
         plan::record_outcome(
             &mut current,
             vendor.to_pb(),

@@ -122,7 +122,23 @@ pub fn to_status(error: &CatalogError) -> Status {
             if let Some(wait) = error.retry_after {
                 details.set_retry_info(Some(wait));
             }
-            (vendor_error_code(error), "VENDOR_ERROR")
+            facts.insert("vendor".to_owned(), error.vendor.to_pb().as_str_name().to_owned());
+            if let Some(status) = error.http_status {
+                facts.insert("vendor_http_status".to_owned(), status.to_string());
+            }
+            let code = match error.kind {
+                // The server's own credentials at the vendor were refused,
+                // not the caller's: nothing the caller's token can fix.
+                VendorErrorKind::Unauthenticated
+                | VendorErrorKind::TokenExpired
+                | VendorErrorKind::PermissionDenied => Code::FailedPrecondition,
+                VendorErrorKind::InvalidArgument => {
+                    details.add_bad_request_violation("remote_id", error.message.clone());
+                    Code::InvalidArgument
+                }
+                _ => vendor_error_code(error),
+            };
+            (code, "VENDOR_ERROR")
         }
         CatalogError::OperationNotFound { name } => {
             details.set_resource_info(OPERATION_TYPE, name, "", "no operation has this name");
