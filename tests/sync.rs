@@ -971,3 +971,69 @@ async fn a_pending_clear_survives_a_resend() {
         "the clear went out after the resend: {updates:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_state_filter_lists_exactly_the_failed_products() {
+    let v = vendors().await;
+    v.cryptlex.set(|b| b.bad_template = Some("lt-missing".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+    for id in ["ok-1", "bad-1", "ok-2", "bad-2"] {
+        let mut request = common::licensed(id);
+        if let (true, Some(licensing)) = (
+            id.starts_with("bad"),
+            request.product.as_mut().and_then(|p| p.licensing.as_mut()),
+        ) {
+            licensing.license_template_id = "lt-missing".into();
+        }
+        client.create_product(request).await.unwrap();
+        let settled = |p: &Product| entry(p, Vendor::Cryptlex).state != SyncState::Pending as i32;
+        wait_for(
+            &mut client,
+            &format!("products/{id}"),
+            "the delivery to settle",
+            settled,
+        )
+        .await;
+    }
+    client.create_product(common::create_named("local")).await.unwrap();
+    let listed = |filter: &str| {
+        let mut client = client.clone();
+        let filter = filter.to_owned();
+        async move {
+            let page = client
+                .list_products(producthub::pb::ListProductsRequest {
+                    filter,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            page.products.into_iter().map(|p| p.name).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed(r#"sync.state = "FAILED""#).await,
+        ["products/bad-1", "products/bad-2"]
+    );
+    assert_eq!(
+        listed(r#"sync.vendor = "VENDOR_CRYPTLEX" AND sync.state = "SYNCED""#).await,
+        ["products/ok-1", "products/ok-2"]
+    );
+    assert_eq!(listed("NOT sync:*").await, ["products/local"]);
+    assert_eq!(listed(r#"sync.vendor = "VENDOR_ENOS""#).await, Vec::<String>::new());
+    let refused = client
+        .list_products(producthub::pb::ListProductsRequest {
+            filter: r#"sync.state = "BROKEN""#.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains("FAILED, PENDING, SYNCED or DISABLED"),
+        "{}",
+        refused.message()
+    );
+}

@@ -7,12 +7,21 @@
 //!             | "labels." KEY ":" "*"                       (has the label)
 //!             | ( "iot" | "licensing" | "monetization" ) ":" "*"   (has the profile)
 //!             | ( "display_name" | "version" ) ( "=" | "!=" ) VALUE
+//!             | "sync.state" ( "=" | "!=" ) STATE            (a vendor's sync state)
+//!             | "sync.vendor" ( "=" | "!=" ) VENDOR          (has a vendor's sync entry)
+//!             | "sync" ":" "*"                               (has any sync entry)
 //! VALUE       = a "quoted string" (with \" and \\ escapes) or a bare word
+//! STATE       = FAILED, PENDING, SYNCED, DISABLED (or SYNC_STATE_FAILED, ...)
+//! VENDOR      = an API vendor name, VENDOR_X or x in any case
 //! ```
-//! `OR` and parentheses are not supported; they are reported as such rather
-//! than misread.
+//! The `sync.*` restrictions that are not negated hold for one and the same
+//! sync entry: `sync.vendor = VENDOR_X AND sync.state = FAILED` is a product
+//! whose copy at that vendor FAILED, not one that failed somewhere and has X
+//! somewhere. A negated one holds for every entry: `NOT sync.state = FAILED`
+//! is a product with no FAILED entry. `OR` and parentheses are not supported;
+//! they are reported as such rather than misread.
 
-use crate::pb::Product;
+use crate::pb::{Product, SyncState, Vendor, VendorSync};
 
 /// The longest filter accepted, in bytes.
 pub const MAX_FILTER_LEN: usize = 2048;
@@ -36,6 +45,25 @@ enum Test {
     Label { key: String, value: Option<String> },
     Profile(Profile),
     Text { field: TextField, value: String },
+    Sync(SyncTest),
+}
+
+/// A restriction on one sync entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncTest {
+    Any,
+    State(SyncState),
+    Vendor(Vendor),
+}
+
+impl SyncTest {
+    fn matches(self, entry: &VendorSync) -> bool {
+        match self {
+            SyncTest::Any => true,
+            SyncTest::State(state) => entry.state == state as i32,
+            SyncTest::Vendor(vendor) => entry.vendor == vendor as i32,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +125,22 @@ impl Filter {
 
     /// Whether `product` passes the filter.
     pub fn matches(&self, product: &Product) -> bool {
-        self.terms.iter().all(|term| term.test.matches(product) != term.negated)
+        // The sync restrictions that are not negated: one entry meets them all.
+        let same_entry: Vec<SyncTest> = self
+            .terms
+            .iter()
+            .filter_map(|term| match (&term.test, term.negated) {
+                (Test::Sync(test), false) => Some(*test),
+                _ => None,
+            })
+            .collect();
+        let entry_found = same_entry.is_empty() || product.sync.iter().any(|e| same_entry.iter().all(|t| t.matches(e)));
+        entry_found
+            && self.terms.iter().all(|term| match (&term.test, term.negated) {
+                (Test::Sync(_), false) => true,
+                (Test::Sync(test), true) => !product.sync.iter().any(|e| test.matches(e)),
+                (test, negated) => test.matches(product) != negated,
+            })
     }
 
     /// Whether the filter lets every product through.
@@ -122,7 +165,45 @@ impl Test {
                 field: TextField::Version,
                 value,
             } => &p.version == value,
+            Test::Sync(test) => p.sync.iter().any(|e| test.matches(e)),
         }
+    }
+}
+
+/// `FAILED` or `SYNC_STATE_FAILED` (any case) as a sync state.
+fn sync_state(value: &str) -> Result<SyncState, String> {
+    let upper = value.to_uppercase();
+    let name = if upper.starts_with("SYNC_STATE_") {
+        upper
+    } else {
+        format!("SYNC_STATE_{upper}")
+    };
+    match SyncState::from_str_name(&name) {
+        Some(SyncState::Unspecified) | None => Err(format!(
+            "sync.state cannot be {value:?}; use FAILED, PENDING, SYNCED or DISABLED"
+        )),
+        Some(state) => Ok(state),
+    }
+}
+
+/// `VENDOR_X` or `x` (any case) as a vendor.
+fn sync_vendor(value: &str) -> Result<Vendor, String> {
+    let upper = value.to_uppercase();
+    let name = if upper.starts_with("VENDOR_") {
+        upper
+    } else {
+        format!("VENDOR_{upper}")
+    };
+    match Vendor::from_str_name(&name) {
+        Some(Vendor::Unspecified) | None => Err(format!(
+            "sync.vendor cannot be {value:?}; use a vendor's API name such as {}",
+            (1..=i32::from(u8::MAX))
+                .map_while(|n| Vendor::try_from(n).ok())
+                .map(|v| v.as_str_name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Some(vendor) => Ok(vendor),
     }
 }
 
@@ -174,9 +255,12 @@ fn parse_term(tokens: &[Token]) -> Result<(Term, &[Token]), String> {
                 field: TextField::Version,
                 value,
             },
+            ("sync", None) => Test::Sync(SyncTest::Any),
+            ("sync.state", Some(value)) => Test::Sync(SyncTest::State(sync_state(&value)?)),
+            ("sync.vendor", Some(value)) => Test::Sync(SyncTest::Vendor(sync_vendor(&value)?)),
             (other, _) => {
                 return Err(format!(
-                    "cannot filter on {other:?}; use labels.KEY, iot, licensing, monetization, display_name or version"
+                    "cannot filter on {other:?}; use labels.KEY, iot, licensing, monetization, display_name, version, sync.state or sync.vendor"
                 ));
             }
         }
@@ -312,6 +396,42 @@ mod tests {
         assert!(matches(r#"display_name = "Thermo" AND version = "1.0.0""#, &p));
     }
 
+    fn with_sync(entries: &[(&str, SyncState)]) -> Product {
+        Product {
+            sync: entries
+                .iter()
+                .map(|(vendor, state)| VendorSync {
+                    vendor: Vendor::from_str_name(vendor).expect("an API vendor name") as i32,
+                    state: *state as i32,
+                    ..Default::default()
+                })
+                .collect(),
+            ..product(&[], false)
+        }
+    }
+
+    #[test]
+    fn sync_restrictions_hold_for_one_entry() {
+        let p = with_sync(&[
+            ("VENDOR_ENOS", SyncState::Failed),
+            ("VENDOR_CRYPTLEX", SyncState::Synced),
+        ]);
+        assert!(matches(r#"sync.state = "FAILED""#, &p));
+        assert!(matches("sync.state = SYNC_STATE_FAILED", &p));
+        assert!(matches("sync.state = failed AND sync.vendor = VENDOR_ENOS", &p));
+        assert!(
+            !matches("sync.state = FAILED AND sync.vendor = VENDOR_CRYPTLEX", &p),
+            "no entry is both"
+        );
+        assert!(matches("sync.vendor = cryptlex AND sync.state = SYNCED", &p));
+        assert!(!matches("NOT sync.state = FAILED", &p));
+        assert!(matches("sync.state != PENDING", &p), "no entry is PENDING");
+        assert!(matches("sync:*", &p));
+        assert!(!matches("sync:*", &product(&[], false)));
+        assert!(matches("NOT sync:*", &product(&[], false)));
+        assert!(!matches("sync.vendor = VENDOR_REVENIUM", &p));
+    }
+
     #[test]
     fn errors_say_what_is_wrong() {
         for (bad, says) in [
@@ -322,6 +442,9 @@ mod tests {
             ("iot:x", "only `iot:*`"),
             ("labels.env = \"open", "not closed"),
             ("iot:* licensing:*", "expected AND"),
+            ("sync.state = BROKEN", "use FAILED, PENDING, SYNCED or DISABLED"),
+            ("sync.state = UNSPECIFIED", "sync.state cannot be"),
+            ("sync.vendor = acme", "use a vendor's API name"),
         ] {
             let err = Filter::parse(bad).unwrap_err();
             assert!(err.contains(says), "{bad}: {err}");
