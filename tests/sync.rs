@@ -1037,3 +1037,60 @@ async fn the_sync_state_filter_lists_exactly_the_failed_products() {
         refused.message()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revenium_update_keeps_what_was_changed_at_revenium_and_the_change_does_not_name() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+    let product = Product {
+        display_name: "Metered API".into(),
+        version: "1.0.0".into(),
+        monetization: everywhere().monetization,
+        ..Default::default()
+    };
+    create(&mut client, "metered", product).await;
+    let synced = |p: &Product| entry(p, Vendor::Revenium).state == SyncState::Synced as i32;
+    let created = wait_for(&mut client, "products/metered", "the Revenium copy", synced).await;
+    let id = entry(&created, Vendor::Revenium).remote_id;
+    // Someone edits the tags in Revenium's console.
+    let mut at_revenium = v
+        .revenium
+        .successful_calls()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap()
+        .json();
+    at_revenium["id"] = json!(id);
+    at_revenium["tags"] = json!(["edited-in-console"]);
+    v.revenium.seed(1, |_| (id.clone(), at_revenium.clone()));
+
+    client
+        .update_product(UpdateProductRequest {
+            product: Some(Product {
+                name: "products/metered".into(),
+                description: "Now metered per call".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["description".into()],
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    wait_for(&mut client, "products/metered", "the update at Revenium", |p| {
+        synced(p) && entry(p, Vendor::Revenium).synced_etag == p.etag
+    })
+    .await;
+    let put = v
+        .revenium
+        .successful_calls()
+        .into_iter()
+        .rfind(|r| r.method == "PUT")
+        .unwrap()
+        .json();
+    assert_eq!(put["description"], json!("Now metered per call"), "the change");
+    assert_eq!(put["tags"], json!(["edited-in-console"]), "not named: Revenium's own");
+}

@@ -44,10 +44,13 @@ const DEFAULT_PUBLISHED: bool = true;
 /// What each call to Revenium carries (rendered into docs/vendor-mappings.md).
 pub const REQUESTS: &str = "\
 - **Update** (`PUT /v2/api/products/{id}`, seed 003) replaces the product, so its body is the
-  vendor's current copy (GET first) with producthub's modelled fields laid over it. Every field
+  vendor's current copy (GET first) with producthub's values laid over it: for a change that
+  names its fields, only the modelled fields it names (the rest stays as Revenium has it, e.g.
+  an edit made in its console); for a whole resend (`*`, SyncProduct), every modelled field
+  producthub holds. Every field
   the page marks required is sent: `pricingRuleIds`, `assetIds`, `productIds`,
-  `slaDefinitionIds`, `tags`, `notificationAddressesOnInvoice`, `namedOrganizations` (ours,
-  possibly empty), `published` and `externalId` (ours when set, else the vendor's current value,
+  `slaDefinitionIds`, `tags`, `notificationAddressesOnInvoice`, `namedOrganizations` (the
+  vendor's current ones, or ours when named, or when the copy lacks one; possibly empty), `published` and `externalId` (ours when set, else the vendor's current value,
   else Revenium's default: `true`, and `\"\"` for `externalId`, which has none documented).
   The two required fields whose JSON names the page hides (whether to send invoice
   notifications; the audience restriction) are never invented: they go back exactly as the GET
@@ -802,6 +805,145 @@ fn request_body(
     Ok(Value::Object(body))
 }
 
+/// The PUT body for a change that names its paths, over the vendor's
+/// current copy: the copy as it is (references flattened, the version left
+/// to Revenium), with producthub's values for the modelled fields the mask
+/// names only (a named field producthub cleared is sent cleared), and the
+/// fields the page requires on every call.
+fn named_fields_over(
+    product: &Product,
+    m: &MonetizationProfile,
+    copy: Map<String, Value>,
+    mask: &UpdateMask,
+    settings: &VendorSettings,
+) -> Result<Value, AdapterError> {
+    let mut body = copy;
+    flatten_references(&mut body);
+    body.remove("version");
+    if let Some(Value::Object(plan)) = body.get_mut("plan") {
+        strip_output_only(plan);
+    }
+    let named: Vec<&str> = MAPPING
+        .iter()
+        .filter(|field| touches(mask, field.canonical))
+        .map(|field| field.vendor)
+        .collect();
+    let ours = modelled_fields(product, m);
+    for key in named
+        .iter()
+        .filter(|key| !key.contains('.') && !matches!(**key, "version" | "plan"))
+    {
+        body.remove(*key);
+        if let Some(value) = ours.get(*key) {
+            body.insert((*key).to_owned(), value.clone());
+        }
+    }
+    let plan_keys: Vec<&str> = named.iter().filter_map(|key| key.strip_prefix("plan.")).collect();
+    if names(mask, "monetization.plan")
+        && let Some(plan) = &m.plan
+    {
+        // The whole plan named: ours, over the unmodelled fields of theirs.
+        let mut base = match body.remove("plan") {
+            Some(Value::Object(plan)) => plan,
+            _ => Map::new(),
+        };
+        for key in MODELLED_PLAN_KEYS {
+            base.remove(*key);
+        }
+        let mut plan_base = from_struct(plan.vendor_fields.as_ref());
+        plan_base.extend(base);
+        body.insert("plan".into(), export_plan(plan, plan_base, Form::Request));
+    } else if !plan_keys.is_empty() {
+        let mut plan = match body.remove("plan") {
+            Some(Value::Object(plan)) => plan,
+            _ => Map::new(),
+        };
+        let our_plan = match m.plan.as_ref().map(|p| export_plan(p, Map::new(), Form::Request)) {
+            Some(Value::Object(plan)) => plan,
+            _ => Map::new(),
+        };
+        for key in plan_keys {
+            plan.remove(key);
+            if let Some(value) = our_plan.get(key) {
+                plan.insert(key.to_owned(), value.clone());
+            }
+        }
+        body.insert("plan".into(), Value::Object(plan));
+    }
+    if let Some(passed) = named_passthrough(Some(mask), &from_struct(m.vendor_fields.as_ref())) {
+        for (key, value) in passed {
+            match value {
+                Value::Null => body.remove(&key),
+                value => body.insert(key, value),
+            };
+        }
+    }
+    // Required on every call (seed 003): the copy's value, else ours...
+    for key in REQUIRED_LISTS {
+        if !body.contains_key(*key)
+            && let Some(value) = ours.get(*key)
+        {
+            body.insert((*key).to_owned(), value.clone());
+        }
+    }
+    // ...or Revenium's default.
+    if !body.get("published").is_some_and(Value::is_boolean) {
+        body.insert("published".into(), DEFAULT_PUBLISHED.into());
+    }
+    if !body.get("externalId").is_some_and(Value::is_string) {
+        body.insert("externalId".into(), "".into());
+    }
+    body.insert("teamId".into(), team_id(m, settings)?.into());
+    body.insert("ownerId".into(), owner_id(m, settings)?.into());
+    Ok(Value::Object(body))
+}
+
+/// The list fields the update page requires on every call.
+const REQUIRED_LISTS: &[&str] = &[
+    "pricingRuleIds",
+    "assetIds",
+    "productIds",
+    "slaDefinitionIds",
+    "tags",
+    "notificationAddressesOnInvoice",
+    "namedOrganizations",
+];
+
+/// A plan as the vendor showed it, without what it computes itself (each
+/// tier's `startingFrom`, in the plan's tiers and its rating aggregations').
+fn strip_output_only(plan: &mut Map<String, Value>) {
+    let strip_tiers = |tiers: Option<&mut Value>| {
+        for tier in tiers.and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(tier) = tier.as_object_mut() {
+                tier.remove("startingFrom");
+            }
+        }
+    };
+    strip_tiers(plan.get_mut("tiers"));
+    for aggregation in plan
+        .get_mut("ratingAggregations")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        strip_tiers(aggregation.get_mut("tiers"));
+    }
+}
+
+/// Whether a change naming `mask`'s paths touches the canonical field
+/// `path`: it names the field, a field above it, or a part of it.
+fn touches(mask: &UpdateMask, path: &str) -> bool {
+    match mask {
+        UpdateMask::Full => true,
+        UpdateMask::Paths(_) => mask.effective_paths().any(|p| {
+            let named = p.as_str();
+            named == path
+                || path.strip_prefix(named).is_some_and(|rest| rest.starts_with('.'))
+                || named.strip_prefix(path).is_some_and(|rest| rest.starts_with('.'))
+        }),
+    }
+}
+
 /// Whether a mask names `path` itself or a field above it (not `*`).
 fn names(mask: &UpdateMask, path: &str) -> bool {
     match mask {
@@ -985,19 +1127,28 @@ impl Adapter for Revenium {
         }
         let m = monetization(product)?;
         check_vendor_rules(self, product)?;
-        let base = match last_known {
-            Some(value) => object(VENDOR, value)?,
-            None => match self.export(product)? {
-                Value::Object(map) => map,
-                _ => Map::new(),
-            },
-        };
         let team = team_id(m, settings)?;
+        let body = match last_known {
+            // Over the vendor's current copy, a change names what it sends:
+            // the rest stays as the vendor has it (someone may have changed
+            // it in Revenium's console).
+            Some(value) if matches!(mask, UpdateMask::Paths(_)) => {
+                named_fields_over(product, m, object(VENDOR, value)?, mask, settings)?
+            }
+            Some(value) => request_body(product, m, object(VENDOR, value)?, Some(mask), settings)?,
+            None => {
+                let ours = match self.export(product)? {
+                    Value::Object(map) => map,
+                    _ => Map::new(),
+                };
+                request_body(product, m, ours, Some(mask), settings)?
+            }
+        };
         Ok(Some(VendorRequest {
             method: Method::Put,
             path: product_path(m)?,
             query: vec![("teamId", team)],
-            body: Some(request_body(product, m, base, Some(mask), settings)?),
+            body: Some(body),
         }))
     }
 

@@ -95,10 +95,11 @@ fn put_merges_into_the_last_known_product() {
     assert_eq!(request.method, Method::Put);
     assert_eq!(request.path_and_query(), "/v2/api/products/X5oon5?teamId=T1");
     let body = request.body.unwrap();
-    // Ours laid over theirs...
+    // Ours laid over theirs, for what the change names...
     assert_eq!(body["description"], json!("Forecasts, now hourly"));
     assert_eq!(body["tags"], json!(["weather", "hourly"]));
-    assert_eq!(body["plan"]["currency"], json!("EUR"));
+    // ...theirs for what it does not (it may have been edited at Revenium)...
+    assert_eq!(body["plan"]["currency"], get_response()["plan"]["currency"]);
     // ...what we do not model sent back unchanged...
     assert_eq!(body["audienceRestriction"], json!("PUBLIC"));
     assert_eq!(body["plan"]["billingAnchor"], json!("FIRST_OF_MONTH"));
@@ -120,6 +121,31 @@ fn put_merges_into_the_last_known_product() {
     ] {
         assert!(body[key].is_array(), "{key}");
     }
+    // A change naming the plan's currency sends ours, and the rest of the plan as it is there.
+    let named = Revenium
+        .update(
+            &product,
+            &mask(&["monetization.plan.currency"]),
+            &settings(),
+            Some(&last_known),
+        )
+        .unwrap()
+        .unwrap()
+        .body
+        .unwrap();
+    assert_eq!(named["plan"]["currency"], json!("EUR"));
+    assert_eq!(named["plan"]["billingAnchor"], json!("FIRST_OF_MONTH"));
+    assert_eq!(named["description"], get_response()["description"], "not named: theirs");
+    assert_eq!(named["tags"], get_response()["tags"]);
+    // A whole resend lays every modelled field of ours over theirs.
+    let whole = Revenium
+        .update(&product, &UpdateMask::Full, &settings(), Some(&last_known))
+        .unwrap()
+        .unwrap()
+        .body
+        .unwrap();
+    assert_eq!(whole["plan"]["currency"], json!("EUR"));
+    assert_eq!(whole["tags"], json!(["weather", "hourly"]));
 }
 
 #[test]
@@ -540,7 +566,23 @@ fn put_clears_what_we_cleared_and_sends_named_passthrough_changes() {
         json!(""),
         "required, so sent, and cleared as the change says"
     );
-    assert!(body["plan"].get("charge").is_none());
+    assert_eq!(
+        body["plan"].get("charge"),
+        last_known["plan"].get("charge"),
+        "the charge is not named: Revenium's stays"
+    );
+    let cleared = Revenium
+        .update(
+            &product,
+            &mask(&["monetization.plan.charge"]),
+            &settings(),
+            Some(&last_known),
+        )
+        .unwrap()
+        .unwrap()
+        .body
+        .unwrap();
+    assert!(cleared["plan"].get("charge").is_none(), "named and cleared: not sent");
     assert_eq!(
         body["audienceRestriction"],
         json!("PRIVATE"),
