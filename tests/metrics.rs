@@ -125,4 +125,24 @@ async fn calls_store_and_sync_are_measured() {
         (Some(2.0), Some(1.0)),
         "{text}"
     );
+
+    // Products by sync state: the delivered one and the two imported are
+    // SYNCED at Cryptlex (counted within one counting period).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let series = r#"producthub_products_by_sync_state{vendor="cryptlex",state="synced"}"#;
+    loop {
+        let text = scrape(&server).await;
+        if sample(&text, series) == Some(3.0) {
+            assert_eq!(
+                sample(
+                    &text,
+                    r#"producthub_products_by_sync_state{vendor="cryptlex",state="failed"}"#
+                ),
+                Some(0.0)
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "not counted:\n{text}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

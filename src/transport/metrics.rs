@@ -8,6 +8,12 @@
 //! - `producthub_sync_deliveries_total{vendor,outcome}` in the sync worker;
 //! - `producthub_import_products_total{vendor,action}` in the catalog's imports.
 //!
+//! `producthub_products_by_sync_state{vendor,state}` counts the products
+//! whose sync entry for a vendor is in a state (FAILED, PENDING, SYNCED,
+//! DISABLED), from a scan of the whole catalog every
+//! [`SYNC_STATE_COUNT_EVERY`] (a page at a time), so a scrape stays cheap
+//! with any catalog and the write path pays nothing.
+//!
 //! Gauges about the store are read when scraped, not kept up to date on the
 //! write path: `producthub_store_disk_bytes`, `producthub_sync_outbox_depth`
 //! and `producthub_sync_tombstones` (both counted up to [`DEPTH_CAP`], so a
@@ -22,7 +28,15 @@ use axum::extract::State;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use std::collections::BTreeMap;
+
+use crate::pb::{SyncState, Vendor};
 use crate::storage::ProductStore;
+
+/// How often the products are counted by sync state.
+pub const SYNC_STATE_COUNT_EVERY: Duration = Duration::from_secs(10);
+/// Products read at a time when they are counted.
+const COUNT_BATCH: usize = 1000;
 
 /// Backlogs are counted up to this many entries per scrape.
 pub const DEPTH_CAP: usize = 10_000;
@@ -78,6 +92,10 @@ fn describe() {
         "deleted products whose vendor copies are still to be deleted (counted up to 10000)"
     );
     metrics::describe_gauge!(
+        "producthub_products_by_sync_state",
+        "products whose copy at a vendor is in a sync state (failed, pending, synced, disabled), counted every 10 s"
+    );
+    metrics::describe_gauge!(
         "producthub_change_log_newest",
         "sequence number of the newest readable change (WatchProducts)"
     );
@@ -98,6 +116,7 @@ pub async fn serve<S: ProductStore>(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let upkeep = handle.clone();
+    let counted = store.clone();
     let state = Arc::new(Scrape { handle, store });
     let app = Router::new().route("/metrics", get(render::<S>)).with_state(state);
     let server = async move {
@@ -108,12 +127,68 @@ pub async fn serve<S: ProductStore>(
                 upkeep.run_upkeep();
             }
         });
+        let counter = tokio::spawn(async move {
+            loop {
+                match count_sync_states(counted.as_ref()).await {
+                    Ok(counts) => publish_sync_states(&counts),
+                    Err(error) => tracing::warn!(%error, "cannot count products by sync state"),
+                }
+                tokio::time::sleep(SYNC_STATE_COUNT_EVERY).await;
+            }
+        });
         if let Err(error) = axum::serve(listener, app).await {
             tracing::warn!(%error, "the metrics endpoint stopped");
         }
         upkeep.abort();
+        counter.abort();
     };
     Ok((bound, server))
+}
+
+/// How many products have a sync entry in each (vendor, state).
+async fn count_sync_states<S: ProductStore>(
+    store: &S,
+) -> Result<BTreeMap<(i32, i32), u64>, crate::storage::StoreError> {
+    let mut counts = BTreeMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let batch = store.scan(after.as_deref(), COUNT_BATCH).await?;
+        let exhausted = batch.len() < COUNT_BATCH;
+        for product in &batch {
+            for entry in &product.sync {
+                *counts.entry((entry.vendor, entry.state)).or_insert(0) += 1;
+            }
+        }
+        after = batch
+            .last()
+            .map(|p| p.name.strip_prefix("products/").unwrap_or(&p.name).to_owned());
+        if exhausted || after.is_none() {
+            return Ok(counts);
+        }
+        // A big catalog is counted without holding up other work.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Sets the gauge of every (vendor, state), zero where nothing is counted.
+fn publish_sync_states(counts: &BTreeMap<(i32, i32), u64>) {
+    let vendors = (1..).map_while(|n| Vendor::try_from(n).ok());
+    for vendor in vendors {
+        for state in (1..).map_while(|n| SyncState::try_from(n).ok()) {
+            let count = counts.get(&(vendor as i32, state as i32)).copied().unwrap_or(0);
+            metrics::gauge!(
+                "producthub_products_by_sync_state",
+                "vendor" => label(vendor.as_str_name(), "VENDOR_"),
+                "state" => label(state.as_str_name(), "SYNC_STATE_")
+            )
+            .set(count as f64);
+        }
+    }
+}
+
+/// `VENDOR_X` → `x`: the API name as a metric label.
+fn label(name: &str, prefix: &str) -> String {
+    name.strip_prefix(prefix).unwrap_or(name).to_lowercase()
 }
 
 async fn render<S: ProductStore>(State(scrape): State<Arc<Scrape<S>>>) -> String {
