@@ -172,6 +172,27 @@ async fn get(client: &mut Client, id: &str) -> Product {
         .into_inner()
 }
 
+/// Changes the product's Cryptlex trial policy, and only that.
+async fn set_trial_policy(client: &mut Client, id: &str, policy: &str) {
+    client
+        .update_product(UpdateProductRequest {
+            product: Some(Product {
+                name: format!("products/{id}"),
+                licensing: Some(LicensingProfile {
+                    trial_policy_id: policy.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["licensing.trial_policy_id".into()],
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
 fn named(display_name: &str) -> Product {
     Product {
         display_name: display_name.into(),
@@ -451,23 +472,7 @@ async fn a_linked_copy_is_updated_not_duplicated_has_one_holder_and_unlinking_le
     );
 
     // Changing the linked profile updates the copy; nothing is created.
-    client
-        .update_product(UpdateProductRequest {
-            product: Some(Product {
-                name: "products/widget".into(),
-                licensing: Some(LicensingProfile {
-                    trial_policy_id: "tp-2".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            update_mask: Some(FieldMask {
-                paths: vec!["licensing.trial_policy_id".into()],
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    set_trial_policy(&mut client, "widget", "tp-2").await;
     common::wait_for(&mut client, "products/widget", "the trial policy at Cryptlex", |p| {
         entry(p, Vendor::Cryptlex).is_some_and(|e| e.state == SyncState::Synced as i32 && e.pending_paths.is_empty())
     })
@@ -964,23 +969,7 @@ async fn letting_go_during_a_delivery_sends_the_copy_nothing_more() {
     // the worker's call is in flight.
     v.cryptlex.set(|b| b.latency = Duration::from_millis(800));
     for id in ["deleted", "unlinked"] {
-        client
-            .update_product(UpdateProductRequest {
-                product: Some(Product {
-                    name: format!("products/{id}"),
-                    licensing: Some(LicensingProfile {
-                        trial_policy_id: "tp-slow".into(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                update_mask: Some(FieldMask {
-                    paths: vec!["licensing.trial_policy_id".into()],
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        set_trial_policy(&mut client, id, "tp-slow").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         if id == "deleted" {
             client
