@@ -1010,3 +1010,35 @@ async fn letting_go_during_a_delivery_sends_the_copy_nothing_more() {
     );
     assert_eq!(v.cryptlex.catalog_len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_made_while_a_create_is_in_flight_is_kept() {
+    let v = vendors().await;
+    v.cryptlex.seed(1, |_| ("c30".into(), cryptlex_copy("c30", "Racing")));
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let (mut client, _) = clients(&server).await;
+    v.cryptlex.set(|b| b.latency = Duration::from_millis(800));
+    let mut racing = named("Racing");
+    racing.licensing = Some(LicensingProfile {
+        license_template_id: "lt-1".into(),
+        ..Default::default()
+    });
+    create(&mut client, "racing", racing).await;
+    // The worker's create is on its way; the existing copy is linked meanwhile.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    v.cryptlex.set(|b| b.latency = Duration::ZERO);
+    client
+        .link_vendor_product(link_request("racing", "c30", LinkDirection::VendorWins))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let kept = get(&mut client, "racing").await;
+    assert_eq!(kept.licensing.clone().unwrap().product_id, "c30", "the link stands");
+    assert_eq!(entry(&kept, Vendor::Cryptlex).unwrap().remote_id, "c30");
+    assert_eq!(
+        writes(&v.cryptlex),
+        ["POST /v3/products"],
+        "the create that was in flight, nothing after"
+    );
+}

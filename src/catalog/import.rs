@@ -38,9 +38,8 @@ const FAILED_PRECONDITION: i32 = 9;
 const UNAVAILABLE: i32 = 14;
 const DATA_LOSS: i32 = 15;
 
-/// How often a running import renews its lease (well within the shortest
-/// lease a shared store is configured with).
-const LEASE_RENEWAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// A running import renews its lease three times per lease, at most this often.
+const MIN_LEASE_RENEWAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Catalog pages read ahead of the writes.
 const PAGES_AHEAD: usize = 2;
@@ -195,6 +194,26 @@ impl<S: ProductStore> Catalog<S> {
             );
             return self.finish(id, job, Some(status(FAILED_PRECONDITION, &why))).await;
         }
+        // The lease is renewed while the import runs, whatever it waits for
+        // (building the display-name index, a vendor's Retry-After).
+        let _renewer = self.store.operation_lease().map(|lease| {
+            let store = self.store.clone();
+            let lease_id = id.to_owned();
+            let every = (lease / 3).max(MIN_LEASE_RENEWAL);
+            AbortOnDrop(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    match store.claim_operation(&lease_id).await {
+                        Ok(true) => {}
+                        // Taken over (or finished): the writer finds out at its next write.
+                        Ok(false) => return,
+                        Err(error) => {
+                            tracing::warn!(operation = %operation_id(&lease_id), %error, "cannot renew the import's lease")
+                        }
+                    }
+                }
+            }))
+        });
         let mut matcher = Matcher::new(&*self.store, vendor, &request).await?;
         // Pages are read one after the other by a task of their own, ahead
         // of the writes (at most PAGES_AHEAD waiting), so the vendor is never
@@ -203,23 +222,6 @@ impl<S: ProductStore> Catalog<S> {
         let first = job.next_page;
         let connections = self.connections.clone();
         let settings = self.vendors.clone();
-        // The lease is renewed while the import runs, whatever a page waits
-        // for (a vendor's Retry-After can be longer than the lease).
-        let store = self.store.clone();
-        let lease_id = id.to_owned();
-        let _renewer = AbortOnDrop(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(LEASE_RENEWAL).await;
-                match store.claim_operation(&lease_id).await {
-                    Ok(true) => {}
-                    // Taken over (or finished): the writer finds out at its next write.
-                    Ok(false) => return,
-                    Err(error) => {
-                        tracing::warn!(operation = %operation_id(&lease_id), %error, "cannot renew the import's lease")
-                    }
-                }
-            }
-        }));
         let _reader = AbortOnDrop(tokio::spawn(async move {
             let listing = Listing::new(&connections, vendor, &settings, ListRetry::default());
             let mut index = first;
@@ -486,8 +488,9 @@ impl<S: ProductStore> Catalog<S> {
     }
 }
 
-/// Aborts the task when dropped: the page reader ends with its import.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Aborts the task when dropped, so a helper task (an import's page reader,
+/// a server's upkeep) ends with what it serves.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

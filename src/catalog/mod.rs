@@ -34,6 +34,7 @@ mod import;
 mod operations;
 mod watch;
 
+pub use import::AbortOnDrop;
 pub use watch::ChangeStream;
 
 /// Page size used when a ListProducts request asks for none.

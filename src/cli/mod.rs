@@ -21,7 +21,7 @@ use crate::vendors::http::error_chain;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
     /// The server: `http://HOST:PORT`, `https://HOST:PORT`, or `HOST:PORT`
-    /// (https with --ca-cert, else http).
+    /// (https with --ca-cert or --client-cert, else http).
     #[arg(long, env = "PRODUCTHUB_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
 
@@ -76,7 +76,7 @@ impl Connection {
     async fn open(args: &ServerArgs) -> Result<Self, CliError> {
         let url = if args.server.contains("://") {
             args.server.clone()
-        } else if args.ca_cert.is_some() {
+        } else if args.ca_cert.is_some() || args.client_cert.is_some() {
             format!("https://{}", args.server)
         } else {
             format!("http://{}", args.server)

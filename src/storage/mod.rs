@@ -479,6 +479,10 @@ pub trait Operations: Send + Sync + 'static {
     /// a while; false if another process holds it (then leave it alone). A
     /// store used by one process only always returns true.
     fn claim_operation(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// How long a claim lasts; `None` for a store used by one process only,
+    /// where claims never run out (nothing needs renewing).
+    fn operation_lease(&self) -> Option<std::time::Duration>;
 }
 
 /// A whole store: the five concerns, plus what concerns the store as one.

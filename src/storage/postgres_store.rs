@@ -1239,6 +1239,9 @@ impl Operations for PostgresStore {
             .map_err(write_error)?;
         Ok(claimed == 1)
     }
+    fn operation_lease(&self) -> Option<std::time::Duration> {
+        Some(Duration::from_secs_f64(self.lease_secs))
+    }
 }
 
 fn operation_record(row: &tokio_postgres::Row) -> OperationRecord {

@@ -1041,6 +1041,10 @@ impl Operations for SledStore {
         // One process owns the directory (its lock file).
         Ok(true)
     }
+
+    fn operation_lease(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 impl ProductStore for SledStore {

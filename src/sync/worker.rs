@@ -174,9 +174,18 @@ impl<S: ProductStore> SyncWorker<S> {
             };
             match recorded {
                 Ok(_) => {}
-                // Let go of meanwhile (unlinked): nothing is recorded, and
-                // the copy is left as it is.
-                Err(NotRecorded::Unlinked) => continue,
+                // Let go of meanwhile (unlinked, or another copy linked in
+                // its place): nothing is recorded, and the copy is left as
+                // it is. One this very call created belongs to no product.
+                Err(NotRecorded::Unlinked) => {
+                    if let (Outcome::Delivered { remote_id, gone: false }, true) = (
+                        &outcome,
+                        entry.remote_id.is_empty() && vendor.adapter().remote_id(&product).is_none(),
+                    ) {
+                        tracing::warn!(product = %id, %vendor, remote_id, "a copy created while the product was linked to another belongs to no product; delete it at the vendor if it is not wanted");
+                    }
+                    continue;
+                }
                 Err(NotRecorded::Deleted) => {
                     // Its tombstone must learn of a copy this call has just
                     // created, or that copy is orphaned. (An existing copy
@@ -536,13 +545,22 @@ fn record<'a>(
         let mut current = current.filter(|c| c.uid == delivered.uid).ok_or(NotRecorded::Deleted)?;
         // Gone, or another copy linked in its place: the copy delivered to
         // was let go of.
-        let linked = plan::entry(&current, vendor.to_pb()).map(|now| now.remote_id.as_str());
-        match linked {
-            None => return Err(NotRecorded::Unlinked),
-            Some(now) if !now.is_empty() && !entry.remote_id.is_empty() && now != entry.remote_id => {
-                return Err(NotRecorded::Unlinked);
-            }
-            Some(_) => {}
+        // The copy the delivery addressed must be the one the product holds
+        // now (none, for a first create): otherwise it was let go of, or
+        // another was linked in its place, meanwhile.
+        let Some(linked) = plan::entry(&current, vendor.to_pb()) else {
+            return Err(NotRecorded::Unlinked);
+        };
+        let addressed = vendor
+            .adapter()
+            .remote_id(delivered)
+            .unwrap_or_else(|| entry.remote_id.clone());
+        let held = vendor
+            .adapter()
+            .remote_id(&current)
+            .unwrap_or_else(|| linked.remote_id.clone());
+        if addressed != held {
+            return Err(NotRecorded::Unlinked);
         }
         plan::record_outcome(
             &mut current,

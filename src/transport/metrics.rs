@@ -30,6 +30,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use std::collections::BTreeMap;
 
+use crate::catalog::AbortOnDrop;
 use crate::pb::{SyncState, Vendor};
 use crate::storage::ProductStore;
 
@@ -121,13 +122,14 @@ pub async fn serve<S: ProductStore>(
     let app = Router::new().route("/metrics", get(render::<S>)).with_state(state);
     let server = async move {
         // Histograms need regular upkeep, scraped or not.
-        let upkeep = tokio::spawn(async move {
+        // Both end with the server, however it ends (it is aborted at shutdown).
+        let _upkeep = AbortOnDrop(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 upkeep.run_upkeep();
             }
-        });
-        let counter = tokio::spawn(async move {
+        }));
+        let _counter = AbortOnDrop(tokio::spawn(async move {
             loop {
                 match count_sync_states(counted.as_ref()).await {
                     Ok(counts) => publish_sync_states(&counts),
@@ -135,12 +137,10 @@ pub async fn serve<S: ProductStore>(
                 }
                 tokio::time::sleep(SYNC_STATE_COUNT_EVERY).await;
             }
-        });
+        }));
         if let Err(error) = axum::serve(listener, app).await {
             tracing::warn!(%error, "the metrics endpoint stopped");
         }
-        upkeep.abort();
-        counter.abort();
     };
     Ok((bound, server))
 }

@@ -716,26 +716,34 @@ const MODELLED_PLAN_KEYS: &[&str] = &[
     "ratingAggregations",
 ];
 
-/// Unmodelled fields the mask names explicitly (`monetization.vendor_fields`
-/// or one of its keys): those take our value over the vendor's copy.
+/// Unmodelled fields the mask names explicitly (`monetization.vendor_fields`,
+/// a field above it, or one of its keys): those take our value over the
+/// vendor's copy (`Null`: ours has none, so the key goes).
 fn named_passthrough(mask: Option<&UpdateMask>, ours: &Map<String, Value>) -> Option<Map<String, Value>> {
-    let mask = mask?;
+    named_unmodelled(mask?, "monetization.vendor_fields", ours)
+}
+
+/// The keys of the unmodelled struct at `path` that `mask` names (all of
+/// them when it names the struct or a field above it), with our values.
+fn named_unmodelled(mask: &UpdateMask, path: &str, ours: &Map<String, Value>) -> Option<Map<String, Value>> {
+    if names(mask, path) {
+        return Some(ours.clone());
+    }
+    let prefix = format!("{path}.");
     let mut named = Map::new();
-    let mut whole = false;
-    for path in mask.effective_paths() {
-        let text = path.as_str();
-        if text == "monetization.vendor_fields" {
-            whole = true;
-        } else if let Some(key) = text.strip_prefix("monetization.vendor_fields.") {
+    for named_path in mask.effective_paths() {
+        if let Some(key) = named_path.as_str().strip_prefix(&prefix) {
             let key = key.trim_matches('`');
             named.insert(key.to_owned(), ours.get(key).cloned().unwrap_or(Value::Null));
         }
     }
-    if whole {
-        Some(ours.clone())
-    } else {
-        (!named.is_empty()).then_some(named)
-    }
+    (!named.is_empty()).then_some(named)
+}
+
+/// Whether a vendor field of the mapping table is a real JSON key (not the
+/// `(any other field)` row of the unmodelled fields).
+fn is_json_key(vendor_field: &str) -> bool {
+    !vendor_field.contains('(')
 }
 
 fn request_body(
@@ -831,14 +839,25 @@ fn named_fields_over(
     let ours = modelled_fields(product, m);
     for key in named
         .iter()
-        .filter(|key| !key.contains('.') && !matches!(**key, "version" | "plan"))
+        .filter(|key| is_json_key(key) && !key.contains('.') && !matches!(**key, "version" | "plan"))
     {
         body.remove(*key);
         if let Some(value) = ours.get(*key) {
             body.insert((*key).to_owned(), value.clone());
         }
     }
-    let plan_keys: Vec<&str> = named.iter().filter_map(|key| key.strip_prefix("plan.")).collect();
+    let plan_keys: Vec<&str> = named
+        .iter()
+        .filter_map(|key| key.strip_prefix("plan."))
+        .filter(|key| is_json_key(key))
+        .collect();
+    let plan_passthrough = m.plan.as_ref().and_then(|plan| {
+        named_unmodelled(
+            mask,
+            "monetization.plan.vendor_fields",
+            &from_struct(plan.vendor_fields.as_ref()),
+        )
+    });
     if names(mask, "monetization.plan")
         && let Some(plan) = &m.plan
     {
@@ -850,10 +869,15 @@ fn named_fields_over(
         for key in MODELLED_PLAN_KEYS {
             base.remove(*key);
         }
-        let mut plan_base = from_struct(plan.vendor_fields.as_ref());
-        plan_base.extend(base);
+        // Unmodelled plan fields: ours where the change names them, else theirs.
+        let ours = from_struct(plan.vendor_fields.as_ref());
+        let plan_base = if names(mask, "monetization.plan.vendor_fields") {
+            base.into_iter().chain(ours).collect()
+        } else {
+            ours.into_iter().chain(base).collect()
+        };
         body.insert("plan".into(), export_plan(plan, plan_base, Form::Request));
-    } else if !plan_keys.is_empty() {
+    } else if !plan_keys.is_empty() || plan_passthrough.is_some() {
         let mut plan = match body.remove("plan") {
             Some(Value::Object(plan)) => plan,
             _ => Map::new(),
@@ -867,6 +891,12 @@ fn named_fields_over(
             if let Some(value) = our_plan.get(key) {
                 plan.insert(key.to_owned(), value.clone());
             }
+        }
+        for (key, value) in plan_passthrough.into_iter().flatten() {
+            match value {
+                Value::Null => plan.remove(&key),
+                value => plan.insert(key, value),
+            };
         }
         body.insert("plan".into(), Value::Object(plan));
     }

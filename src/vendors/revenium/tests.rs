@@ -604,3 +604,38 @@ fn an_unknown_hashed_id_means_gone_and_is_not_retried() {
     assert!(!error.is_retryable());
     assert!(Revenium.is_gone(&error), "a delete of it is done");
 }
+
+#[test]
+fn a_change_naming_plan_vendor_fields_sends_ours_and_keeps_the_rest_of_the_plan() {
+    let mut product = imported();
+    let plan = product.monetization.as_mut().unwrap().plan.as_mut().unwrap();
+    plan.currency = "EUR".into();
+    let mut fields = plan.vendor_fields.clone().unwrap_or_default();
+    fields.fields.insert(
+        "setupFees".into(),
+        prost_types::Value {
+            kind: Some(prost_types::value::Kind::NumberValue(99.0)),
+        },
+    );
+    plan.vendor_fields = Some(fields);
+    let copy = get_response();
+    let body = |paths: &[&str]| {
+        Revenium
+            .update(&product, &mask(paths), &settings(), Some(&copy))
+            .unwrap()
+            .unwrap()
+            .body
+            .unwrap()
+    };
+    let one_key = body(&["monetization.plan.vendor_fields.setupFees"]);
+    assert_eq!(one_key["plan"]["setupFees"], json!(99));
+    assert_eq!(
+        one_key["plan"]["currency"], copy["plan"]["currency"],
+        "not named: theirs"
+    );
+    let whole_struct = body(&["monetization.plan.vendor_fields"]);
+    assert_eq!(whole_struct["plan"]["setupFees"], json!(99));
+    let whole_profile = body(&["monetization"]);
+    assert_eq!(whole_profile["plan"]["currency"], json!("EUR"));
+    assert_eq!(whole_profile["plan"]["setupFees"], json!(99));
+}
