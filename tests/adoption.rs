@@ -23,11 +23,9 @@ use producthub::pb::google::longrunning::{
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
     DeleteProductRequest, GetProductRequest, ImportAction, ImportVendorProductsRequest, ImportVendorProductsResponse,
-    LicensingProfile, LinkDirection, LinkVendorProductRequest, Product, SyncState, UnlinkVendorProductRequest,
-    UpdateProductRequest, Vendor,
+    LicensingProfile, LinkDirection, LinkVendorProductRequest, Product, SyncState, UnlinkVendorProductRequest, Vendor,
 };
 use prost::Message;
-use prost_types::FieldMask;
 use serde_json::json;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -174,23 +172,15 @@ async fn get(client: &mut Client, id: &str) -> Product {
 
 /// Changes the product's Cryptlex trial policy, and only that.
 async fn set_trial_policy(client: &mut Client, id: &str, policy: &str) {
-    client
-        .update_product(UpdateProductRequest {
-            product: Some(Product {
-                name: format!("products/{id}"),
-                licensing: Some(LicensingProfile {
-                    trial_policy_id: policy.into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            update_mask: Some(FieldMask {
-                paths: vec!["licensing.trial_policy_id".into()],
-            }),
+    let patch = Product {
+        name: format!("products/{id}"),
+        licensing: Some(LicensingProfile {
+            trial_policy_id: policy.into(),
             ..Default::default()
-        })
-        .await
-        .unwrap();
+        }),
+        ..Default::default()
+    };
+    common::update(client, patch, &["licensing.trial_policy_id"]).await;
 }
 
 fn named(display_name: &str) -> Product {
@@ -907,6 +897,17 @@ async fn the_import_and_link_commands_drive_a_running_server() {
     assert!(!ok && code == 1, "{stderr}");
     assert!(
         stderr.contains("products/nobody does not exist [PRODUCT_NOT_FOUND]"),
+        "{stderr}"
+    );
+    let (ok, _, _, stderr) = producthub(
+        &server,
+        &[
+            "import", "--vendor", "cryptlex", "--map", "c1=late", "--map", "c1=other",
+        ],
+    );
+    assert!(!ok, "a remote id mapped twice is refused");
+    assert!(
+        stderr.contains("--map names c1 twice, for late and for other"),
         "{stderr}"
     );
     let (ok, _, _, stderr) = producthub(&server, &["import", "--vendor", "salesforce"]);

@@ -7,15 +7,13 @@ mod fake_vendors;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Server, create, wait_for};
+use common::{Server, create, update, wait_for};
 use fake_vendors::{Fake, Vendors, vendor_args, vendors};
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
     DeleteProductRequest, GetProductRequest, IotDataFormat, IotProductType, IotProfile, LicensingProfile,
-    MonetizationProfile, Plan, PriceTier, Product, SyncProductRequest, SyncState, UpdateProductRequest, Vendor,
-    VendorSync,
+    MonetizationProfile, Plan, PriceTier, Product, SyncProductRequest, SyncState, Vendor, VendorSync,
 };
-use prost_types::FieldMask;
 use serde_json::json;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
@@ -156,20 +154,6 @@ async fn update_licensing(
         ..Default::default()
     };
     update(client, patch, &[path]).await
-}
-
-async fn update(client: &mut ProductServiceClient<Channel>, patch: Product, paths: &[&str]) -> Product {
-    client
-        .update_product(UpdateProductRequest {
-            product: Some(patch),
-            update_mask: Some(FieldMask {
-                paths: paths.iter().map(|p| p.to_string()).collect(),
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1066,20 +1050,16 @@ async fn a_revenium_update_keeps_what_was_changed_at_revenium_and_the_change_doe
     at_revenium["tags"] = json!(["edited-in-console"]);
     v.revenium.seed(1, |_| (id.clone(), at_revenium.clone()));
 
-    client
-        .update_product(UpdateProductRequest {
-            product: Some(Product {
-                name: "products/metered".into(),
-                description: "Now metered per call".into(),
-                ..Default::default()
-            }),
-            update_mask: Some(FieldMask {
-                paths: vec!["description".into()],
-            }),
+    update(
+        &mut client,
+        Product {
+            name: "products/metered".into(),
+            description: "Now metered per call".into(),
             ..Default::default()
-        })
-        .await
-        .unwrap();
+        },
+        &["description"],
+    )
+    .await;
     wait_for(&mut client, "products/metered", "the update at Revenium", |p| {
         synced(p) && entry(p, Vendor::Revenium).synced_etag == p.etag
     })

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 
-use super::{Catalog, CatalogError, new_etag, now, stamp_new, vendor_from_request};
+use super::{Catalog, CatalogError, check_etag, new_etag, now, stamp_new, vendor_from_request};
 use crate::domain::FieldViolation;
 use crate::domain::field_mask::{self, UpdateMask};
 use crate::domain::names::{parse_product_name, product_name};
@@ -137,17 +137,6 @@ pub(super) fn held_copy(product: &Product, vendor: Vendor) -> Option<String> {
             .map(|entry| entry.remote_id.clone())
             .filter(|id| !id.is_empty())
     })
-}
-
-fn check_etag(product: &Product, name: &str, etag: &str) -> Result<(), CatalogError> {
-    if etag.is_empty() || etag == product.etag {
-        Ok(())
-    } else {
-        Err(CatalogError::EtagMismatch {
-            name: name.to_owned(),
-            sent: etag.to_owned(),
-        })
-    }
 }
 
 /// `stored` linked to the vendor copy `copy` (imported, holding `remote_id`).

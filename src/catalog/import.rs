@@ -19,8 +19,8 @@ use prost::Message;
 use serde_json::Value;
 
 use super::adopt::{adopted_product, held_copy, link_copy};
-use super::operations::{ImportJob, PageOutcomes, operation_id, operation_view};
-use super::{Catalog, CatalogError, now, vendor_from_request};
+use super::operations::{ImportJob, PageOutcomes, decoded, operation_id, operation_view};
+use super::{AbortOnDrop, Catalog, CatalogError, now, vendor_from_request};
 use crate::domain::FieldViolation;
 use crate::domain::names::{check_product_id, generate_product_id, product_name};
 use crate::pb::google::longrunning::Operation;
@@ -479,22 +479,7 @@ impl<S: ProductStore> Catalog<S> {
             .operation(id)
             .await?
             .ok_or_else(|| CatalogError::OperationNotFound { name: operation_id(id) })?;
-        ImportJob::decode(record.data.as_slice()).map_err(|e| {
-            CatalogError::Storage(StoreError::Corrupt {
-                key: operation_id(id),
-                reason: e.to_string(),
-            })
-        })
-    }
-}
-
-/// Aborts the task when dropped, so a helper task (an import's page reader,
-/// a server's upkeep) ends with what it serves.
-pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+        decoded(&record.data, || operation_id(id))
     }
 }
 

@@ -34,8 +34,17 @@ mod import;
 mod operations;
 mod watch;
 
-pub use import::AbortOnDrop;
 pub use watch::ChangeStream;
+
+/// Aborts the task when dropped, so a helper task (an import's page reader
+/// and lease renewer, a server's upkeep) ends with what it serves.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Page size used when a ListProducts request asks for none.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
@@ -356,12 +365,7 @@ impl<S: ProductStore> Catalog<S> {
                     name: patch.name.clone(),
                 });
             };
-            if !patch.etag.is_empty() && patch.etag != stored.etag {
-                return Err(CatalogError::EtagMismatch {
-                    name: patch.name.clone(),
-                    sent: patch.etag.clone(),
-                });
-            }
+            check_etag(&stored, &patch.name, &patch.etag)?;
             let mut merged = field_mask::merge(&stored, &patch, &mask).map_err(CatalogError::InvalidArgument)?;
             let violations = validate(&merged);
             if !violations.is_empty() {
@@ -407,16 +411,7 @@ impl<S: ProductStore> Catalog<S> {
 
     pub async fn delete(&self, request: DeleteProductRequest) -> Result<(), CatalogError> {
         let id = parse_product_name(&request.name, "name")?;
-        let check = |stored: &Product| {
-            if request.etag.is_empty() || request.etag == stored.etag {
-                Ok(())
-            } else {
-                Err(CatalogError::EtagMismatch {
-                    name: request.name.clone(),
-                    sent: request.etag.clone(),
-                })
-            }
-        };
+        let check = |stored: &Product| check_etag(stored, &request.name, &request.etag);
         let deleted = self.store.delete(id, !request.keep_vendor_copies, check).await??;
         self.sync.wake.notify_one();
         match deleted {
@@ -565,12 +560,12 @@ impl<S: ProductStore> Catalog<S> {
             AdapterError::BadJson { reason, .. } => CatalogError::invalid("json", reason),
             other => CatalogError::Vendor(other),
         })?;
-        product.name = product_name(&id);
-        let violations = validate(&product);
-        if !violations.is_empty() {
-            return Err(CatalogError::InvalidArgument(violations));
-        }
         if !request.store {
+            product.name = product_name(&id);
+            let violations = validate(&product);
+            if !violations.is_empty() {
+                return Err(CatalogError::InvalidArgument(violations));
+            }
             return Ok(product);
         }
         // Unlike CreateProduct, what the vendor assigned (keys, ids, counters)
@@ -583,6 +578,19 @@ impl<S: ProductStore> Catalog<S> {
             InsertOutcome::Inserted => Ok(product),
             _ => Err(CatalogError::AlreadyExists { name: product.name }),
         }
+    }
+}
+
+/// Refuses a change sent with an etag (`etag`, for the product `name`) other
+/// than the product's: someone changed it since it was read.
+fn check_etag(product: &Product, name: &str, etag: &str) -> Result<(), CatalogError> {
+    if etag.is_empty() || etag == product.etag {
+        Ok(())
+    } else {
+        Err(CatalogError::EtagMismatch {
+            name: name.to_owned(),
+            sent: etag.to_owned(),
+        })
     }
 }
 

@@ -74,6 +74,16 @@ impl ImportJob {
     }
 }
 
+/// A stored message, or the store's record `key()` reported corrupt.
+pub(super) fn decoded<M: Message + Default>(bytes: &[u8], key: impl FnOnce() -> String) -> Result<M, CatalogError> {
+    M::decode(bytes).map_err(|e| {
+        CatalogError::Storage(crate::storage::StoreError::Corrupt {
+            key: key(),
+            reason: e.to_string(),
+        })
+    })
+}
+
 /// `operations/{id}`.
 pub(super) fn operation_id(id: &str) -> String {
     format!("{COLLECTION}{id}")
@@ -149,12 +159,7 @@ impl<S: ProductStore> Catalog<S> {
             };
             from = last.saturating_add(1);
             for (index, bytes) in parts {
-                let page = PageOutcomes::decode(bytes.as_slice()).map_err(|e| {
-                    CatalogError::Storage(crate::storage::StoreError::Corrupt {
-                        key: format!("{} part {index}", operation_id(id)),
-                        reason: e.to_string(),
-                    })
-                })?;
+                let page: PageOutcomes = decoded(&bytes, || format!("{} part {index}", operation_id(id)))?;
                 let room = MAX_LISTED_PRODUCTS - listed.len();
                 listed.extend(page.products.into_iter().take(room));
                 if listed.len() == MAX_LISTED_PRODUCTS {
@@ -202,12 +207,7 @@ impl<S: ProductStore> Catalog<S> {
         };
         let mut operations = Vec::with_capacity(records.len());
         for record in records {
-            let job = ImportJob::decode(record.data.as_slice()).map_err(|e| {
-                CatalogError::Storage(crate::storage::StoreError::Corrupt {
-                    key: operation_id(&record.id),
-                    reason: e.to_string(),
-                })
-            })?;
+            let job: ImportJob = decoded(&record.data, || operation_id(&record.id))?;
             // A list carries each import's summary, not its outcomes.
             operations.push(operation_view(&record.id, &job, Vec::new()));
         }

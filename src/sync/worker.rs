@@ -172,16 +172,15 @@ impl<S: ProductStore> SyncWorker<S> {
                 }
                 other => other?,
             };
+            // Whether this very call created the copy (it addressed none).
+            let created = entry.remote_id.is_empty() && vendor.adapter().remote_id(&product).is_none();
             match recorded {
                 Ok(_) => {}
                 // Let go of meanwhile (unlinked, or another copy linked in
                 // its place): nothing is recorded, and the copy is left as
                 // it is. One this very call created belongs to no product.
                 Err(NotRecorded::Unlinked) => {
-                    if let (Outcome::Delivered { remote_id, gone: false }, true) = (
-                        &outcome,
-                        entry.remote_id.is_empty() && vendor.adapter().remote_id(&product).is_none(),
-                    ) {
+                    if let (Outcome::Delivered { remote_id, gone: false }, true) = (&outcome, created) {
                         tracing::warn!(product = %id, %vendor, remote_id, "a copy created while the product was linked to another belongs to no product; delete it at the vendor if it is not wanted");
                     }
                     continue;
@@ -191,7 +190,6 @@ impl<S: ProductStore> SyncWorker<S> {
                     // created, or that copy is orphaned. (An existing copy
                     // is in the tombstone already, or was let go of with
                     // the delete.)
-                    let created = entry.remote_id.is_empty() && vendor.adapter().remote_id(&product).is_none();
                     if let (Outcome::Delivered { remote_id, gone: false }, true) = (&outcome, created) {
                         self.remember_in_tombstone(&product, vendor, remote_id).await?;
                     }

@@ -548,6 +548,21 @@ pub fn readme_commands(readme: &str, marker: &str, programs: &[&str]) -> Vec<Rea
     commands
 }
 
+/// Changes the fields `paths` name to `patch`'s values; returns the product.
+pub async fn update(client: &mut ProductServiceClient<Channel>, patch: Product, paths: &[&str]) -> Product {
+    client
+        .update_product(UpdateProductRequest {
+            product: Some(patch),
+            update_mask: Some(FieldMask {
+                paths: paths.iter().map(|p| p.to_string()).collect(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 /// Creates `product` under `id` and returns it as stored.
 pub async fn create(client: &mut ProductServiceClient<Channel>, id: &str, product: Product) -> Product {
     client

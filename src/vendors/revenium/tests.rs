@@ -70,6 +70,16 @@ fn reads_nested_references_and_round_trips() {
     assert_eq!(Revenium.export(&product).unwrap(), get_response());
 }
 
+/// The body of the PUT Revenium gets for `mask`, over the copy `last_known`.
+fn put_body(product: &Product, mask: &UpdateMask, last_known: &Value) -> Value {
+    Revenium
+        .update(product, mask, &settings(), Some(last_known))
+        .unwrap()
+        .unwrap()
+        .body
+        .unwrap()
+}
+
 #[test]
 fn put_merges_into_the_last_known_product() {
     let mut product = imported();
@@ -122,28 +132,13 @@ fn put_merges_into_the_last_known_product() {
         assert!(body[key].is_array(), "{key}");
     }
     // A change naming the plan's currency sends ours, and the rest of the plan as it is there.
-    let named = Revenium
-        .update(
-            &product,
-            &mask(&["monetization.plan.currency"]),
-            &settings(),
-            Some(&last_known),
-        )
-        .unwrap()
-        .unwrap()
-        .body
-        .unwrap();
+    let named = put_body(&product, &mask(&["monetization.plan.currency"]), &last_known);
     assert_eq!(named["plan"]["currency"], json!("EUR"));
     assert_eq!(named["plan"]["billingAnchor"], json!("FIRST_OF_MONTH"));
     assert_eq!(named["description"], get_response()["description"], "not named: theirs");
     assert_eq!(named["tags"], get_response()["tags"]);
     // A whole resend lays every modelled field of ours over theirs.
-    let whole = Revenium
-        .update(&product, &UpdateMask::Full, &settings(), Some(&last_known))
-        .unwrap()
-        .unwrap()
-        .body
-        .unwrap();
+    let whole = put_body(&product, &UpdateMask::Full, &last_known);
     assert_eq!(whole["plan"]["currency"], json!("EUR"));
     assert_eq!(whole["tags"], json!(["weather", "hourly"]));
 }
@@ -542,21 +537,15 @@ fn put_clears_what_we_cleared_and_sends_named_passthrough_changes() {
     let mut last_known = get_response();
     last_known["audienceRestriction"] = json!("PUBLIC");
     last_known["environment"] = json!("prod");
-    let body = Revenium
-        .update(
-            &product,
-            &mask(&[
-                "description",
-                "monetization.external_id",
-                "monetization.vendor_fields.audienceRestriction",
-            ]),
-            &settings(),
-            Some(&last_known),
-        )
-        .unwrap()
-        .unwrap()
-        .body
-        .unwrap();
+    let body = put_body(
+        &product,
+        &mask(&[
+            "description",
+            "monetization.external_id",
+            "monetization.vendor_fields.audienceRestriction",
+        ]),
+        &last_known,
+    );
     assert!(
         body.get("description").is_none(),
         "the description was cleared and must not come back from the base"
@@ -571,17 +560,7 @@ fn put_clears_what_we_cleared_and_sends_named_passthrough_changes() {
         last_known["plan"].get("charge"),
         "the charge is not named: Revenium's stays"
     );
-    let cleared = Revenium
-        .update(
-            &product,
-            &mask(&["monetization.plan.charge"]),
-            &settings(),
-            Some(&last_known),
-        )
-        .unwrap()
-        .unwrap()
-        .body
-        .unwrap();
+    let cleared = put_body(&product, &mask(&["monetization.plan.charge"]), &last_known);
     assert!(cleared["plan"].get("charge").is_none(), "named and cleared: not sent");
     assert_eq!(
         body["audienceRestriction"],
@@ -619,14 +598,7 @@ fn a_change_naming_plan_vendor_fields_sends_ours_and_keeps_the_rest_of_the_plan(
     );
     plan.vendor_fields = Some(fields);
     let copy = get_response();
-    let body = |paths: &[&str]| {
-        Revenium
-            .update(&product, &mask(paths), &settings(), Some(&copy))
-            .unwrap()
-            .unwrap()
-            .body
-            .unwrap()
-    };
+    let body = |paths: &[&str]| put_body(&product, &mask(paths), &copy);
     let one_key = body(&["monetization.plan.vendor_fields.setupFees"]);
     assert_eq!(one_key["plan"]["setupFees"], json!(99));
     assert_eq!(
