@@ -1,5 +1,6 @@
 //! The application, wired: choose and open the store, build the catalog,
-//! start the sync worker, the change-log trimmer and the metrics endpoint,
+//! start the sync worker, the reconciler, the change-log trimmer, the metrics
+//! and webhook endpoints,
 //! serve gRPC, and shut all of it down in order. The one module that knows
 //! every other; `main` only turns the command line into a [`Config`].
 
@@ -12,10 +13,11 @@ use tokio::sync::Notify;
 
 use crate::catalog::{Catalog, SyncHooks};
 use crate::domain::schema;
+use crate::domain::sync_plan::DriftPolicy;
 use crate::storage::{PostgresOptions, PostgresStore, ProductStore, SledOptions, SledStore, StoreError, redact_url};
 use crate::sync::{RetryPolicy, SyncWorker};
 use crate::transport::{self, GrpcError, GrpcOptions};
-use crate::vendors::{Connections, VendorsConfig};
+use crate::vendors::{Connections, VendorsConfig, Webhooks};
 
 /// How often unfinished imports no process runs are looked for.
 const IMPORT_SWEEP: Duration = Duration::from_secs(5);
@@ -41,6 +43,20 @@ pub struct Config {
     pub max_watch_streams: usize,
     /// Serve Prometheus metrics over HTTP here (`/metrics`).
     pub metrics_listen: Option<SocketAddr>,
+    /// How vendor copies changed outside producthub are noticed and settled.
+    pub reconcile: ReconcileOptions,
+    /// Take the vendors' webhooks over HTTP here (`/webhooks/{vendor}`).
+    pub webhook_listen: Option<SocketAddr>,
+}
+
+/// How copies changed at the vendors are noticed and settled.
+#[derive(Debug, Clone, Default)]
+pub struct ReconcileOptions {
+    /// Every copy is read and compared this often; `None`: never on a
+    /// schedule (on demand, webhooks and deliveries still compare).
+    pub interval: Option<Duration>,
+    /// What is done with drift unless a call says otherwise.
+    pub policy: DriftPolicy,
 }
 
 /// The storage backend.
@@ -66,6 +82,8 @@ pub enum ServeError {
     Sync(String),
     #[error("cannot serve metrics: {0}")]
     Metrics(String),
+    #[error("--webhook-listen needs a vendor's webhook token (--cryptlex-webhook-token)")]
+    NoWebhooks,
 }
 
 /// Runs the server until `shutdown` resolves, then stops accepting calls, lets
@@ -110,6 +128,7 @@ async fn serve_with<S: ProductStore>(
             hooks.clone(),
         )
         .with_max_watch_streams(config.max_watch_streams)
+        .with_drift_policy(config.reconcile.policy)
         // A wait ends before the call's own timeout would cut it off.
         .with_max_wait(
             config
@@ -119,6 +138,7 @@ async fn serve_with<S: ProductStore>(
                 .max(Duration::from_secs(1)),
         ),
     );
+    let reconciles = catalog.reconciles();
     let worker = SyncWorker::new(
         store.clone(),
         connections,
@@ -126,11 +146,24 @@ async fn serve_with<S: ProductStore>(
         hooks.enabled.clone(),
         config.retry.clone(),
         wake,
+    )
+    // A delivery that stops at DRIFTED under `adopt` has the vendor's values
+    // adopted at once.
+    .with_drift_policy(
+        config.reconcile.policy,
+        Some(Arc::new(move |id: &str, vendor| reconciles.schedule(id, vendor))),
     );
     let trimmer = tokio::spawn(trim_change_log(store.clone(), config.watch_retention));
     // Imports left unfinished (by this process before a restart, or by a
     // replica that stopped) are picked up again.
     let imports = tokio::spawn(catalog.clone().resume_imports(IMPORT_SWEEP));
+    // Copies handed over by webhooks and deliveries, and (when configured)
+    // every copy on the interval.
+    let reconciler = tokio::spawn(catalog.clone().run_reconciles());
+    let reconcile_pass = config
+        .reconcile
+        .interval
+        .map(|every| tokio::spawn(catalog.clone().reconcile_every(every)));
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     let worker_task = tokio::spawn(worker.run(async move {
         let _ = worker_stopped.await;
@@ -152,6 +185,22 @@ async fn serve_with<S: ProductStore>(
         None => None,
     };
 
+    let webhook_server = match config.webhook_listen {
+        Some(addr) => {
+            let webhooks = Webhooks::new(&config.vendors);
+            if !webhooks.any() {
+                return Err(ServeError::NoWebhooks);
+            }
+            let (bound, server) = transport::webhooks::serve(addr, catalog.clone(), webhooks)
+                .await
+                .map_err(|e| bind_error(addr, e))?;
+            tracing::info!(addr = %bound, "taking webhooks");
+            println!("producthub webhooks on http://{bound}/webhooks/");
+            Some(tokio::spawn(server))
+        }
+        None => None,
+    };
+
     tracing::info!(addr = %local_addr, "listening");
     println!("producthub listening on {local_addr}");
     let grace = config.grpc.shutdown_grace;
@@ -165,6 +214,13 @@ async fn serve_with<S: ProductStore>(
     }
     trimmer.abort();
     imports.abort();
+    reconciler.abort();
+    if let Some(pass) = reconcile_pass {
+        pass.abort();
+    }
+    if let Some(webhook_server) = webhook_server {
+        webhook_server.abort();
+    }
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
     }

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use producthub::app::{Config, StoreChoice, serve};
+use producthub::app::{Config, ReconcileOptions, StoreChoice, serve};
+use producthub::domain::sync_plan::DriftPolicy;
 use producthub::catalog::DEFAULT_MAX_WATCH_STREAMS;
 use producthub::cli;
 use producthub::storage::{PostgresOptions, SledOptions, redact_url};
@@ -127,6 +128,25 @@ struct ServeArgs {
     #[arg(long, env = "PRODUCTHUB_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
 
+    /// How often every vendor copy is read and compared with what producthub
+    /// last delivered or read (e.g. `30s`, `10m`, `1h`; `off` never, leaving
+    /// webhooks, deliveries and ReconcileProduct to notice drift). Each pass
+    /// costs one GET per copy.
+    #[arg(long, env = "PRODUCTHUB_RECONCILE_INTERVAL", default_value = "10m", value_parser = parse_interval)]
+    reconcile_interval: Interval,
+
+    /// What a reconcile does with a copy changed at the vendor, unless a call
+    /// says otherwise: `report` (mark it DRIFTED, overwrite nothing), `push`
+    /// (send producthub's values again) or `adopt` (take the vendor's values
+    /// as a canonical update).
+    #[arg(long, env = "PRODUCTHUB_RECONCILE_POLICY", default_value = "report")]
+    reconcile_policy: DriftPolicy,
+
+    /// Take the vendors' webhooks (today Cryptlex's, at
+    /// http://ADDR/webhooks/cryptlex; needs --cryptlex-webhook-token).
+    #[arg(long, env = "PRODUCTHUB_WEBHOOK_LISTEN")]
+    webhook_listen: Option<SocketAddr>,
+
     /// The vendors' flags (EnOS, Cryptlex, Revenium): each vendor is synced
     /// once its credentials are given.
     #[command(flatten)]
@@ -143,6 +163,35 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, env = "PRODUCTHUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+/// A reconcile interval: a duration, or never.
+#[derive(Clone, Copy, Debug)]
+struct Interval(Option<std::time::Duration>);
+
+/// `30s`, `10m`, `2h`, `500ms`; `off` (or `0`) for never.
+fn parse_interval(text: &str) -> Result<Interval, String> {
+    let text = text.trim();
+    if matches!(text, "off" | "0" | "never") {
+        return Ok(Interval(None));
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let amount: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 30s, 10m or 1h (or off)"))?;
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
+    };
+    match amount.checked_mul(unit_ms) {
+        Some(0) => Ok(Interval(None)),
+        Some(ms) => Ok(Interval(Some(std::time::Duration::from_millis(ms)))),
+        None => Err(format!("{text:?} is too long")),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -264,6 +313,11 @@ fn main() -> ExitCode {
         watch_retention: args.watch_retention,
         max_watch_streams: args.max_watch_streams,
         metrics_listen: args.metrics_listen,
+        reconcile: ReconcileOptions {
+            interval: args.reconcile_interval.0,
+            policy: args.reconcile_policy,
+        },
+        webhook_listen: args.webhook_listen,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

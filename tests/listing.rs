@@ -74,6 +74,7 @@ async fn estate() -> Estate {
         cryptlex: Some(cryptlex::Config {
             base_url: cryptlex.url(),
             access_token: Secret::new(fake_vendors::CRYPTLEX_TOKEN),
+            webhook_token: None,
         }),
         revenium: Some(revenium::Config {
             base_url: revenium.url(),

@@ -941,6 +941,7 @@ async fn import(load: LoadArgs, products: usize, latency: Duration) -> Result<()
         cryptlex: Some(cryptlex::Config {
             base_url: vendor.clone(),
             access_token: Secret::new(FAKE_TOKEN),
+            webhook_token: None,
         }),
         ..Default::default()
     };

@@ -192,13 +192,13 @@ pub(super) fn link_copy(
         LinkDirection::ProducthubWins => {
             vendors::mark_changed(&mut next, &only, &[EVERYTHING.to_string()], enabled);
         }
-        _ => vendors::mark_synced(&mut next, vendor, enabled, SystemTime::now()),
+        _ => vendors::mark_synced(&mut next, vendor, copy, enabled, SystemTime::now()),
     }
     Ok(next)
 }
 
 /// The product without the vendor's profile.
-fn without_profile(product: &Product, vendor: Vendor) -> Result<Product, CatalogError> {
+pub(super) fn without_profile(product: &Product, vendor: Vendor) -> Result<Product, CatalogError> {
     let profile = [vendor.profile_field().to_owned()];
     let mask = UpdateMask::parse(&profile).map_err(CatalogError::InvalidArgument)?;
     field_mask::merge(product, &Product::default(), &mask).map_err(CatalogError::InvalidArgument)
@@ -219,6 +219,7 @@ pub(super) fn adopted_product(
         return Err(violations);
     }
     stamp_new(&mut copy, enabled);
-    vendors::mark_synced(&mut copy, vendor, enabled, SystemTime::now());
+    let read = copy.clone();
+    vendors::mark_synced(&mut copy, vendor, &read, enabled, SystemTime::now());
     Ok(copy)
 }

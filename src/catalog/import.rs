@@ -33,8 +33,8 @@ use crate::storage::{InsertOutcome, ProductStore, StoreError};
 use crate::vendors::{ListError, ListRetry, Listing, Vendor};
 
 /// gRPC codes an import can end with.
-const CANCELLED: i32 = 1;
-const FAILED_PRECONDITION: i32 = 9;
+pub(super) const CANCELLED: i32 = 1;
+pub(super) const FAILED_PRECONDITION: i32 = 9;
 const UNAVAILABLE: i32 = 14;
 const DATA_LOSS: i32 = 15;
 
@@ -152,7 +152,7 @@ impl<S: ProductStore> Catalog<S> {
     }
 
     /// Runs the import `id` to its end (once per process at a time).
-    async fn run_import(self: Arc<Self>, id: String) {
+    pub(super) async fn run_import(self: Arc<Self>, id: String) {
         let started = self
             .running_imports
             .lock()
@@ -181,6 +181,9 @@ impl<S: ProductStore> Catalog<S> {
         if job.done {
             return Ok(());
         }
+        if job.reconcile.is_some() {
+            return self.drive_reconcile(id, job).await;
+        }
         let request = job.request.clone().unwrap_or_default();
         let Some(vendor) = Vendor::from_pb(request.vendor) else {
             return self
@@ -196,24 +199,7 @@ impl<S: ProductStore> Catalog<S> {
         }
         // The lease is renewed while the import runs, whatever it waits for
         // (building the display-name index, a vendor's Retry-After).
-        let _renewer = self.store.operation_lease().map(|lease| {
-            let store = self.store.clone();
-            let lease_id = id.to_owned();
-            let every = (lease / 3).max(MIN_LEASE_RENEWAL);
-            AbortOnDrop(tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    match store.claim_operation(&lease_id).await {
-                        Ok(true) => {}
-                        // Taken over (or finished): the writer finds out at its next write.
-                        Ok(false) => return,
-                        Err(error) => {
-                            tracing::warn!(operation = %operation_id(&lease_id), %error, "cannot renew the import's lease")
-                        }
-                    }
-                }
-            }))
-        });
+        let _renewer = self.lease_renewer(id);
         let mut matcher = Matcher::new(&*self.store, vendor, &request).await?;
         // Pages are read one after the other by a task of their own, ahead
         // of the writes (at most PAGES_AHEAD waiting), so the vendor is never
@@ -303,6 +289,29 @@ impl<S: ProductStore> Catalog<S> {
             }
         };
         writer.await
+    }
+
+    /// Renews the operation's lease (on a store that has leases) until
+    /// dropped.
+    pub(super) fn lease_renewer(&self, id: &str) -> Option<AbortOnDrop> {
+        self.store.operation_lease().map(|lease| {
+            let store = self.store.clone();
+            let lease_id = id.to_owned();
+            let every = (lease / 3).max(MIN_LEASE_RENEWAL);
+            AbortOnDrop(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    match store.claim_operation(&lease_id).await {
+                        Ok(true) => {}
+                        // Taken over (or finished): the writer finds out at its next write.
+                        Ok(false) => return,
+                        Err(error) => {
+                            tracing::warn!(operation = %operation_id(&lease_id), %error, "cannot renew the operation's lease")
+                        }
+                    }
+                }
+            }))
+        })
     }
 
     /// Ends the import with `error`, or with its response.
@@ -665,7 +674,7 @@ fn outcome_failed(remote_id: String, display_name: &str, reason: String) -> Impo
     }
 }
 
-fn status(code: i32, message: &str) -> Status {
+pub(super) fn status(code: i32, message: &str) -> Status {
     Status {
         code,
         message: message.to_owned(),

@@ -1,7 +1,8 @@
 //! The product use cases: create, get, list, update, delete, watch, sync,
 //! render a vendor call, import one vendor product; adopt existing vendor
 //! copies (`adopt`: link, unlink), import a vendor's catalog (`import`, a
-//! long-running operation) and serve the operations (`operations`).
+//! long-running operation), serve the operations (`operations`), and notice
+//! and settle changes made at the vendors (`reconcile`).
 //!
 //! The catalog joins the domain rules to a [`ProductStore`]. It validates whole
 //! requests before touching storage, runs every read-modify-write as one atomic
@@ -19,7 +20,7 @@ use prost::Message;
 use crate::domain::field_mask::{self, UpdateMask};
 use crate::domain::filter::Filter;
 use crate::domain::names::{check_product_id, generate_product_id, parse_product_name, product_name};
-use crate::domain::sync_plan::EVERYTHING;
+use crate::domain::sync_plan::{self, DriftPolicy, EVERYTHING};
 use crate::domain::{FieldViolation, page_token};
 use crate::pb::{
     CreateProductRequest, DeleteProductRequest, GetProductRequest, ImportVendorProductRequest, ListProductsRequest,
@@ -32,7 +33,10 @@ use crate::vendors::{self, AdapterError, Connections, Vendor, VendorError, Vendo
 mod adopt;
 mod import;
 mod operations;
+mod reconcile;
 mod watch;
+
+pub use reconcile::Reconciles;
 
 pub use watch::ChangeStream;
 
@@ -106,6 +110,12 @@ pub enum CatalogError {
     ChangeFeedDisabled,
     #[error("not configured on this server: {}", enabling(.vendors))]
     VendorsNotConfigured { vendors: Vec<Vendor> },
+    #[error("cannot adopt the {vendor} copy's values into {name}: {}", crate::domain::join_violations(.violations))]
+    AdoptRefused {
+        name: String,
+        vendor: Vendor,
+        violations: Vec<FieldViolation>,
+    },
     #[error("{limit} WatchProducts streams are open, the most this server allows (--max-watch-streams); retry later")]
     TooManyWatchers { limit: usize },
 }
@@ -171,6 +181,12 @@ pub struct Catalog<S> {
     /// One permit per open WatchProducts stream, held for the stream's life.
     watchers: Arc<tokio::sync::Semaphore>,
     max_watchers: usize,
+    /// What a reconcile does with drift unless a call says otherwise.
+    drift_policy: DriftPolicy,
+    /// Copies to reconcile soon, and (until `run_reconciles` takes it) the
+    /// other end of that queue.
+    reconciles: Reconciles,
+    reconcile_queue: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(String, Vendor)>>>,
 }
 
 /// The longest WaitOperation unless configured otherwise.
@@ -190,7 +206,11 @@ pub struct SyncHooks {
 
 impl<S: ProductStore> Catalog<S> {
     pub fn new(store: Arc<S>, vendors: VendorSettings, connections: Arc<Connections>, sync: SyncHooks) -> Self {
+        let (reconciles, queue) = Reconciles::new();
         Self {
+            drift_policy: DriftPolicy::Report,
+            reconciles,
+            reconcile_queue: std::sync::Mutex::new(Some(queue)),
             store,
             vendors,
             connections,
@@ -210,6 +230,13 @@ impl<S: ProductStore> Catalog<S> {
         let limit = limit.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         self.watchers = Arc::new(tokio::sync::Semaphore::new(limit));
         self.max_watchers = limit;
+        self
+    }
+
+    /// Drift found by a reconcile is settled by `policy` unless the call
+    /// names another.
+    pub fn with_drift_policy(mut self, policy: DriftPolicy) -> Self {
+        self.drift_policy = policy;
         self
     }
 
@@ -366,33 +393,7 @@ impl<S: ProductStore> Catalog<S> {
                 });
             };
             check_etag(&stored, &patch.name, &patch.etag)?;
-            let mut merged = field_mask::merge(&stored, &patch, &mask).map_err(CatalogError::InvalidArgument)?;
-            let violations = validate(&merged);
-            if !violations.is_empty() {
-                return Err(CatalogError::InvalidArgument(violations));
-            }
-            merged.update_time = Some(now());
-            merged.etag = new_etag();
-            // A `*` update sends the vendors what it really changed, cleared
-            // fields included; `*` itself stands for a whole resend, which
-            // never clears (see SyncProduct).
-            let (changed, mask): (Vec<String>, UpdateMask) = match &mask {
-                UpdateMask::Full => {
-                    let changed = field_mask::changed_paths(&stored, &merged);
-                    match UpdateMask::parse(&changed) {
-                        Ok(diff) => (changed, diff),
-                        // Every path names a schema field, so this cannot
-                        // happen; if it did, a whole resend is the safe side.
-                        Err(_) => (vec![EVERYTHING.to_string()], UpdateMask::Full),
-                    }
-                }
-                UpdateMask::Paths(_) => (
-                    mask.effective_paths().map(|p| p.as_str().to_owned()).collect(),
-                    mask.clone(),
-                ),
-            };
-            let touched = vendors::touched_vendors(&stored, &merged, &mask);
-            vendors::mark_changed(&mut merged, &touched, &changed, &self.sync.enabled);
+            let (merged, _) = updated(&stored, &patch, &mask, &BTreeSet::new(), &self.sync.enabled)?;
             Ok(merged)
         };
         if request.validate_only {
@@ -470,6 +471,11 @@ impl<S: ProductStore> Catalog<S> {
             };
             if !unreachable.is_empty() {
                 return Err(CatalogError::VendorsNotConfigured { vendors: unreachable });
+            }
+            // A resend asked for is a push: it goes over whatever the vendor
+            // holds now, a drift found before included.
+            for vendor in &targets {
+                sync_plan::set_fingerprint(&mut product, vendor.to_pb(), "");
             }
             vendors::mark_changed(&mut product, &targets, &everything, &self.sync.enabled);
             Ok(product)
@@ -579,6 +585,47 @@ impl<S: ProductStore> Catalog<S> {
             _ => Err(CatalogError::AlreadyExists { name: product.name }),
         }
     }
+}
+
+/// `stored` changed by `patch` under `mask`, validated, with a new etag, and
+/// marked for delivery to the vendors it touches (except those in `quiet`,
+/// which hold the new values already). Also returns the vendors touched.
+fn updated(
+    stored: &Product,
+    patch: &Product,
+    mask: &UpdateMask,
+    quiet: &BTreeSet<Vendor>,
+    enabled: &BTreeSet<Vendor>,
+) -> Result<(Product, BTreeSet<Vendor>), CatalogError> {
+    let mut merged = field_mask::merge(stored, patch, mask).map_err(CatalogError::InvalidArgument)?;
+    let violations = validate(&merged);
+    if !violations.is_empty() {
+        return Err(CatalogError::InvalidArgument(violations));
+    }
+    merged.update_time = Some(now());
+    merged.etag = new_etag();
+    // A `*` update sends the vendors what it really changed, cleared fields
+    // included; `*` itself stands for a whole resend, which never clears
+    // (see SyncProduct).
+    let (changed, mask): (Vec<String>, UpdateMask) = match mask {
+        UpdateMask::Full => {
+            let changed = field_mask::changed_paths(stored, &merged);
+            match UpdateMask::parse(&changed) {
+                Ok(diff) => (changed, diff),
+                // Every path names a schema field, so this cannot happen; if
+                // it did, a whole resend is the safe side.
+                Err(_) => (vec![EVERYTHING.to_string()], UpdateMask::Full),
+            }
+        }
+        UpdateMask::Paths(_) => (
+            mask.effective_paths().map(|p| p.as_str().to_owned()).collect(),
+            mask.clone(),
+        ),
+    };
+    let touched = vendors::touched_vendors(stored, &merged, &mask);
+    let told: BTreeSet<Vendor> = touched.difference(quiet).copied().collect();
+    vendors::mark_changed(&mut merged, &told, &changed, enabled);
+    Ok((merged, touched))
 }
 
 /// Refuses a change sent with an etag (`etag`, for the product `name`) other

@@ -1,6 +1,7 @@
 //! The standard Operations service's use cases (AIP-151) over the stored
-//! operations: get, list, wait, cancel, delete. ImportVendorProducts is the
-//! one kind of operation; its stored form is [`ImportJob`].
+//! operations: get, list, wait, cancel, delete. There are two kinds,
+//! ImportVendorProducts and ReconcileVendorProducts; both are stored as an
+//! [`ImportJob`] (a reconcile's holds a [`ReconcileJob`]).
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use crate::pb::google::longrunning::{
 use crate::pb::google::rpc::Status;
 use crate::pb::{
     ImportVendorProductsMetadata, ImportVendorProductsRequest, ImportVendorProductsResponse, ImportedVendorProduct,
+    ReconcileVendorProductsMetadata, ReconcileVendorProductsRequest, ReconcileVendorProductsResponse,
 };
 use crate::storage::ProductStore;
 
@@ -48,6 +50,23 @@ pub(super) struct ImportJob {
     /// Why it ended early; unset when it finished or still runs.
     #[prost(message, optional, tag = "6")]
     pub error: Option<Status>,
+    /// Set when the operation is a ReconcileVendorProducts (then `request`,
+    /// `metadata` and `next_page` are unset).
+    #[prost(message, optional, tag = "7")]
+    pub reconcile: Option<ReconcileJob>,
+}
+
+/// A ReconcileVendorProducts as stored: its request, progress, and the last
+/// product id done.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(super) struct ReconcileJob {
+    #[prost(message, optional, tag = "1")]
+    pub request: Option<ReconcileVendorProductsRequest>,
+    #[prost(message, optional, tag = "2")]
+    pub metadata: Option<ReconcileVendorProductsMetadata>,
+    /// Products up to this id are done; empty: none yet.
+    #[prost(string, tag = "3")]
+    pub after: String,
 }
 
 /// The outcomes of one catalog page, stored as the operation's part of that
@@ -100,6 +119,9 @@ fn any(type_name: &str, message: &impl Message) -> prost_types::Any {
 /// The job as its Operation: metadata while it runs, then the error or the
 /// response, listing `products` (of the job's `seen`).
 pub(super) fn operation_view(id: &str, job: &ImportJob, products: Vec<ImportedVendorProduct>) -> Operation {
+    if let Some(reconcile) = &job.reconcile {
+        return reconcile_view(id, job, reconcile);
+    }
     let metadata = job.metadata.clone().unwrap_or_default();
     let result = match (&job.error, job.done) {
         (_, false) => None,
@@ -116,6 +138,27 @@ pub(super) fn operation_view(id: &str, job: &ImportJob, products: Vec<ImportedVe
     Operation {
         name: operation_id(id),
         metadata: Some(any("producthub.v1.ImportVendorProductsMetadata", &metadata)),
+        done: job.done,
+        result,
+    }
+}
+
+/// A ReconcileVendorProducts job as its Operation.
+fn reconcile_view(id: &str, job: &ImportJob, reconcile: &ReconcileJob) -> Operation {
+    let metadata = reconcile.metadata.clone().unwrap_or_default();
+    let result = match (&job.error, job.done) {
+        (_, false) => None,
+        (Some(error), true) => Some(operation::Result::Error(error.clone())),
+        (None, true) => Some(operation::Result::Response(any(
+            "producthub.v1.ReconcileVendorProductsResponse",
+            &ReconcileVendorProductsResponse {
+                summary: Some(metadata.clone()),
+            },
+        ))),
+    };
+    Operation {
+        name: operation_id(id),
+        metadata: Some(any("producthub.v1.ReconcileVendorProductsMetadata", &metadata)),
         done: job.done,
         result,
     }
@@ -148,7 +191,7 @@ impl<S: ProductStore> Catalog<S> {
     /// The finished job's first outcomes (up to [`MAX_LISTED_PRODUCTS`]).
     async fn listed_products(&self, id: &str, job: &ImportJob) -> Result<Vec<ImportedVendorProduct>, CatalogError> {
         let mut listed = Vec::new();
-        if !job.done || job.error.is_some() {
+        if !job.done || job.error.is_some() || job.reconcile.is_some() {
             return Ok(listed);
         }
         let mut from = 0;

@@ -674,6 +674,78 @@ fn check_immutable(stored: &DynamicMessage, merged: &DynamicMessage, path: &mut 
     }
 }
 
+/// The value at `path` (a top-level field, or a field of a profile, as
+/// [`changed_paths`] names them) as protobuf JSON; `null` when it is unset.
+pub fn value_json(product: &Product, path: &str) -> String {
+    let mut message = to_dynamic(product);
+    let mut names = path.split('.').peekable();
+    while let Some(name) = names.next() {
+        let Some(field) = message.descriptor().get_field_by_name(name) else {
+            return "null".to_owned();
+        };
+        if !message.has_field(&field) {
+            return "null".to_owned();
+        }
+        if names.peek().is_some() {
+            match message.get_field(&field).as_ref() {
+                Value::Message(sub) => {
+                    let sub = sub.clone();
+                    message = sub;
+                    continue;
+                }
+                _ => return "null".to_owned(),
+            }
+        }
+        // Only this field, in a message of its own, rendered the way the
+        // JSON mapping renders it (enums by name, 64-bit numbers quoted).
+        let mut only = DynamicMessage::new(message.descriptor());
+        only.set_field(&field, message.get_field(&field).into_owned());
+        return serde_json::to_value(&only)
+            .ok()
+            .and_then(|json| json.get(field.json_name()).cloned())
+            .map_or_else(|| "null".to_owned(), |value| value.to_string());
+    }
+    "null".to_owned()
+}
+
+/// Clears every `google.protobuf.Struct` field (the vendors' unmodelled
+/// `vendor_fields`), however deep.
+pub fn clear_struct_fields(product: &mut Product) {
+    let mut message = to_dynamic(product);
+    clear_structs(&mut message);
+    *product = from_dynamic(&message);
+}
+
+fn clear_structs(message: &mut DynamicMessage) {
+    let descriptor = message.descriptor();
+    for field in descriptor.fields() {
+        let Kind::Message(kind) = field.kind() else {
+            continue;
+        };
+        if schema::is_struct(&kind) {
+            message.clear_field(&field);
+            continue;
+        }
+        if schema::is_opaque_message(&kind) || !message.has_field(&field) {
+            continue;
+        }
+        match message.get_field_mut(&field) {
+            Value::Message(sub) => clear_structs(sub),
+            Value::List(items) => items.iter_mut().for_each(|item| {
+                if let Value::Message(sub) = item {
+                    clear_structs(sub)
+                }
+            }),
+            Value::Map(entries) => entries.values_mut().for_each(|item| {
+                if let Value::Message(sub) = item {
+                    clear_structs(sub)
+                }
+            }),
+            _ => {}
+        }
+    }
+}
+
 /// A value as a client would write it: strings quoted, enums by name.
 fn show(field: &FieldDescriptor, value: &Value) -> String {
     match (value, field.kind()) {

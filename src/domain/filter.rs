@@ -180,7 +180,7 @@ fn sync_state(value: &str) -> Result<SyncState, String> {
     };
     match SyncState::from_str_name(&name) {
         Some(SyncState::Unspecified) | None => Err(format!(
-            "sync.state cannot be {value:?}; use FAILED, PENDING, SYNCED or DISABLED"
+            "sync.state cannot be {value:?}; use FAILED, DRIFTED, PENDING, SYNCED or DISABLED"
         )),
         Some(state) => Ok(state),
     }
@@ -442,7 +442,7 @@ mod tests {
             ("iot:x", "only `iot:*`"),
             ("labels.env = \"open", "not closed"),
             ("iot:* licensing:*", "expected AND"),
-            ("sync.state = BROKEN", "use FAILED, PENDING, SYNCED or DISABLED"),
+            ("sync.state = BROKEN", "use FAILED, DRIFTED, PENDING, SYNCED or DISABLED"),
             ("sync.state = UNSPECIFIED", "sync.state cannot be"),
             ("sync.vendor = acme", "use a vendor's API name"),
         ] {

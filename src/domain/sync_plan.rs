@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-use crate::pb::{Product, SyncState, Vendor, VendorSync};
+use crate::pb::{Product, SyncState, Vendor, VendorDrift, VendorSync};
 
 /// The mask path meaning "the whole product".
 pub const EVERYTHING: &str = "*";
@@ -64,6 +64,68 @@ pub fn mark_changed(product: &mut Product, vendors: &BTreeSet<Vendor>, paths: &[
     }
 }
 
+/// What happens to a copy found changed at the vendor (drift).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DriftPolicy {
+    /// Nothing is overwritten: the entry turns DRIFTED and says how.
+    #[default]
+    Report,
+    /// producthub wins: its values are sent again.
+    Push,
+    /// The vendor wins: its values become the canonical product's.
+    Adopt,
+}
+
+impl DriftPolicy {
+    /// The policy an API value asks for; `None` for UNSPECIFIED (the
+    /// server's), an error for an unknown value.
+    pub fn from_pb(value: i32) -> Result<Option<DriftPolicy>, String> {
+        match crate::pb::ReconcilePolicy::try_from(value) {
+            Ok(crate::pb::ReconcilePolicy::Unspecified) => Ok(None),
+            Ok(crate::pb::ReconcilePolicy::Report) => Ok(Some(DriftPolicy::Report)),
+            Ok(crate::pb::ReconcilePolicy::Push) => Ok(Some(DriftPolicy::Push)),
+            Ok(crate::pb::ReconcilePolicy::Adopt) => Ok(Some(DriftPolicy::Adopt)),
+            Err(_) => Err(format!("{value} is not a policy; use RECONCILE_POLICY_REPORT, _PUSH or _ADOPT")),
+        }
+    }
+
+    pub fn to_pb(self) -> crate::pb::ReconcilePolicy {
+        match self {
+            DriftPolicy::Report => crate::pb::ReconcilePolicy::Report,
+            DriftPolicy::Push => crate::pb::ReconcilePolicy::Push,
+            DriftPolicy::Adopt => crate::pb::ReconcilePolicy::Adopt,
+        }
+    }
+}
+
+impl std::str::FromStr for DriftPolicy {
+    type Err = String;
+
+    /// `report`, `push` or `adopt` (any case), as the command line says it.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "report" => Ok(DriftPolicy::Report),
+            "push" => Ok(DriftPolicy::Push),
+            "adopt" => Ok(DriftPolicy::Adopt),
+            _ => Err(format!("{text:?} is not a policy; use report, push or adopt")),
+        }
+    }
+}
+
+/// Forgets the vendor's copy (gone at the vendor), so the next delivery
+/// creates one.
+pub fn forget_copy(product: &mut Product, vendor: Vendor) {
+    let entry = entry_mut(product, vendor);
+    entry.remote_id.clear();
+    entry.fingerprint.clear();
+    entry.drift = None;
+}
+
+/// Removes the vendor's entry: the product holds nothing there any more.
+pub fn remove_entry(product: &mut Product, vendor: Vendor) {
+    product.sync.retain(|s| s.vendor != vendor as i32);
+}
+
 /// What one delivery attempt came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -76,6 +138,10 @@ pub enum Outcome {
     Failed { error: String },
     /// The vendor is not configured on this server (any more): nothing sent.
     Disabled,
+    /// The vendor's copy changed since it was last delivered or read, and the
+    /// change was not sent over it (the `report` policy). What is pending
+    /// stays pending, for a push or an adopt to settle.
+    Drifted { drift: VendorDrift },
 }
 
 /// Applies a delivery outcome for `vendor`, made for the change of
@@ -103,6 +169,7 @@ pub fn record_outcome(
             entry.attempts = 0;
             entry.last_error.clear();
             entry.next_attempt_time = None;
+            entry.drift = None;
             if current {
                 entry.state = SyncState::Synced as i32;
                 entry.synced_etag = etag.to_owned();
@@ -126,6 +193,14 @@ pub fn record_outcome(
             entry.next_attempt_time = None;
         }
         Outcome::Disabled => entry.state = SyncState::Disabled as i32,
+        // Whatever is pending, the copy has changed at the vendor.
+        Outcome::Drifted { drift } => {
+            entry.state = SyncState::Drifted as i32;
+            entry.attempts = 0;
+            entry.last_error = drift_summary(drift);
+            entry.next_attempt_time = None;
+            entry.drift = Some(drift.clone());
+        }
         // A newer change is pending: it gets a fresh start.
         Outcome::Retry { .. } | Outcome::Failed { .. } => {}
     }
@@ -161,6 +236,50 @@ pub fn mark_synced(product: &mut Product, vendor: Vendor, remote_id: &str, now: 
     entry.synced_etag = etag;
     entry.last_sync_time = Some(now.into());
     entry.pending_paths.clear();
+}
+
+/// Records the digest of the vendor's copy as just delivered or read (empty:
+/// not known, so the next delivery does not compare).
+pub fn set_fingerprint(product: &mut Product, vendor: Vendor, fingerprint: &str) {
+    entry_mut(product, vendor).fingerprint = fingerprint.to_owned();
+}
+
+/// Records drift found by a reconcile: the entry turns DRIFTED (see
+/// [`Outcome::Drifted`]).
+pub fn mark_drifted(product: &mut Product, vendor: Vendor, drift: VendorDrift) {
+    let entry = entry_mut(product, vendor);
+    entry.state = SyncState::Drifted as i32;
+    entry.last_error = drift_summary(&drift);
+    entry.next_attempt_time = None;
+    entry.attempts = 0;
+    entry.drift = Some(drift);
+}
+
+/// Forgets a drift that is no more (the copy is back to what producthub
+/// knows): the entry is SYNCED again, or PENDING when a change waits.
+pub fn clear_drift(product: &mut Product, vendor: Vendor) {
+    let entry = entry_mut(product, vendor);
+    entry.drift = None;
+    if entry.state == SyncState::Drifted as i32 {
+        entry.last_error.clear();
+        entry.state = if entry.pending_paths.is_empty() {
+            SyncState::Synced as i32
+        } else {
+            SyncState::Pending as i32
+        };
+    }
+}
+
+/// The one-line account of a drift that `last_error` shows.
+pub fn drift_summary(drift: &VendorDrift) -> String {
+    if drift.copy_deleted {
+        return "the copy was deleted at the vendor".to_owned();
+    }
+    let paths: Vec<&str> = drift.fields.iter().map(|f| f.path.as_str()).collect();
+    match paths.is_empty() {
+        true => "the copy was changed at the vendor".to_owned(),
+        false => format!("the copy was changed at the vendor: {}", paths.join(", ")),
+    }
 }
 
 /// Entries waiting for delivery whose time has come, and the earliest later one.

@@ -22,10 +22,17 @@ use tokio::sync::Notify;
 use super::RetryPolicy;
 use crate::domain::field_mask::{self, UpdateMask};
 use crate::domain::names::parse_product_name;
-use crate::domain::sync_plan::{self as plan, EVERYTHING, Outcome};
+use crate::domain::sync_plan::{self as plan, DriftPolicy, EVERYTHING, Outcome};
 use crate::pb::{Product, SyncState, VendorSync};
 use crate::storage::{Claimed, ProductStore, StoreError};
-use crate::vendors::{Adapter, AdapterError, Connections, Reply, Vendor, VendorError, VendorSettings};
+use crate::vendors::fingerprint::{deletion, drift, fingerprint};
+use crate::vendors::{
+    Adapter, AdapterError, Connections, Reply, Vendor, VendorError, VendorErrorKind, VendorSettings,
+};
+
+/// Called with a product id and vendor when a delivery stops at DRIFTED
+/// under the `adopt` policy, for the adopting to be done.
+pub type OnDrift = Arc<dyn Fn(&str, Vendor) + Send + Sync>;
 
 /// How many outbox entries or tombstones one pass looks at.
 const BATCH: usize = 256;
@@ -39,6 +46,10 @@ pub struct SyncWorker<S> {
     enabled: BTreeSet<Vendor>,
     retry: RetryPolicy,
     wake: Arc<Notify>,
+    /// What a delivery does with a copy changed at the vendor meanwhile.
+    drift_policy: DriftPolicy,
+    /// Where a drift found under `adopt` is handed for the adopting.
+    on_drift: Option<OnDrift>,
 }
 
 impl<S: ProductStore> SyncWorker<S> {
@@ -57,7 +68,18 @@ impl<S: ProductStore> SyncWorker<S> {
             enabled,
             retry,
             wake,
+            drift_policy: DriftPolicy::Report,
+            on_drift: None,
         }
+    }
+
+    /// Deliveries over a copy changed at the vendor since producthub last
+    /// delivered or read it: `Report` and `Adopt` stop at DRIFTED (`Adopt`
+    /// then hands the product to `on_drift`), `Push` sends anyway.
+    pub fn with_drift_policy(mut self, policy: DriftPolicy, on_drift: Option<OnDrift>) -> Self {
+        self.drift_policy = policy;
+        self.on_drift = on_drift;
+        self
     }
 
     /// Works until `stop` resolves. A delivery cut short by the stop is
@@ -196,6 +218,12 @@ impl<S: ProductStore> SyncWorker<S> {
                     return Ok(());
                 }
             }
+            // Recorded DRIFTED: under `adopt` the vendor's values are taken now.
+            if let (Outcome::Drifted { .. }, DriftPolicy::Adopt, Some(on_drift)) =
+                (&outcome, self.drift_policy, &self.on_drift)
+            {
+                on_drift(id, vendor);
+            }
         }
         let still_pending = self
             .store()
@@ -223,8 +251,7 @@ impl<S: ProductStore> SyncWorker<S> {
             self.create_remote(adapter, product).await
         } else {
             let target = with_remote_id(adapter, product, &remote_id);
-            self.update_remote(adapter, &target, &remote_id, &entry.pending_paths)
-                .await
+            self.update_remote(adapter, &target, &remote_id, entry).await
         };
         match result {
             Ok(delivery) => delivery,
@@ -283,8 +310,38 @@ impl<S: ProductStore> SyncWorker<S> {
         adapter: &dyn Adapter,
         product: &Product,
         remote_id: &str,
-        pending_paths: &[String],
+        entry: &VendorSync,
     ) -> Result<Delivery, Failure> {
+        // Never over a change made at the vendor that producthub has not seen
+        // (unless the policy is to push): the copy is read first and compared
+        // with its fingerprint. The read is the one a whole-product update
+        // needs anyway.
+        let mut current = None;
+        let checks = !entry.fingerprint.is_empty() && self.drift_policy != DriftPolicy::Push;
+        if checks || adapter.reads_before_update() {
+            let get = adapter.get(product, &self.settings)?;
+            let reply = self.connections.send(adapter.vendor(), &get).await?;
+            let read = adapter.read_product(reply.view());
+            if checks {
+                match &read {
+                    Err(error) if error.kind == VendorErrorKind::NotFound => {
+                        return Ok(Delivery::from(Outcome::Drifted { drift: deletion() }));
+                    }
+                    Err(_) => {}
+                    Ok(object) => {
+                        let copy = adapter.import(object)?;
+                        let found = fingerprint(adapter.vendor(), &copy);
+                        if found != entry.fingerprint {
+                            return Ok(Delivery::from(Outcome::Drifted {
+                                drift: drift(adapter.vendor(), product, &copy, found, &entry.pending_paths),
+                            }));
+                        }
+                    }
+                }
+            }
+            current = Some(read?);
+        }
+        let pending_paths = &entry.pending_paths;
         // A whole resend (`*`) first, then what is named beside it by name, so
         // a pending clear is not lost in a resend that sends no empty value.
         let resend = pending_paths.is_empty() || pending_paths.iter().any(|p| p == EVERYTHING);
@@ -298,7 +355,9 @@ impl<S: ProductStore> SyncWorker<S> {
         }
         let mut last_reply = None;
         for mask in masks {
-            if let Some(reply) = self.send_update(adapter, product, &mask).await? {
+            // The copy read above serves the first call; a later one reads
+            // the copy the first call left.
+            if let Some(reply) = self.send_update(adapter, product, &mask, current.take()).await? {
                 last_reply = Some(reply);
             }
         }
@@ -324,15 +383,18 @@ impl<S: ProductStore> SyncWorker<S> {
         adapter: &dyn Adapter,
         product: &Product,
         mask: &UpdateMask,
+        read: Option<serde_json::Value>,
     ) -> Result<Option<Reply>, Failure> {
         // An update that replaces the whole product is merged into the
         // vendor's current copy.
-        let last_known = if adapter.reads_before_update() {
+        let last_known = if !adapter.reads_before_update() {
+            None
+        } else if read.is_some() {
+            read
+        } else {
             let get = adapter.get(product, &self.settings)?;
             let reply = self.connections.send(adapter.vendor(), &get).await?;
             Some(adapter.read_product(reply.view())?)
-        } else {
-            None
         };
         let Some(request) = adapter.update(product, mask, &self.settings, last_known.as_ref())? else {
             return Ok(None);
@@ -467,7 +529,7 @@ impl<S: ProductStore> SyncWorker<S> {
                     // not retried forever; the vendor's copy stays.
                     tracing::warn!(product = %tombstone.name, %vendor, %error, "could not delete at vendor");
                 }
-                Outcome::Disabled => remaining.push(entry),
+                Outcome::Disabled | Outcome::Drifted { .. } => remaining.push(entry),
             }
         }
         let uid = tombstone.uid.clone();
@@ -573,6 +635,12 @@ fn record<'a>(
         if let Some(assigned) = assigned {
             field_mask::adopt_output_only(&mut current, assigned, vendor.profile_field());
         }
+        // What the vendor now holds, for the next delivery and reconcile to
+        // compare with (unknown when it could not be read back).
+        if let Outcome::Delivered { gone: false, .. } = outcome {
+            let known = assigned.map(|copy| fingerprint(vendor, copy)).unwrap_or_default();
+            plan::set_fingerprint(&mut current, vendor.to_pb(), &known);
+        }
         // Keep the vendor's id in the profile too, where the adapter reads it.
         if let Outcome::Delivered { remote_id, gone: false } = outcome {
             vendor.adapter().set_remote_id(&mut current, remote_id);
@@ -596,6 +664,7 @@ fn log_outcome(id: &str, vendor: Vendor, outcome: &Outcome) {
         Outcome::Retry { .. } => "retry",
         Outcome::Failed { .. } => "failed",
         Outcome::Disabled => "disabled",
+        Outcome::Drifted { .. } => "drifted",
     };
     metrics::counter!("producthub_sync_deliveries_total", "vendor" => vendor.to_string().to_lowercase(), "outcome" => counted)
         .increment(1);
@@ -608,5 +677,11 @@ fn log_outcome(id: &str, vendor: Vendor, outcome: &Outcome) {
         }
         Outcome::Failed { error } => tracing::warn!(product = id, %vendor, %error, "delivery refused; not retrying"),
         Outcome::Disabled => tracing::info!(product = id, %vendor, "vendor not configured; nothing sent"),
+        Outcome::Drifted { drift } => tracing::warn!(
+            product = id,
+            %vendor,
+            drift = %plan::drift_summary(drift),
+            "the copy changed at the vendor; not overwritten (DRIFTED)"
+        ),
     }
 }

@@ -1,5 +1,5 @@
 //! The gRPC transport: tonic service, status mapping, call logging, the guard,
-//! the server, and the Prometheus endpoint.
+//! the server, the Prometheus endpoint and the vendors' webhook endpoint.
 //!
 //! This is the only layer that knows about tonic and HTTP/2. It turns requests
 //! into catalog calls and [`crate::catalog::CatalogError`]s into `tonic::Status`
@@ -12,6 +12,7 @@ pub mod metrics;
 mod server;
 mod service;
 mod status;
+pub mod webhooks;
 
 pub use auth::{Scope, Tokens, TokensError};
 pub use server::{GrpcError, GrpcOptions, TlsFiles, bind, serve_grpc};

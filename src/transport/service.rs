@@ -19,7 +19,7 @@ use crate::pb::product_service_server::ProductService;
 use crate::pb::{
     CreateProductRequest, DeleteProductRequest, GetProductRequest, ImportVendorProductRequest,
     ImportVendorProductsRequest, LinkVendorProductRequest, ListProductsRequest, ListProductsResponse, Product,
-    ProductChange, RenderVendorCallRequest, SyncProductRequest, UnlinkVendorProductRequest, UpdateProductRequest,
+    ProductChange, ReconcileProductRequest, ReconcileVendorProductsRequest, RenderVendorCallRequest, SyncProductRequest, UnlinkVendorProductRequest, UpdateProductRequest,
     VendorCall, WatchProductsRequest,
 };
 use crate::storage::ProductStore;
@@ -108,6 +108,17 @@ impl<S: ProductStore> ProductService for ProductApi<S> {
         request: Request<LinkVendorProductRequest>,
     ) -> Result<Response<Product>, Status> {
         respond(self.catalog.link_vendor_product(request.into_inner()).await)
+    }
+
+    async fn reconcile_product(&self, request: Request<ReconcileProductRequest>) -> Result<Response<Product>, Status> {
+        respond(self.catalog.reconcile_product(request.into_inner()).await)
+    }
+
+    async fn reconcile_vendor_products(
+        &self,
+        request: Request<ReconcileVendorProductsRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        respond(self.catalog.reconcile_vendor_products(request.into_inner()).await)
     }
 
     async fn unlink_vendor_product(

@@ -140,6 +140,14 @@ pub fn to_status(error: &CatalogError) -> Status {
             };
             (code, "VENDOR_ERROR")
         }
+        CatalogError::AdoptRefused { vendor, violations, .. } => {
+            // The request is fine; the vendor's values are not acceptable.
+            for v in violations {
+                details.add_precondition_failure_violation("ADOPT_REFUSED", format!("{vendor}: {}", v.field), &v.description);
+            }
+            facts.insert("vendor".to_owned(), vendor.to_pb().as_str_name().to_owned());
+            (Code::FailedPrecondition, "ADOPT_REFUSED")
+        }
         CatalogError::OperationNotFound { name } => {
             details.set_resource_info(OPERATION_TYPE, name, "", "no operation has this name");
             (Code::NotFound, "OPERATION_NOT_FOUND")

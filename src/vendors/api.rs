@@ -156,6 +156,27 @@ pub struct VendorPage {
     pub total: Option<u64>,
 }
 
+/// What a vendor's webhook announced (after its signature checked out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookEvent {
+    /// The vendor's event name, e.g. `product.updated`.
+    pub event: String,
+    /// The product copy it concerns; `None` for events about other things.
+    pub remote_id: Option<String>,
+}
+
+/// Why a webhook call is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WebhookRefusal {
+    /// This server takes no webhooks from the vendor (no token configured).
+    #[error("webhooks from this vendor are not configured here")]
+    NotConfigured,
+    #[error("the signature does not match the body")]
+    BadSignature,
+    #[error("{0}")]
+    Malformed(String),
+}
+
 /// The translation interface every vendor module implements.
 pub trait Adapter: Sync {
     fn vendor(&self) -> Vendor;

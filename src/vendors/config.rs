@@ -125,6 +125,7 @@ mod tests {
         let config = cryptlex::Config {
             base_url: "http://x".into(),
             access_token: Secret::new("tok-123"),
+            webhook_token: None,
         };
         let shown = format!("{config:?} {}", config.access_token);
         assert!(!shown.contains("tok-123"), "{shown}");
@@ -155,6 +156,7 @@ mod tests {
             cryptlex: Some(cryptlex::Config {
                 base_url: "http://x".into(),
                 access_token: Secret::new("t"),
+            webhook_token: None,
             }),
             ..Default::default()
         };

@@ -14,6 +14,8 @@
 //!   [`Adapter`] trait); names no vendor.
 //! - [`http`]: sends a built request over HTTPS (reqwest, rustls).
 //! - [`listing`]: reads a vendor's whole catalog, page by page, with retries.
+//! - [`fingerprint`]: a digest of a vendor's copy, and how two copies differ
+//!   (drift).
 //! - [`config`]: which vendors are configured ([`VendorsConfig`], [`Secret`],
 //!   [`VendorSettings`]).
 //! - `json`: passthrough structs, numbers, times; [`mapping`]: the field
@@ -31,6 +33,7 @@ pub mod api;
 pub mod config;
 pub mod cryptlex;
 pub mod enos;
+pub mod fingerprint;
 pub mod http;
 mod json;
 pub mod listing;
@@ -40,7 +43,10 @@ pub mod revenium;
 use std::collections::BTreeSet;
 use std::fmt;
 
-pub use api::{Adapter, AdapterError, Method, VendorError, VendorErrorKind, VendorPage, VendorRequest, VendorResponse};
+pub use api::{
+    Adapter, AdapterError, Method, VendorError, VendorErrorKind, VendorPage, VendorRequest, VendorResponse,
+    WebhookEvent, WebhookRefusal,
+};
 use api::{
     bad_json, check_vendor_rules, kind_from_http_status, mask_concerns, non_empty, object, parse_retry_after,
     profile_place, read_object_id, read_product_object, truncated_text, unreadable,
@@ -176,13 +182,22 @@ pub fn mark_changed(product: &mut Product, vendors: &BTreeSet<Vendor>, paths: &[
 /// from that vendor: it sent us this very product). For a vendor this server
 /// does not deliver to, the copy is recorded as linked and DISABLED: SYNCED
 /// would promise deliveries that will not happen.
-pub fn mark_synced(product: &mut Product, vendor: Vendor, enabled: &BTreeSet<Vendor>, now: std::time::SystemTime) {
+/// `copy` is the vendor's copy as read (imported): its fingerprint is recorded.
+pub fn mark_synced(
+    product: &mut Product,
+    vendor: Vendor,
+    copy: &Product,
+    enabled: &BTreeSet<Vendor>,
+    now: std::time::SystemTime,
+) {
     let remote_id = vendor.adapter().remote_id(product).unwrap_or_default();
     if enabled.contains(&vendor) {
         sync_plan::mark_synced(product, vendor.to_pb(), &remote_id, now);
     } else {
         sync_plan::mark_linked(product, vendor.to_pb(), &remote_id);
     }
+    let known = fingerprint::fingerprint(vendor, copy);
+    sync_plan::set_fingerprint(product, vendor.to_pb(), &known);
 }
 
 /// The vendor's sync entry on the product, if it has one.
@@ -238,6 +253,58 @@ impl Connections {
                     .send(request)
                     .await
             }
+        }
+    }
+}
+
+/// The vendors' product webhooks this server takes, with the tokens that sign
+/// them. Only Cryptlex sends product webhooks; EnOS and Revenium document
+/// none, so their copies are reconciled on the interval alone.
+#[derive(Debug, Clone, Default)]
+pub struct Webhooks {
+    cryptlex: Option<Secret>,
+}
+
+impl Webhooks {
+    pub fn new(config: &VendorsConfig) -> Self {
+        Self {
+            cryptlex: config.cryptlex.as_ref().and_then(|c| c.webhook_token.clone()),
+        }
+    }
+
+    /// The vendor whose webhooks arrive at `/webhooks/{slug}` (`cryptlex`).
+    pub fn vendor(slug: &str) -> Option<Vendor> {
+        match slug {
+            "cryptlex" => Some(Vendor::Cryptlex),
+            _ => None,
+        }
+    }
+
+    /// Whether any vendor's webhooks are configured.
+    pub fn any(&self) -> bool {
+        self.cryptlex.is_some()
+    }
+
+    /// The header a vendor's webhook carries its signature in.
+    pub fn signature_header(vendor: Vendor) -> Option<&'static str> {
+        match vendor {
+            Vendor::Cryptlex => Some(cryptlex::webhook::SIGNATURE_HEADER),
+            Vendor::Enos | Vendor::Revenium => None,
+        }
+    }
+
+    /// The event a webhook call from `vendor` announces, once its signature
+    /// (the header's value, if any) is checked against the raw `body`.
+    pub fn receive(&self, vendor: Vendor, signature: Option<&str>, body: &[u8]) -> Result<WebhookEvent, WebhookRefusal> {
+        match vendor {
+            Vendor::Cryptlex => {
+                let token = self.cryptlex.as_ref().ok_or(WebhookRefusal::NotConfigured)?;
+                if !cryptlex::webhook::signed(body, signature, token) {
+                    return Err(WebhookRefusal::BadSignature);
+                }
+                cryptlex::webhook::event(body)
+            }
+            Vendor::Enos | Vendor::Revenium => Err(WebhookRefusal::NotConfigured),
         }
     }
 }

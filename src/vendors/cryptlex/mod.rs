@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 mod auth;
 mod config;
 mod limits;
+pub mod webhook;
 
 pub use auth::{Connection, connect};
 pub use config::{Args, Config, ENABLING_FLAGS};
