@@ -7,12 +7,12 @@ mod fake_vendors;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Server, create, update, wait_for};
+use common::{Server, create, everywhere, update, wait_for};
 use fake_vendors::{Fake, Vendors, vendor_args, vendors};
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
-    DeleteProductRequest, GetProductRequest, IotDataFormat, IotProductType, IotProfile, LicensingProfile,
-    MonetizationProfile, Plan, PriceTier, Product, SyncProductRequest, SyncState, Vendor, VendorSync,
+    DeleteProductRequest, GetProductRequest, LicensingProfile, Product,
+    SyncProductRequest, SyncState, Vendor, VendorSync,
 };
 use serde_json::json;
 use tonic::transport::Channel;
@@ -21,35 +21,6 @@ use tonic_types::StatusExt;
 fn start(dir: &Path, v: &Vendors) -> Server {
     let args = vendor_args(v);
     Server::start_with(dir, &args.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
-fn everywhere() -> Product {
-    Product {
-        display_name: "Weather Station".into(),
-        description: "Measures things".into(),
-        version: "1.0.0".into(),
-        iot: Some(IotProfile {
-            model_id: "station".into(),
-            product_type: IotProductType::Device as i32,
-            data_format: IotDataFormat::Json as i32,
-            ..Default::default()
-        }),
-        licensing: Some(LicensingProfile {
-            license_template_id: "lt-1".into(),
-            trial_policy_id: "tp-1".into(),
-            ..Default::default()
-        }),
-        monetization: Some(MonetizationProfile {
-            plan: Some(Plan {
-                name: "Std".into(),
-                currency: "USD".into(),
-                tiers: vec![PriceTier::default()],
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
 }
 
 fn entry(product: &Product, vendor: Vendor) -> VendorSync {

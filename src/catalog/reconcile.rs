@@ -240,7 +240,7 @@ impl<S: ProductStore> Catalog<S> {
             _ => {}
         }
         let drifted = match (&copy, seen) {
-            (Some(copy), Some(seen)) => drift(vendor, &product, copy, seen, &entry.pending_paths),
+            (Some(copy), Some(seen)) => drift(vendor, &product, copy, seen, &entry.pending_paths, &self.vendors),
             _ => deletion(),
         };
         found.copy_deleted = drifted.copy_deleted;
@@ -660,6 +660,8 @@ fn adopt_values(
     };
     plan::set_fingerprint(&mut next, vendor.to_pb(), &drifted.vendor_fingerprint);
     plan::clear_drift(&mut next, vendor.to_pb());
+    // The vendor holds this very version (of what it holds).
+    plan::mark_holding(&mut next, vendor.to_pb(), std::time::SystemTime::now());
     Ok(next)
 }
 

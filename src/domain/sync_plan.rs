@@ -270,6 +270,17 @@ pub fn clear_drift(product: &mut Product, vendor: Vendor) {
     }
 }
 
+/// Records that the vendor's copy matches the product at its current etag
+/// (it is where the values came from), unless a change is still pending.
+pub fn mark_holding(product: &mut Product, vendor: Vendor, now: SystemTime) {
+    let etag = product.etag.clone();
+    let entry = entry_mut(product, vendor);
+    if entry.state == SyncState::Synced as i32 {
+        entry.synced_etag = etag;
+        entry.last_sync_time = Some(now.into());
+    }
+}
+
 /// The one-line account of a drift that `last_error` shows.
 pub fn drift_summary(drift: &VendorDrift) -> String {
     if drift.copy_deleted {

@@ -333,7 +333,7 @@ impl<S: ProductStore> SyncWorker<S> {
                         let found = fingerprint(adapter.vendor(), &copy);
                         if found != entry.fingerprint {
                             return Ok(Delivery::from(Outcome::Drifted {
-                                drift: drift(adapter.vendor(), product, &copy, found, &entry.pending_paths),
+                                drift: drift(adapter.vendor(), product, &copy, found, &entry.pending_paths, &self.settings),
                             }));
                         }
                     }

@@ -283,6 +283,13 @@ pub trait Adapter: Sync {
         true
     }
 
+    /// Canonical paths the vendor's API sets by itself on every write (a
+    /// counter the vendor increments), so they never read as a change made
+    /// at the vendor. They are still sent and adopted as they always were.
+    fn vendor_counted_paths(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Whether an error to a delete means the copy is already gone.
     fn is_gone(&self, error: &VendorError) -> bool {
         error.kind == VendorErrorKind::NotFound

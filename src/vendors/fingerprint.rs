@@ -15,7 +15,7 @@ use prost::Message;
 use prost_reflect::{DynamicMessage, ReflectMessage};
 use sha2::{Digest, Sha256};
 
-use super::{Vendor, mapping};
+use super::{Vendor, VendorSettings, mapping};
 use crate::domain::field_mask::{changed_paths, clear_output_only, clear_struct_fields, value_json};
 use crate::domain::schema::{from_dynamic, to_dynamic};
 use crate::pb::{FieldDifference, Product, VendorDrift};
@@ -26,14 +26,15 @@ const FINGERPRINT_HEX: usize = 32;
 
 /// The part of `product` a vendor's copy holds and producthub maps: the
 /// common fields the vendor receives and its profile, without output-only or
-/// unmodelled fields.
+/// unmodelled fields, or the fields the vendor counts up by itself.
 pub fn projection(vendor: Vendor, product: &Product) -> Product {
     let adapter = vendor.adapter();
     let source = to_dynamic(product);
     let descriptor = source.descriptor();
     let mut kept = DynamicMessage::new(descriptor.clone());
+    let counted = adapter.vendor_counted_paths();
     for field in descriptor.fields() {
-        if adapter.concerns(field.name()) && source.has_field(&field) {
+        if adapter.concerns(field.name()) && !counted.contains(&field.name()) && source.has_field(&field) {
             kept.set_field(&field, source.get_field(&field).into_owned());
         }
     }
@@ -54,9 +55,18 @@ pub fn fingerprint(vendor: Vendor, copy: &Product) -> String {
 }
 
 /// The fields in which the vendor's copy (imported) differs from the
-/// canonical product, with both values.
-pub fn differences(vendor: Vendor, canonical: &Product, copy: &Product) -> Vec<FieldDifference> {
-    let ours = projection(vendor, canonical);
+/// canonical product, with both values. producthub's side is the product as
+/// producthub has the vendor hold it: what it would send, the values it
+/// fills in from the server's settings or the vendor's defaults included
+/// (Revenium's team and owner, Cryptlex's `name`), so those do not read as
+/// differences.
+pub fn differences(
+    vendor: Vendor,
+    canonical: &Product,
+    copy: &Product,
+    settings: &VendorSettings,
+) -> Vec<FieldDifference> {
+    let ours = projection(vendor, &as_sent(vendor, canonical, settings));
     let theirs = projection(vendor, copy);
     changed_paths(&ours, &theirs)
         .into_iter()
@@ -69,11 +79,39 @@ pub fn differences(vendor: Vendor, canonical: &Product, copy: &Product) -> Vec<F
         .collect()
 }
 
+/// The product as the vendor holds it once producthub has sent it: the
+/// vendor's own reading of the body producthub would create it with (which
+/// fills in what the settings and the vendor's defaults give); the product
+/// itself where that body cannot be built or read.
+fn as_sent(vendor: Vendor, product: &Product, settings: &VendorSettings) -> Product {
+    let adapter = vendor.adapter();
+    let sent = adapter
+        .create(product, settings)
+        .ok()
+        .and_then(|request| request.body)
+        .and_then(|body| adapter.import(&body).ok());
+    match sent {
+        // Identity and the vendor's bookkeeping come from the product.
+        Some(mut sent) => {
+            sent.name = product.name.clone();
+            sent
+        }
+        None => product.clone(),
+    }
+}
+
 /// The drift of a copy (imported) found with the fingerprint `found`, against
 /// the canonical product. The fields a pending change names are producthub's
 /// own news, not the vendor's: left out, unless nothing else differs.
-pub fn drift(vendor: Vendor, product: &Product, copy: &Product, found: String, pending: &[String]) -> VendorDrift {
-    let all = differences(vendor, product, copy);
+pub fn drift(
+    vendor: Vendor,
+    product: &Product,
+    copy: &Product,
+    found: String,
+    pending: &[String],
+    settings: &VendorSettings,
+) -> VendorDrift {
+    let all = differences(vendor, product, copy, settings);
     let pending_covers = |path: &str| {
         pending.iter().any(|p| {
             p == path || p == crate::domain::sync_plan::EVERYTHING || path.starts_with(&format!("{p}.")) || p.starts_with(&format!("{path}."))
@@ -143,7 +181,7 @@ mod tests {
         edited["trialPolicyId"] = json!("tp-9");
         let (ours, theirs) = (cryptlex(base), cryptlex(edited));
         assert_ne!(fingerprint(Vendor::Cryptlex, &ours), fingerprint(Vendor::Cryptlex, &theirs));
-        let found = differences(Vendor::Cryptlex, &ours, &theirs);
+        let found = differences(Vendor::Cryptlex, &ours, &theirs, &VendorSettings::default());
         assert_eq!(
             found,
             [FieldDifference {

@@ -13,8 +13,8 @@ use producthub::pb::google::longrunning::operations_client::OperationsClient;
 use producthub::pb::google::longrunning::{GetOperationRequest, Operation};
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
-    CreateProductRequest, GetProductRequest, ImportVendorProductsMetadata, LicensingProfile, ListProductsRequest,
-    Product, UpdateProductRequest,
+    CreateProductRequest, GetProductRequest, ImportVendorProductsMetadata, IotDataFormat, IotProductType, IotProfile,
+    LicensingProfile, ListProductsRequest, MonetizationProfile, Plan, PriceTier, Product, UpdateProductRequest,
 };
 use prost::Message;
 use prost_types::FieldMask;
@@ -26,6 +26,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     /// `http://ADDR/metrics`, when started with `--metrics-listen`.
     pub metrics_url: Option<String>,
+    /// `http://ADDR/webhooks/`, when started with `--webhook-listen`.
+    pub webhooks_url: Option<String>,
 }
 
 impl Server {
@@ -90,18 +92,21 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut metrics_url = None;
+            let (mut metrics_url, mut webhooks_url) = (None, None);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // The metrics line comes first, when there is one.
+                // The metrics and webhook lines come first, when there are any.
                 if let Some(url) = line.strip_prefix("producthub metrics on ") {
                     metrics_url = Some(url.to_string());
                 }
+                if let Some(url) = line.strip_prefix("producthub webhooks on ") {
+                    webhooks_url = Some(url.to_string());
+                }
                 if let Some(addr) = line.strip_prefix("producthub listening on ") {
-                    let _ = tx.send((addr.to_string(), metrics_url.clone()));
+                    let _ = tx.send((addr.to_string(), metrics_url.clone(), webhooks_url.clone()));
                 }
             }
         });
-        let (addr, metrics_url) = rx
+        let (addr, metrics_url, webhooks_url) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("producthub did not report its address");
         Server {
@@ -109,6 +114,7 @@ impl Server {
             addr,
             data_dir: data_dir.to_path_buf(),
             metrics_url,
+            webhooks_url,
         }
     }
 
@@ -246,6 +252,36 @@ pub async fn increment_label(
         ..Default::default()
     };
     client.update_product(request).await.map(|_| ())
+}
+
+/// A product with a profile for each of the three vendors.
+pub fn everywhere() -> Product {
+    Product {
+        display_name: "Weather Station".into(),
+        description: "Measures things".into(),
+        version: "1.0.0".into(),
+        iot: Some(IotProfile {
+            model_id: "station".into(),
+            product_type: IotProductType::Device as i32,
+            data_format: IotDataFormat::Json as i32,
+            ..Default::default()
+        }),
+        licensing: Some(LicensingProfile {
+            license_template_id: "lt-1".into(),
+            trial_policy_id: "tp-1".into(),
+            ..Default::default()
+        }),
+        monetization: Some(MonetizationProfile {
+            plan: Some(Plan {
+                name: "Std".into(),
+                currency: "USD".into(),
+                tiers: vec![PriceTier::default()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// A create request for a product with a licensing profile (so it syncs to

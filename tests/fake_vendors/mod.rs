@@ -93,6 +93,24 @@ impl Fake {
         }
     }
 
+    /// The vendor's copy `key`, as it holds it now.
+    pub fn stored(&self, key: &str) -> Option<Value> {
+        self.state.lock().unwrap().products.get(key).cloned()
+    }
+
+    /// Changes the copy `key` behind producthub's back, as someone in the
+    /// vendor's console would.
+    pub fn edit(&self, key: &str, change: impl FnOnce(&mut Value)) {
+        let mut state = self.state.lock().unwrap();
+        let copy = state.products.get_mut(key).unwrap_or_else(|| panic!("the fake has no product {key}"));
+        change(copy);
+    }
+
+    /// Deletes the copy `key` behind producthub's back.
+    pub fn remove(&self, key: &str) {
+        self.state.lock().unwrap().products.remove(key);
+    }
+
     /// The fake's catalog size.
     pub fn catalog_len(&self) -> usize {
         self.state.lock().unwrap().products.len()

@@ -1302,6 +1302,11 @@ impl Adapter for Revenium {
         true
     }
 
+    fn vendor_counted_paths(&self) -> &'static [&'static str] {
+        // "The version field will be automatically incremented by the API."
+        &["version"]
+    }
+
     fn concerns(&self, top_level_field: &str) -> bool {
         matches!(
             top_level_field,
