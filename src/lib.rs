@@ -14,11 +14,12 @@
 //!   registry listing them; builds requests, reads answers, authenticates.
 //! - [`catalog`]: the use cases (create, get, list, update, delete, watch,
 //!   sync, render, import; link and unlink vendor copies; import a vendor's
-//!   catalog as a long-running operation, and the Operations service) over
-//!   the store, the domain and the vendors.
+//!   catalog as a long-running operation, and the Operations service;
+//!   reconcile copies changed at the vendors) over the store, the domain and
+//!   the vendors.
 //! - [`sync`]: the worker delivering changes from the outbox to the vendors.
 //! - [`transport`]: the tonic server, the only place that speaks
-//!   `tonic::Status`, and the metrics endpoint.
+//!   `tonic::Status`, and the metrics and webhook endpoints.
 //! - [`app`]: the wiring of all of them into one running server.
 //! - [`cli`]: the command-line clients of a running server (`producthub
 //!   import`, `link`, `unlink`), speaking only the public API.

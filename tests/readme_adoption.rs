@@ -8,9 +8,6 @@
 mod common;
 mod fake_vendors;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::Server;
 use producthub::pb::GetProductRequest;
 use serde_json::json;
@@ -61,34 +58,8 @@ async fn the_readme_walk_through_works_verbatim() {
             fake_vendors::CRYPTLEX_TOKEN,
         ],
     );
-    // The README says `producthub`: the binary under test comes first on PATH.
-    let binary_dir = Path::new(env!("CARGO_BIN_EXE_producthub")).parent().unwrap().to_owned();
     for command in &commands {
-        let runnable = command.text.replace(README_ADDR, &server.addr);
-        let mut bash = Command::new("bash");
-        grpcurl.set_env(&mut bash, &[]);
-        let path =
-            std::env::join_paths(std::iter::once(binary_dir.clone()).chain(std::env::split_paths(&bash_path(&bash))))
-                .unwrap();
-        let out = bash
-            .env("PATH", path)
-            .env("PRODUCTHUB_SERVER", server.url())
-            .arg("-c")
-            .arg(&runnable)
-            .output()
-            .expect("run bash");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "failed:\n{runnable}\n{text}");
-        for line in &command.expected {
-            assert!(
-                text.contains(line.as_str()),
-                "expected {line:?} from:\n{runnable}\n{text}"
-            );
-        }
+        common::run_readme_command(command, &server, README_ADDR, &grpcurl);
     }
 
     let writes: Vec<String> = cryptlex
@@ -112,14 +83,4 @@ async fn the_readme_walk_through_works_verbatim() {
         .unwrap()
         .into_inner();
     assert_eq!(pro.licensing.unwrap().product_id, "lic-pro");
-}
-
-/// The PATH `command` will run with.
-fn bash_path(command: &Command) -> std::ffi::OsString {
-    command
-        .get_envs()
-        .find(|(key, _)| *key == "PATH")
-        .and_then(|(_, value)| value.map(ToOwned::to_owned))
-        .or_else(|| std::env::var_os("PATH"))
-        .unwrap_or_default()
 }

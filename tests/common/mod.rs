@@ -584,6 +584,42 @@ pub fn readme_commands(readme: &str, marker: &str, programs: &[&str]) -> Vec<Rea
     commands
 }
 
+/// Runs one README command with bash against `server` (the README's address
+/// `readme_addr` replaced by the server's), with grpcurl and the binary under
+/// test first on PATH, and checks it succeeds and prints each of its `#>`
+/// lines. Returns what it printed.
+pub fn run_readme_command(command: &ReadmeCommand, server: &Server, readme_addr: &str, grpcurl: &Tool) -> String {
+    let runnable = command.text.replace(readme_addr, &server.addr);
+    let mut bash = Command::new("bash");
+    grpcurl.set_env(&mut bash, &[]);
+    // The README says `producthub`: the binary under test comes first.
+    let binary_dir = Path::new(env!("CARGO_BIN_EXE_producthub")).parent().unwrap().to_owned();
+    let inherited = bash
+        .get_envs()
+        .find(|(key, _)| *key == "PATH")
+        .and_then(|(_, value)| value.map(ToOwned::to_owned))
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(binary_dir).chain(std::env::split_paths(&inherited))).unwrap();
+    let out = bash
+        .env("PATH", path)
+        .env("PRODUCTHUB_SERVER", server.url())
+        .arg("-c")
+        .arg(&runnable)
+        .output()
+        .expect("run bash");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "failed:\n{runnable}\n{text}");
+    for line in &command.expected {
+        assert!(text.contains(line.as_str()), "expected {line:?} from:\n{runnable}\n{text}");
+    }
+    text
+}
+
 /// Changes the fields `paths` name to `patch`'s values; returns the product.
 pub async fn update(client: &mut ProductServiceClient<Channel>, patch: Product, paths: &[&str]) -> Product {
     client
