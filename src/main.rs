@@ -8,9 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use producthub::app::{Config, ReconcileOptions, StoreChoice, serve};
-use producthub::domain::sync_plan::DriftPolicy;
 use producthub::catalog::DEFAULT_MAX_WATCH_STREAMS;
 use producthub::cli;
+use producthub::domain::sync_plan::DriftPolicy;
 use producthub::storage::{PostgresOptions, SledOptions, redact_url};
 use producthub::sync::RetryPolicy;
 use producthub::transport::{GrpcOptions, TlsFiles, Tokens};

@@ -16,8 +16,7 @@ use producthub::pb::google::longrunning::operations_client::OperationsClient;
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
     FieldDifference, ListProductsRequest, Product, ReconcilePolicy, ReconcileProductRequest,
-    ReconcileVendorProductsMetadata, ReconcileVendorProductsRequest, SyncProductRequest, SyncState, Vendor,
-    VendorSync,
+    ReconcileVendorProductsMetadata, ReconcileVendorProductsRequest, SyncProductRequest, SyncState, Vendor, VendorSync,
 };
 use producthub::vendors::Secret;
 use producthub::vendors::cryptlex::webhook::signature;
@@ -43,7 +42,11 @@ fn entry(product: &Product, vendor: Vendor) -> VendorSync {
 }
 
 fn state_is(vendor: Vendor, state: SyncState) -> impl Fn(&Product) -> bool {
-    move |p| p.sync.iter().any(|s| s.vendor == vendor as i32 && s.state == state as i32)
+    move |p| {
+        p.sync
+            .iter()
+            .any(|s| s.vendor == vendor as i32 && s.state == state as i32)
+    }
 }
 
 fn all_synced(p: &Product) -> bool {
@@ -69,7 +72,17 @@ fn writes(fake: &Fake) -> Vec<String> {
     fake.product_calls()
         .into_iter()
         .filter(|r| r.method != "GET" && r.query.get("action").is_none_or(|a| a != "get" && a != "search"))
-        .map(|r| format!("{} {}{}", r.method, r.path, r.query.get("action").map(|a| format!("?action={a}")).unwrap_or_default()))
+        .map(|r| {
+            format!(
+                "{} {}{}",
+                r.method,
+                r.path,
+                r.query
+                    .get("action")
+                    .map(|a| format!("?action={a}"))
+                    .unwrap_or_default()
+            )
+        })
         .collect()
 }
 
@@ -93,9 +106,15 @@ async fn console_edits_at_each_vendor_are_reported_within_one_interval_and_nothi
     let server = start(dir.path(), &v, &["--reconcile-interval", "1s"]);
     let mut client = server.client().await;
     let product = created_everywhere(&mut client, "station").await;
-    let before = (writes(&v.enos).len(), writes(&v.cryptlex).len(), writes(&v.revenium).len());
+    let before = (
+        writes(&v.enos).len(),
+        writes(&v.cryptlex).len(),
+        writes(&v.revenium).len(),
+    );
 
-    v.enos.edit(&remote_id(&product, Vendor::Enos), |copy| copy["productDesc"] = json!("edited in EnOS"));
+    v.enos.edit(&remote_id(&product, Vendor::Enos), |copy| {
+        copy["productDesc"] = json!("edited in EnOS")
+    });
     v.cryptlex.edit(&remote_id(&product, Vendor::Cryptlex), |copy| {
         copy["trialPolicyId"] = json!("tp-console");
         // What Cryptlex changes by itself is not drift.
@@ -153,7 +172,11 @@ async fn console_edits_at_each_vendor_are_reported_within_one_interval_and_nothi
     let later = wait_for(&mut client, "products/station", "the product", |_| true).await;
     assert_eq!(entry(&later, Vendor::Cryptlex).drift, Some(drift));
     assert_eq!(
-        (writes(&v.enos).len(), writes(&v.cryptlex).len(), writes(&v.revenium).len()),
+        (
+            writes(&v.enos).len(),
+            writes(&v.cryptlex).len(),
+            writes(&v.revenium).len()
+        ),
         before,
         "nothing is written to a vendor under report"
     );
@@ -171,19 +194,31 @@ async fn push_restores_the_vendor_and_adopt_takes_its_values_to_the_other_vendor
     let key = remote_id(&product, Vendor::Cryptlex);
 
     // Push: producthub's value goes back.
-    v.cryptlex.edit(&key, |copy| copy["trialPolicyId"] = json!("tp-console"));
+    v.cryptlex
+        .edit(&key, |copy| copy["trialPolicyId"] = json!("tp-console"));
     let pushed = client
-        .reconcile_product(reconcile("products/station", &[Vendor::Cryptlex], ReconcilePolicy::Push))
+        .reconcile_product(reconcile(
+            "products/station",
+            &[Vendor::Cryptlex],
+            ReconcilePolicy::Push,
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(entry(&pushed, Vendor::Cryptlex).state, SyncState::Pending as i32);
-    wait_for(&mut client, "products/station", "the push", state_is(Vendor::Cryptlex, SyncState::Synced)).await;
+    wait_for(
+        &mut client,
+        "products/station",
+        "the push",
+        state_is(Vendor::Cryptlex, SyncState::Synced),
+    )
+    .await;
     assert_eq!(v.cryptlex.stored(&key).unwrap()["trialPolicyId"], "tp-1");
 
     // Adopt: the vendor's value becomes the product's, and reaches the others.
     let cryptlex_writes = writes(&v.cryptlex).len();
-    v.cryptlex.edit(&key, |copy| copy["displayName"] = json!("Weather Station Pro"));
+    v.cryptlex
+        .edit(&key, |copy| copy["displayName"] = json!("Weather Station Pro"));
     let adopted = client
         .reconcile_product(reconcile("products/station", &[], ReconcilePolicy::Adopt))
         .await
@@ -192,7 +227,13 @@ async fn push_restores_the_vendor_and_adopt_takes_its_values_to_the_other_vendor
     assert_eq!(adopted.display_name, "Weather Station Pro");
     assert_ne!(adopted.etag, product.etag, "an adopt is a canonical update");
     assert_eq!(entry(&adopted, Vendor::Cryptlex).state, SyncState::Synced as i32);
-    let everywhere_now = wait_for(&mut client, "products/station", "the adopted name everywhere", all_synced).await;
+    let everywhere_now = wait_for(
+        &mut client,
+        "products/station",
+        "the adopted name everywhere",
+        all_synced,
+    )
+    .await;
     assert_eq!(everywhere_now.etag, adopted.etag);
     let enos = v.enos.stored(&remote_id(&product, Vendor::Enos)).unwrap();
     assert_eq!(enos["productName"]["defaultValue"], "Weather Station Pro");
@@ -222,7 +263,8 @@ async fn under_report_a_later_update_does_not_overwrite_the_vendors_change() {
     let product = created_everywhere(&mut client, "station").await;
     let key = remote_id(&product, Vendor::Cryptlex);
     let cryptlex_writes = writes(&v.cryptlex).len();
-    v.cryptlex.edit(&key, |copy| copy["trialPolicyId"] = json!("tp-console"));
+    v.cryptlex
+        .edit(&key, |copy| copy["trialPolicyId"] = json!("tp-console"));
 
     let changed = update(
         &mut client,
@@ -277,7 +319,10 @@ async fn a_copy_deleted_at_the_vendor_is_drift_push_creates_it_again_adopt_drops
     }
     let kept = wait_for(&mut client, "products/kept", "kept", all_synced).await;
     let dropped = wait_for(&mut client, "products/dropped", "dropped", all_synced).await;
-    let (old_kept, old_dropped) = (remote_id(&kept, Vendor::Cryptlex), remote_id(&dropped, Vendor::Cryptlex));
+    let (old_kept, old_dropped) = (
+        remote_id(&kept, Vendor::Cryptlex),
+        remote_id(&dropped, Vendor::Cryptlex),
+    );
     v.cryptlex.remove(&old_kept);
     v.cryptlex.remove(&old_dropped);
 
@@ -301,7 +346,12 @@ async fn a_copy_deleted_at_the_vendor_is_drift_push_creates_it_again_adopt_drops
     assert!(v.cryptlex.stored(&new_kept).is_some());
     assert_eq!(recreated.licensing.unwrap().product_id, new_kept);
 
-    let deletes_before = v.cryptlex.product_calls().iter().filter(|r| r.method == "DELETE").count();
+    let deletes_before = v
+        .cryptlex
+        .product_calls()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
     let without = client
         .reconcile_product(reconcile("products/dropped", &[], ReconcilePolicy::Adopt))
         .await
@@ -310,7 +360,12 @@ async fn a_copy_deleted_at_the_vendor_is_drift_push_creates_it_again_adopt_drops
     assert!(without.licensing.is_none(), "the profile is removed");
     assert!(without.sync.is_empty(), "{:?}", without.sync);
     assert_ne!(without.etag, dropped.etag);
-    let deletes_after = v.cryptlex.product_calls().iter().filter(|r| r.method == "DELETE").count();
+    let deletes_after = v
+        .cryptlex
+        .product_calls()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
     assert_eq!(deletes_after, deletes_before, "nothing is deleted that is gone");
 }
 
@@ -348,14 +403,19 @@ async fn a_signed_webhook_reconciles_at_once_and_forged_or_replayed_ones_change_
     let token = Secret::new(WEBHOOK_TOKEN);
     let gets = |fake: &Fake| fake.product_calls().iter().filter(|r| r.method == "GET").count();
 
-    v.cryptlex.edit(&key, |copy| copy["trialPolicyId"] = json!("tp-console"));
-    let event = serde_json::to_vec(&json!({"event": "product.updated", "data": {"id": key, "trialPolicyId": "tp-console"},
-                                           "triggeredAt": "2026-12-01T10:00:00Z"}))
+    v.cryptlex
+        .edit(&key, |copy| copy["trialPolicyId"] = json!("tp-console"));
+    let event = serde_json::to_vec(
+        &json!({"event": "product.updated", "data": {"id": key, "trialPolicyId": "tp-console"},
+                                           "triggeredAt": "2026-12-01T10:00:00Z"}),
+    )
     .unwrap();
 
     // Forged: refused, and Cryptlex is not even asked.
     let reads = gets(&v.cryptlex);
-    let forged = post(event.clone(), Some(signature(&event, &Secret::new("guessed")))).await.unwrap();
+    let forged = post(event.clone(), Some(signature(&event, &Secret::new("guessed"))))
+        .await
+        .unwrap();
     assert_eq!(forged.status(), 401);
     assert_eq!(post(event.clone(), None).await.unwrap().status(), 401);
     assert_eq!(gets(&v.cryptlex), reads);
@@ -364,7 +424,13 @@ async fn a_signed_webhook_reconciles_at_once_and_forged_or_replayed_ones_change_
     let sent = Instant::now();
     let accepted = post(event.clone(), Some(signature(&event, &token))).await.unwrap();
     assert_eq!(accepted.status(), 202);
-    let drifted = wait_for(&mut client, "products/station", "the webhook's reconcile", state_is(Vendor::Cryptlex, SyncState::Drifted)).await;
+    let drifted = wait_for(
+        &mut client,
+        "products/station",
+        "the webhook's reconcile",
+        state_is(Vendor::Cryptlex, SyncState::Drifted),
+    )
+    .await;
     println!("drift reported {:?} after the webhook", sent.elapsed());
     assert_eq!(drifted_paths(&drifted, Vendor::Cryptlex), ["licensing.trial_policy_id"]);
 
@@ -384,14 +450,41 @@ async fn a_signed_webhook_reconciles_at_once_and_forged_or_replayed_ones_change_
 
     // Bad bodies, unknown copies and other events.
     let junk = b"not json".to_vec();
-    assert_eq!(post(junk.clone(), Some(signature(&junk, &token))).await.unwrap().status(), 400);
+    assert_eq!(
+        post(junk.clone(), Some(signature(&junk, &token)))
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
     let huge = vec![b' '; 512 * 1024];
-    assert_eq!(post(huge.clone(), Some(signature(&huge, &token))).await.unwrap().status(), 413);
+    assert_eq!(
+        post(huge.clone(), Some(signature(&huge, &token)))
+            .await
+            .unwrap()
+            .status(),
+        413
+    );
     let unknown = serde_json::to_vec(&json!({"event": "product.created", "data": {"id": "not-ours"}})).unwrap();
-    assert_eq!(post(unknown.clone(), Some(signature(&unknown, &token))).await.unwrap().status(), 200);
+    assert_eq!(
+        post(unknown.clone(), Some(signature(&unknown, &token)))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let other = serde_json::to_vec(&json!({"event": "license.created", "data": {"id": "l1"}})).unwrap();
-    assert_eq!(post(other.clone(), Some(signature(&other, &token))).await.unwrap().status(), 200);
-    assert_eq!(wait_for(&mut client, "products/station", "the product", |_| true).await, drifted);
+    assert_eq!(
+        post(other.clone(), Some(signature(&other, &token)))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        wait_for(&mut client, "products/station", "the product", |_| true).await,
+        drifted
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,7 +501,8 @@ async fn a_whole_vendor_is_reconciled_as_a_long_running_operation() {
         let p = wait_for(&mut client, &format!("products/p{i}"), "the create", all_synced).await;
         copies.push(remote_id(&p, Vendor::Cryptlex));
     }
-    v.cryptlex.edit(&copies[1], |copy| copy["displayName"] = json!("Renamed at Cryptlex"));
+    v.cryptlex
+        .edit(&copies[1], |copy| copy["displayName"] = json!("Renamed at Cryptlex"));
     v.cryptlex.remove(&copies[3]);
 
     let started = client
@@ -425,10 +519,19 @@ async fn a_whole_vendor_is_reconciled_as_a_long_running_operation() {
     let Some(operation::Result::Response(response)) = done.result else {
         panic!("the reconcile failed: {done:?}")
     };
-    assert_eq!(response.type_url, "type.googleapis.com/producthub.v1.ReconcileVendorProductsResponse");
+    assert_eq!(
+        response.type_url,
+        "type.googleapis.com/producthub.v1.ReconcileVendorProductsResponse"
+    );
     let summary = ReconcileVendorProductsMetadata::decode(done.metadata.unwrap().value.as_slice()).unwrap();
     assert_eq!(
-        (summary.checked, summary.in_sync, summary.drifted, summary.deleted, summary.failed),
+        (
+            summary.checked,
+            summary.in_sync,
+            summary.drifted,
+            summary.deleted,
+            summary.failed
+        ),
         (5, 3, 2, 1, 0),
         "{summary:?}"
     );

@@ -31,8 +31,16 @@ fn cryptlex_id(p: &Product) -> String {
 async fn the_readme_drift_walk_through_works_verbatim() {
     let grpcurl = common::grpcurl();
     let commands = common::readme_commands(README, MARKER, &["grpcurl "]);
-    for shown in ["ReconcileProduct", "RECONCILE_POLICY_ADOPT", "RECONCILE_POLICY_PUSH", "DRIFTED"] {
-        assert!(commands.iter().any(|c| c.text.contains(shown)), "the walk-through shows {shown}");
+    for shown in [
+        "ReconcileProduct",
+        "RECONCILE_POLICY_ADOPT",
+        "RECONCILE_POLICY_PUSH",
+        "DRIFTED",
+    ] {
+        assert!(
+            commands.iter().any(|c| c.text.contains(shown)),
+            "the walk-through shows {shown}"
+        );
     }
     let first_reconcile = commands
         .iter()
@@ -57,8 +65,20 @@ async fn the_readme_drift_walk_through_works_verbatim() {
         common::run_readme_command(command, &server, README_ADDR, &grpcurl);
     }
     // The console edits the README describes.
-    let pro = wait_for(&mut client, "products/weather-pro", "its Cryptlex copy", cryptlex_synced).await;
-    let basic = wait_for(&mut client, "products/weather-basic", "its Cryptlex copy", cryptlex_synced).await;
+    let pro = wait_for(
+        &mut client,
+        "products/weather-pro",
+        "its Cryptlex copy",
+        cryptlex_synced,
+    )
+    .await;
+    let basic = wait_for(
+        &mut client,
+        "products/weather-basic",
+        "its Cryptlex copy",
+        cryptlex_synced,
+    )
+    .await;
     cryptlex.edit(&cryptlex_id(&pro), |copy| copy["displayName"] = json!("Weather Pro+"));
     cryptlex.edit(&cryptlex_id(&basic), |copy| copy["trialPolicyId"] = json!("tp-30-days"));
 
@@ -73,5 +93,8 @@ async fn the_readme_drift_walk_through_works_verbatim() {
     );
     let adopted = wait_for(&mut client, "products/weather-pro", "the adopted name", cryptlex_synced).await;
     assert_eq!(adopted.display_name, "Weather Pro+");
-    assert_eq!(cryptlex.stored(&cryptlex_id(&adopted)).unwrap()["displayName"], "Weather Pro+");
+    assert_eq!(
+        cryptlex.stored(&cryptlex_id(&adopted)).unwrap()["displayName"],
+        "Weather Pro+"
+    );
 }

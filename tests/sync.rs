@@ -11,8 +11,8 @@ use common::{Server, create, everywhere, update, wait_for};
 use fake_vendors::{Fake, Vendors, vendor_args, vendors};
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
-    DeleteProductRequest, GetProductRequest, LicensingProfile, Product,
-    SyncProductRequest, SyncState, Vendor, VendorSync,
+    DeleteProductRequest, GetProductRequest, LicensingProfile, Product, SyncProductRequest, SyncState, Vendor,
+    VendorSync,
 };
 use serde_json::json;
 use tonic::transport::Channel;
@@ -990,7 +990,9 @@ async fn the_sync_state_filter_lists_exactly_the_failed_products() {
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     assert!(
-        refused.message().contains("FAILED, DRIFTED, PENDING, SYNCED or DISABLED"),
+        refused
+            .message()
+            .contains("FAILED, DRIFTED, PENDING, SYNCED or DISABLED"),
         "{}",
         refused.message()
     );

@@ -139,13 +139,21 @@ impl<S: ProductStore> Catalog<S> {
             .filter(|v| held_copy(&product, *v).is_some())
             .collect();
         let targets: BTreeSet<Vendor> = if asked.is_empty() {
-            holding.iter().filter(|v| self.sync.enabled.contains(v)).copied().collect()
+            holding
+                .iter()
+                .filter(|v| self.sync.enabled.contains(v))
+                .copied()
+                .collect()
         } else {
             asked.clone()
         };
         let unreachable: Vec<Vendor> = match (asked.is_empty(), targets.is_empty()) {
             (true, true) => holding.iter().copied().collect(),
-            _ => targets.iter().filter(|v| !self.sync.enabled.contains(v)).copied().collect(),
+            _ => targets
+                .iter()
+                .filter(|v| !self.sync.enabled.contains(v))
+                .copied()
+                .collect(),
         };
         if !unreachable.is_empty() {
             return Err(CatalogError::VendorsNotConfigured { vendors: unreachable });
@@ -159,7 +167,10 @@ impl<S: ProductStore> Catalog<S> {
         for vendor in targets {
             self.reconcile_copy(id, vendor, policy).await?;
         }
-        self.store.get(id).await?.ok_or(CatalogError::NotFound { name: request.name })
+        self.store
+            .get(id)
+            .await?
+            .ok_or(CatalogError::NotFound { name: request.name })
     }
 
     /// Reconciles the product's copy at `vendor` by `policy`. A copy that
@@ -373,7 +384,11 @@ impl<S: ProductStore> Catalog<S> {
         let copies: Vec<(String, Vendor)> = batch
             .iter()
             .flat_map(|product| {
-                let id = product.name.strip_prefix("products/").unwrap_or(&product.name).to_owned();
+                let id = product
+                    .name
+                    .strip_prefix("products/")
+                    .unwrap_or(&product.name)
+                    .to_owned();
                 Vendor::ALL
                     .into_iter()
                     .filter(|v| only.is_none_or(|o| o == *v) && self.sync.enabled.contains(v))
@@ -452,7 +467,10 @@ impl<S: ProductStore> Catalog<S> {
         }
         let mut request = request;
         request.request_id = request.request_id.to_lowercase();
-        let policy = DriftPolicy::from_pb(request.policy).ok().flatten().unwrap_or(self.drift_policy);
+        let policy = DriftPolicy::from_pb(request.policy)
+            .ok()
+            .flatten()
+            .unwrap_or(self.drift_policy);
         let id = match request.request_id.is_empty() {
             true => uuid::Uuid::now_v7().to_string(),
             false => request.request_id.clone(),
@@ -492,14 +510,22 @@ impl<S: ProductStore> Catalog<S> {
         let mut state = job.reconcile.take().unwrap_or_default();
         let request = state.request.clone().unwrap_or_default();
         let metadata = state.metadata.get_or_insert_with(Default::default);
-        let policy = DriftPolicy::from_pb(metadata.policy).ok().flatten().unwrap_or(self.drift_policy);
+        let policy = DriftPolicy::from_pb(metadata.policy)
+            .ok()
+            .flatten()
+            .unwrap_or(self.drift_policy);
         let Some(vendor) = Vendor::from_pb(request.vendor) else {
             let error = status(FAILED_PRECONDITION, "the stored request names no vendor");
             return self.finish_reconcile(id, job, state, Some(error)).await;
         };
         if !self.sync.enabled.contains(&vendor) {
-            let why = format!("{vendor} is no longer configured on this server ({})", vendor.enabling_flags());
-            return self.finish_reconcile(id, job, state, Some(status(FAILED_PRECONDITION, &why))).await;
+            let why = format!(
+                "{vendor} is no longer configured on this server ({})",
+                vendor.enabling_flags()
+            );
+            return self
+                .finish_reconcile(id, job, state, Some(status(FAILED_PRECONDITION, &why)))
+                .await;
         }
         let _renewer = self.lease_renewer(id);
         loop {
@@ -509,7 +535,9 @@ impl<S: ProductStore> Catalog<S> {
             if self.store.operation(id).await?.is_some_and(|r| r.cancel_requested) {
                 let checked = state.metadata.as_ref().map_or(0, |m| m.checked);
                 let why = format!("cancelled by CancelOperation after {checked} copies");
-                return self.finish_reconcile(id, job, state, Some(status(CANCELLED, &why))).await;
+                return self
+                    .finish_reconcile(id, job, state, Some(status(CANCELLED, &why)))
+                    .await;
             }
             let after = (!state.after.is_empty()).then(|| state.after.clone());
             let scanned = match self.reconcile_scan(after.as_deref()).await {
@@ -568,7 +596,9 @@ impl<S: ProductStore> Catalog<S> {
                 failed = summary.failed,
                 "reconcile finished"
             ),
-            Some(error) => tracing::warn!(operation = %operation_id(id), error = %error.message, "reconcile ended early"),
+            Some(error) => {
+                tracing::warn!(operation = %operation_id(id), error = %error.message, "reconcile ended early")
+            }
         }
         Ok(())
     }
@@ -703,7 +733,10 @@ fn tally(metadata: &mut ReconcileVendorProductsMetadata, copy: ReconciledCopy) {
 /// Counts a reconcile in `producthub_reconcile_copies_total{vendor,action}`.
 fn counted(vendor: Vendor, copy: ReconciledCopy) -> ReconciledCopy {
     let action = ReconcileAction::try_from(copy.action).unwrap_or_default();
-    let action = action.as_str_name().trim_start_matches("RECONCILE_ACTION_").to_lowercase();
+    let action = action
+        .as_str_name()
+        .trim_start_matches("RECONCILE_ACTION_")
+        .to_lowercase();
     metrics::counter!("producthub_reconcile_copies_total", "vendor" => label(vendor), "action" => action).increment(1);
     copy
 }

@@ -442,7 +442,10 @@ mod tests {
             ("iot:x", "only `iot:*`"),
             ("labels.env = \"open", "not closed"),
             ("iot:* licensing:*", "expected AND"),
-            ("sync.state = BROKEN", "use FAILED, DRIFTED, PENDING, SYNCED or DISABLED"),
+            (
+                "sync.state = BROKEN",
+                "use FAILED, DRIFTED, PENDING, SYNCED or DISABLED",
+            ),
             ("sync.state = UNSPECIFIED", "sync.state cannot be"),
             ("sync.vendor = acme", "use a vendor's API name"),
         ] {

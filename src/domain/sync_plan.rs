@@ -85,7 +85,9 @@ impl DriftPolicy {
             Ok(crate::pb::ReconcilePolicy::Report) => Ok(Some(DriftPolicy::Report)),
             Ok(crate::pb::ReconcilePolicy::Push) => Ok(Some(DriftPolicy::Push)),
             Ok(crate::pb::ReconcilePolicy::Adopt) => Ok(Some(DriftPolicy::Adopt)),
-            Err(_) => Err(format!("{value} is not a policy; use RECONCILE_POLICY_REPORT, _PUSH or _ADOPT")),
+            Err(_) => Err(format!(
+                "{value} is not a policy; use RECONCILE_POLICY_REPORT, _PUSH or _ADOPT"
+            )),
         }
     }
 

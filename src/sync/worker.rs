@@ -26,9 +26,7 @@ use crate::domain::sync_plan::{self as plan, DriftPolicy, EVERYTHING, Outcome};
 use crate::pb::{Product, SyncState, VendorSync};
 use crate::storage::{Claimed, ProductStore, StoreError};
 use crate::vendors::fingerprint::{deletion, drift, fingerprint};
-use crate::vendors::{
-    Adapter, AdapterError, Connections, Reply, Vendor, VendorError, VendorErrorKind, VendorSettings,
-};
+use crate::vendors::{Adapter, AdapterError, Connections, Reply, Vendor, VendorError, VendorErrorKind, VendorSettings};
 
 /// Called with a product id and vendor when a delivery stops at DRIFTED
 /// under the `adopt` policy, for the adopting to be done.
@@ -333,7 +331,14 @@ impl<S: ProductStore> SyncWorker<S> {
                         let found = fingerprint(adapter.vendor(), &copy);
                         if found != entry.fingerprint {
                             return Ok(Delivery::from(Outcome::Drifted {
-                                drift: drift(adapter.vendor(), product, &copy, found, &entry.pending_paths, &self.settings),
+                                drift: drift(
+                                    adapter.vendor(),
+                                    product,
+                                    &copy,
+                                    found,
+                                    &entry.pending_paths,
+                                    &self.settings,
+                                ),
                             }));
                         }
                     }

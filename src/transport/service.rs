@@ -19,8 +19,8 @@ use crate::pb::product_service_server::ProductService;
 use crate::pb::{
     CreateProductRequest, DeleteProductRequest, GetProductRequest, ImportVendorProductRequest,
     ImportVendorProductsRequest, LinkVendorProductRequest, ListProductsRequest, ListProductsResponse, Product,
-    ProductChange, ReconcileProductRequest, ReconcileVendorProductsRequest, RenderVendorCallRequest, SyncProductRequest, UnlinkVendorProductRequest, UpdateProductRequest,
-    VendorCall, WatchProductsRequest,
+    ProductChange, ReconcileProductRequest, ReconcileVendorProductsRequest, RenderVendorCallRequest,
+    SyncProductRequest, UnlinkVendorProductRequest, UpdateProductRequest, VendorCall, WatchProductsRequest,
 };
 use crate::storage::ProductStore;
 

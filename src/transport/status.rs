@@ -143,7 +143,11 @@ pub fn to_status(error: &CatalogError) -> Status {
         CatalogError::AdoptRefused { vendor, violations, .. } => {
             // The request is fine; the vendor's values are not acceptable.
             for v in violations {
-                details.add_precondition_failure_violation("ADOPT_REFUSED", format!("{vendor}: {}", v.field), &v.description);
+                details.add_precondition_failure_violation(
+                    "ADOPT_REFUSED",
+                    format!("{vendor}: {}", v.field),
+                    &v.description,
+                );
             }
             facts.insert("vendor".to_owned(), vendor.to_pb().as_str_name().to_owned());
             (Code::FailedPrecondition, "ADOPT_REFUSED")

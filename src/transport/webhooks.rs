@@ -79,7 +79,10 @@ async fn receive<S: ProductStore>(
     };
     let Some(remote_id) = event.remote_id else {
         count(vendor, "ignored");
-        return (StatusCode::OK, format!("{} is not a product event; ignored\n", event.event));
+        return (
+            StatusCode::OK,
+            format!("{} is not a product event; ignored\n", event.event),
+        );
     };
     match receiver.catalog.copy_holder(vendor, &remote_id).await {
         Ok(Some(holder)) => {
@@ -91,13 +94,19 @@ async fn receive<S: ProductStore>(
         Ok(None) => {
             tracing::info!(%vendor, event = %event.event, remote_id, "webhook for a copy no product holds; ignored");
             count(vendor, "unknown_copy");
-            (StatusCode::OK, format!("no product holds the copy {remote_id:?}; ignored\n"))
+            (
+                StatusCode::OK,
+                format!("no product holds the copy {remote_id:?}; ignored\n"),
+            )
         }
         Err(error) => {
             tracing::warn!(%vendor, %error, "webhook: cannot look up the copy");
             count(vendor, "unavailable");
             // The vendor retries later.
-            (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable; retry later\n".to_owned())
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable; retry later\n".to_owned(),
+            )
         }
     }
 }

@@ -156,7 +156,7 @@ mod tests {
             cryptlex: Some(cryptlex::Config {
                 base_url: "http://x".into(),
                 access_token: Secret::new("t"),
-            webhook_token: None,
+                webhook_token: None,
             }),
             ..Default::default()
         };

@@ -114,7 +114,10 @@ pub fn drift(
     let all = differences(vendor, product, copy, settings);
     let pending_covers = |path: &str| {
         pending.iter().any(|p| {
-            p == path || p == crate::domain::sync_plan::EVERYTHING || path.starts_with(&format!("{p}.")) || p.starts_with(&format!("{path}."))
+            p == path
+                || p == crate::domain::sync_plan::EVERYTHING
+                || path.starts_with(&format!("{p}."))
+                || p.starts_with(&format!("{path}."))
         })
     };
     let theirs: Vec<FieldDifference> = all.iter().filter(|d| !pending_covers(&d.path)).cloned().collect();
@@ -180,7 +183,10 @@ mod tests {
         let mut edited = base.clone();
         edited["trialPolicyId"] = json!("tp-9");
         let (ours, theirs) = (cryptlex(base), cryptlex(edited));
-        assert_ne!(fingerprint(Vendor::Cryptlex, &ours), fingerprint(Vendor::Cryptlex, &theirs));
+        assert_ne!(
+            fingerprint(Vendor::Cryptlex, &ours),
+            fingerprint(Vendor::Cryptlex, &theirs)
+        );
         let found = differences(Vendor::Cryptlex, &ours, &theirs, &VendorSettings::default());
         assert_eq!(
             found,

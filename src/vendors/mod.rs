@@ -295,7 +295,12 @@ impl Webhooks {
 
     /// The event a webhook call from `vendor` announces, once its signature
     /// (the header's value, if any) is checked against the raw `body`.
-    pub fn receive(&self, vendor: Vendor, signature: Option<&str>, body: &[u8]) -> Result<WebhookEvent, WebhookRefusal> {
+    pub fn receive(
+        &self,
+        vendor: Vendor,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<WebhookEvent, WebhookRefusal> {
         match vendor {
             Vendor::Cryptlex => {
                 let token = self.cryptlex.as_ref().ok_or(WebhookRefusal::NotConfigured)?;

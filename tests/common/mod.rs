@@ -615,7 +615,10 @@ pub fn run_readme_command(command: &ReadmeCommand, server: &Server, readme_addr:
     );
     assert!(out.status.success(), "failed:\n{runnable}\n{text}");
     for line in &command.expected {
-        assert!(text.contains(line.as_str()), "expected {line:?} from:\n{runnable}\n{text}");
+        assert!(
+            text.contains(line.as_str()),
+            "expected {line:?} from:\n{runnable}\n{text}"
+        );
     }
     text
 }

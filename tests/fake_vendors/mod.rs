@@ -102,7 +102,10 @@ impl Fake {
     /// vendor's console would.
     pub fn edit(&self, key: &str, change: impl FnOnce(&mut Value)) {
         let mut state = self.state.lock().unwrap();
-        let copy = state.products.get_mut(key).unwrap_or_else(|| panic!("the fake has no product {key}"));
+        let copy = state
+            .products
+            .get_mut(key)
+            .unwrap_or_else(|| panic!("the fake has no product {key}"));
         change(copy);
     }
 

@@ -84,8 +84,14 @@ mod tests {
     fn product_events_name_the_copy() {
         let seen = event(br#"{"event":"product.deleted","data":{"id":"c9"},"triggeredAt":"2026-01-01T00:00:00Z"}"#);
         assert_eq!(seen.unwrap().remote_id.as_deref(), Some("c9"));
-        assert_eq!(event(br#"{"event":"license.created","data":{}}"#).unwrap().remote_id, None);
+        assert_eq!(
+            event(br#"{"event":"license.created","data":{}}"#).unwrap().remote_id,
+            None
+        );
         assert!(matches!(event(b"[1]"), Err(WebhookRefusal::Malformed(_))));
-        assert!(matches!(event(br#"{"event":"product.updated","data":{}}"#), Err(WebhookRefusal::Malformed(_))));
+        assert!(matches!(
+            event(br#"{"event":"product.updated","data":{}}"#),
+            Err(WebhookRefusal::Malformed(_))
+        ));
     }
 }
