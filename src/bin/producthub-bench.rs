@@ -14,6 +14,10 @@
 //! - `import`: ImportVendorProducts (plan, first run, second run) against a
 //!   fake Cryptlex that answers each call after a fixed latency, in vendor
 //!   products per second, beside the vendor's own bound (its pages × latency).
+//! - `reconcile`: ReconcileVendorProducts over an imported catalog at that
+//!   fake Cryptlex (all in sync, then with a tenth edited at the vendor): per
+//!   copy, the wall time, the server's CPU time and the vendor calls, beside
+//!   the same GETs made by producthub's own client alone.
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -31,9 +35,11 @@ use echo::{EchoReply, EchoRequest};
 use producthub::pb::google::longrunning::operations_client::OperationsClient;
 use producthub::pb::google::longrunning::{GetOperationRequest, operation};
 use producthub::pb::product_service_client::ProductServiceClient;
+use futures_util::StreamExt;
 use producthub::pb::{
     CreateProductRequest, GetProductRequest, ImportVendorProductsRequest, ImportVendorProductsResponse,
-    ListProductsRequest, Product, UpdateProductRequest, Vendor,
+    ListProductsRequest, Product, ReconcilePolicy, ReconcileVendorProductsMetadata, ReconcileVendorProductsRequest,
+    ReconcileVendorProductsResponse, UpdateProductRequest, Vendor,
 };
 use producthub::storage::{DurableSled, SledOptions};
 use producthub::vendors::{Connections, ListRetry, Listing, Secret, VendorSettings, VendorsConfig, cryptlex};
@@ -112,6 +118,17 @@ enum Mode {
         #[arg(long, default_value_t = 20)]
         latency_ms: u64,
     },
+    /// The cost of reconciling each copy, against a fake Cryptlex with a latency per call.
+    Reconcile {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Products in the fake catalog.
+        #[arg(long, default_value_t = 5000)]
+        products: usize,
+        /// Milliseconds the fake vendor takes to answer each call.
+        #[arg(long, default_value_t = 20)]
+        latency_ms: u64,
+    },
     /// (Internal) an echo server; with --durable, each payload is made durable first.
     #[command(hide = true)]
     EchoServer {
@@ -170,6 +187,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             products,
             latency_ms,
         } => runtime.block_on(import(load, products, Duration::from_millis(latency_ms))),
+        Mode::Reconcile {
+            load,
+            products,
+            latency_ms,
+        } => runtime.block_on(reconcile(load, products, Duration::from_millis(latency_ms))),
     }
 }
 
@@ -838,7 +860,13 @@ const CRYPTLEX_PAGE: usize = 100;
 /// A fake Cryptlex catalog of `count` products that answers `GET
 /// /v3/products?page=&limit=` (a bare array, empty past the end) after
 /// `latency`, as far-away vendor would. Returns its base URL.
-async fn fake_cryptlex(count: usize, latency: Duration) -> Result<String, Box<dyn std::error::Error>> {
+/// While `edited` is set, every tenth product reads with another display
+/// name, as if changed in Cryptlex's console; `GET /v3/products/{id}` reads one.
+async fn fake_cryptlex(
+    count: usize,
+    latency: Duration,
+    edited: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<String, Box<dyn std::error::Error>> {
     let catalog: Arc<Vec<serde_json::Value>> = Arc::new(
         (0..count)
             .map(|n| {
@@ -848,7 +876,25 @@ async fn fake_cryptlex(count: usize, latency: Duration) -> Result<String, Box<dy
             })
             .collect(),
     );
-    let app = axum::Router::new().route(
+    let by_id = catalog.clone();
+    let one = move |axum::extract::Path(id): axum::extract::Path<String>| {
+        let catalog = by_id.clone();
+        let edited = edited.clone();
+        async move {
+            tokio::time::sleep(latency).await;
+            let n: Option<usize> = id.strip_prefix('c').and_then(|n| n.parse().ok());
+            match n.and_then(|n| catalog.get(n).map(|p| (n, p.clone()))) {
+                Some((n, mut product)) => {
+                    if n % 10 == 0 && edited.load(Ordering::Relaxed) {
+                        product["displayName"] = serde_json::json!(format!("Edited {n}"));
+                    }
+                    (axum::http::StatusCode::OK, product.to_string())
+                }
+                None => (axum::http::StatusCode::NOT_FOUND, r#"{"message":"Product not found"}"#.to_owned()),
+            }
+        }
+    };
+    let app = axum::Router::new().route("/v3/products/{id}", axum::routing::get(one)).route(
         "/v3/products",
         axum::routing::get(move |headers: axum::http::HeaderMap, uri: axum::http::Uri| {
             let catalog = catalog.clone();
@@ -919,7 +965,7 @@ async fn timed_import(
 
 async fn import(load: LoadArgs, products: usize, latency: Duration) -> Result<(), Box<dyn std::error::Error>> {
     let binary = server_binary(&load)?;
-    let vendor = fake_cryptlex(products, latency).await?;
+    let vendor = fake_cryptlex(products, latency, Arc::default()).await?;
     let data = tempfile::tempdir()?;
     let data_dir = data.path().display().to_string();
     let mut args = load.serve_args(&data_dir);
@@ -987,3 +1033,146 @@ async fn import(load: LoadArgs, products: usize, latency: Duration) -> Result<()
     server.stop();
     Ok(())
 }
+
+/// Server CPU seconds so far (user + system), from /proc (in USER_HZ, 100 a
+/// second on Linux).
+fn cpu_seconds(process: &Process) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", process.child.id())).ok()?;
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Runs one ReconcileVendorProducts to its end: its summary and how long it took.
+async fn timed_reconcile(
+    channel: &Channel,
+    policy: ReconcilePolicy,
+) -> Result<(ReconcileVendorProductsMetadata, Duration), Box<dyn std::error::Error>> {
+    let began = Instant::now();
+    let mut op = ProductServiceClient::new(channel.clone())
+        .reconcile_vendor_products(ReconcileVendorProductsRequest {
+            vendor: Vendor::Cryptlex as i32,
+            policy: policy as i32,
+            request_id: String::new(),
+        })
+        .await?
+        .into_inner();
+    let mut operations = OperationsClient::new(channel.clone());
+    while !op.done {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        op = operations
+            .get_operation(GetOperationRequest { name: op.name.clone() })
+            .await?
+            .into_inner();
+    }
+    let took = began.elapsed();
+    match op.result {
+        Some(operation::Result::Response(any)) => {
+            let response = ReconcileVendorProductsResponse::decode(any.value.as_slice())?;
+            Ok((response.summary.unwrap_or_default(), took))
+        }
+        other => Err(format!("{} failed: {other:?}", op.name).into()),
+    }
+}
+
+async fn reconcile(load: LoadArgs, products: usize, latency: Duration) -> Result<(), Box<dyn std::error::Error>> {
+    let binary = server_binary(&load)?;
+    let edited = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let vendor = fake_cryptlex(products, latency, edited.clone()).await?;
+    let data = tempfile::tempdir()?;
+    let data_dir = data.path().display().to_string();
+    let mut args = load.serve_args(&data_dir);
+    args.extend([
+        "--cryptlex-base-url",
+        &vendor,
+        "--cryptlex-token",
+        FAKE_TOKEN,
+        "--reconcile-interval",
+        "off",
+    ]);
+    let server = Process::start(&binary, &args)?;
+    let channel = channels(&server.url(), 1).await?.remove(0);
+    let (imported, _) = timed_import(&channel, false).await?;
+    let held = imported.summary.unwrap_or_default().created;
+    println!(
+        "{held} Cryptlex copies imported; the fake answers each call after {} ms",
+        latency.as_millis()
+    );
+    // The ceiling: one GET per copy through producthub's own client, as many
+    // in flight as a reconcile keeps, nothing compared or written.
+    let config = VendorsConfig {
+        cryptlex: Some(cryptlex::Config {
+            base_url: vendor.clone(),
+            access_token: Secret::new(FAKE_TOKEN),
+            webhook_token: None,
+        }),
+        ..Default::default()
+    };
+    let connections = Connections::new(&config, Duration::from_secs(30))?;
+    let settings = VendorSettings::default();
+    let adapter = producthub::vendors::Vendor::Cryptlex.adapter();
+    let began = Instant::now();
+    let reads = futures_util::stream::iter(0..products)
+        .map(|n| {
+            let (connections, settings) = (&connections, &settings);
+            async move {
+                let mut target = Product::default();
+                adapter.ensure_profile(&mut target);
+                adapter.set_remote_id(&mut target, &format!("c{n:07}"));
+                let get = adapter.get(&target, settings).map_err(|e| e.to_string())?;
+                connections
+                    .send(producthub::vendors::Vendor::Cryptlex, &get)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .buffer_unordered(RECONCILE_READS_IN_FLIGHT)
+        .collect::<Vec<Result<(), String>>>()
+        .await;
+    if let Some(Err(error)) = reads.into_iter().find(Result::is_err) {
+        return Err(error.into());
+    }
+    let read_alone = began.elapsed();
+    let ceiling = products as f64 / read_alone.as_secs_f64();
+    println!("run                         | copies/s | ms/copy (wall) | server CPU µs/copy | in sync | drifted | of the reading alone");
+    println!(
+        "{:<27} | {ceiling:>8.0} | {:>14.3} | {:>18} | {:>7} | {:>7} | 1.00",
+        "GETs alone (ceiling)",
+        read_alone.as_secs_f64() * 1000.0 / products as f64,
+        "-",
+        "-",
+        "-"
+    );
+    for (name, policy, edit) in [
+        ("all in sync (report)", ReconcilePolicy::Report, false),
+        ("a tenth edited (report)", ReconcilePolicy::Report, true),
+        ("the same again (report)", ReconcilePolicy::Report, true),
+    ] {
+        edited.store(edit, Ordering::Relaxed);
+        let cpu_before = cpu_seconds(&server);
+        let (summary, took) = timed_reconcile(&channel, policy).await?;
+        let cpu = cpu_seconds(&server).zip(cpu_before).map(|(after, before)| after - before);
+        let rate = summary.checked as f64 / took.as_secs_f64();
+        let cpu_per_copy = cpu
+            .map(|cpu| format!("{:.0}", cpu * 1e6 / summary.checked.max(1) as f64))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{name:<27} | {rate:>8.0} | {:>14.3} | {cpu_per_copy:>18} | {:>7} | {:>7} | {:.2}",
+            took.as_secs_f64() * 1000.0 / summary.checked.max(1) as f64,
+            summary.in_sync,
+            summary.drifted,
+            rate / ceiling
+        );
+        if summary.failed > 0 {
+            return Err(format!("{name}: {} copies failed", summary.failed).into());
+        }
+    }
+    server.stop();
+    Ok(())
+}
+
+/// Copies a reconcile reads at once (the catalog's own bound).
+const RECONCILE_READS_IN_FLIGHT: usize = 8;
