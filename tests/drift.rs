@@ -17,6 +17,7 @@ use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
     FieldDifference, ListProductsRequest, Product, ReconcilePolicy, ReconcileProductRequest,
     ReconcileVendorProductsMetadata, ReconcileVendorProductsRequest, SyncProductRequest, SyncState, Vendor, VendorSync,
+    WatchProductsRequest,
 };
 use producthub::vendors::Secret;
 use producthub::vendors::cryptlex::webhook::signature;
@@ -103,7 +104,11 @@ async fn created_everywhere(client: &mut ProductServiceClient<Channel>, id: &str
 async fn console_edits_at_each_vendor_are_reported_within_one_interval_and_nothing_is_overwritten() {
     let v = vendors().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &v, &["--reconcile-interval", "1s"]);
+    let server = start(
+        dir.path(),
+        &v,
+        &["--reconcile-interval", "1s", "--metrics-listen", "127.0.0.1:0"],
+    );
     let mut client = server.client().await;
     let product = created_everywhere(&mut client, "station").await;
     let before = (
@@ -111,6 +116,15 @@ async fn console_edits_at_each_vendor_are_reported_within_one_interval_and_nothi
         writes(&v.cryptlex).len(),
         writes(&v.revenium).len(),
     );
+    // The change feed carries the drift, like any change.
+    let mut feed = client
+        .watch_products(WatchProductsRequest {
+            filter: r#"sync.state = "DRIFTED""#.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
 
     v.enos.edit(&remote_id(&product, Vendor::Enos), |copy| {
         copy["productDesc"] = json!("edited in EnOS")
@@ -151,6 +165,24 @@ async fn console_edits_at_each_vendor_are_reported_within_one_interval_and_nothi
         cryptlex.last_error
     );
     assert_eq!(drifted.etag, product.etag, "reporting changes no canonical value");
+    let heard = tokio::time::timeout(Duration::from_secs(30), feed.message())
+        .await
+        .expect("a change on the feed")
+        .unwrap()
+        .expect("the feed is open");
+    assert_eq!(heard.product.unwrap().name, "products/station");
+    common::wait_for_metric(
+        &server,
+        r#"producthub_products_by_sync_state{vendor="cryptlex",state="drifted"}"#,
+        1.0,
+    )
+    .await;
+    common::wait_for_metric(
+        &server,
+        r#"producthub_drift_detected_total{vendor="cryptlex",deleted="false"}"#,
+        1.0,
+    )
+    .await;
 
     // The operator's view: exactly this product, by vendor and state.
     let listed = client
@@ -457,14 +489,17 @@ async fn a_signed_webhook_reconciles_at_once_and_forged_or_replayed_ones_change_
             .status(),
         400
     );
+    // On a connection of its own: the server closes it after refusing a body
+    // it did not read, and a pooled one would fail the next call.
     let huge = vec![b' '; 512 * 1024];
-    assert_eq!(
-        post(huge.clone(), Some(signature(&huge, &token)))
-            .await
-            .unwrap()
-            .status(),
-        413
-    );
+    let refused = reqwest::Client::new()
+        .post(&hooks)
+        .header("Webhook-Signature", signature(&huge, &token))
+        .body(huge)
+        .send()
+        .await
+        .expect("an answer to an oversized body");
+    assert_eq!(refused.status(), 413);
     let unknown = serde_json::to_vec(&json!({"event": "product.created", "data": {"id": "not-ours"}})).unwrap();
     assert_eq!(
         post(unknown.clone(), Some(signature(&unknown, &token)))

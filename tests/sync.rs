@@ -84,34 +84,6 @@ async fn worker_has_passed(client: &mut ProductServiceClient<Channel>) {
     }
 }
 
-/// Scrapes the server's metrics until the unlabelled `series` reads `value`
-/// (this waits for background work; it does not measure it).
-async fn wait_for_metric(server: &Server, series: &str, value: f64) {
-    let url = server
-        .metrics_url
-        .clone()
-        .expect("the server reported its metrics address");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let response = reqwest::get(url.as_str()).await.unwrap();
-        assert!(response.status().is_success());
-        let text = response.text().await.unwrap();
-        let prefix = format!("{series} ");
-        let current = text
-            .lines()
-            .find_map(|line| line.strip_prefix(prefix.as_str()))
-            .and_then(|sample| sample.trim().parse::<f64>().ok());
-        if current == Some(value) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{series} is {current:?}, not {value}, after 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Changes one licensing field of `products/{id}` with a one-path mask.
 async fn update_licensing(
     client: &mut ProductServiceClient<Channel>,
@@ -505,7 +477,7 @@ async fn deletes_reach_the_vendors_and_enos_refusals_are_not_retried() {
     // The worker has decided: with every delete answered (EnOS's 11619 is not
     // retryable), the tombstone is done with and dropped. One kept to retry
     // EnOS would stay.
-    wait_for_metric(&server, "producthub_sync_tombstones", 0.0).await;
+    common::wait_for_metric(&server, "producthub_sync_tombstones", 0.0).await;
     worker_has_passed(&mut client).await;
     assert_eq!(enos_deletes(), 1, "11619 is reported once, not retried forever");
 }

@@ -32,10 +32,10 @@ use clap::{Parser, Subcommand};
 use echo::echo_service_client::EchoServiceClient;
 use echo::echo_service_server::{EchoService, EchoServiceServer};
 use echo::{EchoReply, EchoRequest};
+use futures_util::StreamExt;
 use producthub::pb::google::longrunning::operations_client::OperationsClient;
 use producthub::pb::google::longrunning::{GetOperationRequest, operation};
 use producthub::pb::product_service_client::ProductServiceClient;
-use futures_util::StreamExt;
 use producthub::pb::{
     CreateProductRequest, GetProductRequest, ImportVendorProductsRequest, ImportVendorProductsResponse,
     ListProductsRequest, Product, ReconcilePolicy, ReconcileVendorProductsMetadata, ReconcileVendorProductsRequest,
@@ -890,40 +890,45 @@ async fn fake_cryptlex(
                     }
                     (axum::http::StatusCode::OK, product.to_string())
                 }
-                None => (axum::http::StatusCode::NOT_FOUND, r#"{"message":"Product not found"}"#.to_owned()),
+                None => (
+                    axum::http::StatusCode::NOT_FOUND,
+                    r#"{"message":"Product not found"}"#.to_owned(),
+                ),
             }
         }
     };
-    let app = axum::Router::new().route("/v3/products/{id}", axum::routing::get(one)).route(
-        "/v3/products",
-        axum::routing::get(move |headers: axum::http::HeaderMap, uri: axum::http::Uri| {
-            let catalog = catalog.clone();
-            async move {
-                tokio::time::sleep(latency).await;
-                let authorized = headers
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v == format!("Bearer {FAKE_TOKEN}"));
-                if !authorized {
-                    return (axum::http::StatusCode::UNAUTHORIZED, "{}".to_owned());
+    let app = axum::Router::new()
+        .route("/v3/products/{id}", axum::routing::get(one))
+        .route(
+            "/v3/products",
+            axum::routing::get(move |headers: axum::http::HeaderMap, uri: axum::http::Uri| {
+                let catalog = catalog.clone();
+                async move {
+                    tokio::time::sleep(latency).await;
+                    let authorized = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v == format!("Bearer {FAKE_TOKEN}"));
+                    if !authorized {
+                        return (axum::http::StatusCode::UNAUTHORIZED, "{}".to_owned());
+                    }
+                    let param = |name: &str| -> Option<usize> {
+                        uri.query()?
+                            .split('&')
+                            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))?
+                            .parse()
+                            .ok()
+                    };
+                    let page = param("page").unwrap_or(1).max(1);
+                    let limit = param("limit").unwrap_or(10);
+                    let items: Vec<&serde_json::Value> = catalog.iter().skip((page - 1) * limit).take(limit).collect();
+                    (
+                        axum::http::StatusCode::OK,
+                        serde_json::to_string(&items).unwrap_or_default(),
+                    )
                 }
-                let param = |name: &str| -> Option<usize> {
-                    uri.query()?
-                        .split('&')
-                        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))?
-                        .parse()
-                        .ok()
-                };
-                let page = param("page").unwrap_or(1).max(1);
-                let limit = param("limit").unwrap_or(10);
-                let items: Vec<&serde_json::Value> = catalog.iter().skip((page - 1) * limit).take(limit).collect();
-                (
-                    axum::http::StatusCode::OK,
-                    serde_json::to_string(&items).unwrap_or_default(),
-                )
-            }
-        }),
-    );
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -1137,7 +1142,9 @@ async fn reconcile(load: LoadArgs, products: usize, latency: Duration) -> Result
     }
     let read_alone = began.elapsed();
     let ceiling = products as f64 / read_alone.as_secs_f64();
-    println!("run                         | copies/s | ms/copy (wall) | server CPU µs/copy | in sync | drifted | of the reading alone");
+    println!(
+        "run                         | copies/s | ms/copy (wall) | server CPU µs/copy | in sync | drifted | of the reading alone"
+    );
     println!(
         "{:<27} | {ceiling:>8.0} | {:>14.3} | {:>18} | {:>7} | {:>7} | 1.00",
         "GETs alone (ceiling)",
@@ -1154,7 +1161,9 @@ async fn reconcile(load: LoadArgs, products: usize, latency: Duration) -> Result
         edited.store(edit, Ordering::Relaxed);
         let cpu_before = cpu_seconds(&server);
         let (summary, took) = timed_reconcile(&channel, policy).await?;
-        let cpu = cpu_seconds(&server).zip(cpu_before).map(|(after, before)| after - before);
+        let cpu = cpu_seconds(&server)
+            .zip(cpu_before)
+            .map(|(after, before)| after - before);
         let rate = summary.checked as f64 / took.as_secs_f64();
         let cpu_per_copy = cpu
             .map(|cpu| format!("{:.0}", cpu * 1e6 / summary.checked.max(1) as f64))

@@ -256,16 +256,20 @@ impl<S: ProductStore> Catalog<S> {
         };
         found.copy_deleted = drifted.copy_deleted;
         found.fields = drifted.fields.clone();
-        metrics::counter!("producthub_drift_detected_total", "vendor" => label(vendor), "deleted" => drifted.copy_deleted.to_string())
-            .increment(1);
-        tracing::info!(product = %name, %vendor, remote_id, drift = %plan::drift_summary(&drifted), policy = ?policy, "drift found");
+        // A drift already reported is not news: counted and logged once.
+        let known = entry.state == SyncState::Drifted as i32
+            && entry.drift.as_ref().is_some_and(|d| {
+                d.copy_deleted == drifted.copy_deleted && d.vendor_fingerprint == drifted.vendor_fingerprint
+            });
+        if !known {
+            metrics::counter!("producthub_drift_detected_total", "vendor" => label(vendor), "deleted" => drifted.copy_deleted.to_string())
+                .increment(1);
+            tracing::info!(product = %name, %vendor, remote_id, drift = %plan::drift_summary(&drifted), policy = ?policy, "drift found");
+        }
         found.action = match policy {
             DriftPolicy::Report => {
-                let known = entry.drift.as_ref().is_some_and(|d| {
-                    d.copy_deleted == drifted.copy_deleted && d.vendor_fingerprint == drifted.vendor_fingerprint
-                });
                 // Reported once: the same drift found again writes nothing.
-                if entry.state != SyncState::Drifted as i32 || !known {
+                if !known {
                     self.write_reconciled(id, |current| {
                         if !unmoved(&current) {
                             return Err(NotWritten::Moved);

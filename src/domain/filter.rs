@@ -11,7 +11,7 @@
 //!             | "sync.vendor" ( "=" | "!=" ) VENDOR          (has a vendor's sync entry)
 //!             | "sync" ":" "*"                               (has any sync entry)
 //! VALUE       = a "quoted string" (with \" and \\ escapes) or a bare word
-//! STATE       = FAILED, PENDING, SYNCED, DISABLED (or SYNC_STATE_FAILED, ...)
+//! STATE       = FAILED, DRIFTED, PENDING, SYNCED, DISABLED (or SYNC_STATE_FAILED, ...)
 //! VENDOR      = an API vendor name, VENDOR_X or x in any case
 //! ```
 //! The `sync.*` restrictions that are not negated hold for one and the same

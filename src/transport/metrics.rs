@@ -6,11 +6,14 @@
 //! - `producthub_rpc_requests_total{method,code}` and
 //!   `producthub_rpc_duration_seconds{method}` in the call layer;
 //! - `producthub_sync_deliveries_total{vendor,outcome}` in the sync worker;
-//! - `producthub_import_products_total{vendor,action}` in the catalog's imports.
+//! - `producthub_import_products_total{vendor,action}` in the catalog's imports;
+//! - `producthub_reconcile_copies_total{vendor,action}` and
+//!   `producthub_drift_detected_total{vendor,deleted}` in the catalog's reconciles;
+//! - `producthub_webhook_events_total{vendor,outcome}` at the webhook endpoint.
 //!
 //! `producthub_products_by_sync_state{vendor,state}` counts the products
-//! whose sync entry for a vendor is in a state (FAILED, PENDING, SYNCED,
-//! DISABLED), from a scan of the whole catalog every
+//! whose sync entry for a vendor is in a state (FAILED, DRIFTED, PENDING,
+//! SYNCED, DISABLED), from a scan of the whole catalog every
 //! [`SYNC_STATE_COUNT_EVERY`] (a page at a time), so a scrape stays cheap
 //! with any catalog and the write path pays nothing.
 //!
@@ -73,7 +76,19 @@ fn describe() {
     );
     metrics::describe_counter!(
         "producthub_sync_deliveries_total",
-        "delivery attempts to vendors, by vendor and outcome (delivered, retry, failed, disabled)"
+        "delivery attempts to vendors, by vendor and outcome (delivered, retry, failed, disabled, drifted)"
+    );
+    metrics::describe_counter!(
+        "producthub_reconcile_copies_total",
+        "vendor copies reconciled, by vendor and action (in_sync, drifted, pushed, adopted, failed, skipped)"
+    );
+    metrics::describe_counter!(
+        "producthub_drift_detected_total",
+        "copies found changed (deleted=false) or deleted (deleted=true) at a vendor, by vendor"
+    );
+    metrics::describe_counter!(
+        "producthub_webhook_events_total",
+        "vendor webhook calls, by vendor and outcome (scheduled, unknown_copy, ignored, bad_signature, malformed, not_configured, unavailable)"
     );
     metrics::describe_counter!(
         "producthub_import_products_total",
@@ -94,7 +109,7 @@ fn describe() {
     );
     metrics::describe_gauge!(
         "producthub_products_by_sync_state",
-        "products whose copy at a vendor is in a sync state (failed, pending, synced, disabled), counted every 10 s"
+        "products whose copy at a vendor is in a sync state (failed, drifted, pending, synced, disabled), counted every 10 s"
     );
     metrics::describe_gauge!(
         "producthub_change_log_newest",

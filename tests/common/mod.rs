@@ -623,6 +623,35 @@ pub fn run_readme_command(command: &ReadmeCommand, server: &Server, readme_addr:
     text
 }
 
+/// Scrapes the server's metrics until `series` (its name and labels, as the
+/// exposition writes them) reads `value`
+/// (this waits for background work; it does not measure it).
+pub async fn wait_for_metric(server: &Server, series: &str, value: f64) {
+    let url = server
+        .metrics_url
+        .clone()
+        .expect("the server reported its metrics address");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = reqwest::get(url.as_str()).await.unwrap();
+        assert!(response.status().is_success());
+        let text = response.text().await.unwrap();
+        let prefix = format!("{series} ");
+        let current = text
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .and_then(|sample| sample.trim().parse::<f64>().ok());
+        if current == Some(value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} is {current:?}, not {value}, after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Changes the fields `paths` name to `patch`'s values; returns the product.
 pub async fn update(client: &mut ProductServiceClient<Channel>, patch: Product, paths: &[&str]) -> Product {
     client
