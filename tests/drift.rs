@@ -576,3 +576,76 @@ async fn a_whole_vendor_is_reconciled_as_a_long_running_operation() {
     let p1 = wait_for(&mut client, "products/p1", "p1", |_| true).await;
     assert_eq!(drifted_paths(&p1, Vendor::Cryptlex), ["display_name"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_the_vendor_applied_but_whose_answer_was_lost_is_not_drift() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v, &["--reconcile-interval", "off"]);
+    let mut client = server.client().await;
+    let product = created_everywhere(&mut client, "station").await;
+    v.cryptlex.set(|b| b.lose_next_answer = true);
+    let changed = update(
+        &mut client,
+        Product {
+            name: "products/station".into(),
+            description: "Applied, answer lost".into(),
+            ..Default::default()
+        },
+        &["description"],
+    )
+    .await;
+    // The retry finds the copy holding just what producthub sends.
+    let after = wait_for(&mut client, "products/station", "the retried delivery", |p| {
+        let e = entry(p, Vendor::Cryptlex);
+        e.state == SyncState::Drifted as i32 || (e.state == SyncState::Synced as i32 && e.synced_etag == changed.etag)
+    })
+    .await;
+    assert_eq!(
+        entry(&after, Vendor::Cryptlex).state,
+        SyncState::Synced as i32,
+        "{:?}",
+        after.sync
+    );
+    let copy = v.cryptlex.stored(&remote_id(&product, Vendor::Cryptlex)).unwrap();
+    assert_eq!(copy["description"], "Applied, answer lost");
+    let again = client
+        .reconcile_product(reconcile(
+            "products/station",
+            &[Vendor::Cryptlex],
+            ReconcilePolicy::Report,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(entry(&again, Vendor::Cryptlex).state, SyncState::Synced as i32);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_product_creates_again_a_copy_deleted_at_the_vendor() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v, &["--reconcile-interval", "off"]);
+    let mut client = server.client().await;
+    client.create_product(common::licensed("gone")).await.unwrap();
+    let product = wait_for(&mut client, "products/gone", "the create", all_synced).await;
+    let old = remote_id(&product, Vendor::Cryptlex);
+    v.cryptlex.remove(&old);
+    let reported = client
+        .reconcile_product(reconcile("products/gone", &[], ReconcilePolicy::Report))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(entry(&reported, Vendor::Cryptlex).drift.unwrap().copy_deleted);
+    client
+        .sync_product(SyncProductRequest {
+            name: "products/gone".into(),
+            vendors: vec![],
+        })
+        .await
+        .unwrap();
+    let recreated = wait_for(&mut client, "products/gone", "the new copy", all_synced).await;
+    let new = remote_id(&recreated, Vendor::Cryptlex);
+    assert_ne!(new, old);
+    assert!(v.cryptlex.stored(&new).is_some());
+}

@@ -138,7 +138,7 @@ impl<S: ProductStore> Catalog<S> {
                 if self.is_running(&record.id) || !self.store.claim_operation(&record.id).await? {
                     continue;
                 }
-                tracing::info!(operation = %operation_id(&record.id), "resuming an unfinished import");
+                tracing::info!(operation = %operation_id(&record.id), "resuming an unfinished operation");
                 tokio::spawn(self.clone().run_import(record.id));
             }
         }
@@ -163,7 +163,7 @@ impl<S: ProductStore> Catalog<S> {
         }
         if let Err(error) = self.drive_import(&id).await {
             // Left unfinished: the next sweep (or replica) resumes it.
-            tracing::warn!(operation = %operation_id(&id), %error, "import interrupted by a storage failure; it will resume");
+            tracing::warn!(operation = %operation_id(&id), %error, "operation interrupted by a storage failure; it will resume");
         }
         self.running_imports
             .lock()

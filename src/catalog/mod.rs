@@ -475,6 +475,14 @@ impl<S: ProductStore> Catalog<S> {
             // A resend asked for is a push: it goes over whatever the vendor
             // holds now, a drift found before included.
             for vendor in &targets {
+                let deleted_there = vendors::sync_entry(&product, *vendor)
+                    .and_then(|e| e.drift.as_ref())
+                    .is_some_and(|d| d.copy_deleted);
+                if deleted_there {
+                    // The copy is gone at the vendor: the push creates one.
+                    vendor.adapter().set_remote_id(&mut product, "");
+                    sync_plan::forget_copy(&mut product, vendor.to_pb());
+                }
                 sync_plan::set_fingerprint(&mut product, vendor.to_pb(), "");
             }
             vendors::mark_changed(&mut product, &targets, &everything, &self.sync.enabled);

@@ -88,6 +88,9 @@ impl Reconciles {
     }
 }
 
+/// How `last_error` says that a drift's values were not adopted.
+const CANNOT_ADOPT: &str = "cannot adopt it";
+
 /// Findings (drifted or failed copies) an operation's metadata lists.
 const MAX_FINDINGS_KEPT: usize = 1000;
 
@@ -114,11 +117,12 @@ impl<S: ProductStore> Catalog<S> {
         let id = parse_product_name(&request.name, "name")
             .map_err(|v| violations.push(v))
             .ok();
-        let policy = DriftPolicy::from_pb(request.policy)
+        let asked_policy = DriftPolicy::from_pb(request.policy)
             .map_err(|why| violations.push(FieldViolation::new("policy", why)))
             .ok()
-            .flatten()
-            .unwrap_or(self.drift_policy);
+            .flatten();
+        let chosen = asked_policy.is_some();
+        let policy = asked_policy.unwrap_or(self.drift_policy);
         let mut asked = BTreeSet::new();
         for (i, vendor) in request.vendors.iter().enumerate() {
             match Vendor::from_pb(*vendor) {
@@ -164,8 +168,15 @@ impl<S: ProductStore> Catalog<S> {
                 vendor: *vendor,
             });
         }
+        // Every copy asked for is reconciled; the first failure is the answer.
+        let mut failure = None;
         for vendor in targets {
-            self.reconcile_copy(id, vendor, policy).await?;
+            if let Err(error) = self.reconcile_copy(id, vendor, policy, chosen).await {
+                failure.get_or_insert(error);
+            }
+        }
+        if let Some(error) = failure {
+            return Err(error);
         }
         self.store
             .get(id)
@@ -175,12 +186,15 @@ impl<S: ProductStore> Catalog<S> {
 
     /// Reconciles the product's copy at `vendor` by `policy`. A copy that
     /// cannot be read, or a drift that cannot be adopted, is an error; one
-    /// that is not compared now is SKIPPED, with the reason.
+    /// that is not compared now is SKIPPED, with the reason. A copy whose
+    /// delivery is pending is left to that delivery, unless the policy was
+    /// the caller's own choice (`chosen`).
     pub(super) async fn reconcile_copy(
         &self,
         id: &str,
         vendor: Vendor,
         policy: DriftPolicy,
+        chosen: bool,
     ) -> Result<ReconciledCopy, CatalogError> {
         let name = product_name(id);
         let product = self
@@ -197,9 +211,18 @@ impl<S: ProductStore> Catalog<S> {
             ..Default::default()
         };
         let entry = vendors::sync_entry(&product, vendor).cloned().unwrap_or_default();
-        if entry.state == SyncState::Pending as i32 || !vendor.has_profile(&product) {
+        let not_now = if !vendor.has_profile(&product) {
+            Some("the profile was removed; the copy's delete is pending")
+        } else if entry.state == SyncState::Disabled as i32 {
+            Some("nothing was delivered to the copy yet (DISABLED); SyncProduct sends it")
+        } else if entry.state == SyncState::Pending as i32 && !chosen {
+            Some("a delivery is pending; it compares the copy itself before it sends")
+        } else {
+            None
+        };
+        if let Some(why) = not_now {
             found.action = ReconcileAction::Skipped as i32;
-            found.reason = "a delivery is pending; it compares the copy itself before it sends".into();
+            found.reason = why.into();
             return Ok(counted(vendor, found));
         }
         let copy = match self.read_copy(vendor, &remote_id).await {
@@ -207,78 +230,85 @@ impl<S: ProductStore> Catalog<S> {
             Err(CatalogError::VendorCopyNotFound { .. }) => None,
             Err(error) => return Err(error),
         };
-        let seen = copy.as_ref().map(|copy| fingerprint(vendor, copy));
-        // The write below happens only onto what was read.
+        // The write below happens only onto what was read: the same copy,
+        // nothing delivered or marked for delivery since.
         let unmoved = |current: &Product| {
             current.uid == product.uid
                 && held_copy(current, vendor).as_deref() == Some(remote_id.as_str())
-                && vendors::sync_entry(current, vendor)
-                    .is_some_and(|e| e.fingerprint == entry.fingerprint && e.state != SyncState::Pending as i32)
-        };
-        match (&seen, entry.fingerprint.is_empty()) {
-            // Nothing known to compare with: what the vendor has now is the
-            // starting point.
-            (Some(seen), true) => {
-                self.write_reconciled(id, |current| {
-                    if !unmoved(&current) {
-                        return Err(NotWritten::Moved);
-                    }
-                    let mut next = current;
-                    plan::set_fingerprint(&mut next, vendor.to_pb(), seen);
-                    Ok(next)
+                && vendors::sync_entry(current, vendor).is_some_and(|e| {
+                    e.fingerprint == entry.fingerprint
+                        && e.generation == entry.generation
+                        && e.synced_etag == entry.synced_etag
+                        && e.state == entry.state
                 })
-                .await?;
-                found.action = ReconcileAction::Skipped as i32;
-                found.reason = "nothing was known of the copy; its fingerprint is recorded now".into();
-                return Ok(counted(vendor, found));
-            }
-            (Some(seen), false) if *seen == entry.fingerprint => {
-                found.action = ReconcileAction::InSync as i32;
-                if entry.state == SyncState::Drifted as i32 {
-                    // Changed back at the vendor: nothing differs any more.
-                    self.write_reconciled(id, |current| {
+        };
+        let moved = |mut found: ReconciledCopy| {
+            found.action = ReconcileAction::Skipped as i32;
+            found.reason = "the product changed while the copy was read; the next reconcile looks again".into();
+            Ok(counted(vendor, found))
+        };
+        // No fingerprint yet (a copy never read back): compared with what
+        // producthub sends, and taken as the starting point if it matches.
+        let seen = copy.as_ref().map(|copy| fingerprint(vendor, copy));
+        let drifted = match (&copy, &seen) {
+            (None, _) => Some(deletion()),
+            (Some(_), Some(seen)) if *seen == entry.fingerprint => None,
+            (Some(copy), Some(seen)) => drift(vendor, &product, copy, seen.clone(), &entry, &self.vendors),
+            (Some(_), None) => None,
+        };
+        let Some(drifted) = drifted else {
+            found.action = ReconcileAction::InSync as i32;
+            let seen = seen.unwrap_or_default();
+            if seen != entry.fingerprint || entry.state == SyncState::Drifted as i32 {
+                // Changed back at the vendor, or holding what producthub sent
+                // (an answer that never arrived): nothing differs.
+                let written = self
+                    .write_reconciled(id, |current| {
                         if !unmoved(&current) {
                             return Err(NotWritten::Moved);
                         }
                         let mut next = current;
+                        plan::set_fingerprint(&mut next, vendor.to_pb(), &seen);
                         plan::clear_drift(&mut next, vendor.to_pb());
                         Ok(next)
                     })
                     .await?;
+                if written.is_none() {
+                    return moved(found);
                 }
-                return Ok(counted(vendor, found));
+                self.wake_sync();
             }
-            _ => {}
-        }
-        let drifted = match (&copy, seen) {
-            (Some(copy), Some(seen)) => drift(vendor, &product, copy, seen, &entry.pending_paths, &self.vendors),
-            _ => deletion(),
+            return Ok(counted(vendor, found));
         };
         found.copy_deleted = drifted.copy_deleted;
         found.fields = drifted.fields.clone();
-        // A drift already reported is not news: counted and logged once.
+        // A drift already reported is not news: written, counted and logged once.
         let known = entry.state == SyncState::Drifted as i32
             && entry.drift.as_ref().is_some_and(|d| {
                 d.copy_deleted == drifted.copy_deleted && d.vendor_fingerprint == drifted.vendor_fingerprint
             });
-        if !known {
+        let news = || {
             metrics::counter!("producthub_drift_detected_total", "vendor" => label(vendor), "deleted" => drifted.copy_deleted.to_string())
                 .increment(1);
-            tracing::info!(product = %name, %vendor, remote_id, drift = %plan::drift_summary(&drifted), policy = ?policy, "drift found");
-        }
-        found.action = match policy {
+            tracing::info!(product = %name, %vendor, remote_id, drift = %plan::drift_summary(&drifted), ?policy, "drift found");
+        };
+        let action = match policy {
             DriftPolicy::Report => {
-                // Reported once: the same drift found again writes nothing.
                 if !known {
-                    self.write_reconciled(id, |current| {
-                        if !unmoved(&current) {
-                            return Err(NotWritten::Moved);
-                        }
-                        let mut next = current;
-                        plan::mark_drifted(&mut next, vendor.to_pb(), drifted.clone());
-                        Ok(next)
-                    })
-                    .await?;
+                    let written = self
+                        .write_reconciled(id, |current| {
+                            if !unmoved(&current) {
+                                return Err(NotWritten::Moved);
+                            }
+                            let mut next = current;
+                            plan::mark_drifted(&mut next, vendor.to_pb(), drifted.clone());
+                            Ok(next)
+                        })
+                        .await?;
+                    if written.is_none() {
+                        return moved(found);
+                    }
+                    news();
                 }
                 ReconcileAction::Drifted
             }
@@ -288,80 +318,107 @@ impl<S: ProductStore> Catalog<S> {
                 // set at the vendor and empty here is cleared only by name.
                 paths.extend(drifted.fields.iter().map(|f| f.path.clone()));
                 let only = BTreeSet::from([vendor]);
-                self.write_reconciled(id, |current| {
-                    if !unmoved(&current) {
-                        return Err(NotWritten::Moved);
-                    }
-                    let mut next = current;
-                    if drifted.copy_deleted {
-                        // Created again: the old copy is gone.
-                        vendor.adapter().set_remote_id(&mut next, "");
-                        plan::forget_copy(&mut next, vendor.to_pb());
-                    }
-                    plan::set_fingerprint(&mut next, vendor.to_pb(), "");
-                    vendors::mark_changed(&mut next, &only, &paths, &self.sync.enabled);
-                    Ok(next)
-                })
-                .await?;
+                let written = self
+                    .write_reconciled(id, |current| {
+                        if !unmoved(&current) {
+                            return Err(NotWritten::Moved);
+                        }
+                        let mut next = current;
+                        if drifted.copy_deleted {
+                            // Created again: the old copy is gone.
+                            vendor.adapter().set_remote_id(&mut next, "");
+                            plan::forget_copy(&mut next, vendor.to_pb());
+                        }
+                        plan::set_fingerprint(&mut next, vendor.to_pb(), "");
+                        vendors::mark_changed(&mut next, &only, &paths, &self.sync.enabled);
+                        Ok(next)
+                    })
+                    .await?;
+                if written.is_none() {
+                    return moved(found);
+                }
+                if !known {
+                    news();
+                }
                 self.wake_sync();
                 ReconcileAction::Pushed
             }
             DriftPolicy::Adopt => {
-                let refusal = Mutex::new(None::<Vec<FieldViolation>>);
-                let adopted = |current: Product| -> Result<Product, NotWritten> {
-                    if !unmoved(&current) {
-                        return Err(NotWritten::Moved);
-                    }
-                    let taken = match &copy {
-                        Some(copy) => adopt_values(&current, copy, vendor, &drifted, &self.sync.enabled),
-                        None => adopt_deletion(&current, vendor),
-                    };
-                    match taken {
-                        Ok(next) => Ok(next),
-                        Err(CatalogError::InvalidArgument(violations)) => {
+                let adopted = |current: &Product| match &copy {
+                    Some(copy) => adopt_values(current, copy, vendor, &drifted, &self.sync.enabled),
+                    None => adopt_deletion(current, vendor),
+                };
+                // Refused already, for this very drift: said again, not written again.
+                let refused_before = known && entry.last_error.contains(CANNOT_ADOPT);
+                if let (true, Err(CatalogError::InvalidArgument(violations))) = (refused_before, adopted(&product)) {
+                    return Err(CatalogError::AdoptRefused {
+                        name,
+                        vendor,
+                        violations,
+                    });
+                }
+                let written = self
+                    .write_reconciled(id, |current| {
+                        if !unmoved(&current) {
+                            return Err(NotWritten::Moved);
+                        }
+                        match adopted(&current) {
+                            Ok(next) => Ok(next),
                             // The vendor's values break producthub's rules:
                             // reported, nothing adopted.
-                            let mut next = current;
-                            let mut refused = drifted.clone();
-                            refused.detect_time = Some(now());
-                            plan::mark_drifted(&mut next, vendor.to_pb(), refused);
-                            if let Some(entry) = next.sync.iter_mut().find(|e| e.vendor == vendor.to_pb() as i32) {
-                                entry.last_error = format!(
-                                    "{}; cannot adopt it: {}",
-                                    plan::drift_summary(&drifted),
-                                    join_violations(&violations)
+                            Err(CatalogError::InvalidArgument(violations)) => {
+                                let mut next = current;
+                                plan::mark_drifted(&mut next, vendor.to_pb(), drifted.clone());
+                                plan::set_last_error(
+                                    &mut next,
+                                    vendor.to_pb(),
+                                    &format!(
+                                        "{}; {CANNOT_ADOPT}: {}",
+                                        plan::drift_summary(&drifted),
+                                        join_violations(&violations)
+                                    ),
                                 );
+                                Ok(next)
                             }
-                            *refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(violations);
-                            Ok(next)
+                            Err(other) => Err(NotWritten::Refused(other)),
                         }
-                        Err(other) => Err(NotWritten::Refused(other)),
-                    }
+                    })
+                    .await?;
+                let Some(written) = written else {
+                    return moved(found);
                 };
-                self.write_reconciled(id, adopted).await?;
-                self.wake_sync();
-                match refusal.into_inner().unwrap_or_else(|p| p.into_inner()) {
-                    Some(violations) => {
-                        return Err(CatalogError::AdoptRefused {
-                            name,
-                            vendor,
-                            violations,
-                        });
-                    }
-                    None => ReconcileAction::Adopted,
+                if !known {
+                    news();
                 }
+                let still_drifted =
+                    vendors::sync_entry(&written, vendor).is_some_and(|e| e.state == SyncState::Drifted as i32);
+                if still_drifted {
+                    let violations = match adopted(&product) {
+                        Err(CatalogError::InvalidArgument(violations)) => violations,
+                        _ => Vec::new(),
+                    };
+                    return Err(CatalogError::AdoptRefused {
+                        name,
+                        vendor,
+                        violations,
+                    });
+                }
+                self.wake_sync();
+                ReconcileAction::Adopted
             }
-        } as i32;
+        };
+        found.action = action as i32;
         Ok(counted(vendor, found))
     }
 
-    /// One reconcile write; a product that moved since the copy was read is
-    /// left as it is (the next reconcile looks again).
+    /// One reconcile write, returning the product written; `None` when the
+    /// product moved since the copy was read and was left as it is (the next
+    /// reconcile looks again).
     async fn write_reconciled(
         &self,
         id: &str,
         change: impl Fn(Product) -> Result<Product, NotWritten> + Send + Sync,
-    ) -> Result<(), CatalogError> {
+    ) -> Result<Option<Product>, CatalogError> {
         let written = self
             .store
             .update(id, self.announces(), |stored: Option<Product>| match stored {
@@ -370,7 +427,8 @@ impl<S: ProductStore> Catalog<S> {
             })
             .await?;
         match written {
-            Ok(_) | Err(NotWritten::Moved) => Ok(()),
+            Ok(product) => Ok(Some(product)),
+            Err(NotWritten::Moved) => Ok(None),
             Err(NotWritten::Refused(error)) => Err(error),
         }
     }
@@ -378,14 +436,16 @@ impl<S: ProductStore> Catalog<S> {
     /// The copies `batch` holds at configured vendors (or only at `only`),
     /// reconciled by `policy`, READS_IN_FLIGHT at a time. A copy that cannot
     /// be read or settled is FAILED, with the reason; storage failures end
-    /// the batch.
+    /// the batch. `chosen`: the policy is the caller's (see
+    /// [`Catalog::reconcile_copy`]).
     pub(super) async fn reconcile_batch(
         &self,
         batch: &[Product],
         only: Option<Vendor>,
         policy: DriftPolicy,
+        chosen: bool,
     ) -> Result<Vec<(Vendor, ReconciledCopy)>, CatalogError> {
-        let copies: Vec<(String, Vendor)> = batch
+        let copies: Vec<(String, String, Vendor)> = batch
             .iter()
             .flat_map(|product| {
                 let id = product
@@ -396,18 +456,17 @@ impl<S: ProductStore> Catalog<S> {
                 Vendor::ALL
                     .into_iter()
                     .filter(|v| only.is_none_or(|o| o == *v) && self.sync.enabled.contains(v))
-                    .filter(|v| held_copy(product, *v).is_some())
-                    .map(move |v| (id.clone(), v))
+                    .filter_map(move |v| held_copy(product, v).map(|remote_id| (id.clone(), remote_id, v)))
             })
             .collect();
         let mut results = stream::iter(copies)
-            .map(|(id, vendor)| async move {
-                let outcome = self.reconcile_copy(&id, vendor, policy).await;
-                (id, vendor, outcome)
+            .map(|(id, remote_id, vendor)| async move {
+                let outcome = self.reconcile_copy(&id, vendor, policy, chosen).await;
+                (id, remote_id, vendor, outcome)
             })
             .buffer_unordered(READS_IN_FLIGHT);
         let mut out = Vec::new();
-        while let Some((id, vendor, outcome)) = results.next().await {
+        while let Some((id, remote_id, vendor, outcome)) = results.next().await {
             let copy = match outcome {
                 Ok(copy) => copy,
                 // Deleted or unlinked meanwhile: nothing to reconcile.
@@ -417,6 +476,7 @@ impl<S: ProductStore> Catalog<S> {
                     tracing::warn!(product = %product_name(&id), %vendor, %error, "cannot reconcile the copy");
                     let failed = ReconciledCopy {
                         product: product_name(&id),
+                        remote_id,
                         action: ReconcileAction::Failed as i32,
                         reason: error.to_string(),
                         ..Default::default()
@@ -518,6 +578,8 @@ impl<S: ProductStore> Catalog<S> {
             .ok()
             .flatten()
             .unwrap_or(self.drift_policy);
+        // A policy the request named is the caller's choice; else the server's.
+        let chosen = DriftPolicy::from_pb(request.policy).ok().flatten().is_some();
         let Some(vendor) = Vendor::from_pb(request.vendor) else {
             let error = status(FAILED_PRECONDITION, "the stored request names no vendor");
             return self.finish_reconcile(id, job, state, Some(error)).await;
@@ -550,7 +612,7 @@ impl<S: ProductStore> Catalog<S> {
                 Err(other) => return Err(StoreError::Backend(other.to_string())),
             };
             let (batch, next) = scanned;
-            let copies = match self.reconcile_batch(&batch, Some(vendor), policy).await {
+            let copies = match self.reconcile_batch(&batch, Some(vendor), policy, chosen).await {
                 Ok(copies) => copies,
                 Err(CatalogError::Storage(error)) => return Err(error),
                 Err(other) => return Err(StoreError::Backend(other.to_string())),
@@ -620,7 +682,7 @@ impl<S: ProductStore> Catalog<S> {
                 let mut after: Option<String> = None;
                 loop {
                     let (batch, next) = self.reconcile_scan(after.as_deref()).await?;
-                    for (_, copy) in self.reconcile_batch(&batch, None, self.drift_policy).await? {
+                    for (_, copy) in self.reconcile_batch(&batch, None, self.drift_policy, false).await? {
                         checked += 1;
                         if copy.copy_deleted || !copy.fields.is_empty() {
                             drifted += 1;
@@ -659,7 +721,7 @@ impl<S: ProductStore> Catalog<S> {
                 async move {
                     reconciles.begun(&key);
                     let (id, vendor) = key;
-                    match catalog.reconcile_copy(&id, vendor, catalog.drift_policy).await {
+                    match catalog.reconcile_copy(&id, vendor, catalog.drift_policy, false).await {
                         Ok(_) | Err(CatalogError::NotFound { .. } | CatalogError::NotLinked { .. }) => {}
                         Err(error) => {
                             tracing::warn!(product = %product_name(&id), %vendor, %error, "cannot reconcile the copy")

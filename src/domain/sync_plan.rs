@@ -257,6 +257,11 @@ pub fn mark_drifted(product: &mut Product, vendor: Vendor, drift: VendorDrift) {
     entry.drift = Some(drift);
 }
 
+/// Sets the entry's `last_error` (a reason more precise than its state's).
+pub fn set_last_error(product: &mut Product, vendor: Vendor, error: &str) {
+    entry_mut(product, vendor).last_error = error.to_owned();
+}
+
 /// Forgets a drift that is no more (the copy is back to what producthub
 /// knows): the entry is SYNCED again, or PENDING when a change waits.
 pub fn clear_drift(product: &mut Product, vendor: Vendor) {

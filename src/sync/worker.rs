@@ -163,7 +163,11 @@ impl<S: ProductStore> SyncWorker<S> {
             let Some(vendor) = Vendor::from_pb(entry.vendor) else {
                 continue;
             };
-            let Delivery { outcome, assigned } = self.deliver(&product, vendor, &entry).await;
+            let Delivery {
+                outcome,
+                assigned,
+                fingerprint,
+            } = self.deliver(&product, vendor, &entry).await;
             log_outcome(id, vendor, &outcome);
             let now = SystemTime::now();
             let recorded = self
@@ -171,7 +175,15 @@ impl<S: ProductStore> SyncWorker<S> {
                 .update(
                     id,
                     false,
-                    record(&product, vendor, &entry, &outcome, assigned.as_ref(), now),
+                    record(
+                        &product,
+                        vendor,
+                        &entry,
+                        &outcome,
+                        assigned.as_ref(),
+                        fingerprint.as_deref(),
+                        now,
+                    ),
                 )
                 .await;
             let recorded = match recorded {
@@ -187,7 +199,7 @@ impl<S: ProductStore> SyncWorker<S> {
                     };
                     log_outcome(id, vendor, &failed);
                     self.store()
-                        .update(id, false, record(&product, vendor, &entry, &failed, None, now))
+                        .update(id, false, record(&product, vendor, &entry, &failed, None, None, now))
                         .await?
                 }
                 other => other?,
@@ -205,6 +217,10 @@ impl<S: ProductStore> SyncWorker<S> {
                     }
                     continue;
                 }
+                // A drift found against a fingerprint or change that is no
+                // longer the product's (a push asked for meanwhile): the
+                // product's newer state is delivered next.
+                Err(NotRecorded::Superseded) => continue,
                 Err(NotRecorded::Deleted) => {
                     // Its tombstone must learn of a copy this call has just
                     // created, or that copy is orphaned. (An existing copy
@@ -268,6 +284,7 @@ impl<S: ProductStore> SyncWorker<S> {
         let assigned = self.assigned(adapter, &target, &reply).await;
         Ok(Delivery {
             outcome: Outcome::Delivered { remote_id, gone: false },
+            fingerprint: Some(known(adapter, assigned.as_ref())),
             assigned,
         })
     }
@@ -329,17 +346,13 @@ impl<S: ProductStore> SyncWorker<S> {
                     Ok(object) => {
                         let copy = adapter.import(object)?;
                         let found = fingerprint(adapter.vendor(), &copy);
-                        if found != entry.fingerprint {
-                            return Ok(Delivery::from(Outcome::Drifted {
-                                drift: drift(
-                                    adapter.vendor(),
-                                    product,
-                                    &copy,
-                                    found,
-                                    &entry.pending_paths,
-                                    &self.settings,
-                                ),
-                            }));
+                        // A copy that differs only by what producthub itself
+                        // sent (an earlier answer lost) is not drift.
+                        let drifted = (found != entry.fingerprint)
+                            .then(|| drift(adapter.vendor(), product, &copy, found, entry, &self.settings))
+                            .flatten();
+                        if let Some(drift) = drifted {
+                            return Ok(Delivery::from(Outcome::Drifted { drift }));
                         }
                     }
                 }
@@ -366,10 +379,15 @@ impl<S: ProductStore> SyncWorker<S> {
                 last_reply = Some(reply);
             }
         }
-        // What the vendor assigned, read once, after the last call.
-        let assigned = match &last_reply {
-            Some(reply) => self.assigned(adapter, product, reply).await,
-            None => None,
+        // What the vendor assigned, read once, after the last call. Nothing
+        // sent: the copy is as it was, and so is its fingerprint.
+        let (assigned, fingerprint) = match &last_reply {
+            Some(reply) => {
+                let assigned = self.assigned(adapter, product, reply).await;
+                let fingerprint = known(adapter, assigned.as_ref());
+                (assigned, Some(fingerprint))
+            }
+            None => (None, None),
         };
         Ok(Delivery {
             outcome: Outcome::Delivered {
@@ -377,6 +395,7 @@ impl<S: ProductStore> SyncWorker<S> {
                 gone: false,
             },
             assigned,
+            fingerprint,
         })
     }
 
@@ -554,6 +573,9 @@ struct Delivery {
     outcome: Outcome,
     /// The vendor's copy after a create or update, imported.
     assigned: Option<Product>,
+    /// The fingerprint of what the vendor holds now (empty: sent, but not
+    /// read back); `None`: nothing was sent, the old one stands.
+    fingerprint: Option<String>,
 }
 
 impl From<Outcome> for Delivery {
@@ -561,8 +583,17 @@ impl From<Outcome> for Delivery {
         Delivery {
             outcome,
             assigned: None,
+            fingerprint: None,
         }
     }
+}
+
+/// The fingerprint of a copy read back, or empty (unknown: the next
+/// reconcile compares the copy with what producthub sent).
+fn known(adapter: &dyn Adapter, assigned: Option<&Product>) -> String {
+    assigned
+        .map(|copy| fingerprint(adapter.vendor(), copy))
+        .unwrap_or_default()
 }
 
 /// Why a delivery did not happen.
@@ -592,6 +623,9 @@ enum NotRecorded {
     /// The product no longer has the vendor's sync entry: its copy was let
     /// go of (UnlinkVendorProduct) during the delivery.
     Unlinked,
+    /// A drift was found against a fingerprint or a change the product no
+    /// longer has (e.g. SyncProduct asked for a push meanwhile).
+    Superseded,
 }
 
 /// The change recording a delivery outcome on the product: the outcome
@@ -602,6 +636,7 @@ fn record<'a>(
     entry: &'a VendorSync,
     outcome: &'a Outcome,
     assigned: Option<&'a Product>,
+    fingerprint: Option<&'a str>,
     now: SystemTime,
 ) -> impl Fn(Option<Product>) -> Result<Product, NotRecorded> + Send + Sync + 'a {
     move |current| {
@@ -627,6 +662,11 @@ fn record<'a>(
         if addressed != held {
             return Err(NotRecorded::Unlinked);
         }
+        if matches!(outcome, Outcome::Drifted { .. })
+            && (linked.fingerprint != entry.fingerprint || linked.generation != entry.generation)
+        {
+            return Err(NotRecorded::Superseded);
+        }
         plan::record_outcome(
             &mut current,
             vendor.to_pb(),
@@ -642,9 +682,8 @@ fn record<'a>(
         }
         // What the vendor now holds, for the next delivery and reconcile to
         // compare with (unknown when it could not be read back).
-        if let Outcome::Delivered { gone: false, .. } = outcome {
-            let known = assigned.map(|copy| fingerprint(vendor, copy)).unwrap_or_default();
-            plan::set_fingerprint(&mut current, vendor.to_pb(), &known);
+        if let (Outcome::Delivered { gone: false, .. }, Some(known)) = (outcome, fingerprint) {
+            plan::set_fingerprint(&mut current, vendor.to_pb(), known);
         }
         // Keep the vendor's id in the profile too, where the adapter reads it.
         if let Outcome::Delivered { remote_id, gone: false } = outcome {
@@ -682,11 +721,15 @@ fn log_outcome(id: &str, vendor: Vendor, outcome: &Outcome) {
         }
         Outcome::Failed { error } => tracing::warn!(product = id, %vendor, %error, "delivery refused; not retrying"),
         Outcome::Disabled => tracing::info!(product = id, %vendor, "vendor not configured; nothing sent"),
-        Outcome::Drifted { drift } => tracing::warn!(
+        Outcome::Drifted { drift } => {
+            metrics::counter!("producthub_drift_detected_total", "vendor" => vendor.to_string().to_lowercase(), "deleted" => drift.copy_deleted.to_string())
+                .increment(1);
+            tracing::warn!(
             product = id,
             %vendor,
             drift = %plan::drift_summary(drift),
             "the copy changed at the vendor; not overwritten (DRIFTED)"
-        ),
+            )
+        }
     }
 }

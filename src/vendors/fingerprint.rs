@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::{Vendor, VendorSettings, mapping};
 use crate::domain::field_mask::{changed_paths, clear_output_only, clear_struct_fields, value_json};
 use crate::domain::schema::{from_dynamic, to_dynamic};
-use crate::pb::{FieldDifference, Product, VendorDrift};
+use crate::pb::{FieldDifference, Product, VendorDrift, VendorSync};
 
 /// Hex digits kept of the SHA-256 digest: 128 bits, ample to tell versions of
 /// one copy apart.
@@ -100,20 +100,24 @@ fn as_sent(vendor: Vendor, product: &Product, settings: &VendorSettings) -> Prod
     }
 }
 
-/// The drift of a copy (imported) found with the fingerprint `found`, against
-/// the canonical product. The fields a pending change names are producthub's
-/// own news, not the vendor's: left out, unless nothing else differs.
+/// The drift of a copy (imported) found with the fingerprint `found`, which
+/// differs from the one `entry` knows; `None` when the difference is
+/// producthub's own doing: the copy holds just what producthub would send
+/// (a delivery whose answer was lost reached it), or it differs only in fields
+/// producthub has pending and an earlier attempt to send them may have
+/// reached it. The fields a pending change names are left out of the drift,
+/// unless nothing else differs.
 pub fn drift(
     vendor: Vendor,
     product: &Product,
     copy: &Product,
     found: String,
-    pending: &[String],
+    entry: &VendorSync,
     settings: &VendorSettings,
-) -> VendorDrift {
+) -> Option<VendorDrift> {
     let all = differences(vendor, product, copy, settings);
     let pending_covers = |path: &str| {
-        pending.iter().any(|p| {
+        entry.pending_paths.iter().any(|p| {
             p == path
                 || p == crate::domain::sync_plan::EVERYTHING
                 || path.starts_with(&format!("{p}."))
@@ -121,12 +125,15 @@ pub fn drift(
         })
     };
     let theirs: Vec<FieldDifference> = all.iter().filter(|d| !pending_covers(&d.path)).cloned().collect();
-    VendorDrift {
+    if all.is_empty() || (theirs.is_empty() && entry.attempts > 0) {
+        return None;
+    }
+    Some(VendorDrift {
         detect_time: Some(std::time::SystemTime::now().into()),
         copy_deleted: false,
         fields: if theirs.is_empty() { all } else { theirs },
         vendor_fingerprint: found,
-    }
+    })
 }
 
 /// A drift that is the copy's deletion at the vendor.

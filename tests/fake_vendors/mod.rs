@@ -65,6 +65,9 @@ pub struct Behaviour {
     pub ignore_paging: bool,
     /// Wait this long before answering each request (a far-away vendor).
     pub latency: std::time::Duration,
+    /// Cryptlex: apply the next PATCH, then answer it 503, as a gateway
+    /// timing out after the vendor acted would.
+    pub lose_next_answer: bool,
 }
 
 #[derive(Default)]
@@ -587,7 +590,11 @@ pub async fn cryptlex() -> Fake {
                 for (field, value) in body.as_object().into_iter().flatten() {
                     stored[field] = value.clone();
                 }
-                (200, vec![], stored.clone())
+                let answer = stored.clone();
+                if std::mem::take(&mut state.behaviour.lose_next_answer) {
+                    return (503, vec![], json!({"message": "upstream timed out"}));
+                }
+                (200, vec![], answer)
             }
             ("GET", path) if path.starts_with("/v3/products/") => {
                 match state.products.get(path.trim_start_matches("/v3/products/")) {
