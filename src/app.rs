@@ -94,15 +94,19 @@ pub enum ServeError {
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
     // Read the schema now, so a defect shows at start-up and not in a request.
     let _ = schema::product_descriptor();
+    // The address first: one in use stops start-up before anything is
+    // created on disk or started.
+    let listener = transport::bind(config.listen).map_err(|e| bind_error(config.listen, e))?;
     match &config.store {
         StoreChoice::Sled => {
             let store = SledStore::open(&config.data_dir, &config.sled)?;
-            serve_with(config, store, shutdown).await
+            let shown = format!("sled in {}", config.data_dir.display());
+            serve_with(config, store, shown, listener, shutdown).await
         }
         StoreChoice::Postgres(options) => {
             let store = PostgresStore::connect(options).await?;
-            tracing::info!(database = %redact_url(&options.url), "using PostgreSQL");
-            serve_with(config, store, shutdown).await
+            let shown = format!("PostgreSQL at {}", redact_url(&options.url));
+            serve_with(config, store, shown, listener, shutdown).await
         }
     }
 }
@@ -110,6 +114,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) ->
 async fn serve_with<S: ProductStore>(
     config: Config,
     store: S,
+    store_shown: String,
+    (incoming, local_addr): (transport::TcpIncoming, SocketAddr),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let store = Arc::new(store);
@@ -168,9 +174,20 @@ async fn serve_with<S: ProductStore>(
     let worker_task = tokio::spawn(worker.run(async move {
         let _ = worker_stopped.await;
     }));
-    tracing::info!(vendors = ?hooks.enabled, "sync engine started");
-
-    let (incoming, local_addr) = transport::bind(config.listen).map_err(|e| bind_error(config.listen, e))?;
+    let vendors: Vec<String> = hooks.enabled.iter().map(ToString::to_string).collect();
+    tracing::info!(
+        store = %store_shown,
+        vendors = %if vendors.is_empty() { "none".to_owned() } else { vendors.join(", ") },
+        tokens = if config.grpc.tokens.is_some() { "required" } else { "off" },
+        tls = match &config.grpc.tls {
+            None => "off",
+            Some(tls) if tls.client_ca_pem.is_some() => "mutual",
+            Some(_) => "on",
+        },
+        reconcile_interval = %config.reconcile.interval.map_or_else(|| "off".to_owned(), |every| format!("{}s", every.as_secs())),
+        reconcile_policy = ?config.reconcile.policy,
+        "producthub starting"
+    );
 
     let metrics_server = match config.metrics_listen {
         Some(addr) => {

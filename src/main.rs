@@ -47,8 +47,9 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "PRODUCTHUB_LISTEN", default_value = "127.0.0.1:50051")]
+    /// Address to listen on, `HOST:PORT` (a name such as `localhost` is
+    /// resolved; port 0 picks a free port).
+    #[arg(long, env = "PRODUCTHUB_LISTEN", default_value = "127.0.0.1:50051", value_parser = parse_address)]
     listen: SocketAddr,
 
     /// Where products live: unset for the embedded sled database in
@@ -110,7 +111,7 @@ struct ServeArgs {
     tls_client_ca: Option<PathBuf>,
 
     /// Serve Prometheus metrics at http://ADDR/metrics (port 0 picks a free port).
-    #[arg(long, env = "PRODUCTHUB_METRICS_LISTEN")]
+    #[arg(long, env = "PRODUCTHUB_METRICS_LISTEN", value_parser = parse_address)]
     metrics_listen: Option<SocketAddr>,
 
     /// How many of the newest changes WatchProducts keeps for clients that
@@ -144,7 +145,7 @@ struct ServeArgs {
 
     /// Take the vendors' webhooks (today Cryptlex's, at
     /// http://ADDR/webhooks/cryptlex; needs --cryptlex-webhook-token).
-    #[arg(long, env = "PRODUCTHUB_WEBHOOK_LISTEN")]
+    #[arg(long, env = "PRODUCTHUB_WEBHOOK_LISTEN", value_parser = parse_address)]
     webhook_listen: Option<SocketAddr>,
 
     /// The vendors' flags (EnOS, Cryptlex, Revenium): each vendor is synced
@@ -163,6 +164,21 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, env = "PRODUCTHUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+/// `HOST:PORT`, an IP address or a name (`localhost:50051`), resolved now:
+/// the first address the name has is the one listened on.
+fn parse_address(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let mut resolved = text
+        .to_socket_addrs()
+        .map_err(|e| format!("{text:?} is not HOST:PORT (such as 127.0.0.1:50051 or localhost:50051): {e}"))?;
+    resolved
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
 /// A reconcile interval: a duration, or never.
@@ -265,7 +281,11 @@ fn tls_files(args: &ServeArgs) -> Result<Option<TlsFiles>, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match Cli::parse().command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => exit_with(error),
+    };
+    let args = match cli.command {
         Command::Serve(args) => args,
         Command::Import(args) => {
             return run_client(async {
@@ -358,10 +378,53 @@ fn run_client(command: impl std::future::Future<Output = Result<ExitCode, cli::C
     }
 }
 
+/// Prints clap's error and exits; a bad value that came from an environment
+/// variable says so, naming the variable rather than only the flag.
+fn exit_with(error: clap::Error) -> ! {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue};
+    let from_env = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(shown)) => {
+            let long = shown
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("--")
+                .to_owned();
+            let given_as_flag =
+                std::env::args().any(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")));
+            let command = Cli::command();
+            let env = command
+                .get_subcommands()
+                .chain(std::iter::once(&command))
+                .flat_map(|c| c.get_arguments())
+                .find(|a| a.get_long() == Some(long.as_str()))
+                .and_then(|a| a.get_env())
+                .map(|env| env.to_string_lossy().into_owned());
+            env.filter(|env| !given_as_flag && std::env::var_os(env).is_some())
+        }
+        _ => None,
+    };
+    match from_env {
+        Some(env) => {
+            let rendered = error.render().to_string();
+            eprint!(
+                "{}",
+                rendered.replacen("error: ", &format!("error: (from the environment variable {env}) "), 1)
+            );
+            std::process::exit(2);
+        }
+        None => error.exit(),
+    }
+}
+
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a person at a terminal, never into a file or a pipe.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -287,6 +287,11 @@ impl SledStore {
             dir: shown.clone(),
             reason,
         };
+        if dir.exists() && !dir.is_dir() {
+            return Err(open_error(
+                "it is a file, not a directory; give --data-dir a directory (it is created if missing)".into(),
+            ));
+        }
         fs::create_dir_all(dir).map_err(|e| open_error(e.to_string()))?;
         let lock = File::options()
             .create(true)

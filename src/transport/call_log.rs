@@ -53,34 +53,58 @@ where
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let method = request.uri().path().to_owned();
+        let peer = peer(&request);
         let started = Instant::now();
         let response = self.inner.call(request);
         Box::pin(async move {
             let mut result = response.await;
             let elapsed = started.elapsed().as_secs_f64();
-            let latency_ms = elapsed * 1000.0;
+            // Microseconds are all a log reader can use.
+            let latency_ms = (elapsed * 1_000_000.0).round() / 1000.0;
             match &mut result {
                 Ok(response) => {
                     let code = normalize_status(response.headers_mut());
-                    metrics::counter!("producthub_rpc_requests_total", "method" => method.clone(), "code" => code_name(code))
+                    let status = code_name(code);
+                    metrics::counter!("producthub_rpc_requests_total", "method" => method.clone(), "code" => status)
                         .increment(1);
                     metrics::histogram!("producthub_rpc_duration_seconds", "method" => method.clone()).record(elapsed);
+                    let error = match code {
+                        Code::Ok => String::new(),
+                        _ => Status::from_header_map(response.headers())
+                            .map(|status| status.message().to_owned())
+                            .unwrap_or_default(),
+                    };
                     if matches!(
                         code,
                         Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable
                     ) {
-                        tracing::warn!(target: "producthub::call", %method, status = ?code, latency_ms, "call");
+                        tracing::warn!(target: "producthub::call", %method, status, latency_ms, %peer, error, "call");
+                    } else if code == Code::Ok {
+                        tracing::info!(target: "producthub::call", %method, status, latency_ms, %peer, "call");
                     } else {
-                        tracing::info!(target: "producthub::call", %method, status = ?code, latency_ms, "call");
+                        tracing::info!(target: "producthub::call", %method, status, latency_ms, %peer, error, "call");
                     }
                 }
                 Err(_) => {
-                    tracing::warn!(target: "producthub::call", %method, status = "transport error", latency_ms, "call")
+                    tracing::warn!(target: "producthub::call", %method, status = "TRANSPORT_ERROR", latency_ms, %peer, "call")
                 }
             }
             result
         })
     }
+}
+
+/// The caller's address, as the connection tells it (plain or TLS); `-`
+/// when unknown.
+fn peer<B>(request: &http::Request<B>) -> String {
+    let extensions = request.extensions();
+    let plain = extensions
+        .get::<tonic::transport::server::TcpConnectInfo>()
+        .and_then(|info| info.remote_addr());
+    let tls = extensions
+        .get::<tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>>()
+        .and_then(|info| info.get_ref().remote_addr());
+    plain.or(tls).map_or_else(|| "-".to_owned(), |addr| addr.to_string())
 }
 
 /// The canonical upper-case name of a code, as gRPC documents them.

@@ -18,3 +18,4 @@ pub use auth::{Scope, Tokens, TokensError};
 pub use server::{GrpcError, GrpcOptions, TlsFiles, bind, serve_grpc};
 pub use service::ProductApi;
 pub use status::{to_status, vendor_error_code};
+pub use tonic::transport::server::TcpIncoming;
