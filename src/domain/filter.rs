@@ -7,6 +7,7 @@
 //!             | "labels." KEY ":" "*"                       (has the label)
 //!             | ( "iot" | "licensing" | "monetization" ) ":" "*"   (has the profile)
 //!             | ( "display_name" | "version" ) ( "=" | "!=" ) VALUE
+//!             | ( "display_name" | "version" ) ":" "*"      (is set)
 //!             | "sync.state" ( "=" | "!=" ) STATE            (a vendor's sync state)
 //!             | "sync.vendor" ( "=" | "!=" ) VENDOR          (has a vendor's sync entry)
 //!             | "sync" ":" "*"                               (has any sync entry)
@@ -44,7 +45,8 @@ struct Term {
 enum Test {
     Label { key: String, value: Option<String> },
     Profile(Profile),
-    Text { field: TextField, value: String },
+    /// A text field equal to `value`, or (`None`) set at all.
+    Text { field: TextField, value: Option<String> },
     Sync(SyncTest),
 }
 
@@ -157,14 +159,16 @@ impl Test {
             Test::Profile(Profile::Iot) => p.iot.is_some(),
             Test::Profile(Profile::Licensing) => p.licensing.is_some(),
             Test::Profile(Profile::Monetization) => p.monetization.is_some(),
-            Test::Text {
-                field: TextField::DisplayName,
-                value,
-            } => &p.display_name == value,
-            Test::Text {
-                field: TextField::Version,
-                value,
-            } => &p.version == value,
+            Test::Text { field, value } => {
+                let text = match field {
+                    TextField::DisplayName => &p.display_name,
+                    TextField::Version => &p.version,
+                };
+                match value {
+                    Some(value) => text == value,
+                    None => !text.is_empty(),
+                }
+            }
             Test::Sync(test) => p.sync.iter().any(|e| test.matches(e)),
         }
     }
@@ -247,17 +251,24 @@ fn parse_term(tokens: &[Token]) -> Result<(Term, &[Token]), String> {
             ("iot", None) => Test::Profile(Profile::Iot),
             ("licensing", None) => Test::Profile(Profile::Licensing),
             ("monetization", None) => Test::Profile(Profile::Monetization),
-            ("display_name", Some(value)) => Test::Text {
+            ("display_name", value) => Test::Text {
                 field: TextField::DisplayName,
                 value,
             },
-            ("version", Some(value)) => Test::Text {
+            ("version", value) => Test::Text {
                 field: TextField::Version,
                 value,
             },
             ("sync", None) => Test::Sync(SyncTest::Any),
             ("sync.state", Some(value)) => Test::Sync(SyncTest::State(sync_state(&value)?)),
             ("sync.vendor", Some(value)) => Test::Sync(SyncTest::Vendor(sync_vendor(&value)?)),
+            // A known field, asked the wrong way: say how it is asked.
+            (known @ ("iot" | "licensing" | "monetization" | "sync"), Some(_)) => {
+                return Err(format!("{known} takes only `{known}:*` (has it), not = or !="));
+            }
+            (known @ ("sync.state" | "sync.vendor"), None) => {
+                return Err(format!("{known} takes = or != and a value, not `:*`; use sync:* for any sync entry"));
+            }
             (other, _) => {
                 return Err(format!(
                     "cannot filter on {other:?}; use labels.KEY, iot, licensing, monetization, display_name, version, sync.state or sync.vendor"
@@ -427,6 +438,8 @@ mod tests {
         assert!(!matches("NOT sync.state = FAILED", &p));
         assert!(matches("sync.state != PENDING", &p), "no entry is PENDING");
         assert!(matches("sync:*", &p));
+        assert!(matches("display_name:*", &p) != p.display_name.is_empty());
+        assert!(matches("NOT version:*", &p) == p.version.is_empty());
         assert!(!matches("sync:*", &product(&[], false)));
         assert!(matches("NOT sync:*", &product(&[], false)));
         assert!(!matches("sync.vendor = VENDOR_REVENIUM", &p));
@@ -448,6 +461,8 @@ mod tests {
             ),
             ("sync.state = UNSPECIFIED", "sync.state cannot be"),
             ("sync.vendor = acme", "use a vendor's API name"),
+            ("iot = x", "iot takes only `iot:*`"),
+            ("sync.state:*", "use sync:* for any sync entry"),
         ] {
             let err = Filter::parse(bad).unwrap_err();
             assert!(err.contains(says), "{bad}: {err}");
