@@ -158,6 +158,53 @@ async fn bearer_tokens_with_scopes_guard_every_method() {
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     assert_eq!(reason(&denied), "SCOPE_INSUFFICIENT");
+    // A preview writes nothing: a read-only token may ask for one.
+    let preview = UpdateProductRequest {
+        validate_only: true,
+        ..update.clone()
+    };
+    let previewed = client
+        .update_product(with_token(preview, READER))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(previewed.description, "changed");
+    let mut planned = create("b");
+    planned.validate_only = true;
+    client.create_product(with_token(planned, READER)).await.unwrap();
+    let translated = producthub::pb::ImportVendorProductRequest {
+        vendor: producthub::pb::Vendor::Cryptlex as i32,
+        json: r#"{"id": "c1", "name": "n", "displayName": "N", "licenseTemplateId": "lt"}"#.into(),
+        ..Default::default()
+    };
+    client
+        .import_vendor_product(with_token(translated.clone(), READER))
+        .await
+        .unwrap();
+    let stored = client
+        .import_vendor_product(with_token(
+            producthub::pb::ImportVendorProductRequest {
+                store: true,
+                ..translated
+            },
+            READER,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(stored.code(), Code::PermissionDenied);
+    assert_eq!(reason(&stored), "SCOPE_INSUFFICIENT");
+    assert!(
+        client
+            .get_product(with_token(
+                GetProductRequest {
+                    name: "products/b".into()
+                },
+                READER
+            ))
+            .await
+            .is_err(),
+        "nothing was created"
+    );
     client.update_product(with_token(update, WRITER)).await.unwrap();
 
     // The probes are open as configured.

@@ -43,10 +43,16 @@ struct Term {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Test {
-    Label { key: String, value: Option<String> },
+    Label {
+        key: String,
+        value: Option<String>,
+    },
     Profile(Profile),
     /// A text field equal to `value`, or (`None`) set at all.
-    Text { field: TextField, value: Option<String> },
+    Text {
+        field: TextField,
+        value: Option<String>,
+    },
     Sync(SyncTest),
 }
 
@@ -267,7 +273,9 @@ fn parse_term(tokens: &[Token]) -> Result<(Term, &[Token]), String> {
                 return Err(format!("{known} takes only `{known}:*` (has it), not = or !="));
             }
             (known @ ("sync.state" | "sync.vendor"), None) => {
-                return Err(format!("{known} takes = or != and a value, not `:*`; use sync:* for any sync entry"));
+                return Err(format!(
+                    "{known} takes = or != and a value, not `:*`; use sync:* for any sync entry"
+                ));
             }
             (other, _) => {
                 return Err(format!(

@@ -15,7 +15,9 @@ use subtle::ConstantTimeEq;
 /// What a token allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
-    /// Reads only: Get, List, Watch, RenderVendorCall, and the probes.
+    /// Reads only: Get, List, Watch, RenderVendorCall, the operations' reads,
+    /// previews (`validate_only`, ImportVendorProduct without `store`) and
+    /// the probes.
     ReadOnly,
     /// Everything.
     ReadWrite,
@@ -123,6 +125,21 @@ const READ_ONLY_METHODS: &[&str] = &[
     "/google.longrunning.Operations/ListOperations",
     "/google.longrunning.Operations/WaitOperation",
 ];
+/// Methods that write only when asked to (`validate_only` unset, or
+/// ImportVendorProduct with `store`): a read-only token may call them, and
+/// the handler refuses it the write itself (see [`CallerScope`]).
+const PREVIEW_METHODS: &[&str] = &[
+    "/producthub.v1.ProductService/CreateProduct",
+    "/producthub.v1.ProductService/UpdateProduct",
+    "/producthub.v1.ProductService/ImportVendorProduct",
+];
+
+/// The scope of the caller's token, put in the request's extensions by the
+/// guard when tokens are on, for the handlers whose need depends on the
+/// request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallerScope(pub Scope);
+
 const PROBE_SERVICES: &[&str] = &[
     "/grpc.health.v1.Health/",
     "/grpc.reflection.v1.ServerReflection/",
@@ -138,7 +155,7 @@ pub fn needs(path: &str, open_probes: bool) -> Needs {
             Needs::Scope(Scope::ReadOnly)
         };
     }
-    if READ_ONLY_METHODS.contains(&path) {
+    if READ_ONLY_METHODS.contains(&path) || PREVIEW_METHODS.contains(&path) {
         Needs::Scope(Scope::ReadOnly)
     } else {
         Needs::Scope(Scope::ReadWrite)
@@ -202,7 +219,10 @@ mod tests {
         let write = Needs::Scope(Scope::ReadWrite);
         assert_eq!(needs("/producthub.v1.ProductService/GetProduct", false), read);
         assert_eq!(needs("/producthub.v1.ProductService/ListProducts", false), read);
-        assert_eq!(needs("/producthub.v1.ProductService/UpdateProduct", false), write);
+        // Previews pass the door; the handler refuses a reader's write.
+        assert_eq!(needs("/producthub.v1.ProductService/UpdateProduct", false), read);
+        assert_eq!(needs("/producthub.v1.ProductService/DeleteProduct", false), write);
+        assert_eq!(needs("/producthub.v1.ProductService/ReconcileProduct", false), write);
         assert_eq!(needs("/producthub.v1.ProductService/SomethingNew", false), write);
         assert_eq!(needs("/other.Service/GetProduct", false), write);
         assert_eq!(needs("/google.longrunning.Operations/GetOperation", false), read);

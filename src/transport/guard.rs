@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
-use super::auth::{self, Needs, Tokens};
+use super::auth::{self, CallerScope, Needs, Scope, Tokens};
 use super::status::refusal_status;
 
 /// Why a call was turned away at the door.
@@ -28,6 +28,9 @@ pub enum Refusal {
     UnknownToken,
     /// A read-only token on a method that writes.
     InsufficientScope,
+    /// A read-only token on a call that writes, of a method that can also
+    /// preview (refused by the handler, which sees the request).
+    PreviewOnly,
     /// `limit` calls were already in flight.
     Overloaded { limit: usize },
 }
@@ -53,13 +56,14 @@ impl GuardLayer {
         }
     }
 
-    /// The caller's refusal, if any (authentication only).
-    fn check_caller<B>(&self, request: &http::Request<B>) -> Result<(), Refusal> {
+    /// The caller's refusal, if any (authentication only); else its token's
+    /// scope, when tokens are on.
+    fn check_caller<B>(&self, request: &http::Request<B>) -> Result<Option<Scope>, Refusal> {
         let Some(tokens) = &self.tokens else {
-            return Ok(());
+            return Ok(None);
         };
         let Needs::Scope(needed) = auth::needs(request.uri().path(), self.open_probes) else {
-            return Ok(());
+            return Ok(None);
         };
         let token = request
             .headers()
@@ -71,7 +75,7 @@ impl GuardLayer {
         if scope < needed {
             return Err(Refusal::InsufficientScope);
         }
-        Ok(())
+        Ok(Some(scope))
     }
 }
 
@@ -108,9 +112,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        if let Err(refusal) = self.layer.check_caller(&request) {
-            return refuse(&refusal);
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        match self.layer.check_caller(&request) {
+            Err(refusal) => return refuse(&refusal),
+            // For the handlers whose need depends on the request.
+            Ok(Some(scope)) => {
+                request.extensions_mut().insert(CallerScope(scope));
+            }
+            Ok(None) => {}
         }
         let permit = if request.uri().path().starts_with(SHED_PREFIX) {
             match self.layer.in_flight.clone().try_acquire_owned() {
@@ -163,6 +172,7 @@ mod tests {
     }
 
     const UPDATE: &str = "/producthub.v1.ProductService/UpdateProduct";
+    const DELETE: &str = "/producthub.v1.ProductService/DeleteProduct";
     const GET: &str = "/producthub.v1.ProductService/GetProduct";
     const HEALTH: &str = "/grpc.health.v1.Health/Check";
 
@@ -171,12 +181,17 @@ mod tests {
         let guard = guard(false);
         let write = format!("Bearer {WRITER}");
         let read = format!("Bearer {READER}");
-        assert_eq!(guard.check_caller(&request(UPDATE, Some(&write))), Ok(()));
-        assert_eq!(guard.check_caller(&request(GET, Some(&read))), Ok(()));
         assert_eq!(
-            guard.check_caller(&request(UPDATE, Some(&read))),
+            guard.check_caller(&request(UPDATE, Some(&write))),
+            Ok(Some(Scope::ReadWrite))
+        );
+        assert_eq!(guard.check_caller(&request(GET, Some(&read))), Ok(Some(Scope::ReadOnly)));
+        assert_eq!(
+            guard.check_caller(&request(DELETE, Some(&read))),
             Err(Refusal::InsufficientScope)
         );
+        // A method that can preview lets a reader in; its handler refuses the write.
+        assert_eq!(guard.check_caller(&request(UPDATE, Some(&read))), Ok(Some(Scope::ReadOnly)));
         assert_eq!(guard.check_caller(&request(GET, None)), Err(Refusal::MissingToken));
         assert_eq!(
             guard.check_caller(&request(GET, Some("Bearer nope-nope-nope-nope"))),
@@ -187,7 +202,7 @@ mod tests {
 
     #[test]
     fn open_probes_need_no_token() {
-        assert_eq!(guard(true).check_caller(&request(HEALTH, None)), Ok(()));
+        assert_eq!(guard(true).check_caller(&request(HEALTH, None)), Ok(None));
         assert_eq!(
             guard(true).check_caller(&request(GET, None)),
             Err(Refusal::MissingToken)
@@ -197,6 +212,6 @@ mod tests {
     #[test]
     fn without_tokens_everyone_may_call() {
         let open = GuardLayer::new(None, false, 8);
-        assert_eq!(open.check_caller(&request(UPDATE, None)), Ok(()));
+        assert_eq!(open.check_caller(&request(UPDATE, None)), Ok(None));
     }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::status::to_status;
+use super::auth::{CallerScope, Scope};
+use super::guard::Refusal;
+use super::status::{refusal_status, to_status};
 use crate::catalog::Catalog;
 use crate::pb::google::longrunning::operations_server::Operations;
 use crate::pb::google::longrunning::{
@@ -56,6 +58,8 @@ impl<S: ProductStore> ProductService for ProductApi<S> {
     }
 
     async fn create_product(&self, request: Request<CreateProductRequest>) -> Result<Response<Product>, Status> {
+        let writes = !request.get_ref().validate_only;
+        may_write(&request, writes)?;
         respond(self.catalog.create(request.into_inner()).await)
     }
 
@@ -71,6 +75,8 @@ impl<S: ProductStore> ProductService for ProductApi<S> {
     }
 
     async fn update_product(&self, request: Request<UpdateProductRequest>) -> Result<Response<Product>, Status> {
+        let writes = !request.get_ref().validate_only;
+        may_write(&request, writes)?;
         respond(self.catalog.update(request.into_inner()).await)
     }
 
@@ -93,6 +99,8 @@ impl<S: ProductStore> ProductService for ProductApi<S> {
         &self,
         request: Request<ImportVendorProductRequest>,
     ) -> Result<Response<Product>, Status> {
+        let writes = request.get_ref().store;
+        may_write(&request, writes)?;
         respond(self.catalog.import_vendor_product(request.into_inner()).await)
     }
 
@@ -163,6 +171,15 @@ impl<S: ProductStore> Operations for OperationsApi<S> {
 
     async fn wait_operation(&self, request: Request<WaitOperationRequest>) -> Result<Response<Operation>, Status> {
         respond(self.catalog.wait_operation(request.into_inner()).await)
+    }
+}
+
+/// Refuses a call that `writes` to a caller whose token is read-only (the
+/// guard let it in because the method can also preview).
+fn may_write<T>(request: &Request<T>, writes: bool) -> Result<(), Status> {
+    match request.extensions().get::<CallerScope>() {
+        Some(CallerScope(Scope::ReadOnly)) if writes => Err(refusal_status(&Refusal::PreviewOnly)),
+        _ => Ok(()),
     }
 }
 

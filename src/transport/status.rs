@@ -196,6 +196,11 @@ pub fn refusal_status(refusal: &Refusal) -> Status {
             "SCOPE_INSUFFICIENT",
             "this method changes data; it needs a read-write token".to_owned(),
         ),
+        Refusal::PreviewOnly => (
+            Code::PermissionDenied,
+            "SCOPE_INSUFFICIENT",
+            "this call changes data; it needs a read-write token (a read-only token may preview: validate_only, or ImportVendorProduct without store)".to_owned(),
+        ),
         Refusal::Overloaded { limit } => {
             details.set_retry_info(Some(OVERLOAD_BACKOFF));
             (
