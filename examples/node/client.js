@@ -114,6 +114,10 @@ async function main(address) {
     for (const [field, description] of violations) console.log(`bad field ${field}: ${description}`);
   }
 
+  // Leave nothing behind; the etag makes sure it is the version we saw.
+  await call(client, 'DeleteProduct', { name: created.name, etag: fetched.etag });
+  console.log(`deleted ${created.name}`);
+
   client.close();
   console.log('node client: OK');
 }

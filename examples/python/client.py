@@ -2,14 +2,16 @@
 
 Generate the stubs, then run against a server:
 
+    mkdir -p gen
     python -m grpc_tools.protoc -I proto --python_out=gen --grpc_python_out=gen \
         proto/producthub/v1/product.proto proto/producthub/v1/product_service.proto
     PYTHONPATH=gen python examples/python/client.py 127.0.0.1:50051
 
-It creates a product, updates one field with a mask, lists and reads, then
-shows how to handle the two errors every client meets: an etag conflict
+It creates a product, updates one field with a mask, lists and reads, shows
+how to handle the two errors every client meets: an etag conflict
 (ABORTED, reason ETAG_MISMATCH) and a validation error (INVALID_ARGUMENT with a
-google.rpc.BadRequest naming each bad field). Needs grpcio, grpcio-status and
+google.rpc.BadRequest naming each bad field), and deletes what it created.
+Needs grpcio, grpcio-status and
 googleapis-common-protos. Exits non-zero if the server does not behave so.
 """
 
@@ -111,6 +113,12 @@ def main(address: str) -> None:
             assert fields == ["product.display_name", "product.version"], fields
             for field, description in violations:
                 print(f"bad field {field}: {description}")
+
+        # Leave nothing behind; the etag makes sure it is the version we saw.
+        products.DeleteProduct(
+            product_service_pb2.DeleteProductRequest(name=created.name, etag=fetched.etag), timeout=10
+        )
+        print(f"deleted {created.name}")
 
     print("python client: OK")
 

@@ -396,7 +396,7 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// `name` on PATH, as a full path.
-fn on_path(name: &str) -> Option<PathBuf> {
+pub fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .filter(|dir| !dir.as_os_str().is_empty())
@@ -546,6 +546,17 @@ pub struct ReadmeCommand {
 /// The commands of the ```sh block after `marker` in `readme`: each line
 /// starting with one of `programs` and its continuation lines; a blank or
 /// `#` line ends a command.
+/// The body of the README's first ```sh block after `marker`, as one script.
+pub fn readme_block(readme: &str, marker: &str) -> String {
+    let start = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("README has no {marker} marker"));
+    let block = &readme[start..];
+    let body_start = block.find("```sh\n").expect("the block opens with ```sh") + "```sh\n".len();
+    let body = &block[body_start..];
+    body[..body.find("```").expect("the block is closed")].to_owned()
+}
+
 pub fn readme_commands(readme: &str, marker: &str, programs: &[&str]) -> Vec<ReadmeCommand> {
     let start = readme
         .find(marker)
