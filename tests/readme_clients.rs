@@ -101,3 +101,20 @@ async fn the_readme_node_steps_work_verbatim_in_a_fresh_copy() {
     assert!(printed.contains("node client: OK"), "{printed}");
     assert_nothing_left(&server).await;
 }
+
+#[test]
+fn the_readme_rust_client_is_the_compiled_example() {
+    let start = README
+        .find("<!-- rust-client")
+        .expect("README has the rust-client marker");
+    let block = &README[start..];
+    let body = &block[block.find("```rust\n").expect("a rust block") + "```rust\n".len()..];
+    let shown = &body[..body.find("```").expect("the block is closed")];
+    let example = include_str!("../examples/rust_client.rs");
+    let code: Vec<&str> = example.lines().filter(|l| !l.starts_with("//!")).collect();
+    assert_eq!(
+        shown.trim(),
+        code.join("\n").trim(),
+        "README and examples/rust_client.rs differ"
+    );
+}

@@ -185,13 +185,19 @@ mod tests {
             guard.check_caller(&request(UPDATE, Some(&write))),
             Ok(Some(Scope::ReadWrite))
         );
-        assert_eq!(guard.check_caller(&request(GET, Some(&read))), Ok(Some(Scope::ReadOnly)));
+        assert_eq!(
+            guard.check_caller(&request(GET, Some(&read))),
+            Ok(Some(Scope::ReadOnly))
+        );
         assert_eq!(
             guard.check_caller(&request(DELETE, Some(&read))),
             Err(Refusal::InsufficientScope)
         );
         // A method that can preview lets a reader in; its handler refuses the write.
-        assert_eq!(guard.check_caller(&request(UPDATE, Some(&read))), Ok(Some(Scope::ReadOnly)));
+        assert_eq!(
+            guard.check_caller(&request(UPDATE, Some(&read))),
+            Ok(Some(Scope::ReadOnly))
+        );
         assert_eq!(guard.check_caller(&request(GET, None)), Err(Refusal::MissingToken));
         assert_eq!(
             guard.check_caller(&request(GET, Some("Bearer nope-nope-nope-nope"))),
