@@ -10,6 +10,8 @@
 //! - [`storage`]: products (and the vendor copies they hold), the sync outbox,
 //!   tombstones, the change log and long-running operations, durable behind
 //!   the [`storage::ProductStore`] seam (sled or PostgreSQL).
+//! - [`snapshot`]: the catalog as JSON lines, exported from a store as of
+//!   one moment and imported into an empty one (backups, moving backends).
 //! - [`vendors`]: one folder per vendor (EnOS, Cryptlex, Revenium) and the
 //!   registry listing them; builds requests, reads answers, authenticates.
 //! - [`catalog`]: the use cases (create, get, list, update, delete, watch,
@@ -29,6 +31,7 @@ pub mod catalog;
 pub mod cli;
 pub mod domain;
 pub mod pb;
+pub mod snapshot;
 pub mod storage;
 pub mod sync;
 pub mod transport;

@@ -1,6 +1,7 @@
 //! The `producthub` command: `producthub serve [--listen ADDR] [--data-dir DIR]`
 //! runs the server; `producthub import`, `link` and `unlink` are clients of a
-//! running one (`producthub::cli`).
+//! running one (`producthub::cli`); `producthub export` and `import-snapshot`
+//! copy a catalog out of and into a store (`producthub::snapshot`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +44,54 @@ enum Command {
     Link(cli::LinkArgs),
     /// Let go of a product's vendor copy on a running server, leaving the copy as it is.
     Unlink(cli::UnlinkArgs),
+    /// Write every product (with its sync state and remote ids) as JSON lines:
+    /// from a stopped server's data directory or a PostgreSQL database (as of
+    /// one moment), or from a running server (page by page).
+    Export(ExportArgs),
+    /// Load a snapshot written by `producthub export` into an empty store
+    /// (a sled data directory or a PostgreSQL database).
+    ImportSnapshot(ImportSnapshotArgs),
+}
+
+/// Where a snapshot is read from or written to, directly (no server).
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// A sled data directory (its server stopped: the directory is locked
+    /// while one runs).
+    #[arg(long, conflicts_with = "store")]
+    data_dir: Option<PathBuf>,
+
+    /// A PostgreSQL database, `postgres://USER:PASSWORD@HOST:PORT/DATABASE`
+    /// (replicas may keep running).
+    #[arg(long)]
+    store: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    from: StoreArgs,
+
+    /// Read a running server instead (with --server, --token, ...).
+    #[arg(long, conflicts_with_all = ["data_dir", "store"])]
+    running: bool,
+
+    #[command(flatten)]
+    server: cli::ServerArgs,
+
+    /// Write the snapshot here instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ImportSnapshotArgs {
+    #[command(flatten)]
+    into: StoreArgs,
+
+    /// Read the snapshot from here instead of standard input.
+    #[arg(long, short)]
+    input: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -298,6 +347,8 @@ fn main() -> ExitCode {
         }
         Command::Link(args) => return run_client(async { cli::link(args).await.map(|()| ExitCode::SUCCESS) }),
         Command::Unlink(args) => return run_client(async { cli::unlink(args).await.map(|()| ExitCode::SUCCESS) }),
+        Command::Export(args) => return run_client(export(args)),
+        Command::ImportSnapshot(args) => return run_client(import_snapshot(args)),
     };
     init_logging(args.log_format);
     let settings = args
@@ -376,6 +427,97 @@ fn run_client(command: impl std::future::Future<Output = Result<ExitCode, cli::C
             ExitCode::FAILURE
         }
     }
+}
+
+/// The store a snapshot command names, opened directly.
+enum OpenedStore {
+    Sled(Box<producthub::storage::SledStore>),
+    Postgres(producthub::storage::PostgresStore),
+}
+
+/// `existing`: the data directory must exist already (an export of a
+/// mistyped path reports it rather than create an empty one).
+async fn open_store(args: &StoreArgs, existing: bool) -> Result<OpenedStore, cli::CliError> {
+    let failed = |e: producthub::storage::StoreError| cli::CliError::Call(e.to_string());
+    match (&args.data_dir, &args.store) {
+        (Some(dir), _) if existing && !dir.is_dir() => Err(cli::CliError::Usage(format!(
+            "{} is not a producthub data directory",
+            dir.display()
+        ))),
+        (Some(dir), _) => {
+            let options = SledOptions {
+                change_log: true,
+                ..SledOptions::default()
+            };
+            producthub::storage::SledStore::open(dir, &options)
+                .map(|store| OpenedStore::Sled(Box::new(store)))
+                .map_err(failed)
+        }
+        (None, Some(url)) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let options = PostgresOptions {
+                url: url.clone(),
+                pool_size: 4,
+                lease: std::time::Duration::from_secs(30),
+            };
+            producthub::storage::PostgresStore::connect(&options)
+                .await
+                .map(OpenedStore::Postgres)
+                .map_err(failed)
+        }
+        (None, Some(other)) => Err(cli::CliError::Usage(format!(
+            "--store must be a postgres:// URL, not {:?}",
+            redact_url(other)
+        ))),
+        (None, None) => Err(cli::CliError::Usage(
+            "name the store: --data-dir DIR (sled) or --store postgres://...".into(),
+        )),
+    }
+}
+
+async fn export(args: ExportArgs) -> Result<ExitCode, cli::CliError> {
+    let mut out: Box<dyn std::io::Write + Send> = match &args.output {
+        Some(path) => {
+            Box::new(std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| {
+                cli::CliError::Usage(format!("cannot create {}: {e}", path.display()))
+            })?))
+        }
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let count = if args.running {
+        cli::export_from_server(&args.server, &mut out).await?
+    } else {
+        let failed = |e: producthub::snapshot::SnapshotError| cli::CliError::Call(e.to_string());
+        match open_store(&args.from, true).await? {
+            OpenedStore::Sled(store) => producthub::snapshot::export(&*store, &mut out).await.map_err(failed)?,
+            OpenedStore::Postgres(store) => producthub::snapshot::export(&store, &mut out).await.map_err(failed)?,
+        }
+    };
+    eprintln!("exported {count} products");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn import_snapshot(args: ImportSnapshotArgs) -> Result<ExitCode, cli::CliError> {
+    let input: Box<dyn std::io::BufRead + Send> = match &args.input {
+        Some(path) => {
+            Box::new(std::io::BufReader::new(std::fs::File::open(path).map_err(|e| {
+                cli::CliError::Usage(format!("cannot open {}: {e}", path.display()))
+            })?))
+        }
+        None => Box::new(std::io::BufReader::new(std::io::stdin())),
+    };
+    let failed = |e: producthub::snapshot::SnapshotError| cli::CliError::Call(e.to_string());
+    let count = match open_store(&args.into, false).await? {
+        OpenedStore::Sled(store) => {
+            let count = producthub::snapshot::import(&*store, input).await.map_err(failed)?;
+            producthub::storage::ProductStore::flush(&*store)
+                .await
+                .map_err(|e| cli::CliError::Call(e.to_string()))?;
+            count
+        }
+        OpenedStore::Postgres(store) => producthub::snapshot::import(&store, input).await.map_err(failed)?,
+    };
+    eprintln!("imported {count} products");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints clap's error and exits; a bad value that came from an environment

@@ -24,6 +24,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("domain", &["pb"]),
     ("storage", &["pb"]),
     ("vendors", &["pb", "domain"]),
+    ("snapshot", &["pb", "domain", "storage"]),
     ("catalog", &["pb", "domain", "storage", "vendors"]),
     ("sync", &["pb", "domain", "storage", "vendors"]),
     ("transport", &["pb", "domain", "storage", "vendors", "catalog"]),
@@ -32,7 +33,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["pb", "domain", "storage", "vendors", "catalog", "sync", "transport"],
     ),
     // A client of the server: the API's stubs, and the vendors' names.
-    ("cli", &["pb", "vendors"]),
+    ("cli", &["pb", "vendors", "snapshot"]),
 ];
 
 /// The gRPC stack: tonic and its companion crates.
@@ -62,6 +63,7 @@ fn forbidden_crates(layer: &str) -> Vec<&'static str> {
         // It reaches the server through the generated stubs (tonic), and
         // nothing else: no store, no vendor API.
         "cli" => &[HTTP, STORAGE, &["tonic_health", "tonic_reflection"]],
+        "snapshot" => &[GRPC, HTTP, STORAGE],
         _ => &[],
     };
     groups.iter().flat_map(|g| g.iter().copied()).collect()

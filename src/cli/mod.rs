@@ -1,8 +1,9 @@
 //! The command-line clients of a running server: `producthub import`,
-//! `producthub link` and `producthub unlink`. They speak only the public API
+//! `producthub link`, `producthub unlink` and `producthub export --server`. They speak only the public API
 //! (the generated stubs), as any other client would, so what they can do a
 //! script with grpcurl can do too.
 
+mod export;
 mod import;
 mod link;
 
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic_types::StatusExt;
 
+pub use export::export_from_server;
 pub use import::{ImportArgs, ImportOutcome, import};
 pub use link::{LinkArgs, UnlinkArgs, link, unlink};
 

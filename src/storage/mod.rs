@@ -195,6 +195,36 @@ pub trait Products: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send;
 
+    /// Every product as of one moment, in ascending id order, handed to
+    /// `each` a batch of at most `batch` at a time. This default pages with
+    /// [`Products::scan`], which is one moment only while nothing else
+    /// writes (as with a sled directory, locked to the one process that has
+    /// it open); PostgreSQL reads in one REPEATABLE READ transaction.
+    fn snapshot(
+        &self,
+        batch: usize,
+        mut each: impl FnMut(Vec<Product>) -> Result<(), StoreError> + Send,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            let batch = batch.max(1);
+            let mut after: Option<String> = None;
+            loop {
+                let page = self.scan(after.as_deref(), batch).await?;
+                let full = page.len() == batch;
+                after = page
+                    .last()
+                    .map(|p| p.name.strip_prefix("products/").unwrap_or(&p.name).to_owned());
+                if page.is_empty() {
+                    return Ok(());
+                }
+                each(page)?;
+                if !full {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
     /// Stores a new product under the id in its name, and, when given, the
     /// request record, atomically. A known request id wins over an id clash.
     /// With `announce`, a stored product is also put in the sync outbox (as in

@@ -671,6 +671,47 @@ impl Products for PostgresStore {
             .collect()
     }
 
+    async fn snapshot(
+        &self,
+        batch: usize,
+        mut each: impl FnMut(Vec<Product>) -> Result<(), StoreError> + Send,
+    ) -> Result<(), StoreError> {
+        let batch = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
+        let mut client = self.client().await?;
+        // One transaction sees one moment, however long the reading takes.
+        let transaction = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(read_error)?;
+        let mut after = String::new();
+        loop {
+            let rows = transaction
+                .query(
+                    "SELECT id, data FROM products WHERE id > $1 ORDER BY id LIMIT $2",
+                    &[&after, &batch],
+                )
+                .await
+                .map_err(read_error)?;
+            let full = rows.len() as i64 == batch;
+            let page = rows
+                .iter()
+                .map(|row| Product::decode(row.get::<_, &[u8]>(1)).map_err(|e| corrupt(row.get(0), e)))
+                .collect::<Result<Vec<_>, _>>()?;
+            match rows.last() {
+                Some(last) => after = last.get::<_, String>(0),
+                None => break,
+            }
+            each(page)?;
+            if !full {
+                break;
+            }
+        }
+        transaction.commit().await.map_err(read_error)
+    }
+
     async fn insert(
         &self,
         id: &str,
