@@ -73,6 +73,27 @@ fn an_unusable_data_dir_is_a_clear_error() {
     assert!(stderr.contains("cannot open data directory"), "{stderr}");
 }
 
+#[test]
+fn a_data_directory_from_a_newer_producthub_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Server::start(dir.path()));
+    {
+        // As a later build would leave it: a higher schema version.
+        let db = sled::open(dir.path().join("sled")).unwrap();
+        db.insert(b"schema_version", &99u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_producthub"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("holds schema version 99; this build reads version 1"), "{stderr}");
+    assert!(stderr.contains("newer producthub"), "{stderr}");
+}
+
 /// A client that never answers the server's GOAWAY (its runtime is blocked) must
 /// not keep the server from exiting: after the grace period it closes anyway.
 #[tokio::test(flavor = "current_thread")]

@@ -58,7 +58,10 @@ pub enum StoreError {
     Open { dir: String, reason: String },
     #[error("cannot use the database {database}: {reason}")]
     Connect { database: String, reason: String },
-    #[error("data directory {dir} holds schema version {found}; this build reads version {supported}")]
+    #[error(
+        "data directory {dir} holds schema version {found}; this build reads version {supported}{}",
+        if .found > .supported { " (the directory was written by a newer producthub: run that version, or move the catalog with `producthub export` and `import-snapshot`)" } else { "" }
+    )]
     UnsupportedSchema { dir: String, found: u32, supported: u32 },
     #[error("storage failed: {0}")]
     Backend(String),

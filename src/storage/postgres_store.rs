@@ -447,7 +447,7 @@ async fn migrate(pool: &Pool) -> Result<(), String> {
         let known = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
         if applied > known {
             return Err(format!(
-                "the database holds schema version {applied}; this build knows versions up to {known}"
+                "the database holds schema version {applied}; this build knows versions up to {known} (a newer producthub migrated it: run that version on every replica)"
             ));
         }
         for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
