@@ -118,3 +118,28 @@ fn the_readme_rust_client_is_the_compiled_example() {
         "README and examples/rust_client.rs differ"
     );
 }
+
+#[test]
+fn reflection_lists_only_the_services_the_server_serves() {
+    let grpcurl = common::grpcurl();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let out = grpcurl
+        .command()
+        .args(["-plaintext", &server.addr, "list"])
+        .output()
+        .expect("run grpcurl");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listed}");
+    let services: Vec<&str> = listed.lines().collect();
+    assert_eq!(
+        services,
+        [
+            "google.longrunning.Operations",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1alpha.ServerReflection",
+            "producthub.v1.ProductService",
+        ],
+        "the benchmark's echo service is not served, so it is not listed"
+    );
+}
