@@ -82,6 +82,8 @@ pub enum ServeError {
     Sync(String),
     #[error("cannot serve metrics: {0}")]
     Metrics(String),
+    #[error("cannot take webhooks: {0}")]
+    Webhooks(String),
     #[error("--webhook-listen needs a vendor's webhook token (--cryptlex-webhook-token)")]
     NoWebhooks,
 }
@@ -94,19 +96,26 @@ pub enum ServeError {
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
     // Read the schema now, so a defect shows at start-up and not in a request.
     let _ = schema::product_descriptor();
-    // The address first: one in use stops start-up before anything is
-    // created on disk or started.
+    // The addresses first: one in use (or a missing webhook token) stops
+    // start-up before anything is created on disk or started.
+    if config.webhook_listen.is_some() && !Webhooks::new(&config.vendors).any() {
+        return Err(ServeError::NoWebhooks);
+    }
     let listener = transport::bind(config.listen).map_err(|e| bind_error(config.listen, e))?;
+    let side = Listeners {
+        metrics: bind_http(config.metrics_listen).await?,
+        webhooks: bind_http(config.webhook_listen).await?,
+    };
     match &config.store {
         StoreChoice::Sled => {
             let store = SledStore::open(&config.data_dir, &config.sled)?;
             let shown = format!("sled in {}", config.data_dir.display());
-            serve_with(config, store, shown, listener, shutdown).await
+            serve_with(config, store, shown, listener, side, shutdown).await
         }
         StoreChoice::Postgres(options) => {
             let store = PostgresStore::connect(options).await?;
             let shown = format!("PostgreSQL at {}", redact_url(&options.url));
-            serve_with(config, store, shown, listener, shutdown).await
+            serve_with(config, store, shown, listener, side, shutdown).await
         }
     }
 }
@@ -116,6 +125,7 @@ async fn serve_with<S: ProductStore>(
     store: S,
     store_shown: String,
     (incoming, local_addr): (transport::TcpIncoming, SocketAddr),
+    side: Listeners,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let store = Arc::new(store);
@@ -189,12 +199,11 @@ async fn serve_with<S: ProductStore>(
         "producthub starting"
     );
 
-    let metrics_server = match config.metrics_listen {
-        Some(addr) => {
+    let metrics_server = match side.metrics {
+        Some(listener) => {
             let handle = transport::metrics::install_recorder().map_err(ServeError::Metrics)?;
-            let (bound, server) = transport::metrics::serve(addr, handle, store.clone())
-                .await
-                .map_err(|e| bind_error(addr, e))?;
+            let (bound, server) = transport::metrics::serve(listener, handle, store.clone())
+                .map_err(|e| ServeError::Metrics(e.to_string()))?;
             tracing::info!(addr = %bound, "serving metrics");
             println!("producthub metrics on http://{bound}/metrics");
             Some(tokio::spawn(server))
@@ -202,15 +211,11 @@ async fn serve_with<S: ProductStore>(
         None => None,
     };
 
-    let webhook_server = match config.webhook_listen {
-        Some(addr) => {
+    let webhook_server = match side.webhooks {
+        Some(listener) => {
             let webhooks = Webhooks::new(&config.vendors);
-            if !webhooks.any() {
-                return Err(ServeError::NoWebhooks);
-            }
-            let (bound, server) = transport::webhooks::serve(addr, catalog.clone(), webhooks)
-                .await
-                .map_err(|e| bind_error(addr, e))?;
+            let (bound, server) = transport::webhooks::serve(listener, catalog.clone(), webhooks)
+                .map_err(|e| ServeError::Webhooks(e.to_string()))?;
             tracing::info!(addr = %bound, "taking webhooks");
             println!("producthub webhooks on http://{bound}/webhooks/");
             Some(tokio::spawn(server))
@@ -245,6 +250,22 @@ async fn serve_with<S: ProductStore>(
     store.flush().await?;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// The HTTP listeners beside gRPC, bound before anything starts.
+struct Listeners {
+    metrics: Option<tokio::net::TcpListener>,
+    webhooks: Option<tokio::net::TcpListener>,
+}
+
+async fn bind_http(addr: Option<SocketAddr>) -> Result<Option<tokio::net::TcpListener>, ServeError> {
+    match addr {
+        Some(addr) => tokio::net::TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|e| bind_error(addr, e)),
+        None => Ok(None),
+    }
 }
 
 /// Keeps the change log to its retention, once a second.

@@ -216,17 +216,24 @@ struct ServeArgs {
 }
 
 /// `HOST:PORT`, an IP address or a name (`localhost:50051`), resolved now:
-/// the first address the name has is the one listened on.
+/// the name's first IPv4 address (else its first) is the one listened on;
+/// the start-up output prints the address bound.
 fn parse_address(text: &str) -> Result<SocketAddr, String> {
     use std::net::ToSocketAddrs;
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    let mut resolved = text
+    let resolved: Vec<SocketAddr> = text
         .to_socket_addrs()
-        .map_err(|e| format!("{text:?} is not HOST:PORT (such as 127.0.0.1:50051 or localhost:50051): {e}"))?;
+        .map_err(|e| format!("{text:?} is not HOST:PORT (such as 127.0.0.1:50051 or localhost:50051): {e}"))?
+        .collect();
+    // IPv4 first: `localhost` often resolves to ::1 first, and clients that
+    // dial 127.0.0.1 would not reach a server bound there.
     resolved
-        .next()
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or_else(|| resolved.first())
+        .copied()
         .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
@@ -440,7 +447,7 @@ enum OpenedStore {
 async fn open_store(args: &StoreArgs, existing: bool) -> Result<OpenedStore, cli::CliError> {
     let failed = |e: producthub::storage::StoreError| cli::CliError::Call(e.to_string());
     match (&args.data_dir, &args.store) {
-        (Some(dir), _) if existing && !dir.is_dir() => Err(cli::CliError::Usage(format!(
+        (Some(dir), _) if existing && !dir.join("sled").is_dir() => Err(cli::CliError::Usage(format!(
             "{} is not a producthub data directory",
             dir.display()
         ))),
@@ -454,28 +461,43 @@ async fn open_store(args: &StoreArgs, existing: bool) -> Result<OpenedStore, cli
                 .map_err(failed)
         }
         (None, Some(url)) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            // Enough connections for an import's writes in flight.
             let options = PostgresOptions {
                 url: url.clone(),
-                pool_size: 4,
+                pool_size: producthub::snapshot::WRITES_IN_FLIGHT + 2,
                 lease: std::time::Duration::from_secs(30),
             };
-            producthub::storage::PostgresStore::connect(&options)
-                .await
-                .map(OpenedStore::Postgres)
-                .map_err(failed)
+            // An export reads: it neither creates nor migrates a schema.
+            let connected = match existing {
+                true => producthub::storage::PostgresStore::connect_existing(&options).await,
+                false => producthub::storage::PostgresStore::connect(&options).await,
+            };
+            connected.map(OpenedStore::Postgres).map_err(failed)
         }
         (None, Some(other)) => Err(cli::CliError::Usage(format!(
             "--store must be a postgres:// URL, not {:?}",
             redact_url(other)
         ))),
         (None, None) => Err(cli::CliError::Usage(
-            "name the store: --data-dir DIR (sled) or --store postgres://...".into(),
+            "name the store: --data-dir DIR (sled) or --store postgres://... (or, for export, --running with --server URL to read a running server)".into(),
         )),
     }
 }
 
 async fn export(args: ExportArgs) -> Result<ExitCode, cli::CliError> {
-    let mut out: Box<dyn std::io::Write + Send> = match &args.output {
+    // The store first: a store that cannot be read leaves an existing file
+    // (yesterday's backup) as it is.
+    let store = match args.running {
+        true => None,
+        false => Some(open_store(&args.from, true).await?),
+    };
+    // Into a file beside the target, renamed over it only once complete.
+    let partial = args.output.as_ref().map(|path| {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".partial");
+        path.with_file_name(name)
+    });
+    let mut out: Box<dyn std::io::Write + Send> = match &partial {
         Some(path) => {
             Box::new(std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| {
                 cli::CliError::Usage(format!("cannot create {}: {e}", path.display()))
@@ -483,15 +505,27 @@ async fn export(args: ExportArgs) -> Result<ExitCode, cli::CliError> {
         }
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
-    let count = if args.running {
-        cli::export_from_server(&args.server, &mut out).await?
-    } else {
-        let failed = |e: producthub::snapshot::SnapshotError| cli::CliError::Call(e.to_string());
-        match open_store(&args.from, true).await? {
-            OpenedStore::Sled(store) => producthub::snapshot::export(&*store, &mut out).await.map_err(failed)?,
-            OpenedStore::Postgres(store) => producthub::snapshot::export(&store, &mut out).await.map_err(failed)?,
-        }
+    let failed = |e: producthub::snapshot::SnapshotError| cli::CliError::Call(e.to_string());
+    let exported = match store {
+        None => cli::export_from_server(&args.server, &mut out).await,
+        Some(OpenedStore::Sled(store)) => producthub::snapshot::export(&*store, &mut out).await.map_err(failed),
+        Some(OpenedStore::Postgres(store)) => producthub::snapshot::export(&store, &mut out).await.map_err(failed),
     };
+    drop(out);
+    let count = match (exported, &partial) {
+        (Ok(count), _) => count,
+        (Err(error), Some(partial)) => {
+            let _ = std::fs::remove_file(partial);
+            return Err(error);
+        }
+        (Err(error), None) => return Err(error),
+    };
+    if let (Some(partial), Some(path)) = (&partial, &args.output) {
+        let finished = std::fs::File::open(partial)
+            .and_then(|file| file.sync_all())
+            .and_then(|()| std::fs::rename(partial, path));
+        finished.map_err(|e| cli::CliError::Call(format!("cannot finish {}: {e}", path.display())))?;
+    }
     eprintln!("exported {count} products");
     Ok(ExitCode::SUCCESS)
 }

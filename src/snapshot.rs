@@ -24,7 +24,7 @@ use crate::storage::{InsertOutcome, ProductStore, StoreError};
 /// Products read from the store, or written to it, at a time.
 const BATCH: usize = 256;
 /// Writes in flight while importing (they share the store's flushes).
-const WRITES_IN_FLIGHT: usize = 32;
+pub const WRITES_IN_FLIGHT: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -36,16 +36,23 @@ pub enum SnapshotError {
     Read(std::io::Error),
     #[error("line {line}: {reason}")]
     Line { line: usize, reason: String },
+    #[error("cannot write {name} as JSON: {reason}")]
+    Unwritable { name: String, reason: String },
     #[error("the store already holds products (products/{first}, ...); import-snapshot loads only into an empty store")]
     NotEmpty { first: String },
 }
 
-/// A product as its snapshot line (without the newline).
-pub fn to_line(product: &Product) -> String {
+/// A product as its snapshot line (without the newline); an error for a
+/// value protobuf JSON cannot hold (a NaN in `vendor_fields`, a time outside
+/// years 1-9999).
+pub fn to_line(product: &Product) -> Result<String, SnapshotError> {
     // serde_json's maps are ordered: the keys come out sorted.
     serde_json::to_value(to_dynamic(product))
         .map(|json| json.to_string())
-        .unwrap_or_default()
+        .map_err(|e| SnapshotError::Unwritable {
+            name: product.name.clone(),
+            reason: e.to_string(),
+        })
 }
 
 /// The product a snapshot line holds.
@@ -66,19 +73,17 @@ pub async fn export<S: ProductStore>(store: &S, out: &mut (impl Write + Send)) -
     store
         .snapshot(BATCH, |page| {
             for product in &page {
-                if let Err(error) = writeln!(out, "{}", to_line(product)) {
+                let written = to_line(product).and_then(|line| writeln!(out, "{line}").map_err(SnapshotError::Write));
+                if let Err(error) = written {
                     failed = Some(error);
-                    return Err(StoreError::Backend("the snapshot's output failed".into()));
+                    return Err(StoreError::Backend("the snapshot stopped".into()));
                 }
                 count += 1;
             }
             Ok(())
         })
         .await
-        .map_err(|error| match failed.take() {
-            Some(io) => SnapshotError::Write(io),
-            None => SnapshotError::Store(error),
-        })?;
+        .map_err(|error| failed.take().unwrap_or(SnapshotError::Store(error)))?;
     out.flush().map_err(SnapshotError::Write)?;
     Ok(count)
 }
@@ -98,7 +103,11 @@ pub async fn import<S: ProductStore>(store: &S, input: impl BufRead) -> Result<u
     for (index, line) in input.lines().enumerate() {
         let line = line.map_err(SnapshotError::Read)?;
         if line.trim().is_empty() {
-            continue;
+            // An export writes none: a blank line is a damaged file.
+            return Err(SnapshotError::Line {
+                line: index + 1,
+                reason: "a blank line (the file is damaged or not a snapshot)".into(),
+            });
         }
         let product = from_line(&line).map_err(|reason| SnapshotError::Line {
             line: index + 1,
@@ -178,11 +187,68 @@ mod tests {
             }],
             ..Default::default()
         };
-        let line = to_line(&product);
+        let line = to_line(&product).unwrap();
         let back = from_line(&line).unwrap();
         assert_eq!(back, product);
-        assert_eq!(to_line(&back), line);
+        assert_eq!(to_line(&back).unwrap(), line);
         assert!(line.find("\"a\"").unwrap() < line.find("\"b\"").unwrap(), "{line}");
+    }
+
+    #[test]
+    fn doubles_come_back_to_the_bit() {
+        let mut product = Product {
+            name: "products/p".into(),
+            ..Default::default()
+        };
+        let mut fields = prost_types::Struct::default();
+        for (i, value) in [
+            487.260_075_870_910_67,
+            0.1 + 0.2,
+            1e-300,
+            123_456_789.123_456_78,
+            2.0f64.sqrt(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            fields.fields.insert(
+                format!("n{i}"),
+                prost_types::Value {
+                    kind: Some(prost_types::value::Kind::NumberValue(value)),
+                },
+            );
+        }
+        product.monetization = Some(crate::pb::MonetizationProfile {
+            plan: Some(crate::pb::Plan {
+                charge: Some(0.1 + 0.7),
+                ..Default::default()
+            }),
+            vendor_fields: Some(fields),
+            ..Default::default()
+        });
+        let line = to_line(&product).unwrap();
+        assert_eq!(from_line(&line).unwrap(), product, "{line}");
+    }
+
+    #[test]
+    fn what_json_cannot_hold_is_an_error_naming_the_product() {
+        let mut fields = prost_types::Struct::default();
+        fields.fields.insert(
+            "bad".into(),
+            prost_types::Value {
+                kind: Some(prost_types::value::Kind::NumberValue(f64::NAN)),
+            },
+        );
+        let product = Product {
+            name: "products/nan".into(),
+            licensing: Some(LicensingProfile {
+                vendor_fields: Some(fields),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let error = to_line(&product).unwrap_err().to_string();
+        assert!(error.contains("products/nan"), "{error}");
     }
 
     #[test]

@@ -120,6 +120,12 @@ async fn a_catalog_moves_from_sled_to_postgres_and_back_unchanged() {
     assert_eq!(served, before, "the products, sync state and remote ids included");
     drop(on_postgres);
 
+    // An export reads only a producthub database, and creates nothing in it.
+    let empty = common::postgres_database(&format!("snapshot empty {}", work.path().display()));
+    let (success, _, said) = producthub(&["export", "--store", &empty]);
+    assert!(!success);
+    assert!(said.contains("holds no producthub schema"), "{said}");
+
     // A store that holds products is refused, and keeps them.
     let refused = producthub(&["import-snapshot", "--store", &url, "--input", file_text]);
     assert!(!refused.0);
@@ -157,4 +163,21 @@ fn snapshot_mistakes_are_explained() {
     let (success, _, said) = producthub(&["export"]);
     assert!(!success);
     assert!(said.contains("--data-dir DIR (sled) or --store postgres://"), "{said}");
+
+    // A failed export leaves the last backup as it was.
+    let running = tempfile::tempdir().unwrap();
+    let server = Server::start(running.path());
+    let backup = work.path().join("backup.jsonl");
+    std::fs::write(&backup, "yesterday\n").unwrap();
+    let (success, _, said) = producthub(&[
+        "export",
+        "--data-dir",
+        running.path().to_str().unwrap(),
+        "--output",
+        backup.to_str().unwrap(),
+    ]);
+    assert!(!success);
+    assert!(said.contains("in use"), "{said}");
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), "yesterday\n");
+    drop(server);
 }

@@ -17,7 +17,8 @@ const PAGE: i32 = 1000;
 /// Writes every product of the server to `out`; returns how many.
 pub async fn export_from_server(args: &ServerArgs, out: &mut impl Write) -> Result<u64, CliError> {
     let connection = Connection::open(args).await?;
-    let mut client = ProductServiceClient::new(connection.channel.clone());
+    // A page holds at least one product, however large the server allows.
+    let mut client = ProductServiceClient::new(connection.channel.clone()).max_decoding_message_size(usize::MAX);
     let write_error = |e: std::io::Error| CliError::Usage(format!("cannot write the snapshot: {e}"));
     let mut page_token = String::new();
     let mut count = 0u64;
@@ -32,7 +33,8 @@ pub async fn export_from_server(args: &ServerArgs, out: &mut impl Write) -> Resu
             .map_err(|status| call_error(&status))?
             .into_inner();
         for product in &page.products {
-            writeln!(out, "{}", to_line(product)).map_err(write_error)?;
+            let line = to_line(product).map_err(|e| CliError::Call(e.to_string()))?;
+            writeln!(out, "{line}").map_err(write_error)?;
             count += 1;
         }
         if page.next_page_token.is_empty() {

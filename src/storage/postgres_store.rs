@@ -273,6 +273,18 @@ impl PostgresStore {
     /// Connects, migrates the schema (safe with several replicas starting at
     /// once), and starts listening for other replicas' changes.
     pub async fn connect(options: &PostgresOptions) -> Result<Self, StoreError> {
+        Self::open(options, true).await
+    }
+
+    /// Connects to a database producthub already uses, at exactly this
+    /// build's schema version, changing nothing in it (for reading it out:
+    /// a newer or older schema, or a database producthub never used, is
+    /// refused, saying which).
+    pub async fn connect_existing(options: &PostgresOptions) -> Result<Self, StoreError> {
+        Self::open(options, false).await
+    }
+
+    async fn open(options: &PostgresOptions, migrating: bool) -> Result<Self, StoreError> {
         let shown = redact_url(&options.url);
         let open_error = |reason: String| StoreError::Connect {
             database: shown.clone(),
@@ -294,7 +306,11 @@ impl PostgresStore {
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|e| open_error(e.to_string()))?;
-        migrate(&pool).await.map_err(|e| open_error(e.to_string()))?;
+        if migrating {
+            migrate(&pool).await.map_err(|e| open_error(e.to_string()))?;
+        } else {
+            check_schema(&pool).await.map_err(open_error)?;
+        }
         let client = pool.get().await.map_err(|e| open_error(with_causes(&e)))?;
         let row = client
             .query_one("SELECT value FROM producthub_meta WHERE key = 'change_log_id'", &[])
@@ -420,6 +436,34 @@ impl PostgresStore {
         let mut claimed = rows.iter().map(read).collect::<Result<Vec<_>, _>>()?;
         claimed.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(claimed)
+    }
+}
+
+/// That the database holds producthub's schema at this build's version.
+async fn check_schema(pool: &Pool) -> Result<(), String> {
+    let client = pool.get().await.map_err(|e| with_causes(&e))?;
+    let known = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
+    let present: bool = client
+        .query_one("SELECT to_regclass('producthub_migrations') IS NOT NULL", &[])
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0);
+    let applied: Option<i32> = match present {
+        false => None,
+        true => Some(
+            client
+                .query_one("SELECT coalesce(max(version), 0) FROM producthub_migrations", &[])
+                .await
+                .map_err(|e| e.to_string())?
+                .get(0),
+        ),
+    };
+    match applied {
+        None => Err("it holds no producthub schema (is this the right database?)".into()),
+        Some(applied) if applied == known => Ok(()),
+        Some(applied) => Err(format!(
+            "it holds schema version {applied}; this build reads version {known}: use the producthub build the replicas run"
+        )),
     }
 }
 

@@ -122,14 +122,13 @@ struct Scrape<S> {
     store: Arc<S>,
 }
 
-/// Binds `addr` now (so a bad address fails start-up), and returns the
-/// address bound and the server to run.
-pub async fn serve<S: ProductStore>(
-    addr: SocketAddr,
+/// The server to run on `listener` (bound by the caller, so that a bad
+/// address fails start-up), and the address it serves.
+pub fn serve<S: ProductStore>(
+    listener: tokio::net::TcpListener,
     handle: PrometheusHandle,
     store: Arc<S>,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = ()> + Send)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let upkeep = handle.clone();
     let counted = store.clone();

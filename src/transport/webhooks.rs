@@ -31,14 +31,13 @@ struct Receiver<S> {
     webhooks: Webhooks,
 }
 
-/// Binds `addr` now (so a bad address fails start-up), and returns the
-/// address bound and the server to run.
-pub async fn serve<S: ProductStore>(
-    addr: SocketAddr,
+/// The server to run on `listener` (bound by the caller, so that a bad
+/// address fails start-up), and the address it serves.
+pub fn serve<S: ProductStore>(
+    listener: tokio::net::TcpListener,
     catalog: Arc<Catalog<S>>,
     webhooks: Webhooks,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = ()> + Send)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/webhooks/{vendor}", post(receive::<S>))
