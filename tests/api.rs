@@ -228,6 +228,13 @@ async fn request_id_makes_create_idempotent() {
     let first = client.create_product(request.clone()).await.unwrap().into_inner();
     let retry = client.create_product(request.clone()).await.unwrap().into_inner();
     assert_eq!(retry, first, "a retry returns the original product");
+    // The same UUID spelt in upper case is the same request id (AIP-155).
+    let shouted = CreateProductRequest {
+        request_id: request.request_id.to_uppercase(),
+        ..request.clone()
+    };
+    let retry = client.create_product(shouted).await.unwrap().into_inner();
+    assert_eq!(retry, first, "an upper-case retry is the same request");
     let listed = client
         .list_products(ListProductsRequest::default())
         .await

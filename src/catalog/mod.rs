@@ -263,11 +263,17 @@ impl<S: ProductStore> Catalog<S> {
     pub async fn create(&self, request: CreateProductRequest) -> Result<Product, CatalogError> {
         let mut violations = Vec::new();
         let id = requested_or_new_id(&request.product_id, &mut violations);
-        if !request.request_id.is_empty() && uuid::Uuid::parse_str(&request.request_id).is_err() {
-            violations.push(FieldViolation::new(
-                "request_id",
-                "must be a UUID such as 123e4567-e89b-42d3-a456-426614174000",
-            ));
+        let mut request = request;
+        if !request.request_id.is_empty() {
+            match uuid::Uuid::parse_str(&request.request_id) {
+                // One UUID, however it is spelt (AIP-155: upper case, braces,
+                // no hyphens), is one request id.
+                Ok(uuid) => request.request_id = uuid.hyphenated().to_string(),
+                Err(_) => violations.push(FieldViolation::new(
+                    "request_id",
+                    "must be a UUID such as 123e4567-e89b-42d3-a456-426614174000",
+                )),
+            }
         }
         let Some(submitted) = request.product.clone() else {
             violations.push(FieldViolation::new("product", "is required"));
