@@ -18,9 +18,11 @@ use http::HeaderValue;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
-use super::status::too_large_status;
+use super::status::{malformed_status, too_large_status};
 
 const TOO_LARGE_MESSAGE: &str = "message length too large";
+/// How tonic's codec words a request it cannot decode.
+const UNDECODABLE_MESSAGE: &str = "failed to decode Protobuf message";
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CallLogLayer;
@@ -131,7 +133,8 @@ fn code_name(code: Code) -> &'static str {
 }
 
 /// The call's gRPC status, after turning tonic's OUT_OF_RANGE for an over-size
-/// request into RESOURCE_EXHAUSTED.
+/// request into RESOURCE_EXHAUSTED, and its INTERNAL for a request it could
+/// not decode into INVALID_ARGUMENT (reason MALFORMED_REQUEST).
 fn normalize_status(headers: &mut http::HeaderMap) -> Code {
     let Some(code) = headers
         .get("grpc-status")
@@ -156,6 +159,18 @@ fn normalize_status(headers: &mut http::HeaderMap) -> Code {
         }
         return Code::ResourceExhausted;
     }
+    if code == Code::Internal {
+        let message = Status::from_header_map(headers)
+            .map(|original| original.message().to_owned())
+            .unwrap_or_default();
+        if message.starts_with(UNDECODABLE_MESSAGE) {
+            let status = malformed_status(message);
+            if status.add_header(headers).is_err() {
+                headers.insert("grpc-status", HeaderValue::from(Code::InvalidArgument as i32));
+            }
+            return Code::InvalidArgument;
+        }
+    }
     code
 }
 
@@ -173,6 +188,20 @@ mod tests {
         );
         assert_eq!(normalize_status(&mut headers), Code::ResourceExhausted);
         assert_eq!(headers["grpc-status"], "8");
+    }
+
+    #[test]
+    fn undecodable_requests_are_the_callers_fault() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("grpc-status", HeaderValue::from(13));
+        headers.insert(
+            "grpc-message",
+            HeaderValue::from_static("failed%20to%20decode%20Protobuf%20message:%20invalid%20wire%20type"),
+        );
+        assert_eq!(normalize_status(&mut headers), Code::InvalidArgument);
+        assert_eq!(headers["grpc-status"], "3");
+        let status = Status::from_header_map(&headers).unwrap();
+        assert!(status.message().contains("invalid wire type"));
     }
 
     #[test]

@@ -223,6 +223,16 @@ pub fn too_large_status(message: String) -> Status {
     Status::with_error_details(Code::ResourceExhausted, message, details)
 }
 
+/// The status of a request whose protobuf could not be decoded (bad wire
+/// format, or a string that is not UTF-8): the caller's fault, so
+/// INVALID_ARGUMENT, never INTERNAL (which clients retry).
+pub fn malformed_status(message: String) -> Status {
+    let mut details = ErrorDetails::new();
+    details.add_bad_request_violation("", format!("the request is not a valid protobuf message: {message}"));
+    details.set_error_info("MALFORMED_REQUEST", ERROR_DOMAIN, HashMap::new());
+    Status::with_error_details(Code::InvalidArgument, message, details)
+}
+
 /// The wait an overloaded server suggests before a retry.
 const OVERLOAD_BACKOFF: Duration = Duration::from_millis(50);
 
