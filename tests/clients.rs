@@ -85,7 +85,11 @@ for name, payload in [("wire", b"\xff\xff\xff"), ("utf8", b"\x0a\x03\x1a\x01\xff
     command.arg("-c").arg(script).arg(&server.addr);
     let output = command.output().expect("run python");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("wire INVALID_ARGUMENT MALFORMED_REQUEST"), "{stdout}");
     assert!(stdout.contains("utf8 INVALID_ARGUMENT MALFORMED_REQUEST"), "{stdout}");
 }

@@ -419,3 +419,55 @@ async fn contended_read_modify_write_loses_nothing() {
     eprintln!("{total} acknowledged increments, {conflicts} ABORTED conflicts retried");
     assert!(conflicts > 0, "the test did not contend");
 }
+
+/// A flood of refused calls is counted in full by the metrics, but logs at
+/// most a budget of lines a second, plus one line saying how many were left
+/// out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refusals_does_not_flood_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("read-write {WRITER}\n")).unwrap();
+    let (server, logs) = Server::start_logged(
+        &dir.path().join("data"),
+        &["--tokens-file", tokens.to_str().unwrap(), "--log-format", "json"],
+    );
+    let channel = server.channel().await;
+    const CALLS: usize = 3000;
+    let refused = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for worker in 0..30 {
+        let mut client = ProductServiceClient::new(channel.clone());
+        let refused = refused.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..CALLS / 30 {
+                let call = client
+                    .get_product(GetProductRequest {
+                        name: format!("products/p{worker}-{n}"),
+                    })
+                    .await;
+                if call.is_err_and(|status| status.code() == Code::Unauthenticated) {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(refused.load(Ordering::Relaxed), CALLS as u64);
+    // The summary of what was left out comes a second after the first line left out.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(channel);
+    server.terminate();
+    let lines: Vec<String> = logs.try_iter().collect();
+    let call_lines = lines.iter().filter(|l| l.contains("\"producthub::call\"")).count();
+    assert!(
+        call_lines < CALLS / 4,
+        "{call_lines} call lines for {CALLS} refused calls"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("failed calls not logged")),
+        "the log says lines were left out"
+    );
+}

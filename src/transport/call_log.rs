@@ -76,15 +76,20 @@ where
                             .map(|status| status.message().to_owned())
                             .unwrap_or_default(),
                     };
-                    if matches!(
-                        code,
-                        Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable
-                    ) {
-                        tracing::warn!(target: "producthub::call", %method, status, latency_ms, %peer, error, "call");
-                    } else if code == Code::Ok {
+                    if code == Code::Ok {
                         tracing::info!(target: "producthub::call", %method, status, latency_ms, %peer, "call");
-                    } else {
-                        tracing::info!(target: "producthub::call", %method, status, latency_ms, %peer, error, "call");
+                    } else if let Some(suppressed) = FAILED_CALL_LINES.admit() {
+                        if suppressed > 0 {
+                            tracing::warn!(target: "producthub::call", suppressed, "failed calls not logged in the last second (the metrics count them all)");
+                        }
+                        if matches!(
+                            code,
+                            Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable
+                        ) {
+                            tracing::warn!(target: "producthub::call", %method, status, latency_ms, %peer, error, "call");
+                        } else {
+                            tracing::info!(target: "producthub::call", %method, status, latency_ms, %peer, error, "call");
+                        }
                     }
                 }
                 Err(_) => {
@@ -94,6 +99,77 @@ where
             result
         })
     }
+}
+
+/// Failed calls logged per second at most: a flood of refusals (overload,
+/// bad tokens) must not flood the log too. The rest are counted, and the
+/// next line logged says how many were left out.
+const FAILED_CALL_LINES_PER_SECOND: u64 = 50;
+
+static FAILED_CALL_LINES: LineBudget = LineBudget::new(FAILED_CALL_LINES_PER_SECOND);
+
+/// A budget of log lines per second, shared by every call.
+struct LineBudget {
+    per_second: u64,
+    /// The second (since the process started) the counts are for, and how
+    /// many lines it logged and left out.
+    state: std::sync::Mutex<(u64, u64, u64)>,
+}
+
+impl LineBudget {
+    const fn new(per_second: u64) -> Self {
+        Self {
+            per_second,
+            state: std::sync::Mutex::new((0, 0, 0)),
+        }
+    }
+
+    /// `Some(left out before)` when a line may be logged now (with how many
+    /// were left out since the last one logged), `None` when it is over
+    /// the budget.
+    fn admit(&self) -> Option<u64> {
+        let now = started().elapsed().as_secs();
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (second, logged, left_out) = &mut *state;
+        if *second != now {
+            *second = now;
+            *logged = 0;
+        }
+        if *logged >= self.per_second {
+            *left_out += 1;
+            if *left_out == 1 {
+                // The first line left out: say how many, a second from now,
+                // even if no other failure comes to say it.
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        FAILED_CALL_LINES.report_left_out();
+                    });
+                }
+            }
+            return None;
+        }
+        *logged += 1;
+        Some(std::mem::take(left_out))
+    }
+}
+
+impl LineBudget {
+    /// Logs how many lines were left out since the last report, if any.
+    fn report_left_out(&self) {
+        let left_out = {
+            let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            std::mem::take(&mut state.2)
+        };
+        if left_out > 0 {
+            tracing::warn!(target: "producthub::call", suppressed = left_out, "failed calls not logged in the last second (the metrics count them all)");
+        }
+    }
+}
+
+fn started() -> Instant {
+    static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(Instant::now)
 }
 
 /// The caller's address, as the connection tells it (plain or TLS); `-`
@@ -202,6 +278,14 @@ mod tests {
         assert_eq!(headers["grpc-status"], "3");
         let status = Status::from_header_map(&headers).unwrap();
         assert!(status.message().contains("invalid wire type"));
+    }
+
+    #[test]
+    fn failed_call_lines_stay_within_their_budget() {
+        let budget = LineBudget::new(3);
+        let admitted: Vec<Option<u64>> = (0..5).map(|_| budget.admit()).collect();
+        assert_eq!(&admitted[..3], [Some(0), Some(0), Some(0)]);
+        assert_eq!(&admitted[3..], [None, None]);
     }
 
     #[test]
