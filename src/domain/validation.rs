@@ -18,6 +18,12 @@ pub const MAX_STRING_BYTES: usize = 16 * 1024;
 /// The most entries any repeated or map field may hold (specific fields allow less).
 pub const MAX_ENTRIES: usize = 1000;
 
+/// The deepest nesting of objects and arrays in a `vendor_fields` struct,
+/// however the product arrives (CreateProduct or an import from a vendor's
+/// JSON): each level costs protobuf three (Value, Struct, map entry), and
+/// prost refuses to decode messages nested past 100, so a stored product can
+/// always be read back.
+pub const MAX_STRUCT_DEPTH: usize = 20;
 const MAX_DISPLAY_NAME: usize = 256;
 const MAX_DESCRIPTION: usize = 4096;
 const MAX_LABELS: usize = 64;
@@ -152,10 +158,85 @@ fn scalar_problem(value: &Value, kind: &Kind) -> Option<String> {
 
 fn check_value(value: &Value, kind: &Kind, path: &mut String, out: &mut Vec<FieldViolation>) {
     match value {
+        Value::Message(m) if schema::is_struct(&m.descriptor()) => check_struct(m, path, 1, out),
         Value::Message(m) if !schema::is_opaque_message(&m.descriptor()) => check_schema_rules(m, path, out),
         scalar => {
             if let Some(problem) = scalar_problem(scalar, kind) {
                 out.push(FieldViolation::new(path.as_str(), problem));
+            }
+        }
+    }
+}
+
+/// A `google.protobuf.Struct` (a vendor's unmodelled fields) at nesting
+/// `depth`: every number finite (JSON, which the vendors speak, has no NaN or
+/// infinity; -0 is kept as `-0.0`), and no deeper than [`MAX_STRUCT_DEPTH`].
+fn check_struct(message: &DynamicMessage, path: &mut String, depth: usize, out: &mut Vec<FieldViolation>) {
+    let Some(fields) = message.descriptor().get_field_by_name("fields") else {
+        return;
+    };
+    if let Value::Map(entries) = message.get_field(&fields).as_ref() {
+        let mut keys: Vec<_> = entries.iter().collect();
+        keys.sort_by(|a, b| a.0.cmp(b.0));
+        for (key, value) in keys {
+            let parent = path.len();
+            match key {
+                prost_reflect::MapKey::String(k) => {
+                    path.push('.');
+                    path.push_str(k);
+                }
+                other => path.push_str(&format!("[{other:?}]")),
+            }
+            if let Value::Message(value) = value {
+                check_struct_value(value, path, depth, out);
+            }
+            path.truncate(parent);
+        }
+    }
+}
+
+fn check_struct_value(value: &DynamicMessage, path: &mut String, depth: usize, out: &mut Vec<FieldViolation>) {
+    let field = |name: &str| {
+        value
+            .descriptor()
+            .get_field_by_name(name)
+            .filter(|f| value.has_field(f))
+            .map(|f| value.get_field(&f).into_owned())
+    };
+    let nested = |out: &mut Vec<FieldViolation>, path: &str| {
+        let too_deep = depth > MAX_STRUCT_DEPTH;
+        if too_deep {
+            out.push(FieldViolation::new(
+                path,
+                format!("is nested deeper than {MAX_STRUCT_DEPTH} levels"),
+            ));
+        }
+        !too_deep
+    };
+    if let Some(Value::F64(number)) = field("number_value")
+        && !number.is_finite()
+    {
+        out.push(FieldViolation::new(
+            path.as_str(),
+            "must be a finite number (JSON has no NaN or infinity)",
+        ));
+    }
+    if let Some(Value::Message(inner)) = field("struct_value")
+        && nested(out, path)
+    {
+        check_struct(&inner, path, depth + 1, out);
+    }
+    if let Some(Value::Message(list)) = field("list_value")
+        && nested(out, path)
+        && let Some(values) = list.descriptor().get_field_by_name("values")
+        && let Value::List(items) = list.get_field(&values).as_ref()
+    {
+        for (i, item) in items.iter().enumerate() {
+            if let Value::Message(item) = item {
+                let parent = path.len();
+                path.push_str(&format!("[{i}]"));
+                check_struct_value(item, path, depth + 1, out);
+                path.truncate(parent);
             }
         }
     }

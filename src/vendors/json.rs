@@ -4,11 +4,10 @@
 use prost_types::value::Kind;
 use serde_json::{Map, Number, Value};
 
-/// The deepest nesting of objects and arrays kept in a passthrough struct. Each
-/// JSON level costs protobuf three (Value, Struct, map entry), and prost refuses
-/// to decode messages nested past 100; keeping well below that means a stored
-/// product can always be read back.
-pub const MAX_PASSTHROUGH_DEPTH: usize = 20;
+/// The deepest nesting of objects and arrays kept in a passthrough struct: the
+/// same bound a product sent to CreateProduct meets, so any stored product can
+/// be imported back.
+pub const MAX_PASSTHROUGH_DEPTH: usize = crate::domain::validation::MAX_STRUCT_DEPTH;
 
 /// Integers up to this magnitude survive a trip through an IEEE double exactly.
 const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0; // 2^53
@@ -93,9 +92,10 @@ fn from_proto_value(value: &prost_types::Value) -> Value {
 }
 
 /// A double as JSON: whole numbers as integers (as vendors write them), others
-/// as decimals; non-finite values (which JSON cannot carry) as null.
+/// as decimals, -0 as `-0.0` (kept, not turned into 0); non-finite values
+/// (which JSON cannot carry, and validation refuses) as null.
 pub fn number(n: f64) -> Value {
-    if n.fract() == 0.0 && n.abs() <= MAX_EXACT_INTEGER {
+    if n.fract() == 0.0 && n.abs() <= MAX_EXACT_INTEGER && !(n == 0.0 && n.is_sign_negative()) {
         Value::Number(Number::from(n as i64))
     } else {
         Number::from_f64(n).map(Value::Number).unwrap_or(Value::Null)

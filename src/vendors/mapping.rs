@@ -64,7 +64,10 @@ Rules common to every adapter:
   written back when the product object is exported. Revenium's whole-body PUT sends the
   vendor's current values of these fields, or ours for keys the update mask names.
 - Nesting in `vendor_fields` is limited to 20 levels (deeper JSON is refused, naming the
-  field), so every stored product stays readable.
+  field), so every stored product stays readable; CreateProduct and UpdateProduct apply the
+  same limit, so any stored product can be imported back. Numbers in `vendor_fields` must be
+  finite (JSON has no NaN or infinity: refused, naming the field); -0 is kept and sent as
+  `-0.0`.
 - For documented fields, `null`, an absent field and (for strings and lists) an empty value
   read the same, and are written as absent, except where a note says otherwise; documented
   booleans are always written.

@@ -274,3 +274,82 @@ mod properties {
         }
     }
 }
+
+/// A Struct nested `levels` deep: `{"k": {"k": ... 1}}`, as JSON.
+fn nested_json(levels: usize) -> serde_json::Value {
+    (0..levels).fold(serde_json::json!(1), |inner, _| serde_json::json!({ "k": inner }))
+}
+
+fn licensed_with(vendor_fields: serde_json::Value) -> Product {
+    let object =
+        serde_json::json!({"id": "c1", "name": "n", "displayName": "N", "licenseTemplateId": "lt", "x": vendor_fields});
+    crate::vendors::Vendor::Cryptlex
+        .adapter()
+        .import(&object)
+        .expect("within the passthrough depth")
+}
+
+#[test]
+fn vendor_fields_hold_only_what_json_can_carry() {
+    let number = |value: f64| {
+        let mut fields = prost_types::Struct::default();
+        fields.fields.insert(
+            "n".into(),
+            prost_types::Value {
+                kind: Some(prost_types::value::Kind::NumberValue(value)),
+            },
+        );
+        Product {
+            licensing: Some(LicensingProfile {
+                license_template_id: "lt".into(),
+                vendor_fields: Some(fields),
+                ..Default::default()
+            }),
+            ..valid()
+        }
+    };
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let violations = validate(&number(bad));
+        assert_eq!(
+            violations.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(),
+            ["product.licensing.vendor_fields.n"],
+            "{bad}: {violations:?}"
+        );
+    }
+    assert!(validate(&number(0.0)).is_empty());
+    assert!(validate(&number(1.5)).is_empty());
+    // -0 is kept, and goes to the vendor as it came.
+    let negative_zero = number(-0.0);
+    assert!(validate(&negative_zero).is_empty());
+    let sent = crate::vendors::Vendor::Cryptlex
+        .adapter()
+        .export(&negative_zero)
+        .unwrap();
+    assert_eq!(sent["n"].to_string(), "-0.0");
+}
+
+#[test]
+fn create_and_import_agree_on_how_deep_vendor_fields_may_nest() {
+    // The deepest an import keeps is also what validation accepts...
+    let deepest = licensed_with(nested_json(crate::domain::validation::MAX_STRUCT_DEPTH));
+    assert!(validate(&deepest).is_empty(), "{:?}", validate(&deepest));
+    // ...and one level more is refused by both.
+    let object = serde_json::json!({"id": "c1", "name": "n", "displayName": "N", "licenseTemplateId": "lt",
+                                    "x": nested_json(crate::domain::validation::MAX_STRUCT_DEPTH + 1)});
+    assert!(crate::vendors::Vendor::Cryptlex.adapter().import(&object).is_err());
+    let mut too_deep = deepest;
+    let mut fields = too_deep.licensing.as_ref().unwrap().vendor_fields.clone().unwrap();
+    let inner = fields.fields.remove("x").unwrap();
+    let mut wrapper = prost_types::Struct::default();
+    wrapper.fields.insert("k".into(), inner);
+    fields.fields.insert(
+        "x".into(),
+        prost_types::Value {
+            kind: Some(prost_types::value::Kind::StructValue(wrapper)),
+        },
+    );
+    too_deep.licensing.as_mut().unwrap().vendor_fields = Some(fields);
+    let violations = validate(&too_deep);
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(violations[0].description.contains("nested deeper"), "{violations:?}");
+}
