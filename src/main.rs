@@ -174,6 +174,16 @@ struct ServeArgs {
     #[arg(long, env = "PRODUCTHUB_MAX_WATCH_STREAMS", default_value_t = DEFAULT_MAX_WATCH_STREAMS)]
     max_watch_streams: usize,
 
+    /// Calls one client connection may have open at once (HTTP/2
+    /// SETTINGS_MAX_CONCURRENT_STREAMS); more wait at the client.
+    #[arg(long, env = "PRODUCTHUB_MAX_STREAMS_PER_CONNECTION", default_value_t = 256)]
+    max_streams_per_connection: u32,
+
+    /// Seconds between HTTP/2 keepalive pings on a connection; a peer that
+    /// does not answer in 20 s is disconnected. 0 sends none.
+    #[arg(long, env = "PRODUCTHUB_KEEPALIVE_SECS", default_value_t = 30)]
+    keepalive_secs: u64,
+
     /// On SIGINT/SIGTERM, seconds to let calls in flight finish before closing.
     #[arg(long, env = "PRODUCTHUB_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
@@ -385,6 +395,8 @@ fn main() -> ExitCode {
             call_timeout: std::time::Duration::from_secs(args.call_timeout_secs),
             tls,
             shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_secs),
+            max_streams_per_connection: args.max_streams_per_connection,
+            keepalive: (args.keepalive_secs > 0).then(|| std::time::Duration::from_secs(args.keepalive_secs)),
         },
         vendors,
         retry: retry_policy(&args),

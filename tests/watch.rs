@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::Server;
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
-    ChangeKind, CreateProductRequest, DeleteProductRequest, Product, ProductChange, UpdateProductRequest,
-    WatchProductsRequest,
+    ChangeKind, CreateProductRequest, DeleteProductRequest, GetProductRequest, Product, ProductChange,
+    UpdateProductRequest, WatchProductsRequest,
 };
 use prost_types::FieldMask;
 use tonic::transport::Channel;
@@ -387,4 +387,37 @@ async fn open_streams_are_limited_and_a_closed_one_frees_its_place() {
             Err(status) => panic!("the closed stream's place was not freed: {status:?}"),
         }
     }
+}
+
+/// One connection may hold only `--max-streams-per-connection` calls at once
+/// (HTTP/2's own limit, so the client queues the rest): a single client
+/// cannot take every watch stream the server allows, and other connections
+/// are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_holds_at_most_its_share_of_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--max-streams-per-connection", "2"]);
+    let channel = server.channel().await;
+    let mut greedy = ProductServiceClient::new(channel.clone());
+    let _first = watch(&mut greedy, WatchProductsRequest::default()).await;
+    let _second = watch(&mut greedy, WatchProductsRequest::default()).await;
+    // A third call on that connection waits for a stream to close...
+    let mut same = ProductServiceClient::new(channel);
+    let queued = tokio::time::timeout(
+        Duration::from_millis(500),
+        same.get_product(GetProductRequest {
+            name: "products/none".into(),
+        }),
+    )
+    .await;
+    assert!(queued.is_err(), "a third stream opened on the connection: {queued:?}");
+    // ...while another connection is served at once.
+    let mut other = server.client().await;
+    let answered = other
+        .get_product(GetProductRequest {
+            name: "products/none".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(answered.code(), Code::NotFound);
 }

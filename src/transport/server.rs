@@ -40,7 +40,20 @@ pub struct GrpcOptions {
     /// After a shutdown request, how long calls in flight may take to finish
     /// before the remaining connections are closed.
     pub shutdown_grace: Duration,
+    /// Calls (streams) one HTTP/2 connection may have open at once (its
+    /// SETTINGS_MAX_CONCURRENT_STREAMS): one client cannot hold every
+    /// WatchProducts stream the server allows over a single connection.
+    pub max_streams_per_connection: u32,
+    /// HTTP/2 ping interval on idle connections; a peer that does not answer
+    /// within [`KEEPALIVE_TIMEOUT`] is disconnected. `None`: no pings.
+    pub keepalive: Option<Duration>,
 }
+
+/// How long a peer has to answer a keepalive ping.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The largest header block a call may send (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE).
+const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 
 /// PEM files for TLS. `Debug` leaves out the private key.
 #[derive(Clone)]
@@ -125,7 +138,14 @@ pub async fn serve_grpc<S: ProductStore>(
             requested.notify_one();
         }
     };
-    let mut builder = Server::builder().timeout(options.call_timeout);
+    let mut builder = Server::builder()
+        .timeout(options.call_timeout)
+        .max_concurrent_streams(options.max_streams_per_connection.max(1))
+        .http2_keepalive_interval(options.keepalive)
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        // Dead peers' connections are noticed by the kernel too.
+        .tcp_keepalive(Some(Duration::from_secs(60)));
     if let Some(tls) = &options.tls {
         let mut tls_config = ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
         if let Some(ca) = &tls.client_ca_pem {
