@@ -41,6 +41,8 @@ pub struct Config {
     pub watch_retention: u64,
     /// WatchProducts streams allowed open at once.
     pub max_watch_streams: usize,
+    /// ListProducts calls run at once.
+    pub max_concurrent_lists: usize,
     /// Serve Prometheus metrics over HTTP here (`/metrics`).
     pub metrics_listen: Option<SocketAddr>,
     /// How vendor copies changed outside producthub are noticed and settled.
@@ -144,6 +146,7 @@ async fn serve_with<S: ProductStore>(
             hooks.clone(),
         )
         .with_max_watch_streams(config.max_watch_streams)
+        .with_max_concurrent_lists(config.max_concurrent_lists)
         .with_drift_policy(config.reconcile.policy)
         // A wait ends before the call's own timeout would cut it off.
         .with_max_wait(

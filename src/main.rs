@@ -184,6 +184,12 @@ struct ServeArgs {
     #[arg(long, env = "PRODUCTHUB_KEEPALIVE_SECS", default_value_t = 30)]
     keepalive_secs: u64,
 
+    /// ListProducts calls run at once (default: two per core); more are
+    /// refused at once with RESOURCE_EXHAUSTED and a retry delay, so a flood
+    /// of lists leaves the cores to cheap calls.
+    #[arg(long, env = "PRODUCTHUB_MAX_CONCURRENT_LISTS", default_value_t = producthub::catalog::default_max_lists())]
+    max_concurrent_lists: usize,
+
     /// On SIGINT/SIGTERM, seconds to let calls in flight finish before closing.
     #[arg(long, env = "PRODUCTHUB_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
@@ -402,6 +408,7 @@ fn main() -> ExitCode {
         retry: retry_policy(&args),
         watch_retention: args.watch_retention,
         max_watch_streams: args.max_watch_streams,
+        max_concurrent_lists: args.max_concurrent_lists,
         metrics_listen: args.metrics_listen,
         reconcile: ReconcileOptions {
             interval: args.reconcile_interval.0,

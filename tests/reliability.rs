@@ -471,3 +471,70 @@ async fn a_flood_of_refusals_does_not_flood_the_log() {
         "the log says lines were left out"
     );
 }
+
+/// A flood of ListProducts calls beyond `--max-concurrent-lists` is refused at
+/// once with RESOURCE_EXHAUSTED and a retry delay (never queued), and a cheap
+/// call is served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_flood_is_bounded_and_cheap_calls_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    // A budget of one: with two server threads, a second list at the same
+    // moment is one too many.
+    let server = Server::start_with(dir.path(), &["--max-concurrent-lists", "1"]);
+    let mut client = server.client().await;
+    let channel = server.channel().await;
+    let mut creators = Vec::new();
+    for worker in 0..8 {
+        let mut creator = ProductServiceClient::new(channel.clone());
+        creators.push(tokio::spawn(async move {
+            for n in (worker..1000).step_by(8) {
+                creator.create_product(create(&format!("p{n:04}"))).await.unwrap();
+            }
+        }));
+    }
+    for creator in creators {
+        creator.await.unwrap();
+    }
+    let refused = Arc::new(AtomicU64::new(0));
+    let mut flood = Vec::new();
+    for _ in 0..16 {
+        let mut lister = ProductServiceClient::new(channel.clone());
+        let refused = refused.clone();
+        flood.push(tokio::spawn(async move {
+            for _ in 0..20 {
+                let listed = lister
+                    .list_products(ListProductsRequest {
+                        page_size: 1000,
+                        filter: "NOT labels.missing:* AND -iot:* AND -licensing:*".into(),
+                        ..Default::default()
+                    })
+                    .await;
+                match listed {
+                    Ok(page) => assert_eq!(page.into_inner().products.len(), 1000),
+                    Err(status) => {
+                        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                        assert_eq!(reason(&status), "TOO_MANY_LISTS");
+                        assert!(status.get_details_retry_info().is_some());
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    // Cheap calls meanwhile, on their own connection: every one answered.
+    for n in 0..50 {
+        client
+            .get_product(GetProductRequest {
+                name: format!("products/p{:04}", n % 1000),
+            })
+            .await
+            .unwrap();
+    }
+    for task in flood {
+        task.await.unwrap();
+    }
+    assert!(
+        refused.load(Ordering::Relaxed) > 0,
+        "16 listers against a budget of 2 were all admitted"
+    );
+}

@@ -169,7 +169,17 @@ struct LoadArgs {
 impl LoadArgs {
     /// The arguments that start producthub on a free port over `data_dir`.
     fn serve_args<'a>(&'a self, data_dir: &'a str) -> Vec<&'a str> {
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir];
+        // The List budget (calls run at once) is lifted: these runs measure
+        // what each call costs at full concurrency, not the budget's refusals.
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir,
+            "--max-concurrent-lists",
+            "100000",
+        ];
         args.extend(self.server_args.iter().map(String::as_str));
         args
     }

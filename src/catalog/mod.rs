@@ -118,6 +118,10 @@ pub enum CatalogError {
     },
     #[error("{limit} WatchProducts streams are open, the most this server allows (--max-watch-streams); retry later")]
     TooManyWatchers { limit: usize },
+    #[error(
+        "{limit} ListProducts calls are running, the most this server runs at once (--max-concurrent-lists); retry shortly"
+    )]
+    TooManyLists { limit: usize },
 }
 
 /// "EnOS (enabled by --enos-…); Cryptlex (enabled by …)", for messages.
@@ -181,12 +185,22 @@ pub struct Catalog<S> {
     /// One permit per open WatchProducts stream, held for the stream's life.
     watchers: Arc<tokio::sync::Semaphore>,
     max_watchers: usize,
+    /// One permit per ListProducts call running: a flood of lists (each may
+    /// examine thousands of products) cannot take every core from cheap calls.
+    lists: tokio::sync::Semaphore,
+    max_lists: usize,
     /// What a reconcile does with drift unless a call says otherwise.
     drift_policy: DriftPolicy,
     /// Copies to reconcile soon, and (until `run_reconciles` takes it) the
     /// other end of that queue.
     reconciles: Reconciles,
     reconcile_queue: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(String, Vendor)>>>,
+}
+
+/// ListProducts calls run at once unless configured otherwise: two per core,
+/// enough to keep the cores busy, few enough that cheap calls find one free.
+pub fn default_max_lists() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get() * 2)
 }
 
 /// The longest WaitOperation unless configured otherwise.
@@ -220,6 +234,8 @@ impl<S: ProductStore> Catalog<S> {
             closing: tokio::sync::watch::Sender::new(false),
             watchers: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_WATCH_STREAMS)),
             max_watchers: DEFAULT_MAX_WATCH_STREAMS,
+            lists: tokio::sync::Semaphore::new(default_max_lists()),
+            max_lists: default_max_lists(),
         }
     }
 
@@ -230,6 +246,15 @@ impl<S: ProductStore> Catalog<S> {
         let limit = limit.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         self.watchers = Arc::new(tokio::sync::Semaphore::new(limit));
         self.max_watchers = limit;
+        self
+    }
+
+    /// At most `limit` ListProducts calls run at once; more are refused at
+    /// once (RESOURCE_EXHAUSTED, with a retry delay) rather than queued.
+    pub fn with_max_concurrent_lists(mut self, limit: usize) -> Self {
+        let limit = limit.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        self.lists = tokio::sync::Semaphore::new(limit);
+        self.max_lists = limit;
         self
     }
 
@@ -335,6 +360,10 @@ impl<S: ProductStore> Catalog<S> {
         if !violations.is_empty() {
             return Err(CatalogError::InvalidArgument(violations));
         }
+        let _running = self
+            .lists
+            .try_acquire()
+            .map_err(|_| CatalogError::TooManyLists { limit: self.max_lists })?;
 
         // One extra product tells whether another page follows.
         let chunk = page_size + 1;
@@ -367,6 +396,9 @@ impl<S: ProductStore> Catalog<S> {
                 let token = page_token::encode(after.as_deref().unwrap_or_default(), &request.filter);
                 return Ok(page(products, token));
             }
+            // A long scan (sled reads never wait) lets other calls run
+            // between its batches, so a cheap call is not stuck behind it.
+            tokio::task::yield_now().await;
         }
     }
 

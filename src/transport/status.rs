@@ -82,6 +82,10 @@ pub fn to_status(error: &CatalogError) -> Status {
             (Code::FailedPrecondition, "VENDOR_NOT_CONFIGURED")
         }
         CatalogError::TooManyWatchers { .. } => (Code::ResourceExhausted, "TOO_MANY_WATCH_STREAMS"),
+        CatalogError::TooManyLists { .. } => {
+            details.set_retry_info(Some(OVERLOAD_BACKOFF));
+            (Code::ResourceExhausted, "TOO_MANY_LISTS")
+        }
         CatalogError::CopyLinked {
             vendor,
             remote_id,
