@@ -9,14 +9,14 @@ mod fake_vendors;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Server, create, everywhere, update, wait_for};
+use common::{Server, all_synced, create, entry, everywhere, update, wait_for};
 use fake_vendors::{Fake, Vendors, vendor_args, vendors};
 use producthub::pb::google::longrunning::operation;
 use producthub::pb::google::longrunning::operations_client::OperationsClient;
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
     FieldDifference, ListProductsRequest, Product, ReconcilePolicy, ReconcileProductRequest,
-    ReconcileVendorProductsMetadata, ReconcileVendorProductsRequest, SyncProductRequest, SyncState, Vendor, VendorSync,
+    ReconcileVendorProductsMetadata, ReconcileVendorProductsRequest, SyncProductRequest, SyncState, Vendor,
     WatchProductsRequest,
 };
 use producthub::vendors::Secret;
@@ -33,28 +33,12 @@ fn start(dir: &Path, v: &Vendors, extra: &[&str]) -> Server {
     Server::start_with(dir, &args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
-fn entry(product: &Product, vendor: Vendor) -> VendorSync {
-    product
-        .sync
-        .iter()
-        .find(|s| s.vendor == vendor as i32)
-        .cloned()
-        .unwrap_or_else(|| panic!("no sync entry for {vendor:?}: {:?}", product.sync))
-}
-
 fn state_is(vendor: Vendor, state: SyncState) -> impl Fn(&Product) -> bool {
     move |p| {
         p.sync
             .iter()
             .any(|s| s.vendor == vendor as i32 && s.state == state as i32)
     }
-}
-
-fn all_synced(p: &Product) -> bool {
-    !p.sync.is_empty()
-        && p.sync
-            .iter()
-            .all(|s| s.state == SyncState::Synced as i32 && s.synced_etag == p.etag)
 }
 
 /// The vendor's id of the product's copy (its sync entry's).

@@ -7,12 +7,11 @@ mod fake_vendors;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Server, create, everywhere, update, wait_for};
+use common::{Server, all_synced, create, entry, everywhere, update, wait_for};
 use fake_vendors::{Fake, Vendors, vendor_args, vendors};
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{
     DeleteProductRequest, GetProductRequest, LicensingProfile, Product, SyncProductRequest, SyncState, Vendor,
-    VendorSync,
 };
 use serde_json::json;
 use tonic::transport::Channel;
@@ -23,28 +22,12 @@ fn start(dir: &Path, v: &Vendors) -> Server {
     Server::start_with(dir, &args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
-fn entry(product: &Product, vendor: Vendor) -> VendorSync {
-    product
-        .sync
-        .iter()
-        .find(|s| s.vendor == vendor as i32)
-        .cloned()
-        .unwrap_or_else(|| panic!("no sync entry for {vendor:?}: {:?}", product.sync))
-}
-
 fn synced(vendor: Vendor, etag: String) -> impl Fn(&Product) -> bool {
     move |p| {
         p.sync
             .iter()
             .any(|s| s.vendor == vendor as i32 && s.state == SyncState::Synced as i32 && s.synced_etag == etag)
     }
-}
-
-fn all_synced(p: &Product) -> bool {
-    !p.sync.is_empty()
-        && p.sync
-            .iter()
-            .all(|s| s.state == SyncState::Synced as i32 && s.synced_etag == p.etag)
 }
 
 /// A product with only an EnOS profile: the worker delivers it like any other,

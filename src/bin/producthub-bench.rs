@@ -953,7 +953,7 @@ async fn timed_import(
     validate_only: bool,
 ) -> Result<(ImportVendorProductsResponse, Duration), Box<dyn std::error::Error>> {
     let began = Instant::now();
-    let mut op = ProductServiceClient::new(channel.clone())
+    let started = ProductServiceClient::new(channel.clone())
         .import_vendor_products(ImportVendorProductsRequest {
             vendor: Vendor::Cryptlex as i32,
             validate_only,
@@ -961,6 +961,19 @@ async fn timed_import(
         })
         .await?
         .into_inner();
+    let response = finished_response(channel, started).await?;
+    Ok((
+        ImportVendorProductsResponse::decode(response.as_slice())?,
+        began.elapsed(),
+    ))
+}
+
+/// Polls the operation `op` until it is done; its response's bytes, or an
+/// error naming how it ended.
+async fn finished_response(
+    channel: &Channel,
+    mut op: producthub::pb::google::longrunning::Operation,
+) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
     let mut operations = OperationsClient::new(channel.clone());
     while !op.done {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -969,11 +982,8 @@ async fn timed_import(
             .await?
             .into_inner();
     }
-    let took = began.elapsed();
     match op.result {
-        Some(operation::Result::Response(any)) => {
-            Ok((ImportVendorProductsResponse::decode(any.value.as_slice())?, took))
-        }
+        Some(operation::Result::Response(any)) => Ok(any.value),
         other => Err(format!("{} failed: {other:?}", op.name).into()),
     }
 }
@@ -1066,7 +1076,7 @@ async fn timed_reconcile(
     policy: ReconcilePolicy,
 ) -> Result<(ReconcileVendorProductsMetadata, Duration), Box<dyn std::error::Error>> {
     let began = Instant::now();
-    let mut op = ProductServiceClient::new(channel.clone())
+    let started = ProductServiceClient::new(channel.clone())
         .reconcile_vendor_products(ReconcileVendorProductsRequest {
             vendor: Vendor::Cryptlex as i32,
             policy: policy as i32,
@@ -1074,22 +1084,8 @@ async fn timed_reconcile(
         })
         .await?
         .into_inner();
-    let mut operations = OperationsClient::new(channel.clone());
-    while !op.done {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        op = operations
-            .get_operation(GetOperationRequest { name: op.name.clone() })
-            .await?
-            .into_inner();
-    }
-    let took = began.elapsed();
-    match op.result {
-        Some(operation::Result::Response(any)) => {
-            let response = ReconcileVendorProductsResponse::decode(any.value.as_slice())?;
-            Ok((response.summary.unwrap_or_default(), took))
-        }
-        other => Err(format!("{} failed: {other:?}", op.name).into()),
-    }
+    let response = ReconcileVendorProductsResponse::decode(finished_response(channel, started).await?.as_slice())?;
+    Ok((response.summary.unwrap_or_default(), began.elapsed()))
 }
 
 async fn reconcile(load: LoadArgs, products: usize, latency: Duration) -> Result<(), Box<dyn std::error::Error>> {

@@ -291,6 +291,24 @@ impl<S: ProductStore> Catalog<S> {
         writer.await
     }
 
+    /// Saves the operation `id` as done, with `error` (or, without one, its
+    /// response); `stamp` records the end in its metadata, told whether a
+    /// cancel was asked for. Whether this process saved it (`false`: another
+    /// holds it now, and its run reports the outcome).
+    pub(super) async fn save_finished(
+        &self,
+        id: &str,
+        job: &mut ImportJob,
+        error: Option<Status>,
+        stamp: impl FnOnce(&mut ImportJob, bool),
+    ) -> Result<bool, StoreError> {
+        let cancel_requested = self.store.operation(id).await?.is_some_and(|r| r.cancel_requested);
+        stamp(job, cancel_requested);
+        job.done = true;
+        job.error = error;
+        self.store.save_operation(id, true, &job.encode_to_vec()).await
+    }
+
     /// Renews the operation's lease (on a store that has leases) until
     /// dropped.
     pub(super) fn lease_renewer(&self, id: &str) -> Option<AbortOnDrop> {
@@ -316,18 +334,19 @@ impl<S: ProductStore> Catalog<S> {
 
     /// Ends the import with `error`, or with its response.
     async fn finish(&self, id: &str, mut job: ImportJob, error: Option<Status>) -> Result<(), StoreError> {
-        let cancel_requested = self.store.operation(id).await?.is_some_and(|r| r.cancel_requested);
-        let metadata = job.metadata_mut();
-        metadata.end_time = Some(now());
-        metadata.update_time = metadata.end_time;
-        metadata.cancel_requested = cancel_requested;
-        let summary = metadata.clone();
-        job.done = true;
-        job.error = error;
-        if !self.store.save_operation(id, true, &job.encode_to_vec()).await? {
+        let saved = self
+            .save_finished(id, &mut job, error, |job, cancel_requested| {
+                let metadata = job.metadata_mut();
+                metadata.end_time = Some(now());
+                metadata.update_time = metadata.end_time;
+                metadata.cancel_requested = cancel_requested;
+            })
+            .await?;
+        if !saved {
             // Another process holds it now: its run reports the outcome.
             return Ok(());
         }
+        let summary = job.metadata();
         match &job.error {
             None => tracing::info!(
                 operation = %operation_id(id),

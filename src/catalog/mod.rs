@@ -278,6 +278,30 @@ impl<S: ProductStore> Catalog<S> {
         !self.sync.enabled.is_empty()
     }
 
+    /// The vendors a call acts on: those `asked`, or (when none are) every
+    /// one in `holding` this server is configured for. Nothing can be done at
+    /// a vendor this server does not reach: that is said (for one asked for,
+    /// or when no vendor is left), rather than answered OK.
+    fn target_vendors(
+        &self,
+        holding: &BTreeSet<Vendor>,
+        asked: &BTreeSet<Vendor>,
+    ) -> Result<BTreeSet<Vendor>, CatalogError> {
+        let targets: BTreeSet<Vendor> = if asked.is_empty() {
+            holding.intersection(&self.sync.enabled).copied().collect()
+        } else {
+            asked.clone()
+        };
+        let unreachable: Vec<Vendor> = match (asked.is_empty(), targets.is_empty()) {
+            (true, true) => holding.iter().copied().collect(),
+            _ => targets.difference(&self.sync.enabled).copied().collect(),
+        };
+        match unreachable.is_empty() {
+            true => Ok(targets),
+            false => Err(CatalogError::VendorsNotConfigured { vendors: unreachable }),
+        }
+    }
+
     /// Tells the sync worker a change may be waiting (when any can be).
     fn wake_sync(&self) {
         if self.announces() {
@@ -464,15 +488,7 @@ impl<S: ProductStore> Catalog<S> {
         let id = parse_product_name(&request.name, "name")
             .map_err(|v| violations.push(v))
             .ok();
-        let mut asked = BTreeSet::new();
-        for (i, vendor) in request.vendors.iter().enumerate() {
-            match Vendor::from_pb(*vendor) {
-                Some(v) => {
-                    asked.insert(v);
-                }
-                None => violations.push(FieldViolation::new(format!("vendors[{i}]"), "is not a vendor")),
-            }
-        }
+        let asked = vendors_from_request(&request.vendors, &mut violations);
         let (Some(id), true) = (id, violations.is_empty()) else {
             return Err(CatalogError::InvalidArgument(violations));
         };
@@ -487,29 +503,7 @@ impl<S: ProductStore> Catalog<S> {
                 .into_iter()
                 .filter(|v| v.has_profile(&product) || vendors::sync_entry(&product, *v).is_some())
                 .collect();
-            let targets: BTreeSet<Vendor> = if asked.is_empty() {
-                holding
-                    .iter()
-                    .filter(|v| self.sync.enabled.contains(v))
-                    .copied()
-                    .collect()
-            } else {
-                asked.clone()
-            };
-            // Nothing can be sent to a vendor this server does not reach: say
-            // so (for one asked for, or when no vendor is left), rather than
-            // answer OK and leave the copy DISABLED.
-            let unreachable: Vec<Vendor> = match (asked.is_empty(), targets.is_empty()) {
-                (true, true) => holding.into_iter().collect(),
-                _ => targets
-                    .iter()
-                    .filter(|v| !self.sync.enabled.contains(v))
-                    .copied()
-                    .collect(),
-            };
-            if !unreachable.is_empty() {
-                return Err(CatalogError::VendorsNotConfigured { vendors: unreachable });
-            }
+            let targets = self.target_vendors(&holding, &asked)?;
             // A resend asked for is a push: it goes over whatever the vendor
             // holds now, a drift found before included.
             for vendor in &targets {
@@ -724,6 +718,20 @@ fn requested_or_new_id(requested: &str, violations: &mut Vec<FieldViolation>) ->
         violations.push(FieldViolation::new("product_id", why));
     }
     requested.to_owned()
+}
+
+/// The vendors a request lists (`vendors[i]`), each one checked.
+fn vendors_from_request(values: &[i32], violations: &mut Vec<FieldViolation>) -> BTreeSet<Vendor> {
+    let mut asked = BTreeSet::new();
+    for (i, value) in values.iter().enumerate() {
+        match Vendor::from_pb(*value) {
+            Some(vendor) => {
+                asked.insert(vendor);
+            }
+            None => violations.push(FieldViolation::new(format!("vendors[{i}]"), "is not a vendor")),
+        }
+    }
+    asked
 }
 
 fn vendor_from_request(value: i32, violations: &mut Vec<FieldViolation>) -> Option<Vendor> {

@@ -24,7 +24,7 @@ use prost::Message;
 use super::adopt::{held_copy, without_profile};
 use super::import::{CANCELLED, FAILED_PRECONDITION, status};
 use super::operations::{ImportJob, ReconcileJob, operation_id, operation_view};
-use super::{Catalog, CatalogError, new_etag, now, updated, vendor_from_request};
+use super::{Catalog, CatalogError, new_etag, now, updated, vendor_from_request, vendors_from_request};
 use crate::domain::field_mask::UpdateMask;
 use crate::domain::names::{parse_product_name, product_name};
 use crate::domain::sync_plan::{self as plan, DriftPolicy, EVERYTHING};
@@ -123,15 +123,7 @@ impl<S: ProductStore> Catalog<S> {
             .flatten();
         let chosen = asked_policy.is_some();
         let policy = asked_policy.unwrap_or(self.drift_policy);
-        let mut asked = BTreeSet::new();
-        for (i, vendor) in request.vendors.iter().enumerate() {
-            match Vendor::from_pb(*vendor) {
-                Some(v) => {
-                    asked.insert(v);
-                }
-                None => violations.push(FieldViolation::new(format!("vendors[{i}]"), "is not a vendor")),
-            }
-        }
+        let asked = vendors_from_request(&request.vendors, &mut violations);
         let (Some(id), true) = (id, violations.is_empty()) else {
             return Err(CatalogError::InvalidArgument(violations));
         };
@@ -142,26 +134,7 @@ impl<S: ProductStore> Catalog<S> {
             .into_iter()
             .filter(|v| held_copy(&product, *v).is_some())
             .collect();
-        let targets: BTreeSet<Vendor> = if asked.is_empty() {
-            holding
-                .iter()
-                .filter(|v| self.sync.enabled.contains(v))
-                .copied()
-                .collect()
-        } else {
-            asked.clone()
-        };
-        let unreachable: Vec<Vendor> = match (asked.is_empty(), targets.is_empty()) {
-            (true, true) => holding.iter().copied().collect(),
-            _ => targets
-                .iter()
-                .filter(|v| !self.sync.enabled.contains(v))
-                .copied()
-                .collect(),
-        };
-        if !unreachable.is_empty() {
-            return Err(CatalogError::VendorsNotConfigured { vendors: unreachable });
-        }
+        let targets = self.target_vendors(&holding, &asked)?;
         if let Some(vendor) = targets.iter().find(|v| !holding.contains(v)) {
             return Err(CatalogError::NotLinked {
                 name: request.name.clone(),
@@ -638,21 +611,30 @@ impl<S: ProductStore> Catalog<S> {
         &self,
         id: &str,
         mut job: ImportJob,
-        mut state: ReconcileJob,
+        state: ReconcileJob,
         error: Option<Status>,
     ) -> Result<(), StoreError> {
-        let cancel_requested = self.store.operation(id).await?.is_some_and(|r| r.cancel_requested);
-        let metadata = state.metadata.get_or_insert_with(Default::default);
-        metadata.end_time = Some(now());
-        metadata.update_time = metadata.end_time;
-        metadata.cancel_requested = cancel_requested;
-        let summary = metadata.clone();
-        job.done = true;
-        job.error = error;
         job.reconcile = Some(state);
-        if !self.store.save_operation(id, true, &job.encode_to_vec()).await? {
+        let saved = self
+            .save_finished(id, &mut job, error, |job, cancel_requested| {
+                let metadata = job
+                    .reconcile
+                    .get_or_insert_with(Default::default)
+                    .metadata
+                    .get_or_insert_with(Default::default);
+                metadata.end_time = Some(now());
+                metadata.update_time = metadata.end_time;
+                metadata.cancel_requested = cancel_requested;
+            })
+            .await?;
+        if !saved {
             return Ok(());
         }
+        let summary = job
+            .reconcile
+            .as_ref()
+            .and_then(|r| r.metadata.clone())
+            .unwrap_or_default();
         match &job.error {
             None => tracing::info!(
                 operation = %operation_id(id),

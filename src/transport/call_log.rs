@@ -127,7 +127,7 @@ impl LineBudget {
     /// `Some(left out before)` when a line may be logged now (with how many
     /// were left out since the last one logged), `None` when it is over
     /// the budget.
-    fn admit(&self) -> Option<u64> {
+    fn admit(&'static self) -> Option<u64> {
         let now = started().elapsed().as_secs();
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (second, logged, left_out) = &mut *state;
@@ -141,9 +141,9 @@ impl LineBudget {
                 // The first line left out: say how many, a second from now,
                 // even if no other failure comes to say it.
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async {
+                    runtime.spawn(async move {
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        FAILED_CALL_LINES.report_left_out();
+                        self.report_left_out();
                     });
                 }
             }
@@ -282,7 +282,8 @@ mod tests {
 
     #[test]
     fn failed_call_lines_stay_within_their_budget() {
-        let budget = LineBudget::new(3);
+        static BUDGET: LineBudget = LineBudget::new(3);
+        let budget = &BUDGET;
         let admitted: Vec<Option<u64>> = (0..5).map(|_| budget.admit()).collect();
         assert_eq!(&admitted[..3], [Some(0), Some(0), Some(0)]);
         assert_eq!(&admitted[3..], [None, None]);

@@ -254,6 +254,24 @@ pub async fn increment_label(
     client.update_product(request).await.map(|_| ())
 }
 
+/// The product's sync entry for `vendor` (failing the test without one).
+pub fn entry(product: &Product, vendor: producthub::pb::Vendor) -> producthub::pb::VendorSync {
+    product
+        .sync
+        .iter()
+        .find(|s| s.vendor == vendor as i32)
+        .cloned()
+        .unwrap_or_else(|| panic!("no sync entry for {vendor:?}: {:?}", product.sync))
+}
+
+/// Whether every vendor holding a copy has the product as it is now.
+pub fn all_synced(p: &Product) -> bool {
+    !p.sync.is_empty()
+        && p.sync
+            .iter()
+            .all(|s| s.state == producthub::pb::SyncState::Synced as i32 && s.synced_etag == p.etag)
+}
+
 /// A product with a profile for each of the three vendors.
 pub fn everywhere() -> Product {
     Product {
