@@ -79,6 +79,16 @@ fn reconcile(name: &str, vendors: &[Vendor], policy: ReconcilePolicy) -> Reconci
     }
 }
 
+/// Changes the station's description (and nothing else) in producthub.
+async fn describe(client: &mut ProductServiceClient<Channel>, description: &str) -> Product {
+    let patch = Product {
+        name: "products/station".into(),
+        description: description.into(),
+        ..Default::default()
+    };
+    update(client, patch, &["description"]).await
+}
+
 async fn created_everywhere(client: &mut ProductServiceClient<Channel>, id: &str) -> Product {
     create(client, id, everywhere()).await;
     wait_for(client, &format!("products/{id}"), "the creates", all_synced).await
@@ -282,16 +292,7 @@ async fn under_report_a_later_update_does_not_overwrite_the_vendors_change() {
     v.cryptlex
         .edit(&key, |copy| copy["trialPolicyId"] = json!("tp-console"));
 
-    let changed = update(
-        &mut client,
-        Product {
-            name: "products/station".into(),
-            description: "New words".into(),
-            ..Default::default()
-        },
-        &["description"],
-    )
-    .await;
+    let changed = describe(&mut client, "New words").await;
     let after = wait_for(&mut client, "products/station", "the deliveries", |p| {
         entry(p, Vendor::Cryptlex).state == SyncState::Drifted as i32
             && [Vendor::Enos, Vendor::Revenium]
@@ -569,16 +570,7 @@ async fn an_update_the_vendor_applied_but_whose_answer_was_lost_is_not_drift() {
     let mut client = server.client().await;
     let product = created_everywhere(&mut client, "station").await;
     v.cryptlex.set(|b| b.lose_next_answer = true);
-    let changed = update(
-        &mut client,
-        Product {
-            name: "products/station".into(),
-            description: "Applied, answer lost".into(),
-            ..Default::default()
-        },
-        &["description"],
-    )
-    .await;
+    let changed = describe(&mut client, "Applied, answer lost").await;
     // The retry finds the copy holding just what producthub sends.
     let after = wait_for(&mut client, "products/station", "the retried delivery", |p| {
         let e = entry(p, Vendor::Cryptlex);

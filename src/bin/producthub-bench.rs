@@ -947,6 +947,19 @@ async fn fake_cryptlex(
     Ok(format!("http://{addr}"))
 }
 
+/// producthub's own vendor client, configured for the fake Cryptlex at `url`.
+fn fake_cryptlex_connections(url: &str) -> Result<Connections, Box<dyn std::error::Error>> {
+    let config = VendorsConfig {
+        cryptlex: Some(cryptlex::Config {
+            base_url: url.to_owned(),
+            access_token: Secret::new(FAKE_TOKEN),
+            webhook_token: None,
+        }),
+        ..Default::default()
+    };
+    Ok(Connections::new(&config, Duration::from_secs(30))?)
+}
+
 /// Runs one import to its end; its response and how long it took.
 async fn timed_import(
     channel: &Channel,
@@ -1008,15 +1021,7 @@ async fn import(load: LoadArgs, products: usize, latency: Duration) -> Result<()
     );
     // The ceiling: the same catalog read page by page through producthub's
     // own client, writing nothing.
-    let config = VendorsConfig {
-        cryptlex: Some(cryptlex::Config {
-            base_url: vendor.clone(),
-            access_token: Secret::new(FAKE_TOKEN),
-            webhook_token: None,
-        }),
-        ..Default::default()
-    };
-    let connections = Connections::new(&config, Duration::from_secs(30))?;
+    let connections = fake_cryptlex_connections(&vendor)?;
     let settings = VendorSettings::default();
     let listing = Listing::new(
         &connections,
@@ -1113,15 +1118,7 @@ async fn reconcile(load: LoadArgs, products: usize, latency: Duration) -> Result
     );
     // The ceiling: one GET per copy through producthub's own client, as many
     // in flight as a reconcile keeps, nothing compared or written.
-    let config = VendorsConfig {
-        cryptlex: Some(cryptlex::Config {
-            base_url: vendor.clone(),
-            access_token: Secret::new(FAKE_TOKEN),
-            webhook_token: None,
-        }),
-        ..Default::default()
-    };
-    let connections = Connections::new(&config, Duration::from_secs(30))?;
+    let connections = fake_cryptlex_connections(&vendor)?;
     let settings = VendorSettings::default();
     let adapter = producthub::vendors::Vendor::Cryptlex.adapter();
     let began = Instant::now();
