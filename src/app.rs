@@ -103,6 +103,24 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) ->
     if config.webhook_listen.is_some() && !Webhooks::new(&config.vendors).any() {
         return Err(ServeError::NoWebhooks);
     }
+    let mut config = config;
+    let limits = &mut config.grpc.connections;
+    let fits = transport::fit_to_descriptor_limit(limits.max_connections);
+    if fits < limits.max_connections {
+        if limits.max_connections_given {
+            tracing::warn!(
+                max_connections = limits.max_connections,
+                fits,
+                "--max-connections is more than the open-file limit (ulimit -n) leaves room for; past it, new connections wait"
+            );
+        } else {
+            tracing::info!(
+                max_connections = fits,
+                "at most this many connections, to fit the open-file limit (ulimit -n)"
+            );
+            limits.max_connections = fits;
+        }
+    }
     let listener = transport::bind(config.listen).map_err(|e| bind_error(config.listen, e))?;
     let side = Listeners {
         metrics: bind_http(config.metrics_listen).await?,
@@ -126,7 +144,7 @@ async fn serve_with<S: ProductStore>(
     config: Config,
     store: S,
     store_shown: String,
-    (incoming, local_addr): (transport::TcpIncoming, SocketAddr),
+    listener: transport::Listener,
     side: Listeners,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
@@ -226,10 +244,11 @@ async fn serve_with<S: ProductStore>(
         None => None,
     };
 
+    let local_addr = listener.local_addr;
     tracing::info!(addr = %local_addr, "listening");
     println!("producthub listening on {local_addr}");
     let grace = config.grpc.shutdown_grace;
-    transport::serve_grpc(catalog, incoming, config.grpc, shutdown).await?;
+    transport::serve_grpc(catalog, listener, config.grpc, shutdown).await?;
 
     // The worker finishes its current call (bounded); anything cut short is
     // delivered again after the next start.

@@ -14,7 +14,7 @@ use producthub::cli;
 use producthub::domain::sync_plan::DriftPolicy;
 use producthub::storage::{PostgresOptions, SledOptions, redact_url};
 use producthub::sync::RetryPolicy;
-use producthub::transport::{GrpcOptions, TlsFiles, Tokens};
+use producthub::transport::{ConnectionLimits, GrpcOptions, TlsFiles, Tokens};
 use producthub::vendors::VendorArgs;
 
 /// glibc's allocator spent about 13 % of a create in malloc/free and its arena
@@ -183,6 +183,29 @@ struct ServeArgs {
     /// does not answer in 20 s is disconnected. 0 sends none.
     #[arg(long, env = "PRODUCTHUB_KEEPALIVE_SECS", default_value_t = 30)]
     keepalive_secs: u64,
+
+    /// Connections open at once; more are closed as soon as they are
+    /// accepted. Default: 10 000, or fewer to fit the process's open-file
+    /// limit (`ulimit -n`, raised to its hard limit first) less 256
+    /// descriptors. A number given here is kept, with a warning if it does not fit.
+    #[arg(long, env = "PRODUCTHUB_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+
+    /// Seconds a new connection has to send its HTTP/2 preface (with TLS: to
+    /// finish the TLS handshake) before it is closed.
+    #[arg(long, env = "PRODUCTHUB_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    handshake_timeout_secs: u64,
+
+    /// Seconds a connection may have no call open (watch streams count as
+    /// open) before it is closed; 0 never closes idle connections.
+    #[arg(long, env = "PRODUCTHUB_IDLE_TIMEOUT_SECS", default_value_t = 300)]
+    idle_timeout_secs: u64,
+
+    /// Bytes of request messages held at once, by every call together; a
+    /// call whose message would exceed it is refused with RESOURCE_EXHAUSTED
+    /// before its body is read.
+    #[arg(long, env = "PRODUCTHUB_MAX_REQUEST_BYTES_IN_FLIGHT", default_value_t = 64 * 1024 * 1024)]
+    max_request_bytes_in_flight: usize,
 
     /// ListProducts calls run at once (default: two per core); more are
     /// refused at once with RESOURCE_EXHAUSTED and a retry delay, so a flood
@@ -403,6 +426,16 @@ fn main() -> ExitCode {
             shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_secs),
             max_streams_per_connection: args.max_streams_per_connection,
             keepalive: (args.keepalive_secs > 0).then(|| std::time::Duration::from_secs(args.keepalive_secs)),
+            connections: ConnectionLimits {
+                max_connections: args.max_connections.map_or(ConnectionLimits::DEFAULT_MAX, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                }),
+                max_connections_given: args.max_connections.is_some(),
+                handshake_timeout: std::time::Duration::from_secs(args.handshake_timeout_secs),
+                idle_timeout: (args.idle_timeout_secs > 0)
+                    .then(|| std::time::Duration::from_secs(args.idle_timeout_secs)),
+            },
+            max_request_bytes_in_flight: args.max_request_bytes_in_flight,
         },
         vendors,
         retry: retry_policy(&args),

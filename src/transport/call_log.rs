@@ -175,14 +175,7 @@ fn started() -> Instant {
 /// The caller's address, as the connection tells it (plain or TLS); `-`
 /// when unknown.
 fn peer<B>(request: &http::Request<B>) -> String {
-    let extensions = request.extensions();
-    let plain = extensions
-        .get::<tonic::transport::server::TcpConnectInfo>()
-        .and_then(|info| info.remote_addr());
-    let tls = extensions
-        .get::<tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>>()
-        .and_then(|info| info.get_ref().remote_addr());
-    plain.or(tls).map_or_else(|| "-".to_owned(), |addr| addr.to_string())
+    super::connections::conn_info(request).map_or_else(|| "-".to_owned(), |info| info.remote_addr.to_string())
 }
 
 /// The canonical upper-case name of a code, as gRPC documents them.

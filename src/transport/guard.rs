@@ -2,6 +2,11 @@
 //! token is checked (when authentication is on), and a ProductService call is
 //! admitted only while fewer than the configured number are in flight.
 //!
+//! Every call's request message is also charged, by the length its gRPC
+//! frame declares, against one budget of request bytes in flight; a call that
+//! would exceed it is refused before its body is read, so a flood of large
+//! requests cannot make the server buffer them all.
+//!
 //! A call over the limit is refused at once with UNAVAILABLE instead of being
 //! queued: under overload a queue only grows memory and latency, while a quick
 //! refusal lets the client back off and retry (UNAVAILABLE is the code gRPC
@@ -13,7 +18,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::sync::Semaphore;
+use bytes::Bytes;
+use http_body::Body as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::body::Body;
 use tower::{Layer, Service};
 
 use super::auth::{self, CallerScope, Needs, Scope, Tokens};
@@ -33,6 +41,8 @@ pub enum Refusal {
     PreviewOnly,
     /// `limit` calls were already in flight.
     Overloaded { limit: usize },
+    /// The request's message would take the request bytes in flight past the budget.
+    RequestMemory { budget_bytes: usize, message_bytes: usize },
 }
 
 /// Who may call, and how many ProductService calls may run at once.
@@ -42,17 +52,38 @@ pub struct GuardLayer {
     open_probes: bool,
     limit: usize,
     in_flight: Arc<Semaphore>,
+    request_bytes: RequestBytes,
+}
+
+/// The budget of request bytes in flight, kept in KiB so one message's
+/// charge fits a semaphore's `u32` acquire.
+#[derive(Debug, Clone)]
+struct RequestBytes {
+    budget_bytes: usize,
+    kib: Arc<Semaphore>,
 }
 
 impl GuardLayer {
-    /// `tokens: None` turns authentication off.
-    pub fn new(tokens: Option<Tokens>, open_probes: bool, max_in_flight: usize) -> Self {
+    /// `tokens: None` turns authentication off. The request-byte budget is
+    /// at least one message of the largest size accepted.
+    pub fn new(
+        tokens: Option<Tokens>,
+        open_probes: bool,
+        max_in_flight: usize,
+        request_bytes_budget: usize,
+        max_message_bytes: usize,
+    ) -> Self {
         let limit = max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
+        let budget_bytes = request_bytes_budget.max(max_message_bytes).max(1024);
         Self {
             tokens: tokens.map(Arc::new),
             open_probes,
             limit,
             in_flight: Arc::new(Semaphore::new(limit)),
+            request_bytes: RequestBytes {
+                budget_bytes,
+                kib: Arc::new(Semaphore::new((budget_bytes / 1024).min(Semaphore::MAX_PERMITS))),
+            },
         }
     }
 
@@ -98,9 +129,9 @@ pub struct Guard<S> {
 
 const SHED_PREFIX: &str = "/producthub.v1.ProductService/";
 
-impl<S, ReqBody> Service<http::Request<ReqBody>> for Guard<S>
+impl<S> Service<http::Request<Body>> for Guard<S>
 where
-    S: Service<http::Request<ReqBody>, Response = http::Response<tonic::body::Body>>,
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
 {
@@ -112,7 +143,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         match self.layer.check_caller(&request) {
             Err(refusal) => return refuse(&refusal),
             // For the handlers whose need depends on the request.
@@ -121,7 +152,8 @@ where
             }
             Ok(None) => {}
         }
-        let permit = if request.uri().path().starts_with(SHED_PREFIX) {
+        let path = request.uri().path();
+        let permit = if path.starts_with(SHED_PREFIX) {
             match self.layer.in_flight.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
@@ -133,14 +165,118 @@ where
         } else {
             None
         };
-        let response = self.inner.call(request);
+        let budgeted = !path.starts_with(UNBUDGETED_PREFIX);
+        // The service that was made ready answers this call; a fresh clone
+        // waits for the next (the tower contract for calls that start later).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let request_bytes = self.layer.request_bytes.clone();
         Box::pin(async move {
-            let result = response.await;
+            let charge = if budgeted {
+                let (parts, body) = request.into_parts();
+                match request_bytes.charge(body).await {
+                    Ok((body, charge)) => {
+                        request = http::Request::from_parts(parts, body);
+                        charge
+                    }
+                    Err(refusal) => return Ok(refusal_status(&refusal).into_http::<Body>()),
+                }
+            } else {
+                None
+            };
+            let result = inner.call(request).await;
             // Held until the handler has answered (for a stream, until its
             // first response; the stream itself is not counted).
             drop(permit);
+            drop(charge);
             result
         })
+    }
+}
+
+/// Health checks are never refused; reflection streams carry tiny requests.
+const UNBUDGETED_PREFIX: &str = "/grpc.";
+
+impl RequestBytes {
+    /// Reads the body up to its first gRPC frame header and charges the
+    /// message length it declares; the body is handed back whole.
+    async fn charge(&self, mut body: Body) -> Result<(Body, Option<OwnedSemaphorePermit>), Refusal> {
+        let mut seen: Vec<Bytes> = Vec::new();
+        let mut header = [0u8; FRAME_HEADER];
+        let mut have = 0;
+        let mut trailers = None;
+        while have < FRAME_HEADER {
+            let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+            let Some(Ok(frame)) = frame else {
+                // The end, or a broken body: tonic reports it as it would.
+                break;
+            };
+            match frame.into_data() {
+                Ok(data) => {
+                    let take = (FRAME_HEADER - have).min(data.len());
+                    header[have..have + take].copy_from_slice(&data[..take]);
+                    have += take;
+                    seen.push(data);
+                }
+                Err(frame) => {
+                    trailers = Some(frame);
+                    break;
+                }
+            }
+        }
+        let replayed = Body::new(Replay {
+            seen: seen.into(),
+            trailers,
+            rest: body,
+        });
+        if have < FRAME_HEADER {
+            return Ok((replayed, None));
+        }
+        let message_bytes = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        // Rounded up: every message costs at least a KiB of the budget.
+        let kib = u32::try_from(message_bytes / 1024 + 1).unwrap_or(u32::MAX);
+        match self.kib.clone().try_acquire_many_owned(kib) {
+            Ok(permit) => Ok((replayed, Some(permit))),
+            Err(_) => {
+                metrics::counter!("producthub_request_memory_refused_total").increment(1);
+                Err(Refusal::RequestMemory {
+                    budget_bytes: self.budget_bytes,
+                    message_bytes,
+                })
+            }
+        }
+    }
+}
+
+/// A gRPC message's frame header: a compression flag and a 4-byte length.
+const FRAME_HEADER: usize = 5;
+
+/// A request body whose first frames were read already, given again first.
+struct Replay {
+    seen: std::collections::VecDeque<Bytes>,
+    trailers: Option<http_body::Frame<Bytes>>,
+    rest: Body,
+}
+
+impl http_body::Body for Replay {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if let Some(data) = self.seen.pop_front() {
+            return Poll::Ready(Some(Ok(http_body::Frame::data(data))));
+        }
+        if let Some(trailers) = self.trailers.take() {
+            return Poll::Ready(Some(Ok(trailers)));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.seen.is_empty() && self.trailers.is_none() && self.rest.is_end_stream()
     }
 }
 
@@ -160,7 +296,7 @@ mod tests {
 
     fn guard(open_probes: bool) -> GuardLayer {
         let tokens = Tokens::parse(&format!("read-write {WRITER}\nread-only {READER}")).unwrap();
-        GuardLayer::new(Some(tokens), open_probes, 8)
+        GuardLayer::new(Some(tokens), open_probes, 8, 1 << 20, 1 << 20)
     }
 
     fn request(path: &str, authorization: Option<&str>) -> http::Request<()> {
@@ -217,7 +353,7 @@ mod tests {
 
     #[test]
     fn without_tokens_everyone_may_call() {
-        let open = GuardLayer::new(None, false, 8);
+        let open = GuardLayer::new(None, false, 8, 1 << 20, 1 << 20);
         assert_eq!(open.check_caller(&request(UPDATE, None)), Ok(None));
     }
 }

@@ -7,6 +7,7 @@
 
 mod auth;
 mod call_log;
+mod connections;
 mod guard;
 pub mod metrics;
 mod server;
@@ -15,7 +16,7 @@ mod status;
 pub mod webhooks;
 
 pub use auth::{Scope, Tokens, TokensError};
-pub use server::{GrpcError, GrpcOptions, TlsFiles, bind, serve_grpc};
+pub use connections::{ConnectionLimits, Listener, bind, fit_to_descriptor_limit};
+pub use server::{GrpcError, GrpcOptions, TlsFiles, serve_grpc};
 pub use service::ProductApi;
 pub use status::{to_status, vendor_error_code};
-pub use tonic::transport::server::TcpIncoming;

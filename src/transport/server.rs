@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use super::auth::Tokens;
 use super::call_log::CallLogLayer;
+use super::connections::{self, CallTrackingLayer, ConnectionLimits, Listener};
 use super::guard::GuardLayer;
 use super::service::{OperationsApi, ProductApi};
 use crate::catalog::Catalog;
@@ -47,6 +47,10 @@ pub struct GrpcOptions {
     /// HTTP/2 ping interval on idle connections; a peer that does not answer
     /// within [`KEEPALIVE_TIMEOUT`] is disconnected. `None`: no pings.
     pub keepalive: Option<Duration>,
+    /// How many connections, and how long one may take to start or sit idle.
+    pub connections: ConnectionLimits,
+    /// Bytes of request messages all calls may hold at once.
+    pub max_request_bytes_in_flight: usize,
 }
 
 /// How long a peer has to answer a keepalive ping.
@@ -83,20 +87,12 @@ pub enum GrpcError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
-/// A bound listener for [`serve_grpc`], and the address it got (useful with
-/// port 0).
-pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<(TcpIncoming, std::net::SocketAddr)> {
-    let incoming = TcpIncoming::bind(addr)?.with_nodelay(Some(true));
-    let local = incoming.local_addr()?;
-    Ok((incoming, local))
-}
-
 /// Serves gRPC on `incoming` until `shutdown` resolves, then reports NOT_SERVING,
 /// ends watch streams, and lets the calls in flight finish for at most
 /// `options.shutdown_grace`.
 pub async fn serve_grpc<S: ProductStore>(
     catalog: Arc<Catalog<S>>,
-    incoming: TcpIncoming,
+    listener: Listener,
     options: GrpcOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
@@ -121,11 +117,14 @@ pub async fn serve_grpc<S: ProductStore>(
     // Graceful shutdown waits for every connection to close; a client that
     // never does must not keep the server up, so the wait is bounded.
     let shutdown_requested = Arc::new(Notify::new());
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     let signal = {
         let requested = shutdown_requested.clone();
         let health = health.clone();
         async move {
             shutdown.await;
+            // Connections still without their preface close now.
+            let _ = stopping_tx.send(true);
             // Watch streams never end by themselves; graceful shutdown would
             // wait the whole grace period for them.
             catalog.close_watches();
@@ -143,18 +142,26 @@ pub async fn serve_grpc<S: ProductStore>(
         .max_concurrent_streams(options.max_streams_per_connection.max(1))
         .http2_keepalive_interval(options.keepalive)
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
-        // Dead peers' connections are noticed by the kernel too.
-        .tcp_keepalive(Some(Duration::from_secs(60)));
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES);
     if let Some(tls) = &options.tls {
-        let mut tls_config = ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
+        let mut tls_config = ServerTlsConfig::new()
+            .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
+            .timeout(options.connections.handshake_timeout);
         if let Some(ca) = &tls.client_ca_pem {
             tls_config = tls_config.client_ca_root(Certificate::from_pem(ca));
         }
         builder = builder.tls_config(tls_config)?;
     }
-    let guard = GuardLayer::new(options.tokens.clone(), options.open_probes, options.max_in_flight);
+    let guard = GuardLayer::new(
+        options.tokens.clone(),
+        options.open_probes,
+        options.max_in_flight,
+        options.max_request_bytes_in_flight,
+        options.max_message_bytes,
+    );
+    let incoming = connections::incoming(listener, options.connections.clone(), options.tls.is_some(), stopping);
     let serving = builder
+        .layer(CallTrackingLayer)
         .layer(CallLogLayer)
         .layer(guard)
         .add_service(health_service)

@@ -213,6 +213,16 @@ pub fn refusal_status(refusal: &Refusal) -> Status {
                 format!("the server already has {limit} calls in flight; retry with backoff"),
             )
         }
+        Refusal::RequestMemory { budget_bytes, message_bytes } => {
+            details.set_retry_info(Some(OVERLOAD_BACKOFF));
+            (
+                Code::ResourceExhausted,
+                "REQUEST_MEMORY_EXHAUSTED",
+                format!(
+                    "a request of {message_bytes} bytes does not fit in what is left of the server's {budget_bytes} bytes for requests in flight (--max-request-bytes-in-flight); retry with backoff"
+                ),
+            )
+        }
     };
     details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
     Status::with_error_details(code, message, details)

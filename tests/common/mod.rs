@@ -42,7 +42,32 @@ impl Server {
 
     /// Starts a server logging at info level, and returns its stderr lines.
     pub fn start_logged(data_dir: &Path, extra_args: &[&str]) -> (Server, mpsc::Receiver<String>) {
-        let mut server = Self::spawn(data_dir, extra_args, "info", Stdio::piped());
+        Self::logged(Self::spawn(data_dir, extra_args, "info", Stdio::piped()))
+    }
+
+    /// Starts a server logging at info level that may have at most
+    /// `max_open_files` descriptors open (`ulimit -n`, soft and hard).
+    pub fn start_logged_with_open_files_limit(
+        data_dir: &Path,
+        max_open_files: u64,
+        extra_args: &[&str],
+    ) -> (Server, mpsc::Receiver<String>) {
+        let mut command = Command::new("bash");
+        command.args([
+            "-c",
+            &format!("ulimit -n {max_open_files}; exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_producthub"),
+        ]);
+        Self::logged(Self::spawn_command(
+            command,
+            data_dir,
+            extra_args,
+            "info",
+            Stdio::piped(),
+        ))
+    }
+
+    fn logged(mut server: Server) -> (Server, mpsc::Receiver<String>) {
         let stderr = server.child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
