@@ -260,10 +260,12 @@ impl Relay {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_database_gives_unavailable_and_recovers() {
     let store = postgres_database(&format!("relay-{}", uuid::Uuid::new_v4()));
-    // postgres://user@HOST:PORT/db → the relay in front of HOST:PORT.
+    // postgres://user@HOST:PORT[,HOST:PORT…]/db → the relay in front of the
+    // first host (the primary, when there are several).
     let (scheme_user, rest) = store.split_once('@').unwrap();
-    let (host_port, database) = rest.split_once('/').unwrap();
-    let relay = Relay::start(host_port.to_string()).await;
+    let (hosts, database) = rest.split_once('/').unwrap();
+    let primary = hosts.split(',').next().unwrap();
+    let relay = Relay::start(primary.to_string()).await;
     let relayed = format!("{scheme_user}@127.0.0.1:{}/{database}", relay.port);
     let dir = tempfile::tempdir().unwrap();
     let server = start_on(dir.path(), &["--store", &relayed]);

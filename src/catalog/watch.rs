@@ -3,6 +3,7 @@
 //! a small bounded channel, so a slow client holds a cursor, not a backlog.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -11,12 +12,18 @@ use super::{Catalog, CatalogError};
 use crate::domain::filter::Filter;
 use crate::domain::watch_token;
 use crate::pb::{self, ProductChange, WatchProductsRequest};
-use crate::storage::{Change, ChangeKind, LogPosition, ProductStore};
+use crate::storage::{Change, ChangeKind, LogPosition, ProductStore, StoreError};
 
 /// Changes read from the store at a time.
 const BATCH: usize = 256;
 /// Changes buffered for a watcher before its task waits for the client.
 const BUFFER: usize = 64;
+
+/// How long a watcher rides out a store it cannot reach (a database
+/// failover, a network blip) before it ends its stream with UNAVAILABLE.
+const OUTAGE_PATIENCE: Duration = Duration::from_secs(60);
+/// The longest pause between reads while the store cannot be reached.
+const OUTAGE_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// What a watcher receives.
 pub type ChangeStream = ReceiverStream<Result<ProductChange, CatalogError>>;
@@ -82,12 +89,8 @@ impl<S: ProductStore> Catalog<S> {
             // Marked seen before reading, so a change that lands after the
             // read wakes the wait below.
             durable.borrow_and_update();
-            let batch = match self.store.changes(after, BATCH).await {
-                Ok(batch) => batch,
-                Err(error) => {
-                    let _ = sender.send(Err(error.into())).await;
-                    return;
-                }
+            let Some(batch) = ride_out(&sender, &closing, || self.store.changes(after, BATCH)).await else {
+                return;
             };
             if batch.is_empty() {
                 tokio::select! {
@@ -99,16 +102,12 @@ impl<S: ProductStore> Catalog<S> {
             }
             // A trim past this watcher while it was behind ends it; a gap (a
             // change that was never written, e.g. in a crash) does not.
-            match self.store.change_window().await {
-                Ok(window) if after < window.trimmed_through => {
-                    let _ = sender.send(Err(CatalogError::ResumeTokenExpired)).await;
-                    return;
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    let _ = sender.send(Err(error.into())).await;
-                    return;
-                }
+            let Some(window) = ride_out(&sender, &closing, || self.store.change_window()).await else {
+                return;
+            };
+            if after < window.trimmed_through {
+                let _ = sender.send(Err(CatalogError::ResumeTokenExpired)).await;
+                return;
             }
             for change in batch {
                 after = change.position;
@@ -140,5 +139,42 @@ fn to_message(change: Change, log_id: u64) -> ProductChange {
         product: Some(change.product),
         resume_token: watch_token::encode(log_id, (change.position.major, change.position.minor)),
         commit_time: Some(change.commit_time),
+    }
+}
+
+/// Runs a read of the change log, retrying while the store is unreachable for
+/// up to [`OUTAGE_PATIENCE`], so a watch stream outlives a database failover.
+/// `None` when the stream is over: the error was sent, or the client left.
+async fn ride_out<T, Read, Reading>(
+    sender: &mpsc::Sender<Result<ProductChange, CatalogError>>,
+    closing: &tokio::sync::watch::Receiver<bool>,
+    mut read: Read,
+) -> Option<T>
+where
+    Read: FnMut() -> Reading,
+    Reading: Future<Output = Result<T, StoreError>>,
+{
+    let began = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    let mut closing = closing.clone();
+    loop {
+        match read().await {
+            Ok(value) => return Some(value),
+            Err(StoreError::Unavailable(_)) if began.elapsed() < OUTAGE_PATIENCE => {
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = sender.closed() => return None,
+                    _ = closing.changed() => {
+                        let _ = sender.send(Err(CatalogError::ShuttingDown)).await;
+                        return None;
+                    }
+                }
+                pause = (pause * 2).min(OUTAGE_BACKOFF_MAX);
+            }
+            Err(error) => {
+                let _ = sender.send(Err(error.into())).await;
+                return None;
+            }
+        }
     }
 }

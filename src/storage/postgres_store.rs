@@ -233,19 +233,53 @@ fn with_causes(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// A failed read: the database said no, or could not be reached.
-fn read_error(e: tokio_postgres::Error) -> StoreError {
-    match e.code() {
-        Some(_) => StoreError::Backend(e.to_string()),
-        None => StoreError::Unavailable(e.to_string()),
+/// How a database error answers: the server went away (crash or shutdown,
+/// as in a failover), the server takes no writes (a standby, or a primary
+/// demoted), or it refused the statement itself.
+enum Answer {
+    Gone,
+    ReadOnly,
+    Refused,
+}
+
+fn answer(code: &tokio_postgres::error::SqlState) -> Answer {
+    use tokio_postgres::error::SqlState;
+    let code = code.code();
+    if code.starts_with("08")
+        || [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::TOO_MANY_CONNECTIONS,
+        ]
+        .iter()
+        .any(|transient| transient.code() == code)
+    {
+        Answer::Gone
+    } else if code == SqlState::READ_ONLY_SQL_TRANSACTION.code() {
+        Answer::ReadOnly
+    } else {
+        Answer::Refused
     }
 }
 
-/// A failed write: without an answer from the database, it may have committed.
+/// A failed read: the database said no, or could not be reached (then the
+/// caller may retry).
+fn read_error(e: tokio_postgres::Error) -> StoreError {
+    match e.code().map(answer) {
+        Some(Answer::Refused) => StoreError::Backend(with_causes(&e)),
+        Some(Answer::Gone | Answer::ReadOnly) | None => StoreError::Unavailable(with_causes(&e)),
+    }
+}
+
+/// A failed write: without an answer from the database, or when it went away
+/// mid-transaction, it may have committed; a server that takes no writes
+/// wrote nothing.
 fn write_error(e: tokio_postgres::Error) -> StoreError {
-    match e.code() {
-        Some(_) => StoreError::Backend(e.to_string()),
-        None => StoreError::Uncertain(e.to_string()),
+    match e.code().map(answer) {
+        Some(Answer::Refused) => StoreError::Backend(with_causes(&e)),
+        Some(Answer::ReadOnly) => StoreError::Unavailable(with_causes(&e)),
+        Some(Answer::Gone) | None => StoreError::Uncertain(with_causes(&e)),
     }
 }
 

@@ -214,8 +214,18 @@ pub fn postgres_database(key: &str) -> String {
         output.status.success() || stderr.contains("already exists"),
         "cannot create database {name}: {stderr}"
     );
-    let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin);
-    format!("{base}/{name}")
+    with_database(&admin, &name)
+}
+
+/// `url` (`postgres://USER@HOSTS/DB?PARAMS`, one host or several) naming
+/// database `name` instead, its parameters kept.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (path, query) = match url.split_once('?') {
+        Some((path, query)) => (path, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let base = path.rsplit_once('/').map(|(base, _)| base).unwrap_or(path);
+    format!("{base}/{name}{query}")
 }
 
 impl Drop for Server {
