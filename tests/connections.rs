@@ -147,39 +147,45 @@ async fn shutdown_does_not_wait_for_connections_that_never_spoke() {
 }
 
 #[tokio::test]
-async fn connections_past_the_cap_are_closed_at_once_and_places_come_back() {
+async fn at_the_cap_a_silent_connection_gives_way_and_one_that_spoke_does_not() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, _logs) = Server::start_logged(
+    let server = Server::start_with(
         dir.path(),
-        &[
-            "--max-connections",
-            "10",
-            "--handshake-timeout-secs",
-            "4",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
+        &["--max-connections", "4", "--metrics-listen", "127.0.0.1:0"],
     );
-    let began = Instant::now();
-    let _holding = silent_connections(&server.addr, 10).await;
-    let mut extra = silent_connections(&server.addr, 5).await;
+    let mut spoken = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(&server.addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut stream, PREFACE_AND_SETTINGS)
+            .await
+            .unwrap();
+        spoken.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Every place holds a connection that spoke: a new one is closed at once.
+    let mut extra = silent_connections(&server.addr, 3).await;
     assert_eq!(
         count_closed(&mut extra).await,
-        5,
+        3,
         "connections past the cap stayed open"
     );
-    // Closed for the cap, not for the deadline, which had not passed.
-    assert!(began.elapsed() < Duration::from_secs(4), "took {:?}", began.elapsed());
-    common::wait_for_metric(&server, "producthub_connections_closed_total{reason=\"limit\"}", 5.0).await;
-    // Once the silent connections' deadline passes, their places are free.
-    tokio::time::sleep(Duration::from_millis(4500).saturating_sub(began.elapsed())).await;
+    common::wait_for_metric(&server, "producthub_connections_closed_total{reason=\"limit\"}", 3.0).await;
+    assert_eq!(
+        count_closed(&mut spoken).await,
+        0,
+        "a connection that spoke was closed for another"
+    );
+
+    // One place freed and taken by a silent connection: a real client takes it over.
+    drop(spoken.pop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut silent = silent_connections(&server.addr, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(count_closed(&mut silent).await, 0, "it took the free place");
     real_client_is_served(&server).await;
-    common::wait_for_metric(
-        &server,
-        "producthub_connections_closed_total{reason=\"handshake_timeout\"}",
-        10.0,
-    )
-    .await;
+    assert_eq!(count_closed(&mut silent).await, 1, "the silent connection gave way");
+    common::wait_for_metric(&server, "producthub_connections_closed_total{reason=\"evicted\"}", 1.0).await;
+    assert_eq!(count_closed(&mut spoken).await, 0);
 }
 
 #[tokio::test]

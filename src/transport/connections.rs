@@ -11,15 +11,21 @@
 //! holds its place under the cap and ends the connection (a read error, which
 //! hyper turns into a close) when a deadline passes.
 //!
+//! At the cap, a new connection takes the place of the oldest one that has
+//! not yet sent its preface (it would be closed at its deadline anyway), so
+//! connections that never speak cannot lock real clients out; only when every
+//! place holds a connection that has spoken is the new one closed.
+//!
 //! Idle means no call open: [`CallTracking`] counts each connection's calls
 //! from request to the end of the response body, so a WatchProducts stream
 //! keeps its connection busy. Keepalive pings do not make a connection busy.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -27,7 +33,8 @@ use futures_util::Stream;
 use std::future::Future;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::futures::OwnedNotified;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Sleep;
 use tokio_stream::wrappers::WatchStream;
 use tonic::transport::server::Connected;
@@ -171,7 +178,9 @@ impl Drop for OpenCall {
 
 /// The connections accepted from `listener`, within `limits`. Connections
 /// that have not sent their preface are closed as soon as `shutdown` turns
-/// true (hyper would wait for the preface before closing them).
+/// true (hyper would wait for the preface before closing them). Under `tls`
+/// the bytes read are TLS records, so the preface deadline is tonic's TLS
+/// handshake timeout instead, and no connection is evicted.
 pub fn incoming(
     listener: Listener,
     limits: ConnectionLimits,
@@ -187,6 +196,7 @@ pub fn incoming(
         out_of_descriptors: false,
         starved_log: StarvedLog::default(),
         refused: RefusalLog::default(),
+        silent: Arc::default(),
     };
     futures_util::stream::unfold(acceptor, |mut acceptor| async move {
         let conn = acceptor.accept().await;
@@ -203,7 +213,50 @@ struct Acceptor {
     out_of_descriptors: bool,
     starved_log: StarvedLog,
     refused: RefusalLog,
+    silent: Arc<Silent>,
 }
+
+/// The connections that have not yet sent their preface, oldest first.
+#[derive(Default)]
+struct Silent {
+    queue: Mutex<VecDeque<Arc<Eviction>>>,
+}
+
+/// One connection's entry in [`Silent`].
+#[derive(Default)]
+struct Eviction {
+    /// It sent its preface, or it is closed: no longer a candidate.
+    spoke_or_closed: AtomicBool,
+    evict: Arc<Notify>,
+}
+
+impl Silent {
+    fn push(&self) -> Arc<Eviction> {
+        let entry = Arc::new(Eviction::default());
+        let mut queue = self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Connections mostly speak (or time out) in the order they came.
+        while queue.front().is_some_and(|e| e.spoke_or_closed.load(Ordering::Acquire)) {
+            queue.pop_front();
+        }
+        queue.push_back(entry.clone());
+        entry
+    }
+
+    /// Tells the oldest silent connection to close; false if there is none.
+    fn evict_oldest(&self) -> bool {
+        let mut queue = self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while let Some(entry) = queue.pop_front() {
+            if !entry.spoke_or_closed.load(Ordering::Acquire) {
+                entry.evict.notify_one();
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// How long the accept loop waits for an evicted connection's place.
+const EVICTION_WAIT: Duration = Duration::from_millis(200);
 
 /// Running out of descriptors is logged at most once a minute: under attack
 /// it can start and end many times a second.
@@ -225,6 +278,21 @@ impl StarvedLog {
 }
 
 impl Acceptor {
+    /// A place under the cap: a free one, or the place of the oldest
+    /// connection that has not spoken, closed for it.
+    async fn place(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(place) = self.places.clone().try_acquire_owned() {
+            return Some(place);
+        }
+        if !self.silent.evict_oldest() {
+            return None;
+        }
+        tokio::time::timeout(EVICTION_WAIT, self.places.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()
+    }
+
     async fn accept(&mut self) -> Conn {
         loop {
             match self.listener.accept().await {
@@ -233,7 +301,7 @@ impl Acceptor {
                         self.starved_log.logged_this_episode = false;
                         tracing::info!("accepting connections again");
                     }
-                    let Ok(place) = self.places.clone().try_acquire_owned() else {
+                    let Some(place) = self.place().await else {
                         // Closing it at once tells the client now; leaving it in
                         // the kernel's backlog would let it wait for nothing.
                         drop(stream);
@@ -243,14 +311,8 @@ impl Acceptor {
                     };
                     configure(&stream);
                     metrics::counter!("producthub_connections_accepted_total").increment(1);
-                    return Conn::new(
-                        stream,
-                        remote_addr,
-                        place,
-                        &self.limits,
-                        self.tls,
-                        self.shutdown.clone(),
-                    );
+                    let silent = (!self.tls).then(|| self.silent.push());
+                    return Conn::new(stream, remote_addr, place, &self.limits, silent, self.shutdown.clone());
                 }
                 Err(error) if is_out_of_resources(&error) => {
                     metrics::counter!("producthub_accept_errors_total", "kind" => "out_of_descriptors").increment(1);
@@ -324,6 +386,9 @@ pub struct Conn {
     deadline: Pin<Box<Sleep>>,
     shutdown: WatchStream<bool>,
     shutting_down: bool,
+    /// Until the preface: its entry among the silent connections, and the
+    /// signal that its place is wanted.
+    silent: Option<(Arc<Eviction>, Pin<Box<OwnedNotified>>)>,
 }
 
 impl Conn {
@@ -332,11 +397,11 @@ impl Conn {
         remote_addr: SocketAddr,
         place: OwnedSemaphorePermit,
         limits: &ConnectionLimits,
-        tls: bool,
+        silent: Option<Arc<Eviction>>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let shutting_down = *shutdown.borrow();
-        let preface_left = if tls { 0 } else { PREFACE_BYTES };
+        let preface_left = if silent.is_some() { PREFACE_BYTES } else { 0 };
         let first_deadline = if preface_left > 0 {
             Some(limits.handshake_timeout)
         } else {
@@ -356,6 +421,10 @@ impl Conn {
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             shutdown: WatchStream::from_changes(shutdown),
             shutting_down,
+            silent: silent.map(|entry| {
+                let evicted = Box::pin(entry.evict.clone().notified_owned());
+                (entry, evicted)
+            }),
         }
     }
 
@@ -370,6 +439,11 @@ impl Conn {
         if self.preface_left > 0 {
             if self.shutting_down {
                 return Some("shutdown");
+            }
+            if let Some((_, evicted)) = &mut self.silent
+                && evicted.as_mut().poll(cx).is_ready()
+            {
+                return Some("evicted");
             }
             return self
                 .deadline
@@ -399,6 +473,9 @@ impl Conn {
         }
         self.preface_left = self.preface_left.saturating_sub(bytes);
         if self.preface_left == 0 {
+            if let Some((entry, _)) = self.silent.take() {
+                entry.spoke_or_closed.store(true, Ordering::Release);
+            }
             let next = self
                 .idle_timeout
                 .map_or_else(far_future, |after| tokio::time::Instant::now() + after);
@@ -414,6 +491,9 @@ fn far_future() -> tokio::time::Instant {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        if let Some((entry, _)) = &self.silent {
+            entry.spoke_or_closed.store(true, Ordering::Release);
+        }
         metrics::gauge!("producthub_connections_open").decrement(1.0);
     }
 }
