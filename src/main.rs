@@ -23,6 +23,32 @@ use producthub::vendors::VendorArgs;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tracing_subscriber::EnvFilter;
 
+/// How often, at most, an idle worker thread hands its free memory back.
+const RETURN_MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Called when a runtime worker runs out of work: at most once a second per
+/// thread, mimalloc gives the pages freed on this thread back to the system.
+/// mimalloc purges freed pages only while the thread that owns them goes on
+/// allocating, so after a burst (a flood of 4 MiB requests, thousands of
+/// streams) an idle server would otherwise keep its peak memory for good.
+fn return_idle_memory() {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+    }
+    LAST.with(|last| {
+        let now = std::time::Instant::now();
+        if last
+            .get()
+            .is_some_and(|at| now.duration_since(at) < RETURN_MEMORY_EVERY)
+        {
+            return;
+        }
+        last.set(Some(now));
+        // SAFETY: mi_collect only walks and trims this thread's own heap.
+        unsafe { libmimalloc_sys::mi_collect(true) };
+    });
+}
+
 #[derive(Parser)]
 #[command(
     version,
@@ -449,7 +475,11 @@ fn main() -> ExitCode {
         },
         webhook_listen: args.webhook_listen,
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(return_idle_memory)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("producthub: cannot start the async runtime: {e}");

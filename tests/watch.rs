@@ -372,6 +372,10 @@ async fn open_streams_are_limited_and_a_closed_one_frees_its_place() {
         refused.get_details_error_info().map(|i| i.reason).as_deref(),
         Some("TOO_MANY_WATCH_STREAMS")
     );
+    assert!(
+        refused.get_details_retry_info().is_some(),
+        "a retry delay comes with it"
+    );
     // Two open streams do not hold the in-flight limit of 1: unary calls go on.
     create(&mut client, "still-served", "dev").await;
     drop(first);

@@ -2,10 +2,12 @@
 //! token is checked (when authentication is on), and a ProductService call is
 //! admitted only while fewer than the configured number are in flight.
 //!
-//! Every call's request message is also charged, by the length its gRPC
-//! frame declares, against one budget of request bytes in flight; a call that
-//! would exceed it is refused before its body is read, so a flood of large
-//! requests cannot make the server buffer them all.
+//! Every call's request message larger than 64 KiB is also charged, by the
+//! length its gRPC frame declares, against one budget of request bytes in
+//! flight; a call that would exceed it is refused before its body is read, so
+//! a flood of large requests cannot make the server buffer them all. The
+//! bytes are checked before the in-flight limit, so large calls refused for
+//! memory never hold the places cheap calls need.
 //!
 //! A call over the limit is refused at once with UNAVAILABLE instead of being
 //! queued: under overload a queue only grows memory and latency, while a quick
@@ -153,25 +155,20 @@ where
             Ok(None) => {}
         }
         let path = request.uri().path();
-        let permit = if path.starts_with(SHED_PREFIX) {
-            match self.layer.in_flight.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    return refuse(&Refusal::Overloaded {
-                        limit: self.layer.limit,
-                    });
-                }
-            }
-        } else {
-            None
-        };
+        let shed = path.starts_with(SHED_PREFIX);
         let budgeted = !path.starts_with(UNBUDGETED_PREFIX);
         // The service that was made ready answers this call; a fresh clone
         // waits for the next (the tower contract for calls that start later).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let request_bytes = self.layer.request_bytes.clone();
+        let (request_bytes, in_flight, limit) = (
+            self.layer.request_bytes.clone(),
+            self.layer.in_flight.clone(),
+            self.layer.limit,
+        );
         Box::pin(async move {
+            // The bytes first: a flood of large requests refused for memory
+            // then never holds the places cheap calls need.
             let charge = if budgeted {
                 let (parts, body) = request.into_parts();
                 match request_bytes.charge(body).await {
@@ -180,6 +177,14 @@ where
                         charge
                     }
                     Err(refusal) => return Ok(refusal_status(&refusal).into_http::<Body>()),
+                }
+            } else {
+                None
+            };
+            let permit = if shed {
+                match in_flight.try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => return Ok(refusal_status(&Refusal::Overloaded { limit }).into_http::<Body>()),
                 }
             } else {
                 None
@@ -233,7 +238,10 @@ impl RequestBytes {
             return Ok((replayed, None));
         }
         let message_bytes = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-        // Rounded up: every message costs at least a KiB of the budget.
+        if message_bytes <= UNCHARGED_MESSAGE_BYTES {
+            return Ok((replayed, None));
+        }
+        // Rounded up to a whole KiB.
         let kib = u32::try_from(message_bytes / 1024 + 1).unwrap_or(u32::MAX);
         match self.kib.clone().try_acquire_many_owned(kib) {
             Ok(permit) => Ok((replayed, Some(permit))),
@@ -247,6 +255,11 @@ impl RequestBytes {
         }
     }
 }
+
+/// Messages up to this size are not charged: `--max-in-flight` bounds what
+/// they hold (512 × 64 KiB = 32 MiB), and a cheap call must never find the
+/// budget taken by large ones.
+const UNCHARGED_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// A gRPC message's frame header: a compression flag and a 4-byte length.
 const FRAME_HEADER: usize = 5;

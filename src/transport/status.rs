@@ -81,7 +81,11 @@ pub fn to_status(error: &CatalogError) -> Status {
             }
             (Code::FailedPrecondition, "VENDOR_NOT_CONFIGURED")
         }
-        CatalogError::TooManyWatchers { .. } => (Code::ResourceExhausted, "TOO_MANY_WATCH_STREAMS"),
+        CatalogError::TooManyWatchers { .. } => {
+            // A stream closes when its client leaves; a second is a fair wait.
+            details.set_retry_info(Some(WATCH_BACKOFF));
+            (Code::ResourceExhausted, "TOO_MANY_WATCH_STREAMS")
+        }
         CatalogError::TooManyLists { .. } => {
             details.set_retry_info(Some(OVERLOAD_BACKOFF));
             (Code::ResourceExhausted, "TOO_MANY_LISTS")
@@ -246,6 +250,9 @@ pub fn malformed_status(message: String) -> Status {
     details.set_error_info("MALFORMED_REQUEST", ERROR_DOMAIN, HashMap::new());
     Status::with_error_details(Code::InvalidArgument, message, details)
 }
+
+/// The wait suggested when every watch stream is taken.
+const WATCH_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The wait an overloaded server suggests before a retry.
 const OVERLOAD_BACKOFF: Duration = Duration::from_millis(50);
