@@ -44,8 +44,8 @@ fn return_idle_memory() {
             return;
         }
         last.set(Some(now));
-        // SAFETY: mi_collect only walks and trims this thread's own heap.
-        unsafe { libmimalloc_sys::mi_collect(true) };
+        // SAFETY: mi_collect is thread-safe; it trims this thread's heap and purges what is due.
+        unsafe { libmimalloc_sys::mi_collect(false) };
     });
 }
 
@@ -230,7 +230,7 @@ struct ServeArgs {
     /// Bytes of request messages held at once, by every call together; a
     /// call whose message would exceed it is refused with RESOURCE_EXHAUSTED
     /// before its body is read.
-    #[arg(long, env = "PRODUCTHUB_MAX_REQUEST_BYTES_IN_FLIGHT", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, env = "PRODUCTHUB_MAX_REQUEST_BYTES_IN_FLIGHT", default_value_t = 32 * 1024 * 1024)]
     max_request_bytes_in_flight: usize,
 
     /// ListProducts calls run at once (default: two per core); more are

@@ -96,7 +96,7 @@ impl Pair {
         pair.pg_ctl_start(
             "primary",
             &format!(
-                "-p {} -k {socket_dir} -c listen_addresses=127.0.0.1 -c wal_level=replica -c max_wal_senders=5 -c synchronous_standby_names=standby1",
+                "-p {} -k '{socket_dir}' -c listen_addresses=127.0.0.1 -c wal_level=replica -c max_wal_senders=5 -c synchronous_standby_names=standby1",
                 pair.primary_port
             ),
         );
@@ -121,15 +121,18 @@ impl Pair {
         pair.pg_ctl_start(
             "standby",
             &format!(
-                "-p {} -k {socket_dir} -c listen_addresses=127.0.0.1 -c cluster_name=standby1 -c synchronous_standby_names=''",
+                "-p {} -k '{socket_dir}' -c listen_addresses=127.0.0.1 -c cluster_name=standby1 -c synchronous_standby_names=''",
                 pair.standby_port
             ),
         );
         let deadline = Instant::now() + Duration::from_secs(30);
-        while pair.sql(
-            pair.primary_port,
-            "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby1'",
-        ) != "sync"
+        while pair
+            .sql(
+                pair.primary_port,
+                "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby1'",
+            )
+            .as_deref()
+            != Ok("sync")
         {
             assert!(Instant::now() < deadline, "the standby did not become synchronous");
             std::thread::sleep(Duration::from_millis(100));
@@ -170,7 +173,8 @@ impl Pair {
         );
     }
 
-    fn sql(&self, port: u16, query: &str) -> String {
+    /// Runs one statement; its output, or the error it failed with.
+    fn sql(&self, port: u16, query: &str) -> Result<String, String> {
         let output = Command::new(self.bin.join("psql"))
             .args([
                 "-h",
@@ -181,12 +185,15 @@ impl Pair {
                 "producthub",
                 "-d",
                 "postgres",
-                "-qtAc",
-                query,
             ])
+            .args(["-v", "ON_ERROR_STOP=1", "-qtAc", query])
             .output()
             .unwrap();
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+        }
     }
 
     /// Both hosts, primary first; libpq-style clients pick the one that takes writes.
@@ -203,8 +210,19 @@ impl Pair {
         let pid_file = Path::new(&self.data("primary")).join("postmaster.pid");
         let pid = std::fs::read_to_string(pid_file).unwrap();
         let pid = pid.lines().next().unwrap().trim().to_owned();
-        let _ = Command::new("kill").args(["-KILL", &pid]).status();
-        let _ = Command::new("pkill").args(["-KILL", "-P", &pid]).status();
+        // Its children are listed first: once it is dead they belong to init.
+        let children = Command::new("pgrep").args(["-P", &pid]).output().unwrap();
+        let children = String::from_utf8_lossy(&children.stdout).to_string();
+        let mut all: Vec<&str> = children.split_whitespace().collect();
+        assert!(!all.is_empty(), "the primary has no backends to kill");
+        all.push(&pid);
+        // A backend may have ended by itself meanwhile: kill's status is no guide.
+        let _ = Command::new("kill").arg("-KILL").args(&all).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Command::new("kill").args(["-0", &pid]).status().is_ok_and(|s| s.success()) {
+            assert!(Instant::now() < deadline, "the primary survived SIGKILL");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn promote_standby(&self) {
@@ -230,8 +248,8 @@ type Acknowledged = Arc<Mutex<Vec<(String, String)>>>;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_killed_under_write_load_fails_over_to_its_synchronous_standby() {
     let pair = Pair::start();
-    let created = pair.sql(pair.primary_port, "CREATE DATABASE producthub");
-    assert!(created.is_empty(), "{created}");
+    pair.sql(pair.primary_port, "CREATE DATABASE producthub")
+        .expect("create the database");
     let store = pair.url("producthub");
     let cryptlex = fake_vendors::cryptlex().await;
     let cryptlex_url = cryptlex.url();

@@ -263,6 +263,38 @@ fn answer(code: &tokio_postgres::error::SqlState) -> Answer {
     }
 }
 
+/// Per host, when the URL does not say (`connect_timeout`): how long a
+/// connection attempt may take before the next host is tried.
+const HOST_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Settings that let a replica find a new primary after a failover, where the
+/// URL does not choose otherwise: each host gets its own connect timeout (a
+/// machine that is gone answers nothing, and must not use up the time the
+/// next host needs), and TCP keepalives with a user timeout notice a dead
+/// server's connections in about 20 s instead of the kernel's 15 minutes.
+/// Returns the time one connection may take, every host tried.
+fn fit_for_failover(config: &mut tokio_postgres::Config) -> Duration {
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(HOST_CONNECT_TIMEOUT);
+    }
+    // tokio-postgres's defaults: keepalives on, first probe after 2 hours.
+    if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+        config.keepalives_idle(Duration::from_secs(10));
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(Duration::from_secs(5));
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(2);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(20));
+    }
+    let per_host = config.get_connect_timeout().copied().unwrap_or(HOST_CONNECT_TIMEOUT);
+    let hosts = u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
+    per_host.saturating_mul(hosts) + Duration::from_secs(2)
+}
+
 /// A failed read: the database said no, or could not be reached (then the
 /// caller may retry).
 fn read_error(e: tokio_postgres::Error) -> StoreError {
@@ -324,7 +356,8 @@ impl PostgresStore {
             database: shown.clone(),
             reason,
         };
-        let config = tokio_postgres::Config::from_str(&options.url).map_err(|e| open_error(e.to_string()))?;
+        let mut config = tokio_postgres::Config::from_str(&options.url).map_err(|e| open_error(e.to_string()))?;
+        let connect_budget = fit_for_failover(&mut config);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -336,7 +369,7 @@ impl PostgresStore {
             .max_size(options.pool_size.max(2))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(5)))
-            .create_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(connect_budget))
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|e| open_error(e.to_string()))?;
@@ -352,7 +385,7 @@ impl PostgresStore {
             .map_err(|e| open_error(e.to_string()))?;
         let log_id = as_u64(row.get(0));
         let (wake, _) = watch::channel(0u64);
-        let listener = tokio::spawn(listen(config, wake.clone()));
+        let listener = tokio::spawn(listen(config, connect_budget, wake.clone()));
         let wrote = std::sync::Arc::new(tokio::sync::Notify::new());
         let notifier = tokio::spawn(notify_others(pool.clone(), wrote.clone()));
         Ok(Self {
@@ -649,11 +682,11 @@ async fn notify_others(pool: Pool, wrote: std::sync::Arc<tokio::sync::Notify>) {
 
 /// Keeps a connection LISTENing for changes, bumping `wake` on each
 /// notification and on a regular tick; reconnects when the connection drops.
-async fn listen(config: tokio_postgres::Config, wake: watch::Sender<u64>) {
+async fn listen(config: tokio_postgres::Config, connect_budget: Duration, wake: watch::Sender<u64>) {
     let bump = |wake: &watch::Sender<u64>| wake.send_modify(|n| *n = n.wrapping_add(1));
-    const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    let connect_timeout = connect_budget;
     loop {
-        let connected = match tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls)).await {
+        let connected = match tokio::time::timeout(connect_timeout, config.connect(NoTls)).await {
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(_) => Err("timed out connecting".to_string()),
         };
@@ -674,7 +707,7 @@ async fn listen(config: tokio_postgres::Config, wake: watch::Sender<u64>) {
                     }
                 });
                 let listen = format!("LISTEN {CHANNEL}");
-                let listening = tokio::time::timeout(CONNECT_TIMEOUT, client.batch_execute(&listen)).await;
+                let listening = tokio::time::timeout(connect_timeout, client.batch_execute(&listen)).await;
                 if matches!(listening, Ok(Ok(()))) {
                     loop {
                         tokio::select! {

@@ -12,9 +12,10 @@
 //! hyper turns into a close) when a deadline passes.
 //!
 //! At the cap, a new connection takes the place of the oldest one that has
-//! not yet sent its preface (it would be closed at its deadline anyway), so
-//! connections that never speak cannot lock real clients out; only when every
-//! place holds a connection that has spoken is the new one closed.
+//! not started a call and is at least a second old (a client that connected
+//! a moment ago may still be sending its first call), so connections that
+//! never call cannot lock real clients out; only when every place holds a
+//! connection that has called, or a younger one, is the new one closed.
 //!
 //! Idle means no call open: [`CallTracking`] counts each connection's calls
 //! from request to the end of the response body, so a WatchProducts stream
@@ -129,6 +130,8 @@ struct Activity {
     open_calls: AtomicUsize,
     /// Milliseconds since [`epoch`] when the last call ended.
     idle_since_ms: AtomicU64,
+    /// Its entry among the connections that may give way, until its first call.
+    eviction: Option<Arc<Eviction>>,
 }
 
 fn epoch() -> Instant {
@@ -141,10 +144,11 @@ fn now_ms() -> u64 {
 }
 
 impl Activity {
-    fn new() -> Self {
+    fn new(eviction: Option<Arc<Eviction>>) -> Self {
         Self {
             open_calls: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(now_ms()),
+            eviction,
         }
     }
 
@@ -164,6 +168,9 @@ struct OpenCall(Arc<Activity>);
 impl OpenCall {
     fn new(activity: Arc<Activity>) -> Self {
         activity.open_calls.fetch_add(1, Ordering::AcqRel);
+        if let Some(eviction) = &activity.eviction {
+            eviction.spoke_or_closed.store(true, Ordering::Release);
+        }
         Self(activity)
     }
 }
@@ -216,23 +223,32 @@ struct Acceptor {
     silent: Arc<Silent>,
 }
 
-/// The connections that have not yet sent their preface, oldest first.
+/// The connections that have not started a call, oldest first.
 #[derive(Default)]
 struct Silent {
     queue: Mutex<VecDeque<Arc<Eviction>>>,
 }
 
 /// One connection's entry in [`Silent`].
-#[derive(Default)]
+#[derive(Debug)]
 struct Eviction {
-    /// It sent its preface, or it is closed: no longer a candidate.
+    accepted: Instant,
+    /// It started a call, or it is closed: no longer a candidate.
     spoke_or_closed: AtomicBool,
     evict: Arc<Notify>,
 }
 
+/// A connection younger than this never gives way: its client may be
+/// sending its first call right now.
+const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
+
 impl Silent {
     fn push(&self) -> Arc<Eviction> {
-        let entry = Arc::new(Eviction::default());
+        let entry = Arc::new(Eviction {
+            accepted: Instant::now(),
+            spoke_or_closed: AtomicBool::new(false),
+            evict: Arc::default(),
+        });
         let mut queue = self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Connections mostly speak (or time out) in the order they came.
         while queue.front().is_some_and(|e| e.spoke_or_closed.load(Ordering::Acquire)) {
@@ -242,14 +258,22 @@ impl Silent {
         entry
     }
 
-    /// Tells the oldest silent connection to close; false if there is none.
+    /// Tells the oldest connection that has not called to close, if it is
+    /// old enough; false if there is none.
     fn evict_oldest(&self) -> bool {
         let mut queue = self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        while let Some(entry) = queue.pop_front() {
-            if !entry.spoke_or_closed.load(Ordering::Acquire) {
-                entry.evict.notify_one();
-                return true;
+        while let Some(entry) = queue.front() {
+            if entry.spoke_or_closed.load(Ordering::Acquire) {
+                queue.pop_front();
+                continue;
             }
+            // The oldest is too young: so is every other.
+            if entry.accepted.elapsed() < EVICTABLE_AFTER {
+                return false;
+            }
+            entry.evict.notify_one();
+            queue.pop_front();
+            return true;
         }
         false
     }
@@ -312,7 +336,15 @@ impl Acceptor {
                     configure(&stream);
                     metrics::counter!("producthub_connections_accepted_total").increment(1);
                     let silent = (!self.tls).then(|| self.silent.push());
-                    return Conn::new(stream, remote_addr, place, &self.limits, silent, self.shutdown.clone());
+                    return Conn::new(
+                        stream,
+                        remote_addr,
+                        place,
+                        &self.limits,
+                        self.tls,
+                        silent,
+                        self.shutdown.clone(),
+                    );
                 }
                 Err(error) if is_out_of_resources(&error) => {
                     metrics::counter!("producthub_accept_errors_total", "kind" => "out_of_descriptors").increment(1);
@@ -386,8 +418,8 @@ pub struct Conn {
     deadline: Pin<Box<Sleep>>,
     shutdown: WatchStream<bool>,
     shutting_down: bool,
-    /// Until the preface: its entry among the silent connections, and the
-    /// signal that its place is wanted.
+    /// Until its first call: its entry among the connections that may give
+    /// way, and the signal that its place is wanted.
     silent: Option<(Arc<Eviction>, Pin<Box<OwnedNotified>>)>,
 }
 
@@ -397,11 +429,12 @@ impl Conn {
         remote_addr: SocketAddr,
         place: OwnedSemaphorePermit,
         limits: &ConnectionLimits,
+        tls: bool,
         silent: Option<Arc<Eviction>>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let shutting_down = *shutdown.borrow();
-        let preface_left = if silent.is_some() { PREFACE_BYTES } else { 0 };
+        let preface_left = if tls { 0 } else { PREFACE_BYTES };
         let first_deadline = if preface_left > 0 {
             Some(limits.handshake_timeout)
         } else {
@@ -413,7 +446,7 @@ impl Conn {
             stream,
             info: ConnInfo {
                 remote_addr,
-                activity: Arc::new(Activity::new()),
+                activity: Arc::new(Activity::new(silent.clone())),
             },
             _place: place,
             preface_left,
@@ -436,14 +469,20 @@ impl Conn {
                 self.shutting_down = now;
             }
         }
+        let mut called = false;
+        if let Some((entry, evicted)) = &mut self.silent {
+            if entry.spoke_or_closed.load(Ordering::Acquire) {
+                called = true;
+            } else if evicted.as_mut().poll(cx).is_ready() {
+                return Some("evicted");
+            }
+        }
+        if called {
+            self.silent = None;
+        }
         if self.preface_left > 0 {
             if self.shutting_down {
                 return Some("shutdown");
-            }
-            if let Some((_, evicted)) = &mut self.silent
-                && evicted.as_mut().poll(cx).is_ready()
-            {
-                return Some("evicted");
             }
             return self
                 .deadline
@@ -473,9 +512,6 @@ impl Conn {
         }
         self.preface_left = self.preface_left.saturating_sub(bytes);
         if self.preface_left == 0 {
-            if let Some((entry, _)) = self.silent.take() {
-                entry.spoke_or_closed.store(true, Ordering::Release);
-            }
             let next = self
                 .idle_timeout
                 .map_or_else(far_future, |after| tokio::time::Instant::now() + after);
@@ -637,7 +673,7 @@ mod tests {
 
     #[test]
     fn a_connection_with_a_call_open_is_never_idle() {
-        let activity = Arc::new(Activity::new());
+        let activity = Arc::new(Activity::new(None));
         let timeout = Duration::from_secs(5);
         let open = OpenCall::new(activity.clone());
         assert_eq!(activity.idle_deadline(timeout), None);

@@ -62,6 +62,8 @@ pub struct GuardLayer {
 #[derive(Debug, Clone)]
 struct RequestBytes {
     budget_bytes: usize,
+    /// Larger messages are left to tonic, which refuses them as too large.
+    max_message_bytes: usize,
     kib: Arc<Semaphore>,
 }
 
@@ -84,7 +86,8 @@ impl GuardLayer {
             in_flight: Arc::new(Semaphore::new(limit)),
             request_bytes: RequestBytes {
                 budget_bytes,
-                kib: Arc::new(Semaphore::new((budget_bytes / 1024).min(Semaphore::MAX_PERMITS))),
+                max_message_bytes,
+                kib: Arc::new(Semaphore::new(budget_bytes.div_ceil(1024).min(Semaphore::MAX_PERMITS))),
             },
         }
     }
@@ -210,11 +213,20 @@ impl RequestBytes {
         let mut header = [0u8; FRAME_HEADER];
         let mut have = 0;
         let mut trailers = None;
+        let (mut failed, mut ended) = (None, false);
         while have < FRAME_HEADER {
             let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
-            let Some(Ok(frame)) = frame else {
-                // The end, or a broken body: tonic reports it as it would.
-                break;
+            let frame = match frame {
+                Some(Ok(frame)) => frame,
+                // A broken body: handed on, for tonic to report as it would.
+                Some(Err(error)) => {
+                    failed = Some(error);
+                    break;
+                }
+                None => {
+                    ended = true;
+                    break;
+                }
             };
             match frame.into_data() {
                 Ok(data) => {
@@ -229,20 +241,23 @@ impl RequestBytes {
                 }
             }
         }
+        let ended = ended || failed.is_some() || trailers.is_some();
         let replayed = Body::new(Replay {
             seen: seen.into(),
             trailers,
-            rest: body,
+            failed,
+            rest: (!ended).then_some(body),
         });
         if have < FRAME_HEADER {
             return Ok((replayed, None));
         }
         let message_bytes = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-        if message_bytes <= UNCHARGED_MESSAGE_BYTES {
+        if message_bytes <= UNCHARGED_MESSAGE_BYTES || message_bytes > self.max_message_bytes {
             return Ok((replayed, None));
         }
-        // Rounded up to a whole KiB.
-        let kib = u32::try_from(message_bytes / 1024 + 1).unwrap_or(u32::MAX);
+        // Rounded up to a whole KiB, as the budget is: a message of the
+        // largest size always fits an empty budget.
+        let kib = u32::try_from(message_bytes.div_ceil(1024)).unwrap_or(u32::MAX);
         match self.kib.clone().try_acquire_many_owned(kib) {
             Ok(permit) => Ok((replayed, Some(permit))),
             Err(_) => {
@@ -268,7 +283,9 @@ const FRAME_HEADER: usize = 5;
 struct Replay {
     seen: std::collections::VecDeque<Bytes>,
     trailers: Option<http_body::Frame<Bytes>>,
-    rest: Body,
+    failed: Option<tonic::Status>,
+    /// The body still to read; `None` once it ended while being read ahead.
+    rest: Option<Body>,
 }
 
 impl http_body::Body for Replay {
@@ -285,11 +302,38 @@ impl http_body::Body for Replay {
         if let Some(trailers) = self.trailers.take() {
             return Poll::Ready(Some(Ok(trailers)));
         }
-        Pin::new(&mut self.rest).poll_frame(cx)
+        if let Some(error) = self.failed.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        match &mut self.rest {
+            Some(rest) => Pin::new(rest).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.seen.is_empty() && self.trailers.is_none() && self.rest.is_end_stream()
+        self.seen.is_empty()
+            && self.trailers.is_none()
+            && self.failed.is_none()
+            && self.rest.as_ref().is_none_or(|rest| rest.is_end_stream())
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let seen: usize = self.seen.iter().map(Bytes::len).sum();
+        let hint = self
+            .rest
+            .as_ref()
+            .map(|rest| rest.size_hint())
+            .unwrap_or_else(|| http_body::SizeHint::with_exact(0));
+        let seen = u64::try_from(seen).unwrap_or(u64::MAX);
+        // A fresh hint: setting the lower bound first on one with an upper
+        // bound could pass it.
+        let mut total = http_body::SizeHint::new();
+        total.set_lower(hint.lower().saturating_add(seen));
+        if let Some(upper) = hint.upper() {
+            total.set_upper(upper.saturating_add(seen));
+        }
+        total
     }
 }
 
