@@ -187,7 +187,10 @@ async fn at_the_cap_a_connection_that_never_called_gives_way_and_one_that_called
     // Once it is old enough to be no client's first call in flight, a real client takes its place.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     real_client_is_served(&server).await;
-    assert!(closed(&mut silent[0]).await, "the connection that never called gave way");
+    assert!(
+        closed(&mut silent[0]).await,
+        "the connection that never called gave way"
+    );
     common::wait_for_metric(&server, "producthub_connections_closed_total{reason=\"evicted\"}", 1.0).await;
     // The watch streams are untouched.
     for (_, stream) in &mut watchers {

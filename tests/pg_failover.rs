@@ -219,7 +219,11 @@ impl Pair {
         // A backend may have ended by itself meanwhile: kill's status is no guide.
         let _ = Command::new("kill").arg("-KILL").args(&all).status();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Command::new("kill").args(["-0", &pid]).status().is_ok_and(|s| s.success()) {
+        while Command::new("kill")
+            .args(["-0", &pid])
+            .status()
+            .is_ok_and(|s| s.success())
+        {
             assert!(Instant::now() < deadline, "the primary survived SIGKILL");
             std::thread::sleep(Duration::from_millis(20));
         }
