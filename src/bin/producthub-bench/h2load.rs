@@ -1,0 +1,201 @@
+//! `h2load`: the same ceilings and calls as `compare`, driven by nghttp2's
+//! h2load instead of the harness's own tonic client. h2load is written in C
+//! and costs the server's cores little, so its ratios show more of the
+//! server and less of the load generator. It sends one fixed request body per
+//! target, so it measures GetProduct of one product and UpdateProduct of one
+//! hot product (an update spread over many products needs a body per call,
+//! which h2load cannot vary; `compare` measures that). h2load counts HTTP
+//! answers, not gRPC statuses, so each body is first sent once through a real
+//! client and must succeed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use producthub::pb::product_service_client::ProductServiceClient;
+use producthub::pb::{GetProductRequest, Product, UpdateProductRequest};
+use prost::Message;
+
+use super::echo::EchoRequest;
+use super::{LoadArgs, Process, channels, payload, preload, sample_product, server_binary};
+
+/// HTTP/2 connections and streams per connection h2load opens.
+#[derive(clap::Args, Clone)]
+pub struct H2loadArgs {
+    #[arg(long, default_value_t = 16)]
+    pub h2_connections: usize,
+    #[arg(long, default_value_t = 16)]
+    pub h2_streams: usize,
+}
+
+pub async fn h2load(load: LoadArgs, args: H2loadArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let h2load = find_or_install_h2load()?;
+    let binary = server_binary(&load)?;
+    let work = tempfile::tempdir()?;
+    println!(
+        "h2load: {} connections x {} streams, {} s per measurement (after 1 s of warm-up), {} cores",
+        args.h2_connections,
+        args.h2_streams,
+        load.seconds,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+
+    let echo_body = grpc_frame(&EchoRequest { payload: payload() }.encode_to_vec());
+    let echo_path = "/producthub.bench.v1.EchoService/Echo";
+    let me = std::env::current_exe()?;
+    let framework = {
+        let server = Process::start(&me, &["echo-server"])?;
+        run(&h2load, &args, &load, &server, echo_path, &echo_body, work.path())?
+    };
+    println!("(a) tonic echo                  {framework:>10.0} req/s");
+    let durable = {
+        let dir = tempfile::tempdir()?;
+        let dir_arg = dir.path().display().to_string();
+        let server = Process::start(&me, &["echo-server", "--durable", &dir_arg])?;
+        run(&h2load, &args, &load, &server, echo_path, &echo_body, work.path())?
+    };
+    println!("(b) tonic echo + sled flush     {durable:>10.0} req/s");
+
+    let data = tempfile::tempdir()?;
+    let data_dir = data.path().display().to_string();
+    let server = Process::start(&binary, &load.serve_args(&data_dir))?;
+    let connections = channels(&server.url(), 4).await?;
+    preload(&connections, 0, 10_000, 64).await?;
+    let mut client = ProductServiceClient::new(connections[0].clone());
+
+    let get = GetProductRequest {
+        name: "products/b000000000".into(),
+    };
+    client.get_product(get.clone()).await?;
+    let get_rate = run(
+        &h2load,
+        &args,
+        &load,
+        &server,
+        "/producthub.v1.ProductService/GetProduct",
+        &grpc_frame(&get.encode_to_vec()),
+        work.path(),
+    )?;
+    println!(
+        "producthub GetProduct           {get_rate:>10.0} req/s  {:.2}x (a)",
+        get_rate / framework
+    );
+
+    let update = UpdateProductRequest {
+        product: Some(Product {
+            name: "products/b000000001".into(),
+            ..sample_product(1)
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["description".into()],
+        }),
+        ..Default::default()
+    };
+    client.update_product(update.clone()).await?;
+    let update_rate = run(
+        &h2load,
+        &args,
+        &load,
+        &server,
+        "/producthub.v1.ProductService/UpdateProduct",
+        &grpc_frame(&update.encode_to_vec()),
+        work.path(),
+    )?;
+    println!(
+        "producthub UpdateProduct (hot)  {update_rate:>10.0} req/s  {:.2}x (b)",
+        update_rate / durable
+    );
+    server.stop();
+    Ok(())
+}
+
+/// A gRPC message frame: no compression, the length, the message.
+fn grpc_frame(message: &[u8]) -> Vec<u8> {
+    let mut framed = Vec::with_capacity(message.len() + 5);
+    framed.push(0);
+    framed.extend_from_slice(&u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes());
+    framed.extend_from_slice(message);
+    framed
+}
+
+/// Runs h2load against `path` with `body` for the configured time; its
+/// requests per second. Fails unless every request got an HTTP answer.
+fn run(
+    h2load: &Path,
+    args: &H2loadArgs,
+    load: &LoadArgs,
+    server: &Process,
+    path: &str,
+    body: &[u8],
+    work: &Path,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let body_file = work.join("body");
+    std::fs::write(&body_file, body)?;
+    let output = Command::new(h2load)
+        .arg(format!("-c{}", args.h2_connections))
+        .arg(format!("-m{}", args.h2_streams))
+        .arg(format!("-D{}", load.seconds.max(1)))
+        .arg("--warm-up-time=1")
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .arg("-d")
+        .arg(&body_file)
+        .arg(format!("http://{}{path}", server.addr))
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    if !output.status.success() {
+        return Err(format!("h2load failed: {text}{}", String::from_utf8_lossy(&output.stderr)).into());
+    }
+    // "finished in 5.00s, 41234.40 req/s, 45.12MB/s"
+    let rate = text
+        .lines()
+        .find_map(|line| line.strip_prefix("finished in "))
+        .and_then(|rest| rest.split(", ").nth(1))
+        .and_then(|rate| rate.strip_suffix(" req/s"))
+        .and_then(|rate| rate.trim().parse::<f64>().ok())
+        .ok_or_else(|| format!("no rate in h2load's output:\n{text}"))?;
+    // "requests: 206172 total, 206172 started, 206172 done, 206172 succeeded, 0 failed, 0 errored, 0 timeout"
+    let failed = text
+        .lines()
+        .find(|line| line.starts_with("requests:"))
+        .is_some_and(|line| !line.contains(" 0 failed, 0 errored"));
+    if failed {
+        return Err(format!("h2load saw failed requests:\n{text}").into());
+    }
+    Ok(rate)
+}
+
+/// h2load from PATH; otherwise Debian's `nghttp2-client` is installed (as
+/// root, or through sudo), or the command that installs it is named.
+fn find_or_install_h2load() -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let on_path = || {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("h2load"))
+                .find(|candidate| candidate.is_file())
+        })
+    };
+    if let Some(found) = on_path() {
+        return Ok(found);
+    }
+    eprintln!("h2load is missing: installing Debian's nghttp2-client");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut command = if root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.arg("apt-get");
+            sudo
+        };
+        command.args(args).env("DEBIAN_FRONTEND", "noninteractive").status()
+    };
+    let installed = apt(&["install", "-y", "-qq", "nghttp2-client"]).is_ok_and(|s| s.success())
+        || (apt(&["update", "-qq"]).is_ok_and(|s| s.success())
+            && apt(&["install", "-y", "-qq", "nghttp2-client"]).is_ok_and(|s| s.success()));
+    match on_path() {
+        Some(found) if installed => Ok(found),
+        _ => Err("h2load is missing and could not be installed: apt-get install -y nghttp2-client".into()),
+    }
+}
