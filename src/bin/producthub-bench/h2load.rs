@@ -39,19 +39,21 @@ pub async fn h2load(load: LoadArgs, args: H2loadArgs) -> Result<(), Box<dyn std:
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
 
+    let measure =
+        |server: &Process, path: &str, body: &[u8]| run(&h2load, &args, &load, server, path, body, work.path());
     let echo_body = grpc_frame(&EchoRequest { payload: payload() }.encode_to_vec());
     let echo_path = "/producthub.bench.v1.EchoService/Echo";
     let me = std::env::current_exe()?;
     let framework = {
         let server = Process::start(&me, &["echo-server"])?;
-        run(&h2load, &args, &load, &server, echo_path, &echo_body, work.path())?
+        measure(&server, echo_path, &echo_body)?
     };
     println!("(a) tonic echo                  {framework:>10.0} req/s");
     let durable = {
         let dir = tempfile::tempdir()?;
         let dir_arg = dir.path().display().to_string();
         let server = Process::start(&me, &["echo-server", "--durable", &dir_arg])?;
-        run(&h2load, &args, &load, &server, echo_path, &echo_body, work.path())?
+        measure(&server, echo_path, &echo_body)?
     };
     println!("(b) tonic echo + sled flush     {durable:>10.0} req/s");
 
@@ -66,14 +68,10 @@ pub async fn h2load(load: LoadArgs, args: H2loadArgs) -> Result<(), Box<dyn std:
         name: "products/b000000000".into(),
     };
     client.get_product(get.clone()).await?;
-    let get_rate = run(
-        &h2load,
-        &args,
-        &load,
+    let get_rate = measure(
         &server,
         "/producthub.v1.ProductService/GetProduct",
         &grpc_frame(&get.encode_to_vec()),
-        work.path(),
     )?;
     println!(
         "producthub GetProduct           {get_rate:>10.0} req/s  {:.2}x (a)",
@@ -91,14 +89,10 @@ pub async fn h2load(load: LoadArgs, args: H2loadArgs) -> Result<(), Box<dyn std:
         ..Default::default()
     };
     client.update_product(update.clone()).await?;
-    let update_rate = run(
-        &h2load,
-        &args,
-        &load,
+    let update_rate = measure(
         &server,
         "/producthub.v1.ProductService/UpdateProduct",
         &grpc_frame(&update.encode_to_vec()),
-        work.path(),
     )?;
     println!(
         "producthub UpdateProduct (hot)  {update_rate:>10.0} req/s  {:.2}x (b)",
