@@ -71,19 +71,17 @@ const OUT_OF_DESCRIPTORS_PAUSE: Duration = Duration::from_millis(100);
 /// when the connection cap is fitted under the process's descriptor limit.
 pub const RESERVED_DESCRIPTORS: u64 = 256;
 
-/// How many connections fit under the process's limit on open files
-/// (`RLIMIT_NOFILE`), leaving [`RESERVED_DESCRIPTORS`] for everything else, at
-/// most `wanted`. The soft limit is first raised to the hard one, as servers
-/// commonly do.
-pub fn fit_to_descriptor_limit(wanted: usize) -> usize {
+/// Raises the soft limit on open files (`RLIMIT_NOFILE`) to the hard one, as
+/// servers commonly do; the soft limit now in force (`None` if unknown).
+pub fn raise_open_file_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    let available = unsafe {
+    unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return wanted;
+            return None;
         }
         if limit.rlim_cur < limit.rlim_max {
             let raised = libc::rlimit {
@@ -94,7 +92,16 @@ pub fn fit_to_descriptor_limit(wanted: usize) -> usize {
                 limit.rlim_cur = limit.rlim_max;
             }
         }
-        limit.rlim_cur
+    }
+    Some(limit.rlim_cur)
+}
+
+/// How many connections fit under the process's limit on open files, once
+/// raised ([`raise_open_file_limit`]), leaving [`RESERVED_DESCRIPTORS`] for
+/// everything else; at most `wanted`.
+pub fn fit_to_descriptor_limit(wanted: usize) -> usize {
+    let Some(available) = raise_open_file_limit() else {
+        return wanted;
     };
     let room = available.saturating_sub(RESERVED_DESCRIPTORS).max(16);
     wanted.min(usize::try_from(room).unwrap_or(usize::MAX)).max(1)

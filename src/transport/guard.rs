@@ -179,7 +179,7 @@ where
                         request = http::Request::from_parts(parts, body);
                         charge
                     }
-                    Err(refusal) => return Ok(refusal_status(&refusal).into_http::<Body>()),
+                    Err(refusal) => return Ok(refusal_response(&refusal)),
                 }
             } else {
                 None
@@ -187,7 +187,7 @@ where
             let permit = if shed {
                 match in_flight.try_acquire_owned() {
                     Ok(permit) => Some(permit),
-                    Err(_) => return Ok(refusal_status(&Refusal::Overloaded { limit }).into_http::<Body>()),
+                    Err(_) => return Ok(refusal_response(&Refusal::Overloaded { limit })),
                 }
             } else {
                 None
@@ -337,11 +337,15 @@ impl http_body::Body for Replay {
     }
 }
 
+/// The answer to a call turned away at the door.
+fn refusal_response(refusal: &Refusal) -> http::Response<Body> {
+    refusal_status(refusal).into_http::<Body>()
+}
+
 fn refuse<E: Send + 'static>(
     refusal: &Refusal,
-) -> Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send>> {
-    let response = refusal_status(refusal).into_http::<tonic::body::Body>();
-    Box::pin(std::future::ready(Ok(response)))
+) -> Pin<Box<dyn Future<Output = Result<http::Response<Body>, E>> + Send>> {
+    Box::pin(std::future::ready(Ok(refusal_response(refusal))))
 }
 
 #[cfg(test)]

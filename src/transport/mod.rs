@@ -16,7 +16,7 @@ mod status;
 pub mod webhooks;
 
 pub use auth::{Scope, Tokens, TokensError};
-pub use connections::{ConnectionLimits, Listener, bind, fit_to_descriptor_limit};
+pub use connections::{ConnectionLimits, Listener, bind, fit_to_descriptor_limit, raise_open_file_limit};
 pub use server::{GrpcError, GrpcOptions, TlsFiles, serve_grpc};
 pub use service::ProductApi;
 pub use status::{to_status, vendor_error_code};

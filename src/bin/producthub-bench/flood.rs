@@ -17,6 +17,7 @@ use bytes::Bytes;
 use producthub::pb::product_service_client::ProductServiceClient;
 use producthub::pb::{CreateProductRequest, GetProductRequest, ListProductsRequest, Product, WatchProductsRequest};
 use prost::Message;
+use std::future::Future;
 use tonic::transport::Channel;
 
 use super::{LoadArgs, Process, channels, preload, server_binary};
@@ -55,7 +56,8 @@ impl Latencies {
 }
 
 pub async fn flood(load: LoadArgs, products: u64, settle: Duration) -> Result<(), Box<dyn std::error::Error>> {
-    raise_own_descriptor_limit();
+    // The floods open thousands of sockets.
+    producthub::transport::raise_open_file_limit();
     let program = server_binary(&load)?;
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
@@ -401,55 +403,73 @@ async fn large_flood(
         ..Default::default()
     }
     .encode_to_vec();
-    let mut framed = Vec::with_capacity(message.len() + 5);
-    framed.push(0);
-    framed.extend_from_slice(&u32::try_from(message.len())?.to_be_bytes());
-    framed.extend_from_slice(&message);
-    let body = Bytes::from(framed);
+    let body = Bytes::from(super::h2load::grpc_frame(&message));
     let mut clients = Vec::new();
     for _ in 0..LARGE_CONNECTIONS {
         clients.push(reqwest::Client::builder().http2_prior_knowledge().build()?);
     }
     let url = format!("http://{addr}/producthub.v1.ProductService/CreateProduct");
-    let outcomes_shared = Arc::new(std::sync::Mutex::new(Outcomes::new()));
-    let stop_shared = Arc::new(AtomicBool::new(false));
-    let mut callers = tokio::task::JoinSet::new();
-    for i in 0..LARGE_REQUESTS {
+    callers_until(LARGE_REQUESTS, stop, outcomes, move |i| {
         let (client, body, url) = (clients[i % clients.len()].clone(), body.clone(), url.clone());
-        let (outcomes, stop) = (outcomes_shared.clone(), stop_shared.clone());
-        callers.spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let sent = client
-                    .post(&url)
-                    .header("content-type", "application/grpc")
-                    .header("te", "trailers")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                let outcome = match sent {
-                    Ok(response) => {
-                        let headers = response.headers().clone();
-                        let trailers_only = headers.get("grpc-status").is_some();
-                        let _ = response.bytes().await;
-                        match (trailers_only, headers.get("grpc-message")) {
-                            (true, Some(message)) => grpc_outcome(&headers, message.to_str().unwrap_or("")),
-                            (true, None) => grpc_outcome(&headers, ""),
-                            (false, _) => "answered in trailers".to_owned(),
-                        }
+        async move {
+            let sent = client
+                .post(&url)
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(body)
+                .send()
+                .await;
+            match sent {
+                Ok(response) => {
+                    let headers = response.headers().clone();
+                    let trailers_only = headers.get("grpc-status").is_some();
+                    let _ = response.bytes().await;
+                    match (trailers_only, headers.get("grpc-message")) {
+                        (true, Some(message)) => grpc_outcome(&headers, message.to_str().unwrap_or("")),
+                        (true, None) => grpc_outcome(&headers, ""),
+                        (false, _) => "answered in trailers".to_owned(),
                     }
-                    Err(_) => "transport error".to_owned(),
-                };
-                note(&outcomes, &outcome);
+                }
+                Err(_) => "transport error".to_owned(),
             }
+        }
+    })
+    .await;
+    Ok(())
+}
+
+/// Runs `count` callers until `stop`, each making the call `call(i)` builds
+/// (`i` is the caller's number) again and again, and adds up how they ended.
+async fn callers_until<Call, Calling>(
+    count: usize,
+    stop: &AtomicBool,
+    outcomes: &std::sync::Mutex<Outcomes>,
+    call: Call,
+) where
+    Call: Fn(usize) -> Calling + Clone + Send + 'static,
+    Calling: Future<Output = String> + Send,
+{
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut callers = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let (call, stopping) = (call.clone(), stopping.clone());
+        callers.spawn(async move {
+            let mut ended = Outcomes::new();
+            while !stopping.load(Ordering::Relaxed) {
+                *ended.entry(call(i).await).or_default() += 1;
+            }
+            ended
         });
     }
     wait(stop).await;
-    stop_shared.store(true, Ordering::SeqCst);
-    while callers.join_next().await.is_some() {}
-    if let (Ok(mut into), Ok(from)) = (outcomes.lock(), outcomes_shared.lock()) {
-        into.extend(from.iter().map(|(k, v)| (k.clone(), *v)));
+    stopping.store(true, Ordering::SeqCst);
+    while let Some(result) = callers.join_next().await {
+        if let (Ok(ended), Ok(mut into)) = (result, outcomes.lock()) {
+            for (outcome, n) in ended {
+                *into.entry(outcome).or_default() += n;
+            }
+        }
     }
-    Ok(())
 }
 
 fn grpc_outcome(headers: &reqwest::header::HeaderMap, message: &str) -> String {
@@ -470,37 +490,21 @@ async fn failed_flood(
     outcomes: &std::sync::Mutex<Outcomes>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let connections = channels(url, 4).await?;
-    let mut callers = tokio::task::JoinSet::new();
-    let stopping = Arc::new(AtomicBool::new(false));
-    for i in 0..FAILING_CALLERS {
+    callers_until(FAILING_CALLERS, stop, outcomes, move |i| {
         let mut client = ProductServiceClient::new(connections[i % connections.len()].clone());
-        let stopping = stopping.clone();
-        callers.spawn(async move {
-            let mut codes = Outcomes::new();
-            while !stopping.load(Ordering::Relaxed) {
-                let result = client
-                    .get_product(GetProductRequest {
-                        name: "not a product name".into(),
-                    })
-                    .await;
-                let outcome = match result {
-                    Ok(_) => "Ok".to_owned(),
-                    Err(status) => code_name(&status),
-                };
-                *codes.entry(outcome).or_default() += 1;
-            }
-            codes
-        });
-    }
-    wait(stop).await;
-    stopping.store(true, Ordering::SeqCst);
-    while let Some(result) = callers.join_next().await {
-        if let (Ok(codes), Ok(mut into)) = (result, outcomes.lock()) {
-            for (code, n) in codes {
-                *into.entry(code).or_default() += n;
+        async move {
+            let result = client
+                .get_product(GetProductRequest {
+                    name: "not a product name".into(),
+                })
+                .await;
+            match result {
+                Ok(_) => "Ok".to_owned(),
+                Err(status) => code_name(&status),
             }
         }
-    }
+    })
+    .await;
     Ok(())
 }
 
@@ -515,43 +519,28 @@ async fn list_flood(
     terms.extend((1..32).map(|n| format!(r#"NOT labels.k{n} = "v{n}""#)));
     let filter = terms.join(" AND ");
     let connections = channels(url, 8).await?;
-    let stopping = Arc::new(AtomicBool::new(false));
-    let mut callers = tokio::task::JoinSet::new();
-    for i in 0..LISTERS {
+    callers_until(LISTERS, stop, outcomes, move |i| {
         let mut client = ProductServiceClient::new(connections[i % connections.len()].clone());
-        let (filter, stopping) = (filter.clone(), stopping.clone());
-        callers.spawn(async move {
-            let mut codes = Outcomes::new();
-            while !stopping.load(Ordering::Relaxed) {
-                let result = client
-                    .list_products(ListProductsRequest {
-                        filter: filter.clone(),
-                        page_size: 50,
-                        ..Default::default()
-                    })
-                    .await;
-                let outcome = match result {
-                    Ok(_) => "Ok".to_owned(),
-                    Err(status) => {
-                        // A refused lister waits as told (RetryInfo), as a good client does.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        code_name(&status)
-                    }
-                };
-                *codes.entry(outcome).or_default() += 1;
-            }
-            codes
-        });
-    }
-    wait(stop).await;
-    stopping.store(true, Ordering::SeqCst);
-    while let Some(result) = callers.join_next().await {
-        if let (Ok(codes), Ok(mut into)) = (result, outcomes.lock()) {
-            for (code, n) in codes {
-                *into.entry(code).or_default() += n;
+        let filter = filter.clone();
+        async move {
+            let result = client
+                .list_products(ListProductsRequest {
+                    filter,
+                    page_size: 50,
+                    ..Default::default()
+                })
+                .await;
+            match result {
+                Ok(_) => "Ok".to_owned(),
+                Err(status) => {
+                    // A refused lister waits as told (RetryInfo), as a good client does.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    code_name(&status)
+                }
             }
         }
-    }
+    })
+    .await;
     Ok(())
 }
 
@@ -561,20 +550,4 @@ fn log_counts(path: &std::path::Path) -> Option<(u64, u64)> {
     let lines = text.lines().count() as u64;
     let warn = text.lines().filter(|l| l.contains(" WARN ")).count() as u64;
     Some((lines, warn))
-}
-
-/// The flood opens thousands of sockets: the soft open-file limit is raised
-/// to the hard one.
-fn raise_own_descriptor_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }

@@ -103,7 +103,7 @@ pub async fn h2load(load: LoadArgs, args: H2loadArgs) -> Result<(), Box<dyn std:
 }
 
 /// A gRPC message frame: no compression, the length, the message.
-fn grpc_frame(message: &[u8]) -> Vec<u8> {
+pub fn grpc_frame(message: &[u8]) -> Vec<u8> {
     let mut framed = Vec::with_capacity(message.len() + 5);
     framed.push(0);
     framed.extend_from_slice(&u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes());
