@@ -37,6 +37,8 @@ pub struct Config {
     pub vendors: VendorsConfig,
     /// How failed deliveries are retried.
     pub retry: RetryPolicy,
+    /// Deliveries in flight to each vendor at once.
+    pub sync_concurrency: usize,
     /// How many of the newest changes WatchProducts can resume from.
     pub watch_retention: u64,
     /// WatchProducts streams allowed open at once.
@@ -189,7 +191,8 @@ async fn serve_with<S: ProductStore>(
     .with_drift_policy(
         config.reconcile.policy,
         Some(Arc::new(move |id: &str, vendor| reconciles.schedule(id, vendor))),
-    );
+    )
+    .with_concurrency(config.sync_concurrency);
     let trimmer = tokio::spawn(trim_change_log(store.clone(), config.watch_retention));
     // Imports left unfinished (by this process before a restart, or by a
     // replica that stopped) are picked up again.

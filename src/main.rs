@@ -275,6 +275,13 @@ struct ServeArgs {
     #[arg(long, env = "PRODUCTHUB_SYNC_RETRY_MAX_MS", default_value_t = 60_000)]
     sync_retry_max_ms: u64,
 
+    /// Deliveries in flight to each vendor at once. Each vendor has a lane of
+    /// its own, so a slow or failing vendor delays only its own deliveries;
+    /// a product's changes reach a vendor one at a time, in order.
+    #[arg(long, env = "PRODUCTHUB_SYNC_CONCURRENCY", default_value_t = producthub::sync::worker::DEFAULT_CONCURRENCY as u16,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    sync_concurrency: u16,
+
     /// Log format.
     #[arg(long, env = "PRODUCTHUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -465,6 +472,7 @@ fn main() -> ExitCode {
         },
         vendors,
         retry: retry_policy(&args),
+        sync_concurrency: usize::from(args.sync_concurrency),
         watch_retention: args.watch_retention,
         max_watch_streams: args.max_watch_streams,
         max_concurrent_lists: args.max_concurrent_lists,

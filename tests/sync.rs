@@ -30,38 +30,48 @@ fn synced(vendor: Vendor, etag: String) -> impl Fn(&Product) -> bool {
     }
 }
 
-/// A product with only an EnOS profile: the worker delivers it like any other,
-/// without a call to Cryptlex or Revenium, whose fakes' calls and ids the
+/// A product with only `vendor`'s profile: the worker delivers it like any
+/// other, without a call to the other vendors, whose fakes' calls and ids the
 /// tests count.
-fn enos_only(display_name: &str) -> Product {
+fn only_at(vendor: Vendor, display_name: &str) -> Product {
+    let all = everywhere();
     Product {
         display_name: display_name.into(),
-        iot: everywhere().iot,
+        iot: all.iot.filter(|_| vendor == Vendor::Enos),
+        licensing: all.licensing.filter(|_| vendor == Vendor::Cryptlex),
+        monetization: all.monetization.filter(|_| vendor == Vendor::Revenium),
         ..Default::default()
     }
 }
 
-/// Returns once the sync worker, since this call began, has read the outbox
-/// from its start and looked at every product waiting in it (delivering what
-/// was due): so a product it still meant to work on has had its turn.
+/// Whether a recorded call is one of [`worker_has_passed`]'s probes.
+fn is_probe(call: &fake_vendors::Recorded) -> bool {
+    call.body.contains("-probe") || call.path.contains("-probe")
+}
+
+/// Returns once `vendor`'s sync lane, since this call began, has read the
+/// outbox from its start and looked at every product waiting in it (starting
+/// what was due): so a product it still meant to work on has had its turn.
 ///
-/// One worker delivers one product at a time: each pass the tombstones, then
-/// the outbox in product-id order from the start. Two probe products show the
-/// pass: `a-probe` sorts before every other id of the test, so a pass that had
-/// already begun reading the outbox when it was created is past its place and
-/// cannot deliver it; its delivery means a pass began reading the outbox after
-/// this call. `z-probe`, created only then, sorts after every other id, so the
-/// pass that delivers it (that one, or a later one) has looked at every entry
+/// Each vendor's lane scans on its own: the tombstones, then the outbox in
+/// product-id order from the start, starting deliveries in that order. Two
+/// probe products, with only `vendor`'s profile, show the scan: `a-probe`
+/// sorts before every other id of the test, so a scan that had already begun
+/// reading the outbox when it was created is past its place and cannot
+/// deliver it; its delivery means a scan began reading the outbox after this
+/// call. `z-probe`, created only then, sorts after every other id, so the
+/// scan that delivers it (that one, or a later one) has looked at every entry
 /// before it first. Once per server (the ids are fixed); the test's own ids
-/// must sort between the two.
-async fn worker_has_passed(client: &mut ProductServiceClient<Channel>) {
+/// must sort between the two, and the calls it counts leave out the probes'
+/// ([`is_probe`]).
+async fn worker_has_passed(client: &mut ProductServiceClient<Channel>, vendor: Vendor) {
     for id in ["a-probe", "z-probe"] {
-        let probe = create(client, id, enos_only(&format!("Probe {id}"))).await;
+        let probe = create(client, id, only_at(vendor, &format!("Probe {id}"))).await;
         wait_for(
             client,
             &probe.name,
             "a probe's delivery",
-            synced(Vendor::Enos, probe.etag.clone()),
+            synced(vendor, probe.etag.clone()),
         )
         .await;
     }
@@ -335,6 +345,164 @@ async fn retry_after_is_honoured() {
     assert!(retried.at.duration_since(limited.at) >= Duration::from_secs(1));
 }
 
+/// A 429 holds off the vendor's whole lane, not only the product that got
+/// it: nothing more is sent to Cryptlex until its `Retry-After` has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_off_the_whole_vendor() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+    v.cryptlex.set(|b| b.rate_limit_once = true);
+    for n in 0..6 {
+        create(
+            &mut client,
+            &format!("p{n}"),
+            only_at(Vendor::Cryptlex, &format!("P{n}")),
+        )
+        .await;
+    }
+    for n in 0..6 {
+        wait_for(&mut client, &format!("products/p{n}"), "the create", all_synced).await;
+    }
+    let calls = v.cryptlex.product_calls();
+    let limited = calls
+        .iter()
+        .find(|c| c.status == 429)
+        .expect("one call was rate limited");
+    // Calls already on their way when the 429 came back arrive with it; after
+    // that, nothing until Retry-After (1 s) has passed.
+    let held_off: Vec<_> = calls
+        .iter()
+        .map(|c| c.at.saturating_duration_since(limited.at))
+        .filter(|after| *after > Duration::from_millis(200) && *after < Duration::from_secs(1))
+        .collect();
+    assert!(held_off.is_empty(), "calls during the hold-off: {held_off:?}");
+    assert_eq!(calls.iter().filter(|c| c.status == 201).count(), 6, "{calls:?}");
+}
+
+/// Each vendor has a lane of its own: one that hangs (every call waits out
+/// the request timeout) delays no delivery to the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_vendor_delays_no_other() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+    v.revenium.set(|b| b.latency = Duration::from_secs(600));
+    // Delivered one product at a time, all vendors in turn, these would wait
+    // 15 s (the request timeout) for Revenium each, minutes in all.
+    for n in 0..12 {
+        create(&mut client, &format!("p{n:02}"), everywhere()).await;
+    }
+    for n in 0..12 {
+        let product = wait_for(&mut client, &format!("products/p{n:02}"), "EnOS and Cryptlex", |p| {
+            [Vendor::Enos, Vendor::Cryptlex]
+                .iter()
+                .all(|vendor| entry(p, *vendor).state == SyncState::Synced as i32)
+        })
+        .await;
+        assert_eq!(entry(&product, Vendor::Revenium).state, SyncState::Pending as i32);
+    }
+}
+
+/// Within a vendor's lane several deliveries run at once (at most
+/// `--sync-concurrency`), but never two of one product.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_to_a_vendor_overlap_but_never_for_one_product() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vendor_args(&v);
+    args.extend(["--sync-concurrency".to_string(), "3".to_string()]);
+    let server = Server::start_with(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut client = server.client().await;
+    let latency = Duration::from_millis(300);
+    v.cryptlex.set(|b| b.latency = latency);
+    for n in 0..9 {
+        create(
+            &mut client,
+            &format!("p{n}"),
+            only_at(Vendor::Cryptlex, &format!("P{n}")),
+        )
+        .await;
+    }
+    for n in 0..9 {
+        wait_for(&mut client, &format!("products/p{n}"), "the create", all_synced).await;
+    }
+    // Three changes of one product in a row while its deliveries are slow.
+    for round in 0..3 {
+        update_licensing(
+            &mut client,
+            "p0",
+            "licensing.trial_policy_id",
+            LicensingProfile {
+                trial_policy_id: format!("tp-{round}"),
+                ..Default::default()
+            },
+        )
+        .await;
+    }
+    let p0 = wait_for(&mut client, "products/p0", "the updates", all_synced).await;
+    let remote_id = p0.licensing.unwrap().product_id;
+    let calls = v.cryptlex.product_calls();
+    // A call is answered `latency` after it arrives, so calls arriving within
+    // less than that of each other were in flight together.
+    let window = latency - Duration::from_millis(50);
+    let most_at_once = calls
+        .iter()
+        .map(|first| {
+            calls
+                .iter()
+                .filter(|c| c.at >= first.at && c.at.duration_since(first.at) < window)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!((2..=3).contains(&most_at_once), "{most_at_once} calls at once");
+    let p0: Vec<_> = calls
+        .iter()
+        .filter(|c| c.path.ends_with(&format!("/{remote_id}")) || c.body.contains("\"P0\""))
+        .collect();
+    for pair in p0.windows(2) {
+        assert!(
+            pair[1].at.duration_since(pair[0].at) >= window,
+            "two calls for one product in flight together: {pair:?}"
+        );
+    }
+    assert!(p0.len() >= 3, "{p0:?}");
+}
+
+/// A product deleted and created again under the same id reaches the vendor
+/// in that order: the earlier copy's delete is answered before the new
+/// copy's create is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_created_again_follows_the_delete_of_its_earlier_copy() {
+    let v = vendors().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &v);
+    let mut client = server.client().await;
+    create(&mut client, "p", only_at(Vendor::Cryptlex, "First")).await;
+    wait_for(&mut client, "products/p", "the create", all_synced).await;
+    let latency = Duration::from_millis(300);
+    v.cryptlex.set(|b| b.latency = latency);
+    client
+        .delete_product(DeleteProductRequest {
+            name: "products/p".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    create(&mut client, "p", only_at(Vendor::Cryptlex, "Second")).await;
+    wait_for(&mut client, "products/p", "the second create", all_synced).await;
+    let calls = v.cryptlex.product_calls();
+    let delete = calls.iter().find(|c| c.method == "DELETE").expect("the delete");
+    let create = calls.iter().rfind(|c| c.method == "POST").expect("the second create");
+    assert!(
+        create.at.saturating_duration_since(delete.at) >= latency,
+        "the create went out before the delete was answered: {calls:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_change_fails_until_the_product_is_fixed() {
     let v = vendors().await;
@@ -357,9 +525,10 @@ async fn a_refused_change_fails_until_the_product_is_fixed() {
     // The worker has decided: FAILED, after one attempt. Had it kept `p` to
     // try again, the whole pass it makes next would call Cryptlex again.
     assert_eq!(entry(&failed, Vendor::Cryptlex).attempts, 1);
-    let attempts = v.cryptlex.product_calls().len();
-    worker_has_passed(&mut client).await;
-    assert_eq!(v.cryptlex.product_calls().len(), attempts, "FAILED is not retried");
+    let calls = || v.cryptlex.product_calls().iter().filter(|r| !is_probe(r)).count();
+    let attempts = calls();
+    worker_has_passed(&mut client, Vendor::Cryptlex).await;
+    assert_eq!(calls(), attempts, "FAILED is not retried");
     let still = client
         .get_product(GetProductRequest {
             name: "products/p".into(),
@@ -391,7 +560,14 @@ async fn a_refused_change_fails_until_the_product_is_fixed() {
         synced(Vendor::Cryptlex, fixed.etag),
     )
     .await;
-    assert_eq!(product.licensing.unwrap().product_id, "c1", "created once fixed");
+    let creates: Vec<_> = v
+        .cryptlex
+        .successful_calls()
+        .into_iter()
+        .filter(|r| r.method == "POST" && !is_probe(r))
+        .collect();
+    assert_eq!(creates.len(), 1, "created once fixed: {creates:?}");
+    assert!(!product.licensing.unwrap().product_id.is_empty());
 
     // A resync on request sends everything again.
     let before = v.cryptlex.successful_calls().len();
@@ -461,7 +637,7 @@ async fn deletes_reach_the_vendors_and_enos_refusals_are_not_retried() {
     // retryable), the tombstone is done with and dropped. One kept to retry
     // EnOS would stay.
     common::wait_for_metric(&server, "producthub_sync_tombstones", 0.0).await;
-    worker_has_passed(&mut client).await;
+    worker_has_passed(&mut client, Vendor::Enos).await;
     assert_eq!(enos_deletes(), 1, "11619 is reported once, not retried forever");
 }
 
@@ -598,7 +774,7 @@ async fn hundreds_of_waiting_products_all_arrive() {
         v.cryptlex
             .successful_calls()
             .into_iter()
-            .filter(|r| r.method == "POST")
+            .filter(|r| r.method == "POST" && !is_probe(r))
             .count()
     };
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -615,7 +791,7 @@ async fn hundreds_of_waiting_products_all_arrive() {
     for i in 0..count {
         wait_for(&mut client, &format!("products/l{i:03}"), "its sync state", all_synced).await;
     }
-    worker_has_passed(&mut client).await;
+    worker_has_passed(&mut client, Vendor::Cryptlex).await;
     assert_eq!(created(), count, "each product created exactly once");
 }
 
@@ -838,7 +1014,7 @@ async fn a_pending_clear_survives_a_resend() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &v);
     let mut client = server.client().await;
-    let mut product = enos_only("Meter");
+    let mut product = only_at(Vendor::Enos, "Meter");
     product.description = "Counts".into();
     let created = create(&mut client, "p", product).await;
     wait_for(

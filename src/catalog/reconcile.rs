@@ -226,7 +226,15 @@ impl<S: ProductStore> Catalog<S> {
         let drifted = match (&copy, &seen) {
             (None, _) => Some(deletion()),
             (Some(_), Some(seen)) if *seen == entry.fingerprint => None,
-            (Some(copy), Some(seen)) => drift(vendor, &product, copy, seen.clone(), &entry, &self.vendors),
+            (Some(copy), Some(seen)) => drift(
+                vendor,
+                &product,
+                copy,
+                seen.clone(),
+                &entry,
+                entry.attempts > 0,
+                &self.vendors,
+            ),
             (Some(_), None) => None,
         };
         let Some(drifted) = drifted else {

@@ -1,15 +1,20 @@
 //! Outbound sync: every accepted change reaches each vendor whose profile the
 //! product has, through a durable outbox, across vendor outages and restarts.
 //!
-//! - [`worker`]: the background loop that reads the outbox and tombstones,
-//!   delivers through the vendors' adapters and connections, and records
-//!   outcomes on the product (the bookkeeping itself is
-//!   `domain::sync_plan`).
+//! - [`lane`]: one lane per vendor, which scans the outbox and tombstones
+//!   and runs that vendor's deliveries, a bounded number at a time, each
+//!   product's in order; a slow, down or rate-limiting vendor holds up only
+//!   its own lane.
+//! - [`worker`]: one delivery of a product's change to one vendor (or one
+//!   delete of a deleted product's copy) through the vendor's adapter and
+//!   connection, and its outcome recorded on the product (the bookkeeping
+//!   itself is `domain::sync_plan`).
 //!
 //! The worker names no vendor: what differs between vendors (reading the
 //! current copy before an update, what "already gone" looks like) is asked of
 //! each vendor's [`Adapter`](crate::vendors::Adapter).
 
+pub mod lane;
 pub mod worker;
 
 use std::time::Duration;

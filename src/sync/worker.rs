@@ -1,30 +1,33 @@
-//! The background worker that delivers changes to the vendors.
+//! Delivering one product's change to one vendor, and deleting a deleted
+//! product's copy at one vendor.
 //!
-//! It reads the durable outbox (product ids whose sync state may need work),
-//! delivers each pending vendor change through the adapters and
-//! [`Connections`], and records the outcome on the product, with what the
-//! vendor assigned. Work for one product is done in order, one vendor call at
-//! a time; a product changed again while a vendor was down is delivered once,
-//! in its latest state (the pending paths accumulate; a whole resend asked for
-//! meanwhile goes first, then the named paths, so a pending clear is still
-//! sent). Delivery is at least once: a crash between a vendor's answer and
-//! recording it repeats the call after restart, which the remote id makes an
-//! update rather than a second create (except for a create whose answer was
-//! lost: the vendors offer no idempotency key for that).
+//! [`SyncWorker::run`] hands the work to one [lane](super::lane) per vendor;
+//! everything here is about a single (product, vendor) pair. A delivery reads
+//! the product as it is now, so a product changed again while a vendor was
+//! down is delivered once, in its latest state (the pending paths accumulate;
+//! a whole resend asked for meanwhile goes first, then the named paths, so a
+//! pending clear is still sent), and records the outcome on the product with
+//! what the vendor assigned. Deliveries to different vendors of one product
+//! may run at once: each records only its own vendor's entry, through the
+//! store's compare-and-swap. Delivery is at least once: a crash between a
+//! vendor's answer and recording it repeats the call after restart, which the
+//! remote id makes an update rather than a second create (except for a create
+//! whose answer was lost: the vendors offer no idempotency key for that).
 
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use tokio::sync::Notify;
+use tokio::sync::{Mutex, Notify};
 
 use super::RetryPolicy;
+use super::lane::{self, Pace};
 use crate::domain::field_mask::{self, UpdateMask};
 use crate::domain::names::parse_product_name;
 use crate::domain::sync_plan::{self as plan, DriftPolicy, EVERYTHING, Outcome};
 use crate::pb::{Product, SyncState, VendorSync};
-use crate::storage::{Claimed, ProductStore, StoreError};
+use crate::storage::{ProductStore, StoreError};
 use crate::vendors::fingerprint::{deletion, drift, fingerprint};
 use crate::vendors::{Adapter, AdapterError, Connections, Reply, Vendor, VendorError, VendorErrorKind, VendorSettings};
 
@@ -32,10 +35,8 @@ use crate::vendors::{Adapter, AdapterError, Connections, Reply, Vendor, VendorEr
 /// under the `adopt` policy, for the adopting to be done.
 pub type OnDrift = Arc<dyn Fn(&str, Vendor) + Send + Sync>;
 
-/// How many outbox entries or tombstones one pass looks at.
-const BATCH: usize = 256;
-/// How often the worker looks for retries that have come due.
-const POLL: Duration = Duration::from_millis(200);
+/// Deliveries in flight per vendor unless configured otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 4;
 
 pub struct SyncWorker<S> {
     store: Arc<S>,
@@ -48,6 +49,14 @@ pub struct SyncWorker<S> {
     drift_policy: DriftPolicy,
     /// Where a drift found under `adopt` is handed for the adopting.
     on_drift: Option<OnDrift>,
+    /// Deliveries in flight per vendor.
+    concurrency: usize,
+    /// Held across each read-modify-write of a tombstone: the lanes of
+    /// different vendors record their deletes of one product's copies in its
+    /// one tombstone. (Between replicas, the tombstone's claim does.)
+    tombstone_writes: Mutex<()>,
+    /// When this process's worker was made (see `pending_from_before_start`).
+    started: SystemTime,
 }
 
 impl<S: ProductStore> SyncWorker<S> {
@@ -68,6 +77,9 @@ impl<S: ProductStore> SyncWorker<S> {
             wake,
             drift_policy: DriftPolicy::Report,
             on_drift: None,
+            concurrency: DEFAULT_CONCURRENCY,
+            tombstone_writes: Mutex::new(()),
+            started: SystemTime::now(),
         }
     }
 
@@ -80,163 +92,47 @@ impl<S: ProductStore> SyncWorker<S> {
         self
     }
 
-    /// Works until `stop` resolves. A delivery cut short by the stop is
-    /// repeated after the next start.
-    pub async fn run(self, stop: impl Future<Output = ()>) {
-        tokio::pin!(stop);
-        loop {
-            // A pass over a long outbox can take a while; a stop does not wait
-            // for it (what it had not settled stays in the outbox).
-            tokio::select! {
-                () = &mut stop => return,
-                passed = self.pass() => if let Err(error) = passed {
-                    tracing::warn!(%error, "sync pass failed; retrying");
-                },
-            }
-            tokio::select! {
-                () = &mut stop => return,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(POLL) => {}
-            }
-        }
+    /// At most this many deliveries in flight to each vendor (at least one).
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
     }
 
-    fn store(&self) -> &S {
+    /// Works until `stop` resolves: one lane per vendor, so a vendor that is
+    /// slow, down or rate limiting holds up only its own deliveries. A
+    /// delivery cut short by the stop is repeated after the next start.
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        let concurrency = self.concurrency;
+        let wake = self.wake.clone();
+        lane::run_lanes(Arc::new(self), concurrency, wake, stop).await;
+    }
+
+    pub(super) fn store(&self) -> &S {
         &self.store
     }
 
-    /// One look at everything waiting, deletes first (so a product deleted and
-    /// created again under the same id reaches the vendor in that order). A
-    /// product whose record cannot be handled is logged and skipped, so it
-    /// cannot hold up the others.
-    pub async fn pass(&self) -> Result<(), StoreError> {
-        let mut after: Option<String> = None;
-        loop {
-            let batch = self.store().tombstones(after.as_deref(), BATCH).await?;
-            if batch.is_empty() {
-                break;
-            }
-            for tombstone in batch {
-                after = Some(tombstone.uid.clone());
-                match self.store().renew_claim(Claimed::Tombstone(&tombstone.uid)).await {
-                    Ok(true) => {}
-                    // Another replica took it over.
-                    Ok(false) => continue,
-                    Err(error) => return Err(error),
-                }
-                if let Err(error) = self.bury(tombstone).await {
-                    tracing::warn!(%error, "could not process a tombstone; skipping it this pass");
-                }
-            }
-        }
-        let mut after: Option<String> = None;
-        loop {
-            let batch = self.store().outbox(after.as_deref(), BATCH).await?;
-            if batch.is_empty() {
-                return Ok(());
-            }
-            for (id, nonce) in batch {
-                // A claim lasts a while, not a whole batch of slow vendor
-                // calls: renewed before each product.
-                match self.store().renew_claim(Claimed::Outbox(&id)).await {
-                    Ok(true) => {
-                        if let Err(error) = self.sync_product(&id, nonce).await {
-                            tracing::warn!(product = %id, %error, "could not sync; skipping it this pass");
-                        }
-                    }
-                    Ok(false) => {}
-                    Err(error) => return Err(error),
-                }
-                after = Some(id);
-            }
-        }
+    /// Whether deliveries to `vendor` are made (it is configured).
+    pub(super) fn enabled(&self, vendor: Vendor) -> bool {
+        self.enabled.contains(&vendor)
     }
 
-    async fn sync_product(&self, id: &str, nonce: u64) -> Result<(), StoreError> {
+    /// Delivers `vendor`'s pending change of product `id` if it is due,
+    /// records the outcome, and takes the product out of the outbox (as of
+    /// `nonce`) once nothing is pending for any vendor. A product with nothing
+    /// pending, or gone (its tombstone carries what is left to do), is taken
+    /// out at once.
+    pub(super) async fn sync_vendor(&self, id: &str, vendor: Vendor, nonce: u64) -> Result<Pace, StoreError> {
         let Some(product) = self.store().get(id).await? else {
-            // Deleted: its tombstone carries what is left to do.
             self.store().settle_outbox(id, nonce).await?;
-            return Ok(());
+            return Ok(Pace::Steady);
         };
         let (ready, _) = plan::due(&product, SystemTime::now());
-        for entry in ready {
-            let Some(vendor) = Vendor::from_pb(entry.vendor) else {
-                continue;
-            };
-            let Delivery {
-                outcome,
-                assigned,
-                fingerprint,
-            } = self.deliver(&product, vendor, &entry).await;
-            log_outcome(id, vendor, &outcome);
-            let now = SystemTime::now();
-            let recorded = self
-                .store()
-                .update(
-                    id,
-                    false,
-                    record(
-                        &product,
-                        vendor,
-                        &entry,
-                        &outcome,
-                        assigned.as_ref(),
-                        fingerprint.as_deref(),
-                        now,
-                    ),
-                )
-                .await;
-            let recorded = match recorded {
-                // The vendor answered with the id of a copy another product
-                // holds: recorded as a failure (nothing more is sent until the
-                // product changes), never as a second holder, and never
-                // retried into one more copy.
-                Err(StoreError::LinkTaken { remote_id, holder, .. }) => {
-                    let failed = Outcome::Failed {
-                        error: format!(
-                            "{vendor} answered with the id {remote_id:?}, whose copy products/{holder} holds"
-                        ),
-                    };
-                    log_outcome(id, vendor, &failed);
-                    self.store()
-                        .update(id, false, record(&product, vendor, &entry, &failed, None, None, now))
-                        .await?
-                }
-                other => other?,
-            };
-            // Whether this very call created the copy (it addressed none).
-            let created = entry.remote_id.is_empty() && vendor.adapter().remote_id(&product).is_none();
-            match recorded {
-                Ok(_) => {}
-                // Let go of meanwhile (unlinked, or another copy linked in
-                // its place): nothing is recorded, and the copy is left as
-                // it is. One this very call created belongs to no product.
-                Err(NotRecorded::Unlinked) => {
-                    if let (Outcome::Delivered { remote_id, gone: false }, true) = (&outcome, created) {
-                        tracing::warn!(product = %id, %vendor, remote_id, "a copy created while the product was linked to another belongs to no product; delete it at the vendor if it is not wanted");
-                    }
-                    continue;
-                }
-                // A drift found against a fingerprint or change that is no
-                // longer the product's (a push asked for meanwhile): the
-                // product's newer state is delivered next.
-                Err(NotRecorded::Superseded) => continue,
-                Err(NotRecorded::Deleted) => {
-                    // Its tombstone must learn of a copy this call has just
-                    // created, or that copy is orphaned. (An existing copy
-                    // is in the tombstone already, or was let go of with
-                    // the delete.)
-                    if let (Outcome::Delivered { remote_id, gone: false }, true) = (&outcome, created) {
-                        self.remember_in_tombstone(&product, vendor, remote_id).await?;
-                    }
-                    return Ok(());
-                }
-            }
-            // Recorded DRIFTED: under `adopt` the vendor's values are taken now.
-            if let (Outcome::Drifted { .. }, DriftPolicy::Adopt, Some(on_drift)) =
-                (&outcome, self.drift_policy, &self.on_drift)
-            {
-                on_drift(id, vendor);
+        let mut pace = Pace::Steady;
+        if let Some(entry) = ready.into_iter().find(|entry| entry.vendor == vendor.to_pb() as i32) {
+            let (recorded, slow_down) = self.deliver_and_record(id, &product, vendor, &entry).await?;
+            pace = slow_down;
+            if recorded == Recording::ProductGone {
+                return Ok(pace);
             }
         }
         let still_pending = self
@@ -247,7 +143,91 @@ impl<S: ProductStore> SyncWorker<S> {
         if !still_pending {
             self.store().settle_outbox(id, nonce).await?;
         }
-        Ok(())
+        Ok(pace)
+    }
+
+    /// One delivery of `entry`'s change to `vendor`, and its recording.
+    async fn deliver_and_record(
+        &self,
+        id: &str,
+        product: &Product,
+        vendor: Vendor,
+        entry: &VendorSync,
+    ) -> Result<(Recording, Pace), StoreError> {
+        let Delivery {
+            outcome,
+            assigned,
+            fingerprint,
+            pace,
+        } = self.deliver(product, vendor, entry).await;
+        log_outcome(id, vendor, &outcome);
+        let now = SystemTime::now();
+        let recorded = self
+            .store()
+            .update(
+                id,
+                false,
+                record(
+                    product,
+                    vendor,
+                    entry,
+                    &outcome,
+                    assigned.as_ref(),
+                    fingerprint.as_deref(),
+                    now,
+                ),
+            )
+            .await;
+        let recorded = match recorded {
+            // The vendor answered with the id of a copy another product
+            // holds: recorded as a failure (nothing more is sent until the
+            // product changes), never as a second holder, and never
+            // retried into one more copy.
+            Err(StoreError::LinkTaken { remote_id, holder, .. }) => {
+                let failed = Outcome::Failed {
+                    error: format!("{vendor} answered with the id {remote_id:?}, whose copy products/{holder} holds"),
+                };
+                log_outcome(id, vendor, &failed);
+                self.store()
+                    .update(id, false, record(product, vendor, entry, &failed, None, None, now))
+                    .await?
+            }
+            other => other?,
+        };
+        // Whether this very call created the copy (it addressed none).
+        let created = entry.remote_id.is_empty() && vendor.adapter().remote_id(product).is_none();
+        match recorded {
+            Ok(_) => {}
+            // Let go of meanwhile (unlinked, or another copy linked in its
+            // place): nothing is recorded, and the copy is left as it is. One
+            // this very call created belongs to no product.
+            Err(NotRecorded::Unlinked) => {
+                if let (Outcome::Delivered { remote_id, gone: false }, true) = (&outcome, created) {
+                    tracing::warn!(product = %id, %vendor, remote_id, "a copy created while the product was linked to another belongs to no product; delete it at the vendor if it is not wanted");
+                }
+                return Ok((Recording::Skipped, pace));
+            }
+            // A drift found against a fingerprint or change that is no longer
+            // the product's (a push asked for meanwhile): the product's newer
+            // state is delivered next.
+            Err(NotRecorded::Superseded) => return Ok((Recording::Skipped, pace)),
+            Err(NotRecorded::Deleted) => {
+                // Its tombstone must learn of a copy this call has just
+                // created, or that copy is orphaned. (An existing copy is in
+                // the tombstone already, or was let go of with the delete.)
+                if let (Outcome::Delivered { remote_id, gone: false }, true) = (&outcome, created) {
+                    self.remember_in_tombstone(product, vendor, remote_id).await?;
+                }
+                return Ok((Recording::ProductGone, pace));
+            }
+        }
+        // Recorded DRIFTED: under `adopt` the vendor's values are taken now.
+        if let (Outcome::Drifted { .. }, DriftPolicy::Adopt, Some(on_drift)) =
+            (&outcome, self.drift_policy, &self.on_drift)
+        {
+            on_drift(id, vendor);
+        }
+        Ok((Recording::Written, pace))
     }
 
     /// One delivery attempt of the pending change for `vendor`.
@@ -272,7 +252,10 @@ impl<S: ProductStore> SyncWorker<S> {
             Err(Failure::Adapter(error)) => Delivery::from(Outcome::Failed {
                 error: error.to_string(),
             }),
-            Err(Failure::Vendor(error)) => Delivery::from(self.classify(&error, entry.attempts)),
+            Err(Failure::Vendor(error)) => Delivery {
+                pace: self.pace(&error),
+                ..Delivery::from(self.classify(&error, entry.attempts))
+            },
         }
     }
 
@@ -286,6 +269,7 @@ impl<S: ProductStore> SyncWorker<S> {
             outcome: Outcome::Delivered { remote_id, gone: false },
             fingerprint: Some(known(adapter, assigned.as_ref())),
             assigned,
+            pace: Pace::Steady,
         })
     }
 
@@ -349,7 +333,18 @@ impl<S: ProductStore> SyncWorker<S> {
                         // A copy that differs only by what producthub itself
                         // sent (an earlier answer lost) is not drift.
                         let drifted = (found != entry.fingerprint)
-                            .then(|| drift(adapter.vendor(), product, &copy, found, entry, &self.settings))
+                            .then(|| {
+                                let maybe_sent = entry.attempts > 0 || self.pending_from_before_start(product, entry);
+                                drift(
+                                    adapter.vendor(),
+                                    product,
+                                    &copy,
+                                    found,
+                                    entry,
+                                    maybe_sent,
+                                    &self.settings,
+                                )
+                            })
                             .flatten();
                         if let Some(drift) = drifted {
                             return Ok(Delivery::from(Outcome::Drifted { drift }));
@@ -396,6 +391,7 @@ impl<S: ProductStore> SyncWorker<S> {
             },
             assigned,
             fingerprint,
+            pace: Pace::Steady,
         })
     }
 
@@ -430,6 +426,20 @@ impl<S: ProductStore> SyncWorker<S> {
         Ok(Some(reply))
     }
 
+    /// Whether a process before this one may have sent the pending change and
+    /// died before recording it (a kill, a crash), which leaves no attempt
+    /// counted: the product last changed before this process started, and
+    /// this process has not synced it since. (A change pending from before
+    /// the start and changed again since is not recognised: its copy is
+    /// reported DRIFTED, never overwritten unseen.)
+    fn pending_from_before_start(&self, product: &Product, entry: &VendorSync) -> bool {
+        let before_start = |time: Option<prost_types::Timestamp>| {
+            time.and_then(|t| SystemTime::try_from(t).ok())
+                .is_none_or(|t| t < self.started)
+        };
+        before_start(product.update_time) && before_start(entry.last_sync_time)
+    }
+
     /// Deletes the vendor's copy of a product whose profile was removed (or
     /// that was deleted). A copy that is already gone counts as deleted.
     async fn delete_remote(
@@ -452,6 +462,15 @@ impl<S: ProductStore> SyncWorker<S> {
             None => Ok(gone),
             Some(error) if adapter.is_gone(&error) => Ok(gone),
             Some(error) => Err(Failure::Vendor(error)),
+        }
+    }
+
+    /// A rate-limited answer holds off the vendor's whole lane, for as long
+    /// as the vendor asked (or the first retry delay).
+    fn pace(&self, error: &VendorError) -> Pace {
+        match error.kind {
+            VendorErrorKind::RateLimited => Pace::HoldOff(error.retry_after.unwrap_or(self.retry.base)),
+            _ => Pace::Steady,
         }
     }
 
@@ -478,6 +497,7 @@ impl<S: ProductStore> SyncWorker<S> {
         vendor: Vendor,
         remote_id: &str,
     ) -> Result<(), StoreError> {
+        let _writing = self.tombstone_writes.lock().await;
         // Without a tombstone (buried already, or the delete kept the
         // copies), a fresh one carries this copy alone.
         let mut tombstone = match self.store().tombstone(&product.uid).await? {
@@ -499,73 +519,112 @@ impl<S: ProductStore> SyncWorker<S> {
         self.store().set_tombstone(&product.uid, Some(&tombstone)).await
     }
 
-    /// Deletes a deleted product's copies at the vendors, then its tombstone.
-    async fn bury(&self, mut tombstone: Product) -> Result<(), StoreError> {
+    /// Deletes a deleted product's copy at `vendor` if that is due, and
+    /// records the outcome in its tombstone; the tombstone goes once no
+    /// vendor's copy is left to delete.
+    pub(super) async fn bury_at(&self, uid: &str, vendor: Vendor) -> Result<Pace, StoreError> {
+        let Some(tombstone) = self.store().tombstone(uid).await? else {
+            return Ok(Pace::Steady);
+        };
         if let Ok(id) = parse_product_name(&tombstone.name, "name")
             && self.store().get(id).await?.is_some_and(|p| p.uid == tombstone.uid)
         {
             // The delete this tombstone announced has not happened (yet): the
             // product lives on.
-            return Ok(());
+            return Ok(Pace::Steady);
         }
+        let adapter = vendor.adapter();
         let now = SystemTime::now();
-        let mut changed = false;
-        let mut remaining = Vec::new();
-        let entries = std::mem::take(&mut tombstone.sync);
-        for mut entry in entries {
-            let Some(vendor) = Vendor::from_pb(entry.vendor) else {
-                changed = true;
-                continue;
-            };
-            let adapter = vendor.adapter();
-            let remote_id = adapter.remote_id(&tombstone).unwrap_or_else(|| entry.remote_id.clone());
-            if remote_id.is_empty() {
-                changed = true;
-                continue;
-            }
-            let not_before = entry.next_attempt_time.and_then(|t| SystemTime::try_from(t).ok());
-            // A vendor not configured (any more) keeps its entry until it is:
-            // its copy still exists.
-            if !self.enabled.contains(&vendor) || not_before.is_some_and(|t| t > now) {
-                remaining.push(entry);
-                continue;
-            }
-            changed = true;
-            let outcome = match self.delete_remote(adapter, &tombstone, &remote_id).await {
-                Ok(outcome) => outcome,
-                Err(Failure::Adapter(error)) => Outcome::Failed {
-                    error: error.to_string(),
-                },
-                Err(Failure::Vendor(error)) => self.classify(&error, entry.attempts),
-            };
-            match outcome {
-                Outcome::Delivered { .. } => {
-                    tracing::info!(product = %tombstone.name, %vendor, "deleted at vendor");
+        let mut pace = Pace::Steady;
+        let outcome = match plan::entry(&tombstone, vendor.to_pb()) {
+            None => None,
+            Some(entry) => {
+                let remote_id = adapter.remote_id(&tombstone).unwrap_or_else(|| entry.remote_id.clone());
+                let not_before = entry.next_attempt_time.and_then(|t| SystemTime::try_from(t).ok());
+                if remote_id.is_empty() {
+                    // No copy was ever made: nothing to delete.
+                    Some(Outcome::Delivered { remote_id, gone: true })
+                } else if !self.enabled(vendor) || not_before.is_some_and(|t| t > now) {
+                    // A vendor not configured (any more) keeps its entry
+                    // until it is: its copy still exists.
+                    return Ok(Pace::Steady);
+                } else {
+                    let outcome = match self.delete_remote(adapter, &tombstone, &remote_id).await {
+                        Ok(outcome) => outcome,
+                        Err(Failure::Adapter(error)) => Outcome::Failed {
+                            error: error.to_string(),
+                        },
+                        Err(Failure::Vendor(error)) => {
+                            pace = self.pace(&error);
+                            self.classify(&error, entry.attempts)
+                        }
+                    };
+                    match &outcome {
+                        Outcome::Delivered { .. } => {
+                            tracing::info!(product = %tombstone.name, %vendor, "deleted at vendor");
+                        }
+                        // E.g. EnOS 11619: the product still has devices.
+                        // Reported, not retried forever; the copy stays.
+                        Outcome::Failed { error } => {
+                            tracing::warn!(product = %tombstone.name, %vendor, %error, "could not delete at vendor");
+                        }
+                        _ => {}
+                    }
+                    Some(outcome)
                 }
-                Outcome::Retry { error, after } => {
+            }
+        };
+        self.record_burial(uid, vendor, outcome, now).await?;
+        Ok(pace)
+    }
+
+    /// Writes what deleting at `vendor` came to into the tombstone as it is
+    /// now (another vendor's lane may have written it meanwhile). Entries of
+    /// vendors this build does not know are dropped: nothing can delete them.
+    async fn record_burial(
+        &self,
+        uid: &str,
+        vendor: Vendor,
+        outcome: Option<Outcome>,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let _writing = self.tombstone_writes.lock().await;
+        let Some(mut tombstone) = self.store().tombstone(uid).await? else {
+            return Ok(());
+        };
+        let before = tombstone.sync.clone();
+        tombstone.sync.retain(|entry| Vendor::from_pb(entry.vendor).is_some());
+        let wanted = vendor.to_pb() as i32;
+        match outcome {
+            Some(Outcome::Delivered { .. } | Outcome::Failed { .. }) => tombstone.sync.retain(|e| e.vendor != wanted),
+            Some(Outcome::Retry { error, after }) => {
+                if let Some(entry) = tombstone.sync.iter_mut().find(|e| e.vendor == wanted) {
                     entry.attempts += 1;
                     entry.last_error = error;
                     entry.next_attempt_time = Some((now + after).into());
-                    remaining.push(entry);
                 }
-                Outcome::Failed { error } => {
-                    // E.g. EnOS 11619: the product still has devices. Reported,
-                    // not retried forever; the vendor's copy stays.
-                    tracing::warn!(product = %tombstone.name, %vendor, %error, "could not delete at vendor");
-                }
-                Outcome::Disabled | Outcome::Drifted { .. } => remaining.push(entry),
             }
+            Some(Outcome::Disabled | Outcome::Drifted { .. }) | None => {}
         }
-        let uid = tombstone.uid.clone();
-        if remaining.is_empty() {
-            self.store().set_tombstone(&uid, None).await
-        } else if changed {
-            tombstone.sync = remaining;
-            self.store().set_tombstone(&uid, Some(&tombstone)).await
+        if tombstone.sync.is_empty() {
+            self.store().set_tombstone(uid, None).await
+        } else if tombstone.sync != before {
+            self.store().set_tombstone(uid, Some(&tombstone)).await
         } else {
             Ok(())
         }
     }
+}
+
+/// What became of a delivery's outcome.
+#[derive(Debug, PartialEq, Eq)]
+enum Recording {
+    Written,
+    /// Nothing was written (the copy was let go of, or the drift found was
+    /// superseded); the product's next state is looked at next.
+    Skipped,
+    /// The product (this incarnation) is gone.
+    ProductGone,
 }
 
 /// What one delivery attempt came to, and what the vendor assigned on the way.
@@ -576,6 +635,8 @@ struct Delivery {
     /// The fingerprint of what the vendor holds now (empty: sent, but not
     /// read back); `None`: nothing was sent, the old one stands.
     fingerprint: Option<String>,
+    /// What the vendor's answer asks of its lane.
+    pace: Pace,
 }
 
 impl From<Outcome> for Delivery {
@@ -584,6 +645,7 @@ impl From<Outcome> for Delivery {
             outcome,
             assigned: None,
             fingerprint: None,
+            pace: Pace::Steady,
         }
     }
 }

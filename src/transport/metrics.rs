@@ -5,7 +5,8 @@
 //! `metrics` facade (a no-op until a recorder is installed, as in unit tests):
 //! - `producthub_rpc_requests_total{method,code}` and
 //!   `producthub_rpc_duration_seconds{method}` in the call layer;
-//! - `producthub_sync_deliveries_total{vendor,outcome}` in the sync worker;
+//! - `producthub_sync_deliveries_total{vendor,outcome}` in the sync worker,
+//!   and the gauge `producthub_sync_in_flight{vendor}` in its lanes;
 //! - `producthub_import_products_total{vendor,action}` in the catalog's imports;
 //! - `producthub_reconcile_copies_total{vendor,action}` and
 //!   `producthub_drift_detected_total{vendor,deleted}` in the catalog's reconciles;
@@ -77,6 +78,10 @@ fn describe() {
     metrics::describe_counter!(
         "producthub_sync_deliveries_total",
         "delivery attempts to vendors, by vendor and outcome (delivered, retry, failed, disabled, drifted)"
+    );
+    metrics::describe_gauge!(
+        "producthub_sync_in_flight",
+        "deliveries (and deletes of deleted products' copies) in flight, by vendor"
     );
     metrics::describe_counter!(
         "producthub_reconcile_copies_total",

@@ -105,14 +105,15 @@ fn as_sent(vendor: Vendor, product: &Product, settings: &VendorSettings) -> Prod
 /// producthub's own doing: the copy holds just what producthub would send
 /// (a delivery whose answer was lost reached it), or it differs only in fields
 /// producthub has pending and an earlier attempt to send them may have
-/// reached it. The fields a pending change names are left out of the drift,
-/// unless nothing else differs.
+/// reached it (`maybe_sent`). The fields a pending change names are left out
+/// of the drift, unless nothing else differs.
 pub fn drift(
     vendor: Vendor,
     product: &Product,
     copy: &Product,
     found: String,
     entry: &VendorSync,
+    maybe_sent: bool,
     settings: &VendorSettings,
 ) -> Option<VendorDrift> {
     let all = differences(vendor, product, copy, settings);
@@ -125,7 +126,7 @@ pub fn drift(
         })
     };
     let theirs: Vec<FieldDifference> = all.iter().filter(|d| !pending_covers(&d.path)).cloned().collect();
-    if all.is_empty() || (theirs.is_empty() && entry.attempts > 0) {
+    if all.is_empty() || (theirs.is_empty() && maybe_sent) {
         return None;
     }
     Some(VendorDrift {

@@ -130,6 +130,11 @@ impl Fake {
         change(&mut self.state.lock().unwrap().behaviour);
     }
 
+    /// How many recorded requests `keep` accepts (without copying them).
+    pub fn count(&self, keep: impl Fn(&Recorded) -> bool) -> usize {
+        self.state.lock().unwrap().requests.iter().filter(|r| keep(r)).count()
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
     }
