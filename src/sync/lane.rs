@@ -5,12 +5,16 @@
 //! that hangs (each call waits out the request timeout), is down (each
 //! delivery backs off) or rate limits (the lane holds off for the vendor's
 //! `Retry-After`) delays no other vendor's deliveries. Within a lane:
-//! - a product has at most one delivery in flight, so its changes reach the
-//!   vendor in order (each delivery sends the product as it is then);
+//! - a product id has at most one call in flight (a delivery, or the delete
+//!   of an earlier incarnation's copy), so its changes reach the vendor in
+//!   order (each delivery sends the product as it is then);
 //! - a product deleted and created again under the same id waits until its
 //!   earlier incarnation's copy is deleted at the vendor, so the vendor sees
-//!   the delete first;
-//! - the deletes of deleted products' copies are looked at before changes.
+//!   the delete first (a product created while a scan runs waits for the
+//!   next scan, which reads the tombstones first);
+//! - the deletes of deleted products' copies are looked at before changes;
+//! - a claim (shared stores) is renewed as each call starts, after any wait
+//!   for a place or a hold-off.
 //!
 //! A scan reads each outbox product it may act on; one it found nothing due
 //! in is not read again for a few seconds unless it changes (its outbox
@@ -53,26 +57,30 @@ const LONGEST_HOLD_OFF: Duration = Duration::from_secs(300);
 const GLANCE: Duration = Duration::from_secs(5);
 
 /// What a lane has in flight: a delivery of a product's change, or a delete
-/// of a deleted product's copy (by tombstone uid).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Work {
-    Product(String),
-    Tombstone(String),
+/// of a deleted product's copy (its tombstone's uid). Both hold the product
+/// id, so a lane never has two calls about one product id in flight.
+#[derive(Debug, Clone)]
+struct Work {
+    product: String,
+    tombstone: Option<String>,
 }
 
-/// Runs one lane per vendor until `stop` resolves; stopping drops the lanes
-/// and so cancels what they have in flight (repeated after the next start).
+/// Runs one lane per vendor, each its own task, until `stop` resolves;
+/// stopping drops the lanes and so cancels what they have in flight
+/// (repeated after the next start).
 pub(super) async fn run_lanes<S: ProductStore>(
     worker: Arc<SyncWorker<S>>,
     concurrency: usize,
     wake: Arc<Notify>,
     stop: impl Future<Output = ()>,
 ) {
-    let wakes: Vec<Arc<Notify>> = Vendor::ALL.iter().map(|_| Arc::new(Notify::new())).collect();
-    let lanes = Vendor::ALL
-        .into_iter()
-        .zip(&wakes)
-        .map(|(vendor, lane_wake)| Lane::new(worker.clone(), vendor, concurrency).run(lane_wake.clone()));
+    let mut lanes = JoinSet::new();
+    let mut wakes = Vec::new();
+    for vendor in Vendor::ALL {
+        let lane_wake = Arc::new(Notify::new());
+        wakes.push(lane_wake.clone());
+        lanes.spawn(Lane::new(worker.clone(), vendor, concurrency).run(lane_wake));
+    }
     // A change wakes every lane (each keeps the wake-up until it next waits).
     let fan_out = async {
         loop {
@@ -84,7 +92,7 @@ pub(super) async fn run_lanes<S: ProductStore>(
     };
     tokio::select! {
         () = stop => {}
-        _ = futures_util::future::join_all(lanes) => {}
+        _ = lanes.join_next() => tracing::error!("a sync lane stopped; restart the server"),
         _ = fan_out => {}
     }
 }
@@ -95,7 +103,8 @@ struct Lane<S> {
     concurrency: usize,
     tasks: JoinSet<Result<Pace, StoreError>>,
     in_flight: HashMap<Id, Work>,
-    busy: HashSet<Work>,
+    busy_products: HashSet<String>,
+    busy_tombstones: HashSet<String>,
     /// Nothing new starts before this (the vendor asked us to slow down).
     hold_off_until: Option<Instant>,
     /// Outbox products a scan found nothing due in for this vendor: the
@@ -111,7 +120,8 @@ impl<S: ProductStore> Lane<S> {
             concurrency,
             tasks: JoinSet::new(),
             in_flight: HashMap::new(),
-            busy: HashSet::new(),
+            busy_products: HashSet::new(),
+            busy_tombstones: HashSet::new(),
             hold_off_until: None,
             glanced: HashMap::new(),
         }
@@ -129,12 +139,15 @@ impl<S: ProductStore> Lane<S> {
         }
     }
 
-    /// One look at everything waiting for this vendor, deletes first. Work
-    /// that cannot be handled is logged and left for the next scan, so it
-    /// cannot hold up the rest.
+    /// One look at everything waiting for this vendor, deletes first. A
+    /// product that cannot be handled is logged and skipped, so it cannot
+    /// hold up the rest.
     async fn scan(&mut self) -> Result<(), StoreError> {
         self.reap_finished();
-        let waiting_for_delete = self.scan_tombstones().await?;
+        // A product created from here on may have a tombstone this scan has
+        // not seen: it waits for the next scan.
+        let tombstones_read_from = SystemTime::now();
+        let earlier_incarnations = self.scan_tombstones().await?;
         let now = Instant::now();
         self.glanced.retain(|_, (_, until)| *until > now);
         let worker = self.worker.clone();
@@ -147,9 +160,7 @@ impl<S: ProductStore> Lane<S> {
             }
             for (id, nonce) in batch {
                 after = Some(id.clone());
-                let work = Work::Product(id.clone());
-                if waiting_for_delete.contains(&id)
-                    || self.busy.contains(&work)
+                if self.busy_products.contains(&id)
                     || self
                         .glanced
                         .get(&id)
@@ -157,46 +168,70 @@ impl<S: ProductStore> Lane<S> {
                 {
                     continue;
                 }
-                let product = store.get(&id).await?;
+                let product = match store.get(&id).await {
+                    Ok(product) => product,
+                    Err(error) => {
+                        tracing::warn!(vendor = %self.vendor, product = %id, %error, "could not read; skipping it this pass");
+                        continue;
+                    }
+                };
                 let Some(product) = product.filter(|p| p.sync.iter().any(|s| s.state == SyncState::Pending as i32))
                 else {
                     // Gone (its tombstone has what is left), or nothing pending
                     // for any vendor: out of the outbox, unless changed since.
-                    store.settle_outbox(&id, nonce).await?;
+                    if let Err(error) = store.settle_outbox(&id, nonce).await {
+                        tracing::warn!(vendor = %self.vendor, product = %id, %error, "could not settle; skipping it this pass");
+                    }
                     continue;
                 };
+                let older_copy_to_delete = earlier_incarnations
+                    .get(&id)
+                    .is_some_and(|uids| uids.iter().any(|uid| *uid != product.uid));
+                let created = product.create_time.and_then(|t| SystemTime::try_from(t).ok());
+                if older_copy_to_delete || created.is_some_and(|t| t >= tombstones_read_from) {
+                    continue;
+                }
                 let (ready, later) = plan::due(&product, SystemTime::now());
                 if !ready.iter().any(|entry| entry.vendor == self.vendor.to_pb() as i32) {
                     // Due later here, or pending only at other vendors.
-                    let until = later
-                        .and_then(|at| at.duration_since(SystemTime::now()).ok())
-                        .map_or(GLANCE, |wait| wait.min(GLANCE));
+                    let until = later.map_or(GLANCE, |at| {
+                        at.duration_since(SystemTime::now()).unwrap_or_default().min(GLANCE)
+                    });
                     self.glanced.insert(id, (nonce, Instant::now() + until));
                     continue;
                 }
-                // A claim lasts a while, not a whole scan of slow vendor
-                // calls: renewed right before the delivery starts.
-                if !store.renew_claim(Claimed::Outbox(&id)).await? {
-                    continue;
-                }
                 let (worker, vendor) = (self.worker.clone(), self.vendor);
-                self.dispatch(work, async move { worker.sync_vendor(&id, vendor, nonce).await })
-                    .await;
+                let work = Work {
+                    product: id.clone(),
+                    tombstone: None,
+                };
+                self.dispatch(work, async move {
+                    // A claim lasts a while, not a wait for a place or a
+                    // hold-off: renewed as the delivery starts.
+                    if !worker.store().renew_claim(Claimed::Outbox(&id)).await? {
+                        return Ok(Pace::Steady);
+                    }
+                    worker.sync_vendor(&id, vendor, nonce).await
+                })
+                .await;
             }
+            // sled answers without ever yielding: let the other lanes run.
+            tokio::task::yield_now().await;
         }
     }
 
-    /// Starts the deletes due at this vendor. Returns the ids of products
-    /// whose earlier incarnation still has a copy to delete here: their own
-    /// deliveries wait for it.
-    async fn scan_tombstones(&mut self) -> Result<HashSet<String>, StoreError> {
-        let mut waiting_for_delete = HashSet::new();
+    /// Starts the deletes due at this vendor. Returns, by product id, the
+    /// uids of deleted incarnations that still have a copy to delete here: a
+    /// product of that id with another uid (created again) waits for it.
+    async fn scan_tombstones(&mut self) -> Result<HashMap<String, HashSet<String>>, StoreError> {
+        let mut earlier_incarnations: HashMap<String, HashSet<String>> = HashMap::new();
         let vendor = self.vendor;
+        let enabled = self.worker.enabled(vendor);
         let mut after: Option<String> = None;
         loop {
             let batch = self.worker.store().tombstones(after.as_deref(), BATCH).await?;
             if batch.is_empty() {
-                return Ok(waiting_for_delete);
+                return Ok(earlier_incarnations);
             }
             for tombstone in batch {
                 after = Some(tombstone.uid.clone());
@@ -206,34 +241,49 @@ impl<S: ProductStore> Lane<S> {
                 if entry.is_none() && !leftover {
                     continue;
                 }
-                // A vendor not configured keeps its copies (and entries) until
-                // it is; the product's new incarnation is not held up by them.
-                if entry.is_some()
-                    && self.worker.enabled(vendor)
-                    && let Ok(id) = parse_product_name(&tombstone.name, "name")
-                {
-                    waiting_for_delete.insert(id.to_owned());
+                // The product id, or (a name that is not one) the uid alone.
+                let product = parse_product_name(&tombstone.name, "name")
+                    .map(str::to_owned)
+                    .unwrap_or_else(|_| format!("\0{}", tombstone.uid));
+                let has_copy = entry.is_some_and(|entry| {
+                    vendor.adapter().remote_id(&tombstone).is_some() || !entry.remote_id.is_empty()
+                });
+                if has_copy {
+                    if !enabled {
+                        // A vendor not configured keeps its copies (and
+                        // entries) until it is; the product's new incarnation
+                        // is not held up by them.
+                        continue;
+                    }
+                    earlier_incarnations
+                        .entry(product.clone())
+                        .or_default()
+                        .insert(tombstone.uid.clone());
                 }
                 let not_before = entry
                     .and_then(|e| e.next_attempt_time)
                     .and_then(|t| SystemTime::try_from(t).ok());
-                let work = Work::Tombstone(tombstone.uid.clone());
-                if self.busy.contains(&work) || not_before.is_some_and(|t| t > SystemTime::now()) {
-                    continue;
-                }
-                if !self
-                    .worker
-                    .store()
-                    .renew_claim(Claimed::Tombstone(&tombstone.uid))
-                    .await?
+                if self.busy_tombstones.contains(&tombstone.uid)
+                    || self.busy_products.contains(&product)
+                    || not_before.is_some_and(|t| t > SystemTime::now())
                 {
-                    // Another replica took it over.
                     continue;
                 }
                 let (worker, uid) = (self.worker.clone(), tombstone.uid);
-                self.dispatch(work, async move { worker.bury_at(&uid, vendor).await })
-                    .await;
+                let work = Work {
+                    product,
+                    tombstone: Some(uid.clone()),
+                };
+                self.dispatch(work, async move {
+                    if !worker.store().renew_claim(Claimed::Tombstone(&uid)).await? {
+                        // Another replica took it over.
+                        return Ok(Pace::Steady);
+                    }
+                    worker.bury_at(&uid, vendor).await
+                })
+                .await;
             }
+            tokio::task::yield_now().await;
         }
     }
 
@@ -252,8 +302,11 @@ impl<S: ProductStore> Lane<S> {
             tokio::time::sleep_until(until).await;
         }
         let task = self.tasks.spawn(job);
-        self.in_flight.insert(task.id(), work.clone());
-        self.busy.insert(work);
+        self.busy_products.insert(work.product.clone());
+        if let Some(uid) = &work.tombstone {
+            self.busy_tombstones.insert(uid.clone());
+        }
+        self.in_flight.insert(task.id(), work);
         self.count_in_flight();
     }
 
@@ -275,7 +328,10 @@ impl<S: ProductStore> Lane<S> {
         };
         let work = self.in_flight.remove(&id);
         if let Some(work) = &work {
-            self.busy.remove(work);
+            self.busy_products.remove(&work.product);
+            if let Some(uid) = &work.tombstone {
+                self.busy_tombstones.remove(uid);
+            }
         }
         self.count_in_flight();
         match outcome {

@@ -535,57 +535,63 @@ impl<S: ProductStore> SyncWorker<S> {
         }
         let adapter = vendor.adapter();
         let now = SystemTime::now();
-        let mut pace = Pace::Steady;
-        let outcome = match plan::entry(&tombstone, vendor.to_pb()) {
-            None => None,
-            Some(entry) => {
-                let remote_id = adapter.remote_id(&tombstone).unwrap_or_else(|| entry.remote_id.clone());
-                let not_before = entry.next_attempt_time.and_then(|t| SystemTime::try_from(t).ok());
-                if remote_id.is_empty() {
-                    // No copy was ever made: nothing to delete.
-                    Some(Outcome::Delivered { remote_id, gone: true })
-                } else if !self.enabled(vendor) || not_before.is_some_and(|t| t > now) {
-                    // A vendor not configured (any more) keeps its entry
-                    // until it is: its copy still exists.
-                    return Ok(Pace::Steady);
-                } else {
-                    let outcome = match self.delete_remote(adapter, &tombstone, &remote_id).await {
-                        Ok(outcome) => outcome,
-                        Err(Failure::Adapter(error)) => Outcome::Failed {
-                            error: error.to_string(),
-                        },
-                        Err(Failure::Vendor(error)) => {
-                            pace = self.pace(&error);
-                            self.classify(&error, entry.attempts)
-                        }
-                    };
-                    match &outcome {
-                        Outcome::Delivered { .. } => {
-                            tracing::info!(product = %tombstone.name, %vendor, "deleted at vendor");
-                        }
-                        // E.g. EnOS 11619: the product still has devices.
-                        // Reported, not retried forever; the copy stays.
-                        Outcome::Failed { error } => {
-                            tracing::warn!(product = %tombstone.name, %vendor, %error, "could not delete at vendor");
-                        }
-                        _ => {}
-                    }
-                    Some(outcome)
-                }
-            }
+        let Some(entry) = plan::entry(&tombstone, vendor.to_pb()) else {
+            // Nothing of this vendor's: only entries of unknown vendors to
+            // clear (or nothing at all left).
+            self.record_burial(uid, vendor, None, now).await?;
+            return Ok(Pace::Steady);
         };
-        self.record_burial(uid, vendor, outcome, now).await?;
+        let remote_id = adapter.remote_id(&tombstone).unwrap_or_else(|| entry.remote_id.clone());
+        let not_before = entry.next_attempt_time.and_then(|t| SystemTime::try_from(t).ok());
+        let mut pace = Pace::Steady;
+        let outcome = if remote_id.is_empty() {
+            // No copy was ever made: nothing to delete.
+            Outcome::Delivered {
+                remote_id: String::new(),
+                gone: true,
+            }
+        } else if !self.enabled(vendor) || not_before.is_some_and(|t| t > now) {
+            // A vendor not configured (any more) keeps its entry until it
+            // is: its copy still exists.
+            return Ok(Pace::Steady);
+        } else {
+            let outcome = match self.delete_remote(adapter, &tombstone, &remote_id).await {
+                Ok(outcome) => outcome,
+                Err(Failure::Adapter(error)) => Outcome::Failed {
+                    error: error.to_string(),
+                },
+                Err(Failure::Vendor(error)) => {
+                    pace = self.pace(&error);
+                    self.classify(&error, entry.attempts)
+                }
+            };
+            match &outcome {
+                Outcome::Delivered { .. } => {
+                    tracing::info!(product = %tombstone.name, %vendor, "deleted at vendor");
+                }
+                // E.g. EnOS 11619: the product still has devices. Reported,
+                // not retried forever; the copy stays.
+                Outcome::Failed { error } => {
+                    tracing::warn!(product = %tombstone.name, %vendor, %error, "could not delete at vendor");
+                }
+                _ => {}
+            }
+            outcome
+        };
+        self.record_burial(uid, vendor, Some((outcome, remote_id)), now).await?;
         Ok(pace)
     }
 
-    /// Writes what deleting at `vendor` came to into the tombstone as it is
-    /// now (another vendor's lane may have written it meanwhile). Entries of
-    /// vendors this build does not know are dropped: nothing can delete them.
+    /// Writes what deleting the copy `addressed` at `vendor` came to into the
+    /// tombstone as it is now (another vendor's lane may have written it
+    /// meanwhile), unless its entry names another copy by now (one a delivery
+    /// cut short by the delete created: deleted next). Entries of vendors this
+    /// build does not know are dropped: nothing can delete them.
     async fn record_burial(
         &self,
         uid: &str,
         vendor: Vendor,
-        outcome: Option<Outcome>,
+        outcome: Option<(Outcome, String)>,
         now: SystemTime,
     ) -> Result<(), StoreError> {
         let _writing = self.tombstone_writes.lock().await;
@@ -595,16 +601,25 @@ impl<S: ProductStore> SyncWorker<S> {
         let before = tombstone.sync.clone();
         tombstone.sync.retain(|entry| Vendor::from_pb(entry.vendor).is_some());
         let wanted = vendor.to_pb() as i32;
+        let held = plan::entry(&tombstone, vendor.to_pb()).map(|entry| {
+            vendor
+                .adapter()
+                .remote_id(&tombstone)
+                .unwrap_or_else(|| entry.remote_id.clone())
+        });
         match outcome {
-            Some(Outcome::Delivered { .. } | Outcome::Failed { .. }) => tombstone.sync.retain(|e| e.vendor != wanted),
-            Some(Outcome::Retry { error, after }) => {
+            Some((_, addressed)) if held.as_ref() != Some(&addressed) => {}
+            Some((Outcome::Delivered { .. } | Outcome::Failed { .. }, _)) => {
+                tombstone.sync.retain(|e| e.vendor != wanted)
+            }
+            Some((Outcome::Retry { error, after }, _)) => {
                 if let Some(entry) = tombstone.sync.iter_mut().find(|e| e.vendor == wanted) {
                     entry.attempts += 1;
                     entry.last_error = error;
                     entry.next_attempt_time = Some((now + after).into());
                 }
             }
-            Some(Outcome::Disabled | Outcome::Drifted { .. }) | None => {}
+            Some((Outcome::Disabled | Outcome::Drifted { .. }, _)) | None => {}
         }
         if tombstone.sync.is_empty() {
             self.store().set_tombstone(uid, None).await
