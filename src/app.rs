@@ -253,8 +253,8 @@ async fn serve_with<S: ProductStore>(
     let grace = config.grpc.shutdown_grace;
     transport::serve_grpc(catalog, listener, config.grpc, shutdown).await?;
 
-    // The worker finishes its current call (bounded); anything cut short is
-    // delivered again after the next start.
+    // Stopping the worker cancels the calls its lanes have in flight; what
+    // they cut short is delivered again after the next start.
     let _ = stop_worker.send(());
     if tokio::time::timeout(grace, worker_task).await.is_err() {
         tracing::warn!("the sync worker did not stop in time; its unfinished delivery will be repeated");

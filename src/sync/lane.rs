@@ -154,7 +154,7 @@ impl<S: ProductStore> Lane<S> {
         let store = worker.store();
         let mut after: Option<String> = None;
         loop {
-            let batch = store.outbox(after.as_deref(), BATCH).await?;
+            let batch = worker.outbox_batch(after.as_deref(), BATCH).await?;
             if batch.is_empty() {
                 return Ok(());
             }
@@ -229,7 +229,7 @@ impl<S: ProductStore> Lane<S> {
         let enabled = self.worker.enabled(vendor);
         let mut after: Option<String> = None;
         loop {
-            let batch = self.worker.store().tombstones(after.as_deref(), BATCH).await?;
+            let batch = self.worker.tombstone_batch(after.as_deref(), BATCH).await?;
             if batch.is_empty() {
                 return Ok(earlier_incarnations);
             }

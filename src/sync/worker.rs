@@ -57,6 +57,11 @@ pub struct SyncWorker<S> {
     tombstone_writes: Mutex<()>,
     /// When this process's worker was made (see `pending_from_before_start`).
     started: SystemTime,
+    /// Held while a lane reads (and, on a shared store, claims) a batch of
+    /// the outbox or tombstones: PostgreSQL's claim skips rows another
+    /// statement has locked, so two lanes claiming at once would hide items
+    /// from each other until their next scan.
+    claiming: Mutex<()>,
 }
 
 impl<S: ProductStore> SyncWorker<S> {
@@ -80,6 +85,7 @@ impl<S: ProductStore> SyncWorker<S> {
             concurrency: DEFAULT_CONCURRENCY,
             tombstone_writes: Mutex::new(()),
             started: SystemTime::now(),
+            claiming: Mutex::new(()),
         }
     }
 
@@ -109,6 +115,22 @@ impl<S: ProductStore> SyncWorker<S> {
 
     pub(super) fn store(&self) -> &S {
         &self.store
+    }
+
+    /// Up to `limit` outbox entries after `after` (claimed, on a shared store).
+    pub(super) async fn outbox_batch(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let _claiming = self.claiming.lock().await;
+        self.store().outbox(after, limit).await
+    }
+
+    /// Up to `limit` tombstones after `after` (claimed, on a shared store).
+    pub(super) async fn tombstone_batch(&self, after: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
+        let _claiming = self.claiming.lock().await;
+        self.store().tombstones(after, limit).await
     }
 
     /// Whether deliveries to `vendor` are made (it is configured).
