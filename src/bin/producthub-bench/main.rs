@@ -604,11 +604,24 @@ where
 
 /// Creates products `products/b{from}..` (`count` of them).
 async fn preload(channels: &[Channel], from: u64, count: u64, concurrency: usize) -> Result<(), Status> {
-    for_each(channels, from, count, concurrency, |mut client, n| async move {
+    create_each(channels, from, count, concurrency, "b", sample_product).await
+}
+
+/// Creates products `products/{prefix}{n}` for `n` in `from..from + count`,
+/// each `make(n)`, with `concurrency` calls in flight.
+async fn create_each(
+    channels: &[Channel],
+    from: u64,
+    count: u64,
+    concurrency: usize,
+    prefix: &'static str,
+    make: fn(u64) -> Product,
+) -> Result<(), Status> {
+    for_each(channels, from, count, concurrency, move |mut client, n| async move {
         client
             .create_product(CreateProductRequest {
-                product: Some(sample_product(n)),
-                product_id: format!("b{n:09}"),
+                product: Some(make(n)),
+                product_id: format!("{prefix}{n:09}"),
                 ..Default::default()
             })
             .await

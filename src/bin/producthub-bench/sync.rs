@@ -14,12 +14,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use producthub::pb::{
-    CreateProductRequest, IotDataFormat, IotProductType, IotProfile, LicensingProfile, MonetizationProfile, Plan,
-    PriceTier, Product,
+    IotDataFormat, IotProductType, IotProfile, LicensingProfile, MonetizationProfile, Plan, PriceTier, Product,
 };
 
 use super::fake_vendors::{Fake, Recorded, Vendors, vendor_args, vendors};
-use super::{LoadArgs, Process, channels, for_each, server_binary};
+use super::{LoadArgs, Process, channels, create_each, server_binary};
 
 /// A product with every vendor's profile, as the fakes accept it.
 fn everywhere(n: u64) -> Product {
@@ -89,17 +88,7 @@ async fn round(
         .collect();
     let channels = channels(url, 4).await?;
     let started = Instant::now();
-    for_each(&channels, from, count, 64, |mut client, n| async move {
-        client
-            .create_product(CreateProductRequest {
-                product: Some(everywhere(n)),
-                product_id: format!("s{n:09}"),
-                ..Default::default()
-            })
-            .await
-            .map(|_| ())
-    })
-    .await?;
+    create_each(&channels, from, count, 64, "s", everywhere).await?;
     let written = started.elapsed();
     println!(
         "  {count} CreateProduct calls answered after {:.2} s",
