@@ -129,23 +129,21 @@ fn kind_of(code: u32) -> Option<ChangeKind> {
 
 /// The change log's writer side.
 ///
-/// Sequence numbers are handed out under a short lock that does not cover
-/// the sled insert, so writers insert concurrently; the seqs still being
-/// inserted are remembered, and watchers are only told about seqs below all
-/// of them. A seq whose insert never happened (an error, or a crash) leaves a
-/// permanent gap that readers skip.
+/// A writer takes the next seq under a short lock and hands its entry to the
+/// group committer ([`DurableSled::defer_insert`]), which inserts the entries
+/// of a whole flush from one thread before flushing: watchers read only seqs
+/// that are durable, so no entry needs to be in the tree earlier, and one
+/// appender does not contend for the tree's tail as every writer did. A seq
+/// whose insert never happened (an error, or a crash before the flush) leaves
+/// a permanent gap that readers skip.
 struct ChangeLog {
     tree: sled::Tree,
-    seqs: Mutex<SeqState>,
+    /// The next seq to hand out.
+    next: Mutex<u64>,
     /// The newest seq watchers may read: durable, with no insert pending below.
     durable: tokio::sync::watch::Sender<u64>,
     /// `None` when the log is off.
     id: Option<u64>,
-}
-
-struct SeqState {
-    next: u64,
-    inserting: std::collections::BTreeSet<u64>,
 }
 
 impl ChangeLog {
@@ -177,22 +175,21 @@ impl ChangeLog {
         };
         Ok(Self {
             tree,
-            seqs: Mutex::new(SeqState {
-                next: last + 1,
-                inserting: std::collections::BTreeSet::new(),
-            }),
+            next: Mutex::new(last + 1),
             durable: tokio::sync::watch::Sender::new(last),
             id,
         })
     }
 
-    fn seqs(&self) -> std::sync::MutexGuard<'_, SeqState> {
-        self.seqs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn next(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.next.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn append(&self, kind: ChangeKind, product: &[u8]) -> Result<(), StoreError> {
+    /// Takes the next seq and defers the entry's insert to the next flush.
+    /// Called under the product's lock, so per product seqs follow commits.
+    fn append(&self, sled: &DurableSled, kind: ChangeKind, product: &[u8]) {
         if self.id.is_none() {
-            return Ok(());
+            return;
         }
         let entry = StoredChange {
             kind: kind_code(kind),
@@ -200,25 +197,17 @@ impl ChangeLog {
             commit_unix_micros: unix_micros(SystemTime::now()),
         }
         .encode_to_vec();
-        let seq = {
-            let mut seqs = self.seqs();
-            let seq = seqs.next;
-            seqs.next += 1;
-            seqs.inserting.insert(seq);
-            seq
-        };
-        let inserted = self.tree.insert(seq.to_be_bytes(), entry);
-        self.seqs().inserting.remove(&seq);
-        inserted.map(|_| ()).map_err(backend)
+        // Deferred under the lock, so the committer inserts in seq order (a
+        // tail append for sled).
+        let mut next = self.next();
+        sled.defer_insert(&self.tree, &next.to_be_bytes()[..], entry);
+        *next += 1;
     }
 
-    /// The newest seq with every seq up to it inserted (or never to be).
+    /// The newest seq handed out: every entry up to it is deferred to the
+    /// next flush (or failed, leaving a gap).
     fn settled(&self) -> u64 {
-        let seqs = self.seqs();
-        match seqs.inserting.first() {
-            Some(first) => first - 1,
-            None => seqs.next - 1,
-        }
+        *self.next() - 1
     }
 
     /// Everything up to `seq` is durable now.
@@ -377,12 +366,11 @@ impl SledStore {
             return Ok(false);
         }
         // A delete logs the product as it was. The swap has happened: a log
-        // entry that cannot be written leaves a gap watchers skip, and must
-        // not turn a stored write into a reported failure.
-        let logged = next.or(current).unwrap_or_default();
-        if let Err(error) = self.changes.append(kind, logged) {
-            tracing::error!(%error, product = key, "change stored but not logged for WatchProducts");
-        }
+        // entry that cannot be written leaves a gap watchers skip (the
+        // committer logs the error), and must not turn a stored write into a
+        // reported failure.
+        self.changes
+            .append(&self.sled, kind, next.or(current).unwrap_or_default());
         Ok(true)
     }
 
