@@ -3,9 +3,19 @@
 //!
 //! The encoded descriptor set, with comments and custom options kept, is written
 //! to `OUT_DIR/producthub_descriptor.bin`: gRPC reflection serves it (grpcurl
-//! shows the comments), and the domain reads field behaviours from it.
+//! shows the comments), and the domain reads field behaviours from it. The
+//! OpenAPI document of the REST mapping (`build/openapi.rs`) is generated from
+//! it too, into `OUT_DIR/openapi.json`.
 
 use std::{env, fs, path::PathBuf};
+
+/// The path templates, shared with the server's router.
+#[allow(dead_code)]
+#[path = "src/transport/rest/template.rs"]
+mod template;
+
+#[path = "build/openapi.rs"]
+mod openapi;
 
 const PROTOS: &[&str] = &[
     "proto/producthub/v1/product.proto",
@@ -29,10 +39,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut compiler = protox::Compiler::new(["proto"])?;
     compiler.include_imports(true).include_source_info(true);
     compiler.open_files(PROTOS)?;
-    fs::write(
-        out_dir.join("producthub_descriptor.bin"),
-        compiler.encode_file_descriptor_set(),
-    )?;
+    let descriptor_set = compiler.encode_file_descriptor_set();
+    fs::write(out_dir.join("producthub_descriptor.bin"), &descriptor_set)?;
+
+    // The REST mapping's OpenAPI document, from the same descriptors.
+    let pool = prost_reflect::DescriptorPool::decode(descriptor_set.as_slice())?;
+    let document = openapi::document(&pool)?;
+    fs::write(out_dir.join("openapi.json"), serde_json::to_string_pretty(&document)?)?;
 
     tonic_prost_build::configure()
         .build_client(true)

@@ -20,8 +20,9 @@
 //!   reconcile copies changed at the vendors) over the store, the domain and
 //!   the vendors.
 //! - [`sync`]: the worker delivering changes from the outbox to the vendors.
-//! - [`transport`]: the tonic server, the only place that speaks
-//!   `tonic::Status`, and the metrics and webhook endpoints.
+//! - [`transport`]: the tonic server (with the same calls as HTTP/JSON on its
+//!   port, transcoded from the protos' `google.api.http` rules), the only
+//!   place that speaks `tonic::Status`, and the metrics and webhook endpoints.
 //! - [`app`]: the wiring of all of them into one running server.
 //! - [`cli`]: the command-line clients of a running server (`producthub
 //!   import`, `link`, `unlink`), speaking only the public API.

@@ -146,6 +146,9 @@ const PROBE_SERVICES: &[&str] = &[
     "/grpc.reflection.v1alpha.ServerReflection/",
 ];
 
+/// A path that needs what describing the API needs (reflection's rule).
+pub const DESCRIBE_PATH: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+
 /// What calling `path` (`/package.Service/Method`) needs.
 pub fn needs(path: &str, open_probes: bool) -> Needs {
     if PROBE_SERVICES.iter().any(|service| path.starts_with(service)) {

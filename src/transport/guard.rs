@@ -95,14 +95,23 @@ impl GuardLayer {
     /// The caller's refusal, if any (authentication only); else its token's
     /// scope, when tokens are on.
     fn check_caller<B>(&self, request: &http::Request<B>) -> Result<Option<Scope>, Refusal> {
+        self.check(request.uri().path(), request.headers())
+    }
+
+    /// Whether a caller may read the API's description (the REST side's
+    /// OpenAPI document), which reflection's rule decides.
+    pub fn check_describe(&self, headers: &http::HeaderMap) -> Result<(), Refusal> {
+        self.check(auth::DESCRIBE_PATH, headers).map(|_| ())
+    }
+
+    fn check(&self, path: &str, headers: &http::HeaderMap) -> Result<Option<Scope>, Refusal> {
         let Some(tokens) = &self.tokens else {
             return Ok(None);
         };
-        let Needs::Scope(needed) = auth::needs(request.uri().path(), self.open_probes) else {
+        let Needs::Scope(needed) = auth::needs(path, self.open_probes) else {
             return Ok(None);
         };
-        let token = request
-            .headers()
+        let token = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(auth::bearer)

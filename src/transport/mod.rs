@@ -8,8 +8,10 @@
 mod auth;
 mod call_log;
 mod connections;
+mod deadline;
 mod guard;
 pub mod metrics;
+pub mod rest;
 mod server;
 mod service;
 mod status;

@@ -1,5 +1,5 @@
-//! The gRPC server: TLS, the guard and call-log layers, health, reflection,
-//! ProductService, the Operations service, and a graceful shutdown bounded by a grace period.
+//! The gRPC server: TLS, the REST transcoder, the call-log, deadline and guard
+//! layers, health, reflection, ProductService, the Operations service, and a graceful shutdown bounded by a grace period.
 //! Choosing the store and starting the background tasks is the app's
 //! business (`app`), not this module's.
 
@@ -13,7 +13,9 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use super::auth::Tokens;
 use super::call_log::CallLogLayer;
 use super::connections::{self, CallTrackingLayer, ConnectionLimits, Listener};
+use super::deadline::DeadlineLayer;
 use super::guard::GuardLayer;
+use super::rest::RestLayer;
 use super::service::{OperationsApi, ProductApi};
 use crate::catalog::Catalog;
 use crate::pb::FILE_DESCRIPTOR_SET;
@@ -85,6 +87,8 @@ pub enum GrpcError {
     Transport(#[from] tonic::transport::Error),
     #[error("the descriptor set is invalid: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the protos' HTTP rules are invalid: {0}")]
+    Http(String),
 }
 
 /// Serves gRPC on `incoming` until `shutdown` resolves, then reports NOT_SERVING,
@@ -138,7 +142,8 @@ pub async fn serve_grpc<S: ProductStore>(
         }
     };
     let mut builder = Server::builder()
-        .timeout(options.call_timeout)
+        // HTTP/1.1 too, for REST callers such as curl; gRPC stays on HTTP/2.
+        .accept_http1(true)
         .max_concurrent_streams(options.max_streams_per_connection.max(1))
         .http2_keepalive_interval(options.keepalive)
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
@@ -159,10 +164,14 @@ pub async fn serve_grpc<S: ProductStore>(
         options.max_request_bytes_in_flight,
         options.max_message_bytes,
     );
+    let rest = RestLayer::new(options.max_message_bytes, guard.clone()).map_err(GrpcError::Http)?;
     let incoming = connections::incoming(listener, options.connections.clone(), options.tls.is_some(), stopping);
     let serving = builder
         .layer(CallTrackingLayer)
+        // REST calls become gRPC calls here, so the layers below see both alike.
+        .layer(rest)
         .layer(CallLogLayer)
+        .layer(DeadlineLayer::new(options.call_timeout))
         .layer(guard)
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -1,0 +1,336 @@
+//! HTTP/JSON beside gRPC, on the same port, from the same definition: every
+//! RPC's `google.api.http` rule (AIP-127) is served as REST by transcoding.
+//!
+//! A request whose `content-type` is not `application/grpc…` is REST. Its path
+//! and method pick the RPC ([`routes`]); its path variables, query string and
+//! JSON body become the request message under the proto3 JSON mapping
+//! ([`json`]), which is then sent, as a gRPC call, through the same stack a
+//! gRPC client's call takes: the call log and metrics, the deadline, the
+//! guard (bearer tokens and scopes, the in-flight limit, the request-byte
+//! budget) and the service. So REST has one door with gRPC, not a second one
+//! to keep in step. The answer comes back as JSON; a failure as the AIP-193
+//! error body with the HTTP status of its code and the status's own details.
+//!
+//! WatchProducts streams newline-delimited JSON (`application/x-ndjson`), one
+//! `ProductChange` per line, because every line is a complete JSON document a
+//! shell pipeline (`curl -N … | jq -c`) or any JSON library reads as it
+//! arrives, with no framing to parse; server-sent events would add an
+//! `data:` framing only browsers need. A stream that fails after it began
+//! ends with one last line, `{"error": {…}}`.
+//!
+//! `X-Server-Timeout: SECONDS` (Google's REST form of a deadline) or
+//! `grpc-timeout` shortens the call's deadline; the body is at most
+//! `--max-message-bytes` (413 beyond). The OpenAPI 3 document built from the
+//! protos at build time is served at [`OPENAPI_PATH`].
+
+mod frames;
+mod json;
+mod routes;
+pub mod template;
+
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use prost_reflect::DescriptorPool;
+use tonic::Status;
+use tonic::body::Body;
+use tower::{Layer, Service};
+
+use super::guard::GuardLayer;
+use routes::{Found, Route, Routes};
+
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/v1/openapi.json";
+
+/// The OpenAPI 3 document, generated from the protos by `build.rs`.
+pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+
+/// The served descriptor set's pool.
+fn pool() -> DescriptorPool {
+    crate::domain::schema::product_descriptor().parent_pool().clone()
+}
+
+/// Serves REST in front of the gRPC stack it wraps.
+#[derive(Clone)]
+pub struct RestLayer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    routes: Routes,
+    max_body_bytes: usize,
+    /// Who may read the OpenAPI document (as reflection); calls pass the
+    /// guard inside the stack.
+    guard: GuardLayer,
+}
+
+impl RestLayer {
+    /// The routes of the served protos; a JSON body is at most `max_body_bytes`;
+    /// `guard` decides who may read the OpenAPI document.
+    pub fn new(max_body_bytes: usize, guard: GuardLayer) -> Result<Self, String> {
+        static ROUTES: OnceLock<Result<Routes, String>> = OnceLock::new();
+        let routes = ROUTES.get_or_init(|| Routes::from_pool(&pool())).clone()?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                routes,
+                max_body_bytes,
+                guard,
+            }),
+        })
+    }
+}
+
+impl<S> Layer<S> for RestLayer {
+    type Service = Rest<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Rest {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Rest<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S> Service<http::Request<Body>> for Rest<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        if is_grpc(&request) {
+            return Box::pin(self.inner.call(request));
+        }
+        // The service that was made ready answers this call (tower's contract).
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        Box::pin(async move { Ok(shared.serve(inner, request).await) })
+    }
+}
+
+fn is_grpc<B>(request: &http::Request<B>) -> bool {
+    request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+impl Shared {
+    async fn serve<S>(&self, inner: S, request: http::Request<Body>) -> http::Response<Body>
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError> + Send + 'static,
+    {
+        let path = request.uri().path().to_string();
+        if path == OPENAPI_PATH && request.method() == http::Method::GET {
+            if let Err(refusal) = self.guard.check_describe(request.headers()) {
+                return error_response(&super::status::refusal_status(&refusal));
+            }
+            return json_response(http::StatusCode::OK, Bytes::from_static(OPENAPI_JSON.as_bytes()));
+        }
+        let (route, bindings) = match self.routes.find(request.method(), &path) {
+            Found::Route(route, bindings) => (route, bindings),
+            Found::OtherMethods(methods) => {
+                let allowed: Vec<&str> = methods.iter().map(http::Method::as_str).collect();
+                return error_response(&Status::not_found(format!(
+                    "{} {path} is not served; this path takes {}",
+                    request.method(),
+                    allowed.join(", ")
+                )));
+            }
+            Found::Nothing => {
+                return error_response(&Status::not_found(format!(
+                    "no method is served at {} {path} (the API is described at {OPENAPI_PATH})",
+                    request.method()
+                )));
+            }
+        };
+        match self.call(inner, route, bindings, request).await {
+            Ok(response) => response,
+            Err(status) => error_response(&status),
+        }
+    }
+
+    async fn call<S>(
+        &self,
+        mut inner: S,
+        route: &Route,
+        bindings: Vec<template::Binding>,
+        request: http::Request<Body>,
+    ) -> Result<http::Response<Body>, Status>
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError> + Send + 'static,
+    {
+        let (parts, body) = request.into_parts();
+        let body = read_body(body, self.max_body_bytes).await?;
+        let message = json::request_message(route, &bindings, parts.uri.query(), &body)?;
+        let grpc_request = grpc_request(route, parts, message)?;
+        let response = inner
+            .call(grpc_request)
+            .await
+            .map_err(|error| Status::internal(format!("the call failed: {}", error.into())))?;
+        let (parts, body) = response.into_parts();
+        // A trailers-only answer: the call failed before any message.
+        if let Some(status) = Status::from_header_map(&parts.headers)
+            && status.code() != tonic::Code::Ok
+        {
+            return Err(status);
+        }
+        let output = route.output();
+        if route.streams() {
+            return Ok(frames::ndjson_stream(output, body));
+        }
+        let (messages, status) = frames::collect(body).await?;
+        if status.code() != tonic::Code::Ok {
+            return Err(status);
+        }
+        let Some(message) = messages.first() else {
+            return Err(Status::internal("the call answered OK with no message"));
+        };
+        let mut response = json_response(
+            http::StatusCode::OK,
+            Bytes::from(json::response_json(&output, message)?),
+        );
+        copy_metadata(&parts.headers, response.headers_mut());
+        Ok(response)
+    }
+}
+
+/// The JSON body, at most `limit` bytes.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Status> {
+    if http_body::Body::size_hint(&body).lower() > limit as u64 {
+        return Err(too_large(limit));
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
+        Err(error) => Err(Status::cancelled(format!(
+            "the request body could not be read: {error}"
+        ))),
+    }
+}
+
+fn too_large(limit: usize) -> Status {
+    super::status::too_large_status(format!(
+        "the request body is larger than this server accepts ({limit} bytes, --max-message-bytes)"
+    ))
+}
+
+/// Headers a REST caller sends that mean the same to the gRPC call; the rest
+/// (content negotiation, hop-by-hop, cookies) stay behind.
+const PASSED_HEADERS: &[&str] = &[
+    "authorization",
+    "user-agent",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+];
+
+fn grpc_request(route: &Route, parts: http::request::Parts, message: Vec<u8>) -> Result<http::Request<Body>, Status> {
+    let uri: http::Uri = route
+        .grpc_path
+        .parse()
+        .map_err(|_| Status::internal("a route's gRPC path is not a URI"))?;
+    let mut request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(uri)
+        .version(http::Version::HTTP_2)
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .header(http::header::TE, "trailers")
+        .body(Body::new(http_body_util::Full::new(frames::frame(&message))))
+        .map_err(|e| Status::internal(format!("the gRPC request could not be built: {e}")))?;
+    let headers = request.headers_mut();
+    for name in PASSED_HEADERS {
+        if let Some(value) = parts.headers.get(*name) {
+            headers.insert(*name, value.clone());
+        }
+    }
+    if let Some(timeout) = deadline(&parts.headers)? {
+        headers.insert("grpc-timeout", timeout);
+    }
+    // The connection's own facts (peer address, TLS) travel as extensions.
+    *request.extensions_mut() = parts.extensions;
+    Ok(request)
+}
+
+/// `X-Server-Timeout: 2.5` (seconds) or `grpc-timeout` as the call's deadline.
+fn deadline(headers: &http::HeaderMap) -> Result<Option<http::HeaderValue>, Status> {
+    if let Some(value) = headers.get("grpc-timeout") {
+        return Ok(Some(value.clone()));
+    }
+    let Some(value) = headers.get("x-server-timeout") else {
+        return Ok(None);
+    };
+    let seconds = value
+        .to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .ok_or_else(|| Status::invalid_argument("X-Server-Timeout must be a positive number of seconds"))?;
+    let millis = (seconds * 1000.0).ceil().min(99_999_999.0) as u64;
+    http::HeaderValue::from_str(&format!("{millis}m"))
+        .map(Some)
+        .map_err(|_| Status::internal("a deadline did not fit a header"))
+}
+
+/// The call's response metadata, as HTTP headers (not gRPC's own).
+fn copy_metadata(from: &http::HeaderMap, to: &mut http::HeaderMap) {
+    for (name, value) in from {
+        let text = name.as_str();
+        if text.starts_with("grpc-") || text == "content-type" || text.ends_with("-bin") {
+            continue;
+        }
+        to.append(name.clone(), value.clone());
+    }
+}
+
+fn json_response(status: http::StatusCode, body: Bytes) -> http::Response<Body> {
+    let mut response = http::Response::new(Body::new(http_body_util::Full::new(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A failure as the AIP-193 JSON body with its code's HTTP status. A body
+/// over the size limit is 413, not the 429 of RESOURCE_EXHAUSTED: it is not
+/// worth retrying.
+fn error_response(status: &Status) -> http::Response<Body> {
+    use tonic_types::StatusExt;
+    let too_large = status
+        .get_details_error_info()
+        .is_some_and(|info| info.reason == "MESSAGE_TOO_LARGE");
+    let http_status = if too_large {
+        http::StatusCode::PAYLOAD_TOO_LARGE
+    } else {
+        json::http_status(status.code())
+    };
+    let body = json::error_json(status, http_status).to_string();
+    json_response(http_status, Bytes::from(body))
+}
