@@ -251,7 +251,9 @@ async fn serve_with<S: ProductStore>(
     tracing::info!(addr = %local_addr, "listening");
     println!("producthub listening on {local_addr}");
     let grace = config.grpc.shutdown_grace;
-    transport::serve_grpc(catalog, listener, config.grpc, shutdown).await?;
+    // The webhooks are taken on the main port's HTTP side too.
+    let webhooks = Some(Webhooks::new(&config.vendors)).filter(Webhooks::any);
+    transport::serve_grpc(catalog, listener, config.grpc, webhooks, shutdown).await?;
 
     // Stopping the worker cancels the calls its lanes have in flight; what
     // they cut short is delivered again after the next start.

@@ -465,6 +465,26 @@ async fn a_signed_webhook_reconciles_at_once_and_forged_or_replayed_ones_change_
     let after = wait_for(&mut client, "products/station", "the product", |_| true).await;
     assert_eq!(after, drifted, "a replay changes nothing");
 
+    // The main port's HTTP side takes the same webhooks, with no bearer token.
+    let main_hooks = format!("{}/webhooks/cryptlex", server.url());
+    let on_main = |body: Vec<u8>, signature: String| {
+        http.post(&main_hooks)
+            .header("content-type", "application/json; charset=utf-8")
+            .header("Webhook-Signature", signature)
+            .body(body)
+            .send()
+    };
+    let forged = on_main(event.clone(), signature(&event, &Secret::new("guessed")));
+    assert_eq!(forged.await.unwrap().status(), 401);
+    let reads = gets(&v.cryptlex);
+    let signed = on_main(event.clone(), signature(&event, &token));
+    assert_eq!(signed.await.unwrap().status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gets(&v.cryptlex) == reads {
+        assert!(Instant::now() < deadline, "the main port's webhook was not read");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     // Bad bodies, unknown copies and other events.
     let junk = b"not json".to_vec();
     assert_eq!(

@@ -501,3 +501,26 @@ async fn overload_is_shed_over_rest_too() {
     assert_eq!(ok + shed, 300);
     assert!(ok > 0 && shed > 0, "{ok} admitted, {shed} shed");
 }
+
+/// A REST call is logged as the gRPC call it became, saying it came as JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_calls_get_the_same_call_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, lines) = Server::start_logged(dir.path(), &["--log-format", "json"]);
+    let (status, _) = send(reqwest::Client::new().get(format!("{}/v1/products/missing", server.url()))).await;
+    assert_eq!(status, 404);
+    let call = loop {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a log line for the call");
+        let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if value["target"] == "producthub::call" {
+            break value;
+        }
+    };
+    let fields = &call["fields"];
+    assert_eq!(fields["method"], "/producthub.v1.ProductService/GetProduct");
+    assert_eq!(fields["status"], "NOT_FOUND");
+    assert_eq!(fields["protocol"], "http-json");
+    assert!(fields["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")), "{call}");
+}

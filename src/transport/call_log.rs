@@ -18,6 +18,7 @@ use http::HeaderValue;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
+use super::rest::Transcoded;
 use super::status::{malformed_status, too_large_status};
 
 const TOO_LARGE_MESSAGE: &str = "message length too large";
@@ -56,6 +57,12 @@ where
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let method = request.uri().path().to_owned();
         let peer = peer(&request);
+        // REST calls arrive here transcoded, under their gRPC method.
+        let protocol = if request.extensions().get::<Transcoded>().is_some() {
+            "http-json"
+        } else {
+            "grpc"
+        };
         let started = Instant::now();
         let response = self.inner.call(request);
         Box::pin(async move {
@@ -77,7 +84,7 @@ where
                             .unwrap_or_default(),
                     };
                     if code == Code::Ok {
-                        tracing::info!(target: "producthub::call", %method, status, latency_ms, %peer, "call");
+                        tracing::info!(target: "producthub::call", %method, status, latency_ms, %peer, protocol, "call");
                     } else if let Some(suppressed) = FAILED_CALL_LINES.admit() {
                         if suppressed > 0 {
                             tracing::warn!(target: "producthub::call", suppressed, "failed calls not logged in the last second (the metrics count them all)");
@@ -86,14 +93,14 @@ where
                             code,
                             Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable
                         ) {
-                            tracing::warn!(target: "producthub::call", %method, status, latency_ms, %peer, error, "call");
+                            tracing::warn!(target: "producthub::call", %method, status, latency_ms, %peer, protocol, error, "call");
                         } else {
-                            tracing::info!(target: "producthub::call", %method, status, latency_ms, %peer, error, "call");
+                            tracing::info!(target: "producthub::call", %method, status, latency_ms, %peer, protocol, error, "call");
                         }
                     }
                 }
                 Err(_) => {
-                    tracing::warn!(target: "producthub::call", %method, status = "TRANSPORT_ERROR", latency_ms, %peer, "call")
+                    tracing::warn!(target: "producthub::call", %method, status = "TRANSPORT_ERROR", latency_ms, %peer, protocol, "call")
                 }
             }
             result

@@ -98,6 +98,19 @@ impl GuardLayer {
         self.check(request.uri().path(), request.headers())
     }
 
+    /// The caller's refusal for calling `path`, if any: for the REST side,
+    /// which checks before it reads a JSON body (the guard checks again).
+    pub fn check_call(&self, path: &str, headers: &http::HeaderMap) -> Result<(), Refusal> {
+        self.check(path, headers).map(|_| ())
+    }
+
+    /// Charges a REST body of `bytes` (its declared length, or the largest
+    /// accepted when it declares none) against the request-byte budget,
+    /// before it is read; the permit is held until the JSON is dropped.
+    pub fn charge_body(&self, bytes: usize) -> Result<Option<OwnedSemaphorePermit>, Refusal> {
+        self.request_bytes.charge_len(bytes)
+    }
+
     /// Whether a caller may read the API's description (the REST side's
     /// OpenAPI document), which reflection's rule decides.
     pub fn check_describe(&self, headers: &http::HeaderMap) -> Result<(), Refusal> {
@@ -261,14 +274,20 @@ impl RequestBytes {
             return Ok((replayed, None));
         }
         let message_bytes = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        Ok((replayed, self.charge_len(message_bytes)?))
+    }
+
+    /// Charges a message of `message_bytes`; small and over-size ones are
+    /// not charged (the size limit refuses the latter).
+    fn charge_len(&self, message_bytes: usize) -> Result<Option<OwnedSemaphorePermit>, Refusal> {
         if message_bytes <= UNCHARGED_MESSAGE_BYTES || message_bytes > self.max_message_bytes {
-            return Ok((replayed, None));
+            return Ok(None);
         }
         // Rounded up to a whole KiB, as the budget is: a message of the
         // largest size always fits an empty budget.
         let kib = u32::try_from(message_bytes.div_ceil(1024)).unwrap_or(u32::MAX);
         match self.kib.clone().try_acquire_many_owned(kib) {
-            Ok(permit) => Ok((replayed, Some(permit))),
+            Ok(permit) => Ok(Some(permit)),
             Err(_) => {
                 metrics::counter!("producthub_request_memory_refused_total").increment(1);
                 Err(Refusal::RequestMemory {

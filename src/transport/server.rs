@@ -22,6 +22,7 @@ use crate::pb::FILE_DESCRIPTOR_SET;
 use crate::pb::google::longrunning::operations_server::OperationsServer;
 use crate::pb::product_service_server::ProductServiceServer;
 use crate::storage::ProductStore;
+use crate::vendors::Webhooks;
 
 /// How the gRPC server treats its callers.
 #[derive(Debug, Clone)]
@@ -91,13 +92,15 @@ pub enum GrpcError {
     Http(String),
 }
 
-/// Serves gRPC on `incoming` until `shutdown` resolves, then reports NOT_SERVING,
+/// Serves gRPC, and the same calls as HTTP/JSON, on `incoming` (with the
+/// vendors' `webhooks`, when some are configured) until `shutdown` resolves, then reports NOT_SERVING,
 /// ends watch streams, and lets the calls in flight finish for at most
 /// `options.shutdown_grace`.
 pub async fn serve_grpc<S: ProductStore>(
     catalog: Arc<Catalog<S>>,
     listener: Listener,
     options: GrpcOptions,
+    webhooks: Option<Webhooks>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -117,6 +120,8 @@ pub async fn serve_grpc<S: ProductStore>(
     let operations = OperationsServer::new(OperationsApi::new(catalog.clone()))
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(usize::MAX);
+
+    let webhooks = webhooks.map(|webhooks| super::webhooks::router(catalog.clone(), webhooks));
 
     // Graceful shutdown waits for every connection to close; a client that
     // never does must not keep the server up, so the wait is bounded.
@@ -164,7 +169,7 @@ pub async fn serve_grpc<S: ProductStore>(
         options.max_request_bytes_in_flight,
         options.max_message_bytes,
     );
-    let rest = RestLayer::new(options.max_message_bytes, guard.clone()).map_err(GrpcError::Http)?;
+    let rest = RestLayer::new(options.max_message_bytes, guard.clone(), webhooks).map_err(GrpcError::Http)?;
     let incoming = connections::incoming(listener, options.connections.clone(), options.tls.is_some(), stopping);
     let serving = builder
         .layer(CallTrackingLayer)

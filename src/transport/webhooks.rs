@@ -1,5 +1,7 @@
-//! The vendors' webhooks, over plain HTTP/1.1 (`--webhook-listen`):
-//! `POST /webhooks/{vendor}` (today `/webhooks/cryptlex`).
+//! The vendors' webhooks: `POST /webhooks/{vendor}` (today
+//! `/webhooks/cryptlex`), on the main port's HTTP side whenever a vendor's
+//! webhook token is configured, and over plain HTTP/1.1 on `--webhook-listen`
+//! if given. Signed by the vendor, so no bearer token is asked for.
 //!
 //! A call is checked and answered at once: a body over [`MAX_BODY`] gets 413,
 //! a signature that does not match the raw body 401, a body that is not the
@@ -39,16 +41,22 @@ pub fn serve<S: ProductStore>(
     webhooks: Webhooks,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = ()> + Send)> {
     let bound = listener.local_addr()?;
-    let app = Router::new()
-        .route("/webhooks/{vendor}", post(receive::<S>))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(Arc::new(Receiver { catalog, webhooks }));
+    let app = router(catalog, webhooks);
     let server = async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::warn!(%error, "the webhook endpoint stopped");
         }
     };
     Ok((bound, server))
+}
+
+/// `POST /webhooks/{vendor}`: served on its own listener by [`serve`], and
+/// on the main port's HTTP side too (`rest`).
+pub fn router<S: ProductStore>(catalog: Arc<Catalog<S>>, webhooks: Webhooks) -> Router {
+    Router::new()
+        .route("/webhooks/{vendor}", post(receive::<S>))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(Arc::new(Receiver { catalog, webhooks }))
 }
 
 async fn receive<S: ProductStore>(

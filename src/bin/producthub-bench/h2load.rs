@@ -40,7 +40,7 @@ pub async fn h2load(load: LoadArgs, args: H2loadArgs) -> Result<(), Box<dyn std:
     );
 
     let measure =
-        |server: &Process, path: &str, body: &[u8]| run(&h2load, &args, &load, server, path, body, work.path());
+        |server: &Process, path: &str, body: &[u8]| run(&h2load, &args, &load, server, path, Some(body), work.path());
     let echo_body = grpc_frame(&EchoRequest { payload: payload() }.encode_to_vec());
     let echo_path = "/producthub.bench.v1.EchoService/Echo";
     let me = std::env::current_exe()?;
@@ -78,6 +78,19 @@ pub async fn h2load(load: LoadArgs, args: H2loadArgs) -> Result<(), Box<dyn std:
         get_rate / framework
     );
 
+    // The same read over the HTTP/JSON side (GET, transcoded to the same call).
+    let rest_path = "/v1/products/b000000000";
+    let answer = reqwest::get(format!("{}{rest_path}", server.url())).await?;
+    if !answer.status().is_success() {
+        return Err(format!("GET {rest_path} answered {}: {}", answer.status(), answer.text().await?).into());
+    }
+    let rest_rate = run(&h2load, &args, &load, &server, rest_path, None, work.path())?;
+    println!(
+        "producthub GetProduct over REST {rest_rate:>10.0} req/s  {:.2}x gRPC GetProduct, {:.2}x (a)",
+        rest_rate / get_rate,
+        rest_rate / framework
+    );
+
     let update = UpdateProductRequest {
         product: Some(Product {
             name: "products/b000000001".into(),
@@ -111,29 +124,33 @@ pub fn grpc_frame(message: &[u8]) -> Vec<u8> {
     framed
 }
 
-/// Runs h2load against `path` with `body` for the configured time; its
-/// requests per second. Fails unless every request got an HTTP answer.
+/// Runs h2load against `path` for the configured time: a gRPC call with
+/// `body` (framed), or with `None` a plain GET; its requests per second.
+/// Fails unless every request got an HTTP answer.
 fn run(
     h2load: &Path,
     args: &H2loadArgs,
     load: &LoadArgs,
     server: &Process,
     path: &str,
-    body: &[u8],
+    body: Option<&[u8]>,
     work: &Path,
 ) -> Result<f64, Box<dyn std::error::Error>> {
-    let body_file = work.join("body");
-    std::fs::write(&body_file, body)?;
-    let output = Command::new(h2load)
+    let mut command = Command::new(h2load);
+    command
         .arg(format!("-c{}", args.h2_connections))
         .arg(format!("-m{}", args.h2_streams))
         .arg(format!("-D{}", load.seconds.max(1)))
-        .arg("--warm-up-time=1")
-        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
-        .arg("-d")
-        .arg(&body_file)
-        .arg(format!("http://{}{path}", server.addr))
-        .output()?;
+        .arg("--warm-up-time=1");
+    if let Some(body) = body {
+        let body_file = work.join("body");
+        std::fs::write(&body_file, body)?;
+        command
+            .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+            .arg("-d")
+            .arg(&body_file);
+    }
+    let output = command.arg(format!("http://{}{path}", server.addr)).output()?;
     let text = String::from_utf8_lossy(&output.stdout).to_string();
     if !output.status.success() {
         return Err(format!("h2load failed: {text}{}", String::from_utf8_lossy(&output.stderr)).into());

@@ -42,6 +42,9 @@ use tower::{Layer, Service};
 use super::guard::GuardLayer;
 use routes::{Found, Route, Routes};
 
+/// Where the vendors' webhooks are taken, when configured.
+const WEBHOOKS_PREFIX: &str = "/webhooks/";
+
 /// Where the OpenAPI document is served.
 pub const OPENAPI_PATH: &str = "/v1/openapi.json";
 
@@ -52,6 +55,10 @@ pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.j
 fn pool() -> DescriptorPool {
     crate::domain::schema::product_descriptor().parent_pool().clone()
 }
+
+/// Marks a gRPC request transcoded from REST (the call log says so).
+#[derive(Debug, Clone, Copy)]
+pub struct Transcoded;
 
 /// Serves REST in front of the gRPC stack it wraps.
 #[derive(Clone)]
@@ -65,12 +72,16 @@ struct Shared {
     /// Who may read the OpenAPI document (as reflection); calls pass the
     /// guard inside the stack.
     guard: GuardLayer,
+    /// The vendors' webhook receiver (`/webhooks/{vendor}`), when one is
+    /// configured: signed by the vendor, it asks for no bearer token.
+    webhooks: Option<axum::Router>,
 }
 
 impl RestLayer {
     /// The routes of the served protos; a JSON body is at most `max_body_bytes`;
-    /// `guard` decides who may read the OpenAPI document.
-    pub fn new(max_body_bytes: usize, guard: GuardLayer) -> Result<Self, String> {
+    /// `guard` decides who may read the OpenAPI document; `webhooks` is
+    /// served at `/webhooks/`.
+    pub fn new(max_body_bytes: usize, guard: GuardLayer, webhooks: Option<axum::Router>) -> Result<Self, String> {
         static ROUTES: OnceLock<Result<Routes, String>> = OnceLock::new();
         let routes = ROUTES.get_or_init(|| Routes::from_pool(&pool())).clone()?;
         Ok(Self {
@@ -78,6 +89,7 @@ impl RestLayer {
                 routes,
                 max_body_bytes,
                 guard,
+                webhooks,
             }),
         })
     }
@@ -144,6 +156,15 @@ impl Shared {
         S::Error: Into<BoxError> + Send + 'static,
     {
         let path = request.uri().path().to_string();
+        if let Some(webhooks) = &self.webhooks
+            && path.starts_with(WEBHOOKS_PREFIX)
+        {
+            let mut webhooks = webhooks.clone();
+            return match webhooks.call(request).await {
+                Ok(response) => response.map(Body::new),
+                Err(never) => match never {},
+            };
+        }
         if path == OPENAPI_PATH && request.method() == http::Method::GET {
             if let Err(refusal) = self.guard.check_describe(request.headers()) {
                 return error_response(&super::status::refusal_status(&refusal));
@@ -186,8 +207,24 @@ impl Shared {
         S::Error: Into<BoxError> + Send + 'static,
     {
         let (parts, body) = request.into_parts();
+        // Who may call, and whether the body fits, before it is read.
+        self.guard
+            .check_call(&route.grpc_path, &parts.headers)
+            .map_err(|refusal| super::status::refusal_status(&refusal))?;
+        let declared = http_body::Body::size_hint(&body).exact();
+        let length = declared.map_or(self.max_body_bytes, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        if length > self.max_body_bytes {
+            return Err(too_large(self.max_body_bytes));
+        }
+        let charge = self
+            .guard
+            .charge_body(length)
+            .map_err(|refusal| super::status::refusal_status(&refusal))?;
         let body = read_body(body, self.max_body_bytes).await?;
         let message = json::request_message(route, &bindings, parts.uri.query(), &body)?;
+        // The JSON is gone; the guard charges the message it became.
+        drop(body);
+        drop(charge);
         let grpc_request = grpc_request(route, parts, message)?;
         let response = inner
             .call(grpc_request)
@@ -222,9 +259,6 @@ impl Shared {
 
 /// The JSON body, at most `limit` bytes.
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, Status> {
-    if http_body::Body::size_hint(&body).lower() > limit as u64 {
-        return Err(too_large(limit));
-    }
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
@@ -274,6 +308,7 @@ fn grpc_request(route: &Route, parts: http::request::Parts, message: Vec<u8>) ->
     }
     // The connection's own facts (peer address, TLS) travel as extensions.
     *request.extensions_mut() = parts.extensions;
+    request.extensions_mut().insert(Transcoded);
     Ok(request)
 }
 
