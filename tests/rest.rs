@@ -522,5 +522,8 @@ async fn rest_calls_get_the_same_call_log_line() {
     assert_eq!(fields["method"], "/producthub.v1.ProductService/GetProduct");
     assert_eq!(fields["status"], "NOT_FOUND");
     assert_eq!(fields["protocol"], "http-json");
-    assert!(fields["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")), "{call}");
+    assert!(
+        fields["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "{call}"
+    );
 }

@@ -6,7 +6,8 @@
 //! hot product (an update spread over many products needs a body per call,
 //! which h2load cannot vary; `compare` measures that). h2load counts HTTP
 //! answers, not gRPC statuses, so each body is first sent once through a real
-//! client and must succeed.
+//! client and must succeed. GetProduct is also measured over the REST side
+//! (`GET /v1/products/{id}`), as a ratio to the same call over gRPC.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
