@@ -4,7 +4,8 @@ Usage: openapi_check.py SPEC.json EXCHANGES.json
 
 The document itself is validated first (openapi-spec-validator, through
 openapi-core). EXCHANGES is a list of objects: command (the curl command line, whose
--d/--data argument is the request body unless -G moved it to the query),
+-d/--data argument is the request body unless -G moved it to the query, and
+whose -H content-type header, or curl's default, its content type),
 method, url (with its query), status, content_type, response_body (text).
 Each request and its response must be what the document describes; every
 problem is printed, and the exit status is 1 if there was any.
@@ -20,14 +21,19 @@ from openapi_core.testing import MockRequest, MockResponse
 
 
 def request_body(command: str):
-    """The body a curl command sends: its -d argument, unless -G."""
+    """The body a curl command sends (its -d argument, unless -G) and its
+    content type (a -H content-type, else curl's default for -d)."""
     words = shlex.split(command.replace("\\\n", " "), comments=True)
+    content_type = None
+    for at, word in enumerate(words[:-1]):
+        if word in ("-H", "--header") and words[at + 1].lower().startswith("content-type:"):
+            content_type = words[at + 1].split(":", 1)[1].strip()
     if "-G" in words or "--get" in words:
-        return None
+        return None, content_type
     for at, word in enumerate(words[:-1]):
         if word in ("-d", "--data", "--data-raw", "--data-binary"):
-            return words[at + 1]
-    return None
+            return words[at + 1], content_type or "application/x-www-form-urlencoded"
+    return None, content_type
 
 
 def main() -> int:
@@ -41,14 +47,14 @@ def main() -> int:
     for exchange in exchanges:
         url = urlsplit(exchange["url"])
         args = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(url.query).items()}
-        body = exchange.get("request_body") or request_body(exchange.get("command", ""))
+        body, content_type = request_body(exchange.get("command", ""))
         request = MockRequest(
             "http://localhost",
             exchange["method"].lower(),
             url.path,
             args=args,
             data=body.encode() if body else None,
-            content_type="application/json" if body else None,
+            content_type=content_type,
         )
         response = MockResponse(
             exchange["response_body"].encode(),

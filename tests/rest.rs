@@ -282,7 +282,12 @@ async fn errors_are_aip_193_bodies_with_the_grpc_details() {
     }
 
     // Not JSON at all.
-    let (status, body) = send(http.post(format!("{base}/v1/products")).body("{not json")).await;
+    let (status, body) = send(
+        http.post(format!("{base}/v1/products"))
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .await;
     assert_eq!((status, error_of(&body).0), (400, "INVALID_ARGUMENT"), "{body}");
 
     // An unknown path, and a known one with another method.
@@ -526,4 +531,95 @@ async fn rest_calls_get_the_same_call_log_line() {
         fields["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")),
         "{call}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_need_json_and_masks_may_name_map_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let base = server.url();
+    let http = reqwest::Client::new();
+    // A browser's cross-site "simple" request (text/plain, or a form) is refused.
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let (status, body) = send(
+            http.post(format!("{base}/v1/products?productId=forged"))
+                .header("content-type", content_type)
+                .body("{\"displayName\": \"Forged\"}"),
+        )
+        .await;
+        assert_eq!(
+            (status, error_of(&body)),
+            (400, ("INVALID_ARGUMENT", "BAD_HTTP_HEADER")),
+            "{body}"
+        );
+    }
+    let (status, _) = send(http.get(format!("{base}/v1/products/forged"))).await;
+    assert_eq!(status, 404, "nothing was written");
+
+    let (status, body) = send(
+        http.post(format!("{base}/v1/products?productId=keys"))
+            .json_value(&json!({"displayName": "Keys", "labels": {"my_key": "a", "other": "b"},
+                                "localizedDisplayNames": {"de_DE": "Schlüssel"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Map keys with `_` or capitals, which the JSON form of a FieldMask cannot spell.
+    let (status, body) = send(
+        http.patch(format!(
+            "{base}/v1/products/keys?updateMask=labels.my_key,localizedDisplayNames.de_DE"
+        ))
+        .json_value(&json!({"labels": {"my_key": "z", "other": "ignored"},
+                                "localizedDisplayNames": {"de_DE": "Neu"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["labels"], json!({"my_key": "z", "other": "b"}));
+    assert_eq!(body["localizedDisplayNames"]["de_DE"], "Neu");
+    // A field the path already gives cannot come from the query too.
+    let (status, body) = send(http.get(format!("{base}/v1/products/keys?name=products/other"))).await;
+    assert_eq!((status, error_of(&body).0), (400, "INVALID_ARGUMENT"), "{body}");
+    // gRPC's deadline header is refused: X-Server-Timeout is the REST form.
+    let (status, body) = send(
+        http.get(format!("{base}/v1/products/keys"))
+            .header("grpc-timeout", "1S"),
+    )
+    .await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (400, ("INVALID_ARGUMENT", "BAD_HTTP_HEADER")),
+        "{body}"
+    );
+}
+
+/// A client that stops in the middle of its body holds its place no longer
+/// than its deadline: 504 DEADLINE_EXCEEDED, as JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_ends_at_the_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut socket = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    socket
+        .write_all(
+            b"POST /v1/products?productId=slow HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              x-server-timeout: 1\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{\"dis\r\n",
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while !String::from_utf8_lossy(&answer).contains("}}") {
+            let n = socket.read(&mut buffer).await.unwrap();
+            assert!(n > 0, "closed without an answer: {}", String::from_utf8_lossy(&answer));
+            answer.extend_from_slice(&buffer[..n]);
+        }
+    })
+    .await
+    .expect("an answer at the deadline");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 504"), "{text}");
+    assert!(text.contains("DEADLINE_EXCEEDED"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }

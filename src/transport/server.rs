@@ -169,7 +169,8 @@ pub async fn serve_grpc<S: ProductStore>(
         options.max_request_bytes_in_flight,
         options.max_message_bytes,
     );
-    let rest = RestLayer::new(options.max_message_bytes, guard.clone(), webhooks).map_err(GrpcError::Http)?;
+    let rest = RestLayer::new(options.max_message_bytes, options.call_timeout, guard.clone(), webhooks)
+        .map_err(GrpcError::Http)?;
     let incoming = connections::incoming(listener, options.connections.clone(), options.tls.is_some(), stopping);
     let serving = builder
         .layer(CallTrackingLayer)

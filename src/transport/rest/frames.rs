@@ -124,9 +124,12 @@ pub fn ndjson_stream(output: MessageDescriptor, body: Body) -> http::Response<Bo
                     Ok(data) => state.deframer.push(data),
                     Err(frame) => {
                         state.done = true;
-                        let status = trailer_status(frame.trailers_ref());
-                        if status.code() == tonic::Code::Ok && state.deframer.is_empty() {
-                            return None;
+                        let mut status = trailer_status(frame.trailers_ref());
+                        if status.code() == tonic::Code::Ok {
+                            if state.deframer.is_empty() {
+                                return None;
+                            }
+                            status = Status::internal("the stream ended inside a message");
                         }
                         return Some((Ok(http_body::Frame::data(Bytes::from(error_line(&status)))), state));
                     }

@@ -49,8 +49,28 @@ pub fn request_message(
         }
         BodyRule::Field(_) => {}
     }
+    // Update masks are set after the JSON mapping: its FieldMask form cannot
+    // name a map key such as `labels.my_key` (it would read `_` as a case
+    // change), and a mask naming one is what the API documents.
+    let mut masks: Vec<(FieldDescriptor, Vec<String>)> = Vec::new();
     if let Some(query) = query {
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            let first = key.split('.').next().unwrap_or_default();
+            if bindings
+                .iter()
+                .any(|b| b.field_path.first().is_some_and(|f| f == first))
+            {
+                return Err(bad_request(&key, format!("query parameter {key:?}: the path gives it")));
+            }
+            if route.body != BodyRule::Whole
+                && let Some(field) = top_level_mask(&input, &key)
+            {
+                if masks.iter().any(|(f, _)| *f == field) {
+                    return Err(bad_request(&key, format!("query parameter {key:?}: given twice")));
+                }
+                masks.push((field, mask_paths(&mask_target(route, &input), &value)));
+                continue;
+            }
             put_query_parameter(route, &input, &mut root, &key, &value)?;
         }
     }
@@ -59,8 +79,8 @@ pub fn request_message(
     }
     let mut track = serde_path_to_error::Track::new();
     let deserializer = serde_path_to_error::Deserializer::new(Value::Object(root), &mut track);
-    let message =
-        DynamicMessage::deserialize_with_options(input, deserializer, &DeserializeOptions::new()).map_err(|error| {
+    let mut message = DynamicMessage::deserialize_with_options(input, deserializer, &DeserializeOptions::new())
+        .map_err(|error| {
             let path = track.path().to_string();
             let mut path = if path == "?" || path == "." {
                 String::new()
@@ -91,7 +111,83 @@ pub fn request_message(
                 ),
             )
         })?;
+    for (field, paths) in masks {
+        let Kind::Message(mask_type) = field.kind() else {
+            continue;
+        };
+        let mask = prost_types::FieldMask { paths }.encode_to_vec();
+        let mask = DynamicMessage::decode(mask_type, mask.as_slice())
+            .map_err(|e| Status::internal(format!("a field mask did not encode: {e}")))?;
+        message.set_field(&field, prost_reflect::Value::Message(mask));
+    }
     Ok(message.encode_to_vec())
+}
+
+/// The request's own `google.protobuf.FieldMask` field `key` names, if any.
+fn top_level_mask(input: &MessageDescriptor, key: &str) -> Option<FieldDescriptor> {
+    let field = input
+        .get_field_by_name(key)
+        .or_else(|| input.get_field_by_json_name(key))?;
+    match field.kind() {
+        Kind::Message(message) if message.full_name() == "google.protobuf.FieldMask" && !field.is_list() => Some(field),
+        _ => None,
+    }
+}
+
+/// The message a request's mask is over: the body's resource, else Product.
+fn mask_target(route: &Route, input: &MessageDescriptor) -> MessageDescriptor {
+    if let BodyRule::Field(body) = &route.body
+        && let Some(field) = input.get_field_by_name(body)
+        && let Kind::Message(message) = field.kind()
+    {
+        return message;
+    }
+    crate::domain::schema::product_descriptor()
+}
+
+/// `displayName,labels.my_key` → `display_name`, `labels.my_key`: each
+/// segment that names a field of `target` (by JSON or proto name) in its
+/// proto form, map keys and anything unknown as written (the handler names
+/// a path that is wrong).
+fn mask_paths(target: &MessageDescriptor, text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|path| !path.is_empty())
+        .map(|path| {
+            let mut message = Some(target.clone());
+            let mut map_value: Option<Option<MessageDescriptor>> = None;
+            let mut out = Vec::new();
+            for segment in path.split('.') {
+                if let Some(value) = map_value.take() {
+                    out.push(segment.to_string());
+                    message = value;
+                    continue;
+                }
+                let field = message.as_ref().and_then(|m| {
+                    m.get_field_by_json_name(segment)
+                        .or_else(|| m.get_field_by_name(segment))
+                });
+                let Some(field) = field else {
+                    out.push(segment.to_string());
+                    message = None;
+                    continue;
+                };
+                out.push(field.name().to_string());
+                message = None;
+                match field.kind() {
+                    Kind::Message(entry) if field.is_map() => {
+                        map_value = Some(match entry.map_entry_value_field().kind() {
+                            Kind::Message(value) => Some(value),
+                            _ => None,
+                        });
+                    }
+                    Kind::Message(inner) => message = Some(inner),
+                    _ => {}
+                }
+            }
+            out.join(".")
+        })
+        .collect()
 }
 
 fn parse_body(body: &[u8]) -> Result<Value, Status> {
@@ -364,6 +460,27 @@ fn details_json(encoded: &[u8]) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masks_keep_map_keys_as_written() {
+        let product = crate::domain::schema::product_descriptor();
+        assert_eq!(
+            mask_paths(
+                &product,
+                "displayName, labels.my_key,localizedDisplayNames.de_DE,iot.modelId,iot.tags.aB,nope.x"
+            ),
+            [
+                "display_name",
+                "labels.my_key",
+                "localized_display_names.de_DE",
+                "iot.model_id",
+                "iot.tags.aB",
+                "nope.x"
+            ]
+        );
+        assert_eq!(mask_paths(&product, "display_name"), ["display_name"]);
+        assert!(mask_paths(&product, "").is_empty());
+    }
 
     #[test]
     fn errors_carry_every_detail_of_the_status() {

@@ -18,8 +18,11 @@
 //! `data:` framing only browsers need. A stream that fails after it began
 //! ends with one last line, `{"error": {…}}`.
 //!
-//! `X-Server-Timeout: SECONDS` (Google's REST form of a deadline) or
-//! `grpc-timeout` shortens the call's deadline; the body is at most
+//! `X-Server-Timeout: SECONDS` (Google's REST form of a deadline) shortens
+//! the call's deadline, which covers the body's upload too; as over gRPC, it
+//! bounds the wait for a stream's start, not the stream. A method with a body
+//! needs `Content-Type: application/json` (so browsers cannot forge calls
+//! across origins). The body is at most
 //! `--max-message-bytes` (413 beyond). The OpenAPI 3 document built from the
 //! protos at build time is served at [`OPENAPI_PATH`].
 
@@ -75,13 +78,20 @@ struct Shared {
     /// The vendors' webhook receiver (`/webhooks/{vendor}`), when one is
     /// configured: signed by the vendor, it asks for no bearer token.
     webhooks: Option<axum::Router>,
+    /// `--call-timeout`: the longest a REST call may take, its upload included.
+    call_timeout: std::time::Duration,
 }
 
 impl RestLayer {
     /// The routes of the served protos; a JSON body is at most `max_body_bytes`;
     /// `guard` decides who may read the OpenAPI document; `webhooks` is
     /// served at `/webhooks/`.
-    pub fn new(max_body_bytes: usize, guard: GuardLayer, webhooks: Option<axum::Router>) -> Result<Self, String> {
+    pub fn new(
+        max_body_bytes: usize,
+        call_timeout: std::time::Duration,
+        guard: GuardLayer,
+        webhooks: Option<axum::Router>,
+    ) -> Result<Self, String> {
         static ROUTES: OnceLock<Result<Routes, String>> = OnceLock::new();
         let routes = ROUTES.get_or_init(|| Routes::from_pool(&pool())).clone()?;
         Ok(Self {
@@ -90,6 +100,7 @@ impl RestLayer {
                 max_body_bytes,
                 guard,
                 webhooks,
+                call_timeout,
             }),
         })
     }
@@ -188,9 +199,23 @@ impl Shared {
                 )));
             }
         };
-        match self.call(inner, route, bindings, request).await {
-            Ok(response) => response,
-            Err(status) => error_response(&status),
+        if let Err(status) = check_headers(route, request.headers()) {
+            return error_response(&status);
+        }
+        let limit = match server_timeout(request.headers()) {
+            Ok(asked) => asked.map_or(self.call_timeout, |asked| asked.min(self.call_timeout)),
+            Err(status) => return error_response(&status),
+        };
+        // One deadline over the whole call, the body's upload included: a
+        // client that stalls mid-body holds its charge no longer than this.
+        // It starts before the inner one (the same --call-timeout), so it
+        // fires first and the answer is JSON.
+        match tokio::time::timeout(limit, self.call(inner, route, bindings, request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(status)) => error_response(&status),
+            Err(_) => error_response(&Status::deadline_exceeded(format!(
+                "the call's deadline of {limit:?} passed"
+            ))),
         }
     }
 
@@ -303,33 +328,72 @@ fn grpc_request(route: &Route, parts: http::request::Parts, message: Vec<u8>) ->
             headers.insert(*name, value.clone());
         }
     }
-    if let Some(timeout) = deadline(&parts.headers)? {
-        headers.insert("grpc-timeout", timeout);
-    }
     // The connection's own facts (peer address, TLS) travel as extensions.
     *request.extensions_mut() = parts.extensions;
     request.extensions_mut().insert(Transcoded);
     Ok(request)
 }
 
-/// `X-Server-Timeout: 2.5` (seconds) or `grpc-timeout` as the call's deadline.
-fn deadline(headers: &http::HeaderMap) -> Result<Option<http::HeaderValue>, Status> {
-    if let Some(value) = headers.get("grpc-timeout") {
-        return Ok(Some(value.clone()));
+/// `X-Server-Timeout: 2.5` (seconds, Google's REST form) shortens the
+/// call's deadline. `grpc-timeout` is refused: tonic would time the call by
+/// it outside this layer and answer as gRPC.
+fn server_timeout(headers: &http::HeaderMap) -> Result<Option<std::time::Duration>, Status> {
+    if headers.contains_key("grpc-timeout") {
+        return Err(bad_header(
+            "grpc-timeout",
+            "grpc-timeout is for gRPC calls; over HTTP/JSON give X-Server-Timeout: SECONDS",
+        ));
     }
     let Some(value) = headers.get("x-server-timeout") else {
         return Ok(None);
     };
-    let seconds = value
+    value
         .to_str()
         .ok()
         .and_then(|s| s.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
-        .ok_or_else(|| Status::invalid_argument("X-Server-Timeout must be a positive number of seconds"))?;
-    let millis = (seconds * 1000.0).ceil().min(99_999_999.0) as u64;
-    http::HeaderValue::from_str(&format!("{millis}m"))
-        .map(Some)
-        .map_err(|_| Status::internal("a deadline did not fit a header"))
+        .map(|seconds| Some(std::time::Duration::from_secs_f64(seconds.min(1e9))))
+        .ok_or_else(|| {
+            bad_header(
+                "X-Server-Timeout",
+                "X-Server-Timeout must be a positive number of seconds",
+            )
+        })
+}
+
+/// A body-carrying method needs `Content-Type: application/json`: a
+/// browser cannot send that across origins without a CORS preflight, which
+/// this server never grants, so a web page cannot make a visitor's browser
+/// write here (cross-site request forgery).
+fn check_headers(route: &Route, headers: &http::HeaderMap) -> Result<(), Status> {
+    let writes = matches!(
+        route.method,
+        http::Method::POST | http::Method::PUT | http::Method::PATCH
+    );
+    let json = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if writes && !json {
+        return Err(bad_header(
+            "Content-Type",
+            "this method needs `Content-Type: application/json` (even with an empty body)",
+        ));
+    }
+    Ok(())
+}
+
+fn bad_header(header: &str, description: &str) -> Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    let mut details = ErrorDetails::new();
+    details.add_bad_request_violation(header, description);
+    details.set_error_info(
+        "BAD_HTTP_HEADER",
+        super::status::ERROR_DOMAIN,
+        std::collections::HashMap::new(),
+    );
+    Status::with_error_details(tonic::Code::InvalidArgument, description, details)
 }
 
 /// The call's response metadata, as HTTP headers (not gRPC's own).
