@@ -531,6 +531,33 @@ async fn rest_calls_get_the_same_call_log_line() {
         fields["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")),
         "{call}"
     );
+
+    // Refused before it became a gRPC call (a body that is not JSON): the
+    // same line, under the method it was for.
+    let (status, _) = send(
+        reqwest::Client::new()
+            .post(format!("{}/v1/products", server.url()))
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let refused = loop {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a log line for the refused call");
+        let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if value["target"] == "producthub::call" {
+            break value;
+        }
+    };
+    let fields = &refused["fields"];
+    assert_eq!(
+        fields["method"], "/producthub.v1.ProductService/CreateProduct",
+        "{refused}"
+    );
+    assert_eq!(fields["status"], "INVALID_ARGUMENT");
+    assert_eq!(fields["protocol"], "http-json");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,7 +59,7 @@ where
         let peer = peer(&request);
         // REST calls arrive here transcoded, under their gRPC method.
         let protocol = if request.extensions().get::<Transcoded>().is_some() {
-            "http-json"
+            super::rest::PROTOCOL
         } else {
             "grpc"
         };
@@ -73,31 +73,13 @@ where
             match &mut result {
                 Ok(response) => {
                     let code = normalize_status(response.headers_mut());
-                    let status = code_name(code);
-                    metrics::counter!("producthub_rpc_requests_total", "method" => method.clone(), "code" => status)
-                        .increment(1);
-                    metrics::histogram!("producthub_rpc_duration_seconds", "method" => method.clone()).record(elapsed);
                     let error = match code {
                         Code::Ok => String::new(),
                         _ => Status::from_header_map(response.headers())
                             .map(|status| status.message().to_owned())
                             .unwrap_or_default(),
                     };
-                    if code == Code::Ok {
-                        tracing::info!(target: "producthub::call", %method, status, latency_ms, %peer, protocol, "call");
-                    } else if let Some(suppressed) = FAILED_CALL_LINES.admit() {
-                        if suppressed > 0 {
-                            tracing::warn!(target: "producthub::call", suppressed, "failed calls not logged in the last second (the metrics count them all)");
-                        }
-                        if matches!(
-                            code,
-                            Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable
-                        ) {
-                            tracing::warn!(target: "producthub::call", %method, status, latency_ms, %peer, protocol, error, "call");
-                        } else {
-                            tracing::info!(target: "producthub::call", %method, status, latency_ms, %peer, protocol, error, "call");
-                        }
-                    }
+                    record(&method, code, &error, elapsed, &peer, protocol);
                 }
                 Err(_) => {
                     tracing::warn!(target: "producthub::call", %method, status = "TRANSPORT_ERROR", latency_ms, %peer, protocol, "call")
@@ -105,6 +87,32 @@ where
             }
             result
         })
+    }
+}
+
+/// Counts one call (`method` is its gRPC path) and logs its line, as every
+/// call gets; the REST side calls this too for a call it refused before
+/// handing it on (a bad body, a refused token, an over-size upload).
+pub fn record(method: &str, code: Code, error: &str, elapsed_seconds: f64, peer: &str, protocol: &str) {
+    // Microseconds are all a log reader can use.
+    let latency_ms = (elapsed_seconds * 1_000_000.0).round() / 1000.0;
+    let status = code_name(code);
+    metrics::counter!("producthub_rpc_requests_total", "method" => method.to_owned(), "code" => status).increment(1);
+    metrics::histogram!("producthub_rpc_duration_seconds", "method" => method.to_owned()).record(elapsed_seconds);
+    if code == Code::Ok {
+        tracing::info!(target: "producthub::call", method, status, latency_ms, peer, protocol, "call");
+    } else if let Some(suppressed) = FAILED_CALL_LINES.admit() {
+        if suppressed > 0 {
+            tracing::warn!(target: "producthub::call", suppressed, "failed calls not logged in the last second (the metrics count them all)");
+        }
+        if matches!(
+            code,
+            Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable
+        ) {
+            tracing::warn!(target: "producthub::call", method, status, latency_ms, peer, protocol, error, "call");
+        } else {
+            tracing::info!(target: "producthub::call", method, status, latency_ms, peer, protocol, error, "call");
+        }
     }
 }
 
@@ -181,12 +189,12 @@ fn started() -> Instant {
 
 /// The caller's address, as the connection tells it (plain or TLS); `-`
 /// when unknown.
-fn peer<B>(request: &http::Request<B>) -> String {
+pub fn peer<B>(request: &http::Request<B>) -> String {
     super::connections::conn_info(request).map_or_else(|| "-".to_owned(), |info| info.remote_addr.to_string())
 }
 
 /// The canonical upper-case name of a code, as gRPC documents them.
-fn code_name(code: Code) -> &'static str {
+pub fn code_name(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",

@@ -389,29 +389,6 @@ pub fn http_status(code: Code) -> http::StatusCode {
     }
 }
 
-/// The canonical name of a code, as AIP-193's `status` gives it.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
 /// `{"error": {"code", "message", "status", "details"}}` (AIP-193): `code`
 /// is the HTTP status, `details` the same `google.rpc` details the gRPC
 /// status carries, each with its `@type`.
@@ -419,7 +396,10 @@ pub fn error_json(status: &Status, http_code: http::StatusCode) -> Value {
     let mut error = Map::new();
     error.insert("code".into(), json!(http_code.as_u16()));
     error.insert("message".into(), Value::String(status.message().to_string()));
-    error.insert("status".into(), Value::String(code_name(status.code()).to_string()));
+    error.insert(
+        "status".into(),
+        Value::String(super::super::call_log::code_name(status.code()).to_string()),
+    );
     error.insert("details".into(), Value::Array(details_json(status.details())));
     json!({ "error": error })
 }

@@ -59,6 +59,9 @@ fn pool() -> DescriptorPool {
     crate::domain::schema::product_descriptor().parent_pool().clone()
 }
 
+/// How the call log names the REST side.
+pub const PROTOCOL: &str = "http-json";
+
 /// Marks a gRPC request transcoded from REST (the call log says so).
 #[derive(Debug, Clone, Copy)]
 pub struct Transcoded;
@@ -210,13 +213,32 @@ impl Shared {
         // client that stalls mid-body holds its charge no longer than this.
         // It starts before the inner one (the same --call-timeout), so it
         // fires first and the answer is JSON.
-        match tokio::time::timeout(limit, self.call(inner, route, bindings, request)).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(status)) => error_response(&status),
-            Err(_) => error_response(&Status::deadline_exceeded(format!(
-                "the call's deadline of {limit:?} passed"
-            ))),
+        let started = std::time::Instant::now();
+        let peer = super::call_log::peer(&request);
+        let mut handed_on = false;
+        let outcome = tokio::time::timeout(limit, self.call(inner, route, bindings, request, &mut handed_on)).await;
+        let status = match outcome {
+            Ok(Ok(response)) => return response,
+            Ok(Err(status)) => status,
+            Err(_) => {
+                // The call log saw nothing: the inner call was cut off.
+                handed_on = false;
+                Status::deadline_exceeded(format!("the call's deadline of {limit:?} passed"))
+            }
+        };
+        // Refused before it became a gRPC call: logged and counted here.
+        if !handed_on {
+            let elapsed = started.elapsed().as_secs_f64();
+            super::call_log::record(
+                &route.grpc_path,
+                status.code(),
+                status.message(),
+                elapsed,
+                &peer,
+                PROTOCOL,
+            );
         }
+        error_response(&status)
     }
 
     async fn call<S>(
@@ -225,6 +247,7 @@ impl Shared {
         route: &Route,
         bindings: Vec<template::Binding>,
         request: http::Request<Body>,
+        handed_on: &mut bool,
     ) -> Result<http::Response<Body>, Status>
     where
         S: Service<http::Request<Body>, Response = http::Response<Body>> + Send + 'static,
@@ -251,6 +274,7 @@ impl Shared {
         drop(body);
         drop(charge);
         let grpc_request = grpc_request(route, parts, message)?;
+        *handed_on = true;
         let response = inner
             .call(grpc_request)
             .await
