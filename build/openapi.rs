@@ -29,6 +29,16 @@ pub fn document(pool: &DescriptorPool) -> Result<Json, String> {
             let Value::Message(rule) = options.get_extension(&http).into_owned() else {
                 continue;
             };
+            // The router serves additional bindings; until the document
+            // describes them too, the build refuses them rather than let the
+            // two disagree.
+            if matches!(rule.get_field_by_name("additional_bindings").map(|v| v.into_owned()), Some(Value::List(more)) if !more.is_empty())
+            {
+                return Err(format!(
+                    "{}: additional_bindings are not documented yet",
+                    rpc.full_name()
+                ));
+            }
             let text = |name: &str| match rule.get_field_by_name(name).map(|v| v.into_owned()) {
                 Some(Value::String(s)) => s,
                 _ => String::new(),
