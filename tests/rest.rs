@@ -17,6 +17,18 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::{Value, json};
 
+/// reqwest is built without its `json` feature: JSON answers by hand.
+trait JsonAnswer {
+    async fn json_value(self) -> Value;
+}
+
+impl JsonAnswer for reqwest::Response {
+    async fn json_value(self) -> Value {
+        let text = self.text().await.unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+}
+
 /// reqwest is built without its `json` feature: a JSON body by hand.
 trait JsonBody {
     fn json_value(self, body: &Value) -> Self;
@@ -293,9 +305,11 @@ async fn errors_are_aip_193_bodies_with_the_grpc_details() {
     // An unknown path, and a known one with another method.
     let (status, body) = send(http.get(format!("{base}/v2/products"))).await;
     assert_eq!((status, error_of(&body).0), (404, "NOT_FOUND"), "{body}");
-    let (status, body) = send(http.put(format!("{base}/v1/products/snake"))).await;
-    assert_eq!(status, 404, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("PATCH"), "{body}");
+    let response = http.put(format!("{base}/v1/products/snake")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET, PATCH, DELETE");
+    let body: Value = response.json_value().await;
+    assert_eq!(body["error"]["code"], 405, "{body}");
 
     // Over the size limit: 413, with the same ErrorInfo as gRPC's refusal.
     let big = "x".repeat(70_000);
@@ -649,4 +663,103 @@ async fn a_stalled_upload_ends_at_the_deadline() {
     assert!(text.starts_with("HTTP/1.1 504"), "{text}");
     assert!(text.contains("DEADLINE_EXCEEDED"), "{text}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+/// The details of a REST error are those of the gRPC status for the same
+/// failure, detail for detail (decoded independently of the server's code).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_errors_carry_the_grpc_status_details() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let base = server.url();
+    let http = reqwest::Client::new();
+    let mut grpc = server.client().await;
+    let (status, _) = send(
+        http.post(format!("{base}/v1/products?productId=same"))
+            .json_value(&json!({
+                "displayName": "Same",
+                "iot": {"modelId": "m1", "productType": "IOT_PRODUCT_TYPE_DEVICE", "dataFormat": "IOT_DATA_FORMAT_JSON"}
+            })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let pool = pool();
+    let any_json = |any: &prost_types::Any| -> Value {
+        let name = any.type_url.rsplit('/').next().unwrap();
+        let message = DynamicMessage::decode(pool.get_message_by_name(name).unwrap(), any.value.as_slice()).unwrap();
+        let mut value = serde_json::to_value(&message).unwrap();
+        value["@type"] = json!(any.type_url);
+        value
+    };
+    // A stale etag, an immutable field, a missing product: the same failure both ways.
+    let cases: Vec<(reqwest::RequestBuilder, producthub::pb::UpdateProductRequest)> = vec![
+        (
+            http.patch(format!("{base}/v1/products/same?updateMask=description"))
+                .json_value(&json!({"description": "x", "etag": "0000000000000000"})),
+            producthub::pb::UpdateProductRequest {
+                product: Some(Product {
+                    name: "products/same".into(),
+                    description: "x".into(),
+                    etag: "0000000000000000".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["description".into()],
+                }),
+                ..Default::default()
+            },
+        ),
+        (
+            http.patch(format!("{base}/v1/products/same?updateMask=iot.modelId"))
+                .json_value(&json!({"iot": {"modelId": "m2"}})),
+            producthub::pb::UpdateProductRequest {
+                product: Some(Product {
+                    name: "products/same".into(),
+                    iot: Some(IotProfile {
+                        model_id: "m2".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["iot.model_id".into()],
+                }),
+                ..Default::default()
+            },
+        ),
+        (
+            http.patch(format!("{base}/v1/products/gone?updateMask=description"))
+                .json_value(&json!({"description": "x"})),
+            producthub::pb::UpdateProductRequest {
+                product: Some(Product {
+                    name: "products/gone".into(),
+                    description: "x".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["description".into()],
+                }),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (rest, over_grpc) in cases {
+        let (http_status, body) = send(rest).await;
+        let refused = grpc.update_product(over_grpc).await.unwrap_err();
+        let details = tonic_types::pb::Status::decode(refused.details()).unwrap();
+        let expected: Vec<Value> = details.details.iter().map(any_json).collect();
+        assert!(!expected.is_empty(), "{refused:?}");
+        assert_eq!(body["error"]["details"], Value::Array(expected), "{body}");
+        assert_eq!(body["error"]["message"], refused.message());
+        let code_names = [
+            (tonic::Code::Aborted, 409, "ABORTED"),
+            (tonic::Code::InvalidArgument, 400, "INVALID_ARGUMENT"),
+            (tonic::Code::NotFound, 404, "NOT_FOUND"),
+        ];
+        let (_, http_code, name) = code_names.iter().find(|(c, _, _)| *c == refused.code()).unwrap();
+        assert_eq!(
+            (http_status, body["error"]["status"].as_str().unwrap()),
+            (*http_code, *name)
+        );
+    }
 }

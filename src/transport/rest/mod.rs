@@ -188,12 +188,21 @@ impl Shared {
         let (route, bindings) = match self.routes.find(request.method(), &path) {
             Found::Route(route, bindings) => (route, bindings),
             Found::OtherMethods(methods) => {
-                let allowed: Vec<&str> = methods.iter().map(http::Method::as_str).collect();
-                return error_response(&Status::not_found(format!(
-                    "{} {path} is not served; this path takes {}",
-                    request.method(),
-                    allowed.join(", ")
-                )));
+                let mut allowed: Vec<&str> = methods.iter().map(http::Method::as_str).collect();
+                allowed.dedup();
+                let allow = allowed.join(", ");
+                // 405 with `Allow` (RFC 9110); the body's status is the
+                // gRPC code of a method the server does not have.
+                let status = Status::unimplemented(format!(
+                    "{} {path} is not served; this path takes {allow}",
+                    request.method()
+                ));
+                let body = json::error_json(&status, http::StatusCode::METHOD_NOT_ALLOWED).to_string();
+                let mut response = json_response(http::StatusCode::METHOD_NOT_ALLOWED, Bytes::from(body));
+                if let Ok(value) = http::HeaderValue::from_str(&allow) {
+                    response.headers_mut().insert(http::header::ALLOW, value);
+                }
+                return response;
             }
             Found::Nothing => {
                 return error_response(&Status::not_found(format!(
