@@ -525,6 +525,7 @@ pub trait ProductStore: Products + Outbox + Tombstones + ChangeFeed + Operations
     /// Bytes the store occupies on disk.
     fn disk_bytes(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Makes everything written so far durable (used at shutdown).
+    /// Makes everything written so far durable (at shutdown; and before the
+    /// sync worker deletes a vendor copy for a removal it has just read).
     fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

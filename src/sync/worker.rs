@@ -555,6 +555,11 @@ impl<S: ProductStore> SyncWorker<S> {
             // product lives on.
             return Ok(Pace::Steady);
         }
+        // The product's removal seen above may not be durable yet (the
+        // delete call is still waiting for its flush): a crash now would
+        // bring the product back holding a copy deleted here. So the copy is
+        // deleted only once the removal is on disk.
+        self.store().flush().await?;
         let adapter = vendor.adapter();
         let now = SystemTime::now();
         let Some(entry) = plan::entry(&tombstone, vendor.to_pb()) else {
