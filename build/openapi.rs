@@ -1,7 +1,8 @@
 //! The OpenAPI 3 document of the REST mapping, generated from the served
 //! descriptor set's `google.api.http` rules and comments (build time only;
-//! the server embeds the result). Paths come from the same template parser
-//! the server routes with, so the document and the server cannot disagree.
+//! the server embeds the result). The rules are read by the server's own
+//! router (`routes.rs`, with its template parser), so the document and the
+//! server cannot disagree.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -10,61 +11,56 @@ use prost_reflect::{
 };
 use serde_json::{Map, Value as Json, json};
 
+use super::routes::{BodyRule, Routes};
 use super::template::Template;
 
 pub fn document(pool: &DescriptorPool) -> Result<Json, String> {
-    let http = pool
-        .get_extension_by_name("google.api.http")
-        .ok_or("no google.api.http extension")?;
+    // The server's own reading of the rules, additional bindings included.
+    let routes = Routes::from_pool(pool)?;
     let behavior = pool.get_extension_by_name("google.api.field_behavior");
     let mut comments = Comments::default();
     let mut paths: BTreeMap<String, Map<String, Json>> = BTreeMap::new();
     let mut wanted: BTreeSet<String> = BTreeSet::new();
-    for service in pool.services() {
-        for rpc in service.methods() {
-            let options = rpc.options();
-            if !options.has_extension(&http) {
-                continue;
-            }
-            let Value::Message(rule) = options.get_extension(&http).into_owned() else {
-                continue;
-            };
-            // The router serves additional bindings; until the document
-            // describes them too, the build refuses them rather than let the
-            // two disagree.
-            if matches!(rule.get_field_by_name("additional_bindings").map(|v| v.into_owned()), Some(Value::List(more)) if !more.is_empty())
-            {
-                return Err(format!(
-                    "{}: additional_bindings are not documented yet",
-                    rpc.full_name()
-                ));
-            }
-            let text = |name: &str| match rule.get_field_by_name(name).map(|v| v.into_owned()) {
-                Some(Value::String(s)) => s,
-                _ => String::new(),
-            };
-            let Some((method, template)) = ["get", "put", "post", "delete", "patch"]
-                .iter()
-                .find(|m| rule.has_field_by_name(m))
-                .map(|m| (m.to_string(), text(m)))
-            else {
-                return Err(format!(
-                    "{}: only get, put, post, delete and patch rules are documented",
-                    rpc.full_name()
-                ));
-            };
-            let template = Template::parse(&template)?;
-            let (path, params) = template.openapi_path();
-            let operation = operation(
-                &rpc,
-                service.name(),
-                &template,
-                &params,
-                &text("body"),
-                &mut comments,
-                &mut wanted,
-            )?;
-            paths.entry(path).or_default().insert(method, Json::Object(operation));
+    let mut bindings_of: HashMap<String, usize> = HashMap::new();
+    for route in routes.iter() {
+        let method = route.method.as_str().to_lowercase();
+        if !["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
+            return Err(format!(
+                "{}: only get, put, post, delete and patch rules are documented",
+                route.rpc.full_name()
+            ));
+        }
+        let body = match &route.body {
+            BodyRule::None => "",
+            BodyRule::Whole => "*",
+            BodyRule::Field(field) => field.as_str(),
+        };
+        let (path, params) = route.template.openapi_path();
+        let service = route.rpc.parent_service().name().to_string();
+        // The second binding of an RPC gets an id of its own.
+        let nth = bindings_of.entry(route.grpc_path.clone()).or_default();
+        *nth += 1;
+        let suffix = if *nth > 1 { format!("_{nth}") } else { String::new() };
+        let mut operation = operation(
+            &route.rpc,
+            &service,
+            &route.template,
+            &params,
+            body,
+            &mut comments,
+            &mut wanted,
+        )?;
+        operation.insert(
+            "operationId".into(),
+            json!(format!("{service}_{}{suffix}", route.rpc.name())),
+        );
+        if paths
+            .entry(path.clone())
+            .or_default()
+            .insert(method.clone(), Json::Object(operation))
+            .is_some()
+        {
+            return Err(format!("{method} {path} is bound twice"));
         }
     }
     let mut schemas = Map::new();
@@ -145,7 +141,6 @@ fn operation(
         }
     }
     let mut operation = Map::new();
-    operation.insert("operationId".into(), json!(format!("{service}_{}", rpc.name())));
     operation.insert("tags".into(), json!([service]));
     if let Some(text) = comments.of(&rpc.parent_file(), rpc.path()) {
         let summary = text

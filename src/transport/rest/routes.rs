@@ -1,5 +1,7 @@
 //! The HTTP routes: every RPC's `google.api.http` rule, read from the served
-//! descriptor set at start-up (the protos are the only definition).
+//! descriptor set at start-up (the protos are the only definition). Also
+//! compiled into `build.rs`, whose OpenAPI document is made from the same
+//! routes.
 
 use prost_reflect::{DescriptorPool, MessageDescriptor, MethodDescriptor, Value};
 
@@ -87,14 +89,13 @@ impl Routes {
         Ok(Self { routes })
     }
 
-    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = &Route> {
         self.routes.iter()
     }
 
     pub fn find(&self, method: &http::Method, path: &str) -> Found<'_> {
         let mut others = Vec::new();
-        for route in &self.routes {
+        for route in self.iter() {
             if let Some(bindings) = route.template.matches(path) {
                 if route.method == *method {
                     return Found::Route(route, bindings);
