@@ -42,7 +42,13 @@ pub async fn h2load(load: LoadArgs, args: H2loadArgs) -> Result<(), Box<dyn std:
 
     let measure =
         |server: &Process, path: &str, body: &[u8]| run(&h2load, &args, &load, server, path, Some(body), work.path());
-    let echo_body = grpc_frame(&EchoRequest { payload: payload() }.encode_to_vec());
+    let echo_body = grpc_frame(
+        &EchoRequest {
+            payload: payload(),
+            reply_bytes: 0,
+        }
+        .encode_to_vec(),
+    );
     let echo_path = "/producthub.bench.v1.EchoService/Echo";
     let me = std::env::current_exe()?;
     let framework = {

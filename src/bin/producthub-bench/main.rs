@@ -280,14 +280,24 @@ struct Echoer {
     log: Option<DurableLog>,
 }
 
+/// The largest reply the echo makes up (a page of 1 000 products is about 1 MB).
+const MAX_ECHO_REPLY: usize = 4 << 20;
+
 #[tonic::async_trait]
 impl EchoService for Echoer {
     async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
-        let payload = request.into_inner().payload;
+        let EchoRequest { payload, reply_bytes } = request.into_inner();
         if let Some(log) = &self.log {
             log.append(&payload)
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?;
+        }
+        if reply_bytes > 0 {
+            // A fresh buffer per call, as a server building its reply has.
+            let size = (reply_bytes as usize).min(MAX_ECHO_REPLY);
+            return Ok(Response::new(EchoReply {
+                payload: vec![b'x'; size],
+            }));
         }
         Ok(Response::new(EchoReply { payload }))
     }
@@ -538,10 +548,13 @@ fn payload() -> Vec<u8> {
 
 // ---- compare --------------------------------------------------------------------
 
+/// The echo's rate; with `reply_bytes` not zero, it answers the ~1 KB payload
+/// with that many bytes (the ceiling of a call with a reply that large).
 async fn measure_echo(
     load: &LoadArgs,
     name: &str,
     durable: Option<&Path>,
+    reply_bytes: u32,
 ) -> Result<Stats, Box<dyn std::error::Error>> {
     let me = std::env::current_exe()?;
     let mut args = vec!["echo-server".to_string()];
@@ -556,7 +569,10 @@ async fn measure_echo(
         let body = body.clone();
         async move {
             EchoServiceClient::new(channel)
-                .echo(EchoRequest { payload: body.to_vec() })
+                .echo(EchoRequest {
+                    payload: body.to_vec(),
+                    reply_bytes,
+                })
                 .await
                 .map(|_| ())
         }
@@ -713,6 +729,20 @@ async fn measure_products(load: &LoadArgs, channels: &[Channel], pool: u64, crea
     }
 }
 
+/// The encoded size of a ListProducts(50) page like the ones measured.
+async fn page_size(channel: &Channel, pool: u64) -> Result<u32, Box<dyn std::error::Error>> {
+    let token = producthub::domain::page_token::encode(&format!("b{:09}", pool / 2), "");
+    let page = ProductServiceClient::new(channel.clone())
+        .list_products(ListProductsRequest {
+            page_size: 50,
+            page_token: token,
+            filter: String::new(),
+        })
+        .await?
+        .into_inner();
+    Ok(u32::try_from(page.encoded_len())?)
+}
+
 async fn compare(load: LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
     let binary = server_binary(&load)?;
     println!(
@@ -723,10 +753,10 @@ async fn compare(load: LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
         payload().len(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
-    let framework = measure_echo(&load, "(a) tonic echo", None).await?;
+    let framework = measure_echo(&load, "(a) tonic echo", None, 0).await?;
     report(&framework, None);
     let durable_dir = tempfile::tempdir()?;
-    let durable = measure_echo(&load, "(b) tonic echo + sled flush", Some(durable_dir.path())).await?;
+    let durable = measure_echo(&load, "(b) tonic echo + sled flush", Some(durable_dir.path()), 0).await?;
     report(&durable, None);
 
     let data = tempfile::tempdir()?;
@@ -736,11 +766,18 @@ async fn compare(load: LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
     let pool = 10_000;
     preload(&channels, 0, pool, load.concurrency).await?;
     let ops = measure_products(&load, &channels, pool, pool).await;
+    let page_bytes = page_size(&channels[0], pool).await?;
     report(&ops.create, Some(&durable));
     report(&ops.update, Some(&durable));
     report(&ops.get, Some(&framework));
     report(&ops.list, Some(&framework));
     server.stop();
+    if ops.list.ok > 0 {
+        let name = format!("(a) echo as ListProducts(50), {page_bytes} B");
+        let page_echo = measure_echo(&load, &name, None, page_bytes).await?;
+        report(&page_echo, None);
+        report(&ops.list, Some(&page_echo));
+    }
     if let Some(admin) = &load.postgres {
         compare_postgres(&load, &binary, admin, &ops).await?;
     }
