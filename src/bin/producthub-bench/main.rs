@@ -58,6 +58,7 @@ use tonic::{Request, Response, Status};
 
 mod flood;
 mod h2load;
+mod store;
 mod sync;
 
 /// The suite's fake vendors, which the `sync` mode delivers to.
@@ -181,6 +182,9 @@ enum Mode {
         #[arg(long, default_value_t = producthub::sync::worker::DEFAULT_CONCURRENCY)]
         sync_concurrency: usize,
     },
+    /// The sled store's write path in process, with the change log on and
+    /// off: updates per second and CPU time per update.
+    Store(store::StoreArgs),
     /// (Internal) an echo server; with --durable, each payload is made durable first.
     #[command(hide = true)]
     EchoServer {
@@ -209,7 +213,7 @@ struct LoadArgs {
     only: Option<String>,
     /// Also measure producthub on PostgreSQL: an admin URL such as
     /// `postgres://user@127.0.0.1:5432/postgres` (a fresh database is created),
-    /// with pgbench's single-row 1 KB UPDATE as the database's own ceiling.
+    /// with pgbench's single-row 1 KB UPDATE and SELECT as the database's own ceilings.
     #[arg(long)]
     postgres: Option<String>,
     /// An extra argument for `producthub serve` (repeatable), e.g.
@@ -254,6 +258,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             products,
             latency_ms,
         } => runtime.block_on(reconcile(load, products, Duration::from_millis(latency_ms))),
+        Mode::Store(args) => runtime.block_on(store::store(args)),
         Mode::H2load { load, h2 } => runtime.block_on(h2load::h2load(load, h2)),
         Mode::Sync {
             load,
@@ -802,10 +807,14 @@ async fn compare_postgres(
         let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(admin);
         format!("{base}/{database}")
     };
-    let ceiling = pgbench_update(&url, load).await?;
+    let ceilings = pgbench_ceilings(&url, load).await?;
     println!(
-        "(c) pgbench 1 KB UPDATE      {ceiling:>10.0} tx/s  ({} clients, {} s, prepared)",
-        load.concurrency, load.seconds
+        "(c) pgbench 1 KB UPDATE      {:>10.0} tx/s  ({} clients, {} s, prepared)",
+        ceilings.update, load.concurrency, load.seconds
+    );
+    println!(
+        "(d) pgbench 1 KB SELECT      {:>10.0} tx/s  ({} clients, {} s, prepared)",
+        ceilings.select, load.concurrency, load.seconds
     );
     let data = tempfile::tempdir()?;
     let data_dir = data.path().display().to_string();
@@ -817,15 +826,25 @@ async fn compare_postgres(
     preload(&channels, 0, pool, load.concurrency).await?;
     let mut ops = measure_products(load, &channels, pool, pool).await;
     server.stop();
-    for (stats, on_sled) in [
-        (&mut ops.create, &sled.create),
-        (&mut ops.update, &sled.update),
-        (&mut ops.get, &sled.get),
+    for (stats, on_sled, ceiling, ceiling_name) in [
+        (
+            &mut ops.create,
+            &sled.create,
+            ceilings.update,
+            "(c) pgbench 1 KB UPDATE",
+        ),
+        (
+            &mut ops.update,
+            &sled.update,
+            ceilings.update,
+            "(c) pgbench 1 KB UPDATE",
+        ),
+        (&mut ops.get, &sled.get, ceilings.select, "(d) pgbench 1 KB SELECT"),
     ] {
         stats.name = stats.name.replacen("producthub", "postgres", 1);
         report(stats, Some(on_sled));
         println!(
-            "{:<28} {:>10.2}x (c) pgbench 1 KB UPDATE",
+            "{:<28} {:>10.2}x {ceiling_name}",
             "",
             stats.rate() / ceiling.max(f64::MIN_POSITIVE)
         );
@@ -833,9 +852,16 @@ async fn compare_postgres(
     Ok(())
 }
 
-/// pgbench's transactions per second for a one-row 1 KB UPDATE over 10 000
-/// rows, at the harness's concurrency: what the database itself can do.
-async fn pgbench_update(url: &str, load: &LoadArgs) -> Result<f64, Box<dyn std::error::Error>> {
+/// The database's own ceilings, measured by pgbench at the harness's
+/// concurrency over a table of 10 000 rows of 1 KB.
+struct PgbenchCeilings {
+    /// Transactions per second of a one-row 1 KB UPDATE.
+    update: f64,
+    /// Transactions per second of a one-row SELECT of the 1 KB.
+    select: f64,
+}
+
+async fn pgbench_ceilings(url: &str, load: &LoadArgs) -> Result<PgbenchCeilings, Box<dyn std::error::Error>> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     client
@@ -844,17 +870,30 @@ async fn pgbench_update(url: &str, load: &LoadArgs) -> Result<f64, Box<dyn std::
              INSERT INTO ceiling SELECT n, repeat('x', 1024) FROM generate_series(1, 10000) n;",
         )
         .await?;
-    let script = tempfile::NamedTempFile::new()?;
-    std::fs::write(
-        script.path(),
+    let update = pgbench(
+        url,
+        load,
         "\\set id random(1, 10000)\nUPDATE ceiling SET payload = repeat(md5(random()::text), 32) WHERE id = :id;\n",
     )?;
+    let select = pgbench(
+        url,
+        load,
+        "\\set id random(1, 10000)\nSELECT payload FROM ceiling WHERE id = :id;\n",
+    )?;
+    Ok(PgbenchCeilings { update, select })
+}
+
+/// pgbench's transactions per second for `script`, prepared, at the
+/// harness's concurrency and duration.
+fn pgbench(url: &str, load: &LoadArgs, script: &str) -> Result<f64, Box<dyn std::error::Error>> {
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), script)?;
     let pgbench = find_pgbench();
     let output = Command::new(&pgbench)
         .args(["-n", "-M", "prepared", "-j", "2"])
         .args(["-c", &load.concurrency.to_string(), "-T", &load.seconds.to_string()])
         .arg("-f")
-        .arg(script.path())
+        .arg(file.path())
         .arg(url)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", pgbench.display()))?;
