@@ -5,12 +5,10 @@
 //! "durable ceiling" uses it bare, so the two compare like with like.
 //!
 //! Writes nobody reads before they are durable (the change log's entries) can
-//! be left to the committer instead ([`DurableSled::before_each_flush`]): its
-//! one thread applies them just before the flush that covers them, as one
-//! batch. Every writer inserting into the tail of one tree made sled's page
-//! retry its compare-and-swap under contention, and sled copies a node's
-//! handles on every insert; one thread writing a batch under one key pays
-//! that once per flush.
+//! be handed to the committer instead ([`DurableSled::defer_insert`]): it
+//! inserts them from its one thread just before the flush that covers them.
+//! Every writer inserting into the tail of one tree made sled's page retry its
+//! compare-and-swap under contention; one thread appending a batch does not.
 
 use std::fs::File;
 use std::path::Path;
@@ -30,19 +28,15 @@ pub struct DurableSled {
     deferred: Arc<Deferred>,
 }
 
-/// Work the committer does before each flush.
-type Hook = Box<dyn Fn() + Send + Sync>;
-
+/// Inserts waiting for the next flush, in the order they were deferred.
 #[derive(Default)]
 struct Deferred {
-    hooks: Mutex<Vec<Hook>>,
+    inserts: Mutex<Vec<(sled::Tree, sled::IVec, Vec<u8>)>>,
 }
 
 impl Deferred {
-    fn run(&self) {
-        for hook in self.hooks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            hook();
-        }
+    fn take(&self) -> Vec<(sled::Tree, sled::IVec, Vec<u8>)> {
+        std::mem::take(&mut *self.inserts.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -77,17 +71,17 @@ impl DurableSled {
         })
     }
 
-    /// Runs `hook` on the committer's thread before every flush, after the
-    /// committer took its batch of waiters: whatever a writer handed to the
-    /// hook before asking for [`durable`](Self::durable) is written by the
-    /// flush that answers it. A hook reports its own errors (a write it
-    /// drops is not a failed flush: the writes it accompanies are durable).
-    pub fn before_each_flush(&self, hook: impl Fn() + Send + Sync + 'static) {
+    /// Inserts `value` under `key` in `tree` before the next flush: the
+    /// [`durable`](Self::durable) call that follows this one resolves only
+    /// after the insert. Until then, readers of `tree` do not see it. An
+    /// insert that fails is logged and dropped (it is not a failed flush: the
+    /// writes it accompanies are durable).
+    pub fn defer_insert(&self, tree: &sled::Tree, key: impl Into<sled::IVec>, value: Vec<u8>) {
         self.deferred
-            .hooks
+            .inserts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(Box::new(hook));
+            .push((tree.clone(), key.into(), value));
     }
 
     pub fn db(&self) -> &sled::Db {
@@ -113,10 +107,14 @@ struct SledDurability {
 }
 
 impl Flush for SledDurability {
-    /// Called after the committer took its batch of waiters, so everything
-    /// handed to a hook before a waiter asked is written here.
+    /// Called after the committer took its batch of waiters, so every insert
+    /// deferred before a waiter asked is applied here.
     fn flush(&self) -> Result<(), String> {
-        self.deferred.run();
+        for (tree, key, value) in self.deferred.take() {
+            if let Err(error) = tree.insert(&key, value) {
+                tracing::error!(%error, key = ?key, "a deferred insert failed; dropped");
+            }
+        }
         self.db.flush().map_err(|e| e.to_string())?;
         self.log
             .sync_data()

@@ -7,9 +7,7 @@
 //!   sync", written before the product, so a crash never loses the hint;
 //! - tree `tombstones`: deleted product's uid → its last protobuf bytes, written
 //!   before the delete, removed by the sync worker once vendors have it gone;
-//! - tree `changes`: big-endian u64 seq → [`StoredChanges`], a run of entries
-//!   with consecutive seqs from that one (or, written before runs, one
-//!   [`StoredChange`]): the change log
+//! - tree `changes`: big-endian u64 seq → [`StoredChange`]: the change log
 //!   behind WatchProducts, appended under the product's lock right after its
 //!   compare-and-swap, so per product the log has the commit order;
 //! - tree `links`: big-endian i32 vendor + remote id → the id of the product
@@ -112,36 +110,6 @@ struct StoredChange {
     commit_unix_micros: i64,
 }
 
-/// A run of change log entries with consecutive seqs, stored under the
-/// first one's seq. Its one field's tag is none of [`StoredChange`]'s, so an
-/// entry stored alone (as before runs) reads as a run of none and is told
-/// apart.
-#[derive(Clone, PartialEq, prost::Message)]
-struct StoredChanges {
-    #[prost(message, repeated, tag = "4")]
-    entries: Vec<StoredChange>,
-}
-
-/// A run is closed once it holds this many bytes, so one flush's entries
-/// stay well below the size at which sled writes a value to a file of its
-/// own (a quarter of its 512 KiB segment).
-const RUN_BYTES: usize = 32 * 1024;
-
-/// The entries stored under `key`, with the seq of the first.
-fn stored_run(key: &[u8], bytes: &[u8]) -> Result<(u64, Vec<StoredChange>), StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        key: format!("change {key:?}"),
-        reason,
-    };
-    let first = seq_of(key).ok_or_else(|| corrupt("not an 8-byte key".into()))?;
-    let run = StoredChanges::decode(bytes).map_err(|e| corrupt(e.to_string()))?;
-    if !run.entries.is_empty() {
-        return Ok((first, run.entries));
-    }
-    let alone = StoredChange::decode(bytes).map_err(|e| corrupt(e.to_string()))?;
-    Ok((first, vec![alone]))
-}
-
 fn kind_code(kind: ChangeKind) -> u32 {
     match kind {
         ChangeKind::Created => 1,
@@ -161,41 +129,25 @@ fn kind_of(code: u32) -> Option<ChangeKind> {
 
 /// The change log's writer side.
 ///
-/// A writer takes the next seq under a short lock and leaves its entry
-/// there; before each flush the group committer
-/// ([`DurableSled::before_each_flush`]) takes every entry left so far and
-/// stores them as runs of consecutive seqs, one key per run. Watchers read
-/// only seqs that are durable, so no entry needs to be in the tree earlier,
-/// and one insert per run, from one thread, costs a fraction of one insert
-/// per write from every writer into the tail of one tree. A run whose insert
-/// failed, or that a crash caught before its flush, leaves a permanent gap
-/// that readers skip.
+/// A writer takes the next seq under a short lock and hands its entry to the
+/// group committer ([`DurableSled::defer_insert`]), which inserts the entries
+/// of a whole flush from one thread before flushing: watchers read only seqs
+/// that are durable, so no entry needs to be in the tree earlier, and one
+/// appender does not contend for the tree's tail as every writer did. A seq
+/// whose insert never happened (an error, or a crash before the flush) leaves
+/// a permanent gap that readers skip.
 struct ChangeLog {
     tree: sled::Tree,
-    pending: std::sync::Arc<Mutex<Pending>>,
+    /// The next seq to hand out.
+    next: Mutex<u64>,
     /// The newest seq watchers may read: durable, with no insert pending below.
     durable: tokio::sync::watch::Sender<u64>,
     /// `None` when the log is off.
     id: Option<u64>,
 }
 
-/// Seqs handed out, and the entries not yet in the tree.
-struct Pending {
-    /// The next seq to hand out.
-    next: u64,
-    /// Entries for seqs `next - entries.len()` up to `next - 1`.
-    entries: Vec<StoredChange>,
-}
-
-impl Pending {
-    fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
-        pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
 impl ChangeLog {
-    fn open(sled: &DurableSled, enabled: bool) -> Result<Self, String> {
-        let db = sled.db();
+    fn open(db: &sled::Db, enabled: bool) -> Result<Self, String> {
         let tree = db.open_tree("changes").map_err(|e| e.to_string())?;
         if !enabled {
             // Tokens from this log must not resume a later one: changes made
@@ -204,10 +156,7 @@ impl ChangeLog {
             db.remove(CHANGE_LOG_ID_KEY).map_err(|e| e.to_string())?;
         }
         let last = match tree.last().map_err(|e| e.to_string())? {
-            Some((key, bytes)) => {
-                let (first, entries) = stored_run(&key, &bytes).map_err(|e| e.to_string())?;
-                first + entries.len() as u64 - 1
-            }
+            Some((key, _)) => seq_of(&key).ok_or("a change log key is not 8 bytes")?,
             None => 0,
         };
         let id = match db.get(CHANGE_LOG_ID_KEY).map_err(|e| e.to_string())? {
@@ -224,25 +173,21 @@ impl ChangeLog {
                 Some(id)
             }
         };
-        let pending = std::sync::Arc::new(Mutex::new(Pending {
-            next: last + 1,
-            entries: Vec::new(),
-        }));
-        if id.is_some() {
-            let (pending, tree) = (pending.clone(), tree.clone());
-            sled.before_each_flush(move || store_runs(&pending, &tree));
-        }
         Ok(Self {
             tree,
-            pending,
+            next: Mutex::new(last + 1),
             durable: tokio::sync::watch::Sender::new(last),
             id,
         })
     }
 
-    /// Takes the next seq for the entry, to be stored before the next flush.
+    fn next(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.next.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes the next seq and defers the entry's insert to the next flush.
     /// Called under the product's lock, so per product seqs follow commits.
-    fn append(&self, kind: ChangeKind, product: &[u8]) {
+    fn append(&self, sled: &DurableSled, kind: ChangeKind, product: &[u8]) {
         if self.id.is_none() {
             return;
         }
@@ -250,16 +195,19 @@ impl ChangeLog {
             kind: kind_code(kind),
             product: product.to_vec(),
             commit_unix_micros: unix_micros(SystemTime::now()),
-        };
-        let mut pending = Pending::lock(&self.pending);
-        pending.entries.push(entry);
-        pending.next += 1;
+        }
+        .encode_to_vec();
+        // Deferred under the lock, so the committer inserts in seq order (a
+        // tail append for sled).
+        let mut next = self.next();
+        sled.defer_insert(&self.tree, &next.to_be_bytes()[..], entry);
+        *next += 1;
     }
 
-    /// The newest seq handed out: every entry up to it is stored by the next
-    /// flush (or failed, leaving a gap).
+    /// The newest seq handed out: every entry up to it is deferred to the
+    /// next flush (or failed, leaving a gap).
     fn settled(&self) -> u64 {
-        Pending::lock(&self.pending).next - 1
+        *self.next() - 1
     }
 
     /// Everything up to `seq` is durable now.
@@ -271,31 +219,6 @@ impl ChangeLog {
             }
             newer
         });
-    }
-}
-
-/// On the committer's thread, before a flush: the entries left so far, as
-/// runs of at most [`RUN_BYTES`], each under its first seq.
-fn store_runs(pending: &Mutex<Pending>, tree: &sled::Tree) {
-    let (mut seq, entries) = {
-        let mut pending = Pending::lock(pending);
-        let entries = std::mem::take(&mut pending.entries);
-        (pending.next - entries.len() as u64, entries)
-    };
-    let mut run = StoredChanges::default();
-    let mut run_bytes = 0;
-    let mut entries = entries.into_iter().peekable();
-    while let Some(entry) = entries.next() {
-        run_bytes += entry.encoded_len();
-        run.entries.push(entry);
-        if run_bytes >= RUN_BYTES || entries.peek().is_none() {
-            let first = seq;
-            seq += run.entries.len() as u64;
-            if let Err(error) = tree.insert(first.to_be_bytes(), std::mem::take(&mut run).encode_to_vec()) {
-                tracing::error!(%error, first, "change log entries could not be stored; watchers skip them");
-            }
-            run_bytes = 0;
-        }
     }
 }
 
@@ -384,7 +307,7 @@ impl SledStore {
             .map_err(|e| open_error(e.to_string()))?;
         let operation_parts = db.open_tree("operation_parts").map_err(|e| open_error(e.to_string()))?;
         index_links(&db, &products, &links)?;
-        let changes = ChangeLog::open(&sled, options.change_log).map_err(open_error)?;
+        let changes = ChangeLog::open(&db, options.change_log).map_err(open_error)?;
         Ok(Self {
             products,
             requests,
@@ -446,7 +369,8 @@ impl SledStore {
         // entry that cannot be written leaves a gap watchers skip (the
         // committer logs the error), and must not turn a stored write into a
         // reported failure.
-        self.changes.append(kind, next.or(current).unwrap_or_default());
+        self.changes
+            .append(&self.sled, kind, next.or(current).unwrap_or_default());
         Ok(true)
     }
 
@@ -916,36 +840,27 @@ impl ChangeFeed for SledStore {
         if after >= newest {
             return Ok(Vec::new());
         }
-        let from = after.saturating_add(1);
-        // The run holding `from` starts at or before it.
-        let start = match self.changes.tree.range(..=from.to_be_bytes()).next_back() {
-            Some(entry) => entry.map_err(backend)?.0,
-            None => sled::IVec::from(&from.to_be_bytes()),
-        };
-        let mut changes = Vec::new();
-        for entry in self.changes.tree.range(start..=sled::IVec::from(&newest.to_be_bytes())) {
-            let (key, bytes) = entry.map_err(backend)?;
-            let (first, entries) = stored_run(&key, &bytes)?;
-            for (seq, stored) in (first..).zip(entries) {
-                if seq < from {
-                    continue;
-                }
-                if seq > newest || changes.len() == limit {
-                    return Ok(changes);
-                }
+        let from = after.saturating_add(1).to_be_bytes();
+        let to = newest.to_be_bytes();
+        self.changes
+            .tree
+            .range(from..=to)
+            .take(limit)
+            .map(|entry| {
+                let (key, bytes) = entry.map_err(backend)?;
                 let corrupt = |reason: String| StoreError::Corrupt {
-                    key: format!("change {seq}"),
+                    key: format!("change {key:?}"),
                     reason,
                 };
-                changes.push(Change {
-                    position: position(seq),
+                let stored = StoredChange::decode(bytes.as_ref()).map_err(|e| corrupt(e.to_string()))?;
+                Ok(Change {
+                    position: position(seq_of(&key).ok_or_else(|| corrupt("not an 8-byte key".into()))?),
                     kind: kind_of(stored.kind).ok_or_else(|| corrupt(format!("unknown kind {}", stored.kind)))?,
                     product: Product::decode(stored.product.as_slice()).map_err(|e| corrupt(e.to_string()))?,
                     commit_time: timestamp(stored.commit_unix_micros),
-                });
-            }
-        }
-        Ok(changes)
+                })
+            })
+            .collect()
     }
 
     fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
@@ -958,24 +873,11 @@ impl ChangeFeed for SledStore {
         let Some(cutoff) = newest.checked_sub(keep) else {
             return Ok(0);
         };
-        // A run goes once every seq it holds is at or below the cutoff: once
-        // the run after it starts at cutoff + 1 or sooner. Runs are told
-        // apart by their keys alone, with nothing decoded.
         let mut removed = 0;
-        let mut keys = self.changes.tree.iter().keys();
-        let Some(mut run) = keys.next().transpose().map_err(backend)? else {
-            return Ok(0);
-        };
-        for next in keys {
-            let next = next.map_err(backend)?;
-            let next_first = seq_of(&next).unwrap_or(u64::MAX);
-            if next_first > cutoff.saturating_add(1) {
-                break;
-            }
-            let held = next_first - seq_of(&run).unwrap_or(next_first);
-            self.changes.tree.remove(&run).map_err(backend)?;
-            removed += held;
-            run = next;
+        for entry in self.changes.tree.range(..=cutoff.to_be_bytes()) {
+            let (key, _) = entry.map_err(backend)?;
+            self.changes.tree.remove(key).map_err(backend)?;
+            removed += 1;
         }
         Ok(removed)
     }
@@ -1304,76 +1206,6 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(store.get("n").await.unwrap().unwrap().description, "200");
-    }
-
-    /// Entries made between two flushes are stored as runs (several per
-    /// key); a reader starting inside a run, a limit, a trim by whole runs
-    /// and an entry stored alone (before runs) all read back seq for seq.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_change_log_reads_back_from_runs_and_trims_whole_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let big = |id: &str| Product {
-            description: "x".repeat(4000),
-            ..product(id)
-        };
-        {
-            let store = std::sync::Arc::new(open(dir.path()));
-            // Written by hand as before runs: seq 1, one entry alone.
-            let alone = StoredChange {
-                kind: kind_code(ChangeKind::Created),
-                product: product("old").encode_to_vec(),
-                commit_unix_micros: 1,
-            };
-            store
-                .changes
-                .tree
-                .insert(1u64.to_be_bytes(), alone.encode_to_vec())
-                .unwrap();
-        }
-        let store = std::sync::Arc::new(open(dir.path()));
-        // Seqs 2..=41 from concurrent creates, which share flushes.
-        let tasks: Vec<_> = (0..40)
-            .map(|n| {
-                let store = store.clone();
-                tokio::spawn(async move { store.insert(&format!("p{n:02}"), &big("p"), None, false).await })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap().unwrap();
-        }
-        let runs = store.changes.tree.len();
-        assert!(runs < 41, "{runs} keys for 41 entries: no run held two");
-        let seqs = |changes: Vec<Change>| changes.iter().map(|c| c.position.minor).collect::<Vec<_>>();
-        let all = store.changes(position(0), 100).await.unwrap();
-        assert_eq!(seqs(all.clone()), (1..=41).collect::<Vec<_>>());
-        assert_eq!(all[0].product, product("old"));
-        assert_eq!(all[0].commit_time, timestamp(1));
-        assert_eq!(all[5].kind, ChangeKind::Created);
-        // Every seq as a starting point, with a limit that ends inside runs.
-        for after in 0..41 {
-            let page = seqs(store.changes(position(after), 7).await.unwrap());
-            let expected: Vec<u64> = (after + 1..=(after + 7).min(41)).collect();
-            assert_eq!(page, expected, "after {after}");
-        }
-        // Keeping 10 removes only runs wholly older than seq 32, so at
-        // least seqs 32..=41 stay and what stays has no hole.
-        let removed = store.trim_changes(10).await.unwrap();
-        let window = store.change_window().await.unwrap();
-        let oldest = window.trimmed_through.minor + 1;
-        assert!(
-            oldest <= 32 && removed == oldest - 1,
-            "oldest {oldest}, removed {removed}"
-        );
-        assert_eq!(
-            seqs(store.changes(position(0), 100).await.unwrap()),
-            (oldest..=41).collect::<Vec<_>>()
-        );
-        // After a restart the next seq follows the last run's last entry.
-        drop(store);
-        let store = open(dir.path());
-        store.insert("after", &product("after"), None, false).await.unwrap();
-        let last = store.changes(position(41), 10).await.unwrap();
-        assert_eq!(seqs(last), vec![42]);
     }
 
     #[tokio::test]

@@ -4,7 +4,8 @@
 //! - `compare`: (a) a bare tonic echo server (the framework ceiling), (b) a tonic
 //!   echo that writes each payload to sled and waits for the same group-commit
 //!   flush producthub uses (the durable ceiling), and (c) producthub's Create,
-//!   Update (with a mask), Get and List, against the real server binary. Each
+//!   Update (with a mask), Get and List, against the real server binary; List
+//!   also against an echo answering with as many bytes as its page. Each
 //!   server runs as its own process on loopback; every figure is also printed as
 //!   a ratio to its ceiling, because ratios from one run are what a noisy
 //!   machine can compare.
@@ -24,6 +25,8 @@
 //! - `flood` (in [`flood`]): the server with its default limits under each
 //!   flood an attacker would try: its memory, a real client's latency, and
 //!   whether new clients get in.
+//! - `store` (in [`store`]): the sled store's write path in process, with the
+//!   change log on and off, so the log's cost shows without a network.
 //! - `sync` (in [`sync`]): the sync worker's delivery rate per vendor against
 //!   the suite's fake vendors with a latency per call, then with one vendor
 //!   stalled.
@@ -841,6 +844,9 @@ async fn compare_postgres(
         ),
         (&mut ops.get, &sled.get, ceilings.select, "(d) pgbench 1 KB SELECT"),
     ] {
+        if stats.ok == 0 {
+            continue; // left out by --only
+        }
         stats.name = stats.name.replacen("producthub", "postgres", 1);
         report(stats, Some(on_sled));
         println!(
