@@ -315,6 +315,16 @@ fn write_error(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// `sql` prepared once per connection. A statement given as a string is
+/// parsed anew on every call, a round trip of its own before the one that
+/// runs it.
+async fn prepared(
+    client: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, StoreError> {
+    client.prepare_cached(sql).await.map_err(read_error)
+}
+
 fn corrupt(key: &str, e: prost::DecodeError) -> StoreError {
     StoreError::Corrupt {
         key: key.to_owned(),
@@ -636,23 +646,27 @@ async fn move_links(
     for link in held.symmetric_difference(wanted).collect::<BTreeSet<_>>() {
         let (vendor, remote_id) = link;
         if held.contains(link) {
+            let release = prepared(
+                transaction,
+                "DELETE FROM vendor_links WHERE vendor = $1 AND remote_id = $2 AND product_id = $3",
+            )
+            .await?;
             transaction
-                .execute(
-                    "DELETE FROM vendor_links WHERE vendor = $1 AND remote_id = $2 AND product_id = $3",
-                    &[&(*vendor as i32), remote_id, &id],
-                )
+                .execute(&release, &[&(*vendor as i32), remote_id, &id])
                 .await
                 .map_err(write_error)?;
             continue;
         }
         // On a clash the row is left as it is and its holder returned.
+        let claim = prepared(
+            transaction,
+            "INSERT INTO vendor_links (vendor, remote_id, product_id) VALUES ($1, $2, $3)
+             ON CONFLICT (vendor, remote_id) DO UPDATE SET product_id = vendor_links.product_id
+             RETURNING product_id",
+        )
+        .await?;
         let holder: String = transaction
-            .query_one(
-                "INSERT INTO vendor_links (vendor, remote_id, product_id) VALUES ($1, $2, $3)
-                 ON CONFLICT (vendor, remote_id) DO UPDATE SET product_id = vendor_links.product_id
-                 RETURNING product_id",
-                &[&(*vendor as i32), remote_id, &id],
-            )
+            .query_one(&claim, &[&(*vendor as i32), remote_id, &id])
             .await
             .map_err(write_error)?
             .get(0);
@@ -854,14 +868,18 @@ impl Products for PostgresStore {
         // its product insert, which keeps the change log in commit order.
         transaction
             .execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &prepared(&transaction, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").await?,
                 &[&record.request_id],
             )
             .await
             .map_err(read_error)?;
         let earlier = transaction
             .query_opt(
-                "SELECT fingerprint, product FROM request_ids WHERE request_id = $1",
+                &prepared(
+                    &transaction,
+                    "SELECT fingerprint, product FROM request_ids WHERE request_id = $1",
+                )
+                .await?,
                 &[&record.request_id],
             )
             .await
@@ -881,7 +899,11 @@ impl Products for PostgresStore {
         move_links(&transaction, id, &BTreeSet::new(), &links).await?;
         transaction
             .execute(
-                "INSERT INTO request_ids (request_id, fingerprint, product) VALUES ($1, $2, $3)",
+                &prepared(
+                    &transaction,
+                    "INSERT INTO request_ids (request_id, fingerprint, product) VALUES ($1, $2, $3)",
+                )
+                .await?,
                 &[&record.request_id, &record.fingerprint, &record.product.encode_to_vec()],
             )
             .await
@@ -938,7 +960,11 @@ impl Products for PostgresStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT product_id FROM vendor_links WHERE vendor = $1 AND remote_id = $2",
+                &prepared(
+                    &client,
+                    "SELECT product_id FROM vendor_links WHERE vendor = $1 AND remote_id = $2",
+                )
+                .await?,
                 &[&(vendor as i32), &remote_id],
             )
             .await
@@ -950,7 +976,11 @@ impl Products for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT remote_id, product_id FROM vendor_links WHERE vendor = $1 AND remote_id = ANY($2)",
+                &prepared(
+                    &client,
+                    "SELECT remote_id, product_id FROM vendor_links WHERE vendor = $1 AND remote_id = ANY($2)",
+                )
+                .await?,
                 &[&(vendor as i32), &remote_ids],
             )
             .await
@@ -1069,7 +1099,7 @@ impl Outbox for PostgresStore {
         };
         let client = self.client().await?;
         let renewed = client
-            .execute(sql, &[&self.owner, &key, &self.lease_secs])
+            .execute(&prepared(&client, sql).await?, &[&self.owner, &key, &self.lease_secs])
             .await
             .map_err(read_error)?;
         Ok(renewed == 1)
@@ -1079,8 +1109,12 @@ impl Outbox for PostgresStore {
         let client = self.client().await?;
         let settled = client
             .execute(
-                "DELETE FROM outbox WHERE product_id = $1 AND nonce = $2
-                 AND (lease_owner IS NULL OR lease_owner = $3 OR lease_until < now())",
+                &prepared(
+                    &client,
+                    "DELETE FROM outbox WHERE product_id = $1 AND nonce = $2
+                     AND (lease_owner IS NULL OR lease_owner = $3 OR lease_until < now())",
+                )
+                .await?,
                 &[&id, &as_i64(nonce), &self.owner],
             )
             .await
@@ -1093,7 +1127,10 @@ impl Tombstones for PostgresStore {
     async fn tombstone(&self, uid: &str) -> Result<Option<Product>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt("SELECT data FROM tombstones WHERE uid = $1", &[&uid])
+            .query_opt(
+                &prepared(&client, "SELECT data FROM tombstones WHERE uid = $1").await?,
+                &[&uid],
+            )
             .await
             .map_err(read_error)?;
         row.map(|row| Product::decode(row.get::<_, &[u8]>(0)).map_err(|e| corrupt(uid, e)))
@@ -1116,15 +1153,18 @@ impl Tombstones for PostgresStore {
         match product {
             Some(product) => {
                 let bytes = product.encode_to_vec();
-                client
-                    .execute(
-                        "INSERT INTO tombstones (uid, data) VALUES ($1, $2)
-                         ON CONFLICT (uid) DO UPDATE SET data = EXCLUDED.data",
-                        &[&uid, &bytes],
-                    )
-                    .await
+                let put = prepared(
+                    &client,
+                    "INSERT INTO tombstones (uid, data) VALUES ($1, $2)
+                     ON CONFLICT (uid) DO UPDATE SET data = EXCLUDED.data",
+                )
+                .await?;
+                client.execute(&put, &[&uid, &bytes]).await
             }
-            None => client.execute("DELETE FROM tombstones WHERE uid = $1", &[&uid]).await,
+            None => {
+                let remove = prepared(&client, "DELETE FROM tombstones WHERE uid = $1").await?;
+                client.execute(&remove, &[&uid]).await
+            }
         }
         .map_err(write_error)?;
         Ok(())

@@ -2,9 +2,11 @@
 //! h2load instead of the harness's own tonic client. h2load is written in C
 //! and costs the server's cores little, so its ratios show more of the
 //! server and less of the load generator. It sends one fixed request body per
-//! target, so it measures GetProduct of one product and UpdateProduct of one
+//! target, so it measures GetProduct of one product, UpdateProduct of one
 //! hot product (an update spread over many products needs a body per call,
-//! which h2load cannot vary; `compare` measures that). h2load counts HTTP
+//! which h2load cannot vary; `compare` measures that), and CreateProduct
+//! without a `product_id`, so that each call creates a product of its own
+//! under an id the server picks: writes spread over ever more products. h2load counts HTTP
 //! answers, not gRPC statuses, so each body is first sent once through a real
 //! client and must succeed. GetProduct is also measured over the REST side
 //! (`GET /v1/products/{id}`), as a ratio to the same call over gRPC.
@@ -13,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use producthub::pb::product_service_client::ProductServiceClient;
-use producthub::pb::{GetProductRequest, Product, UpdateProductRequest};
+use producthub::pb::{CreateProductRequest, GetProductRequest, Product, UpdateProductRequest};
 use prost::Message;
 
 use super::echo::EchoRequest;
@@ -96,6 +98,21 @@ pub async fn h2load(load: LoadArgs, args: H2loadArgs) -> Result<(), Box<dyn std:
         "producthub GetProduct over REST {rest_rate:>10.0} req/s  {:.2}x gRPC GetProduct, {:.2}x (a)",
         rest_rate / get_rate,
         rest_rate / framework
+    );
+
+    let create = CreateProductRequest {
+        product: Some(sample_product(2)),
+        ..Default::default()
+    };
+    client.create_product(create.clone()).await?;
+    let create_rate = measure(
+        &server,
+        "/producthub.v1.ProductService/CreateProduct",
+        &grpc_frame(&create.encode_to_vec()),
+    )?;
+    println!(
+        "producthub CreateProduct (new)  {create_rate:>10.0} req/s  {:.2}x (b)",
+        create_rate / durable
     );
 
     let update = UpdateProductRequest {
