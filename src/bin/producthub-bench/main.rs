@@ -720,14 +720,8 @@ async fn measure_products(load: &LoadArgs, channels: &[Channel], pool: u64, crea
         channels,
         move |channel, n| async move {
             // Pages start at spread-out places, so the whole catalog is read.
-            let after = (n * 7919) % pool;
-            let token = producthub::domain::page_token::encode(&format!("b{after:09}"), "");
             ProductServiceClient::new(channel)
-                .list_products(ListProductsRequest {
-                    page_size: 50,
-                    page_token: token,
-                    filter: String::new(),
-                })
+                .list_products(page_after((n * 7919) % pool))
                 .await
                 .map(|_| ())
         },
@@ -741,15 +735,19 @@ async fn measure_products(load: &LoadArgs, channels: &[Channel], pool: u64, crea
     }
 }
 
+/// The ListProducts(50) call measured: the page after product `b{after}`.
+fn page_after(after: u64) -> ListProductsRequest {
+    ListProductsRequest {
+        page_size: 50,
+        page_token: producthub::domain::page_token::encode(&format!("b{after:09}"), ""),
+        filter: String::new(),
+    }
+}
+
 /// The encoded size of a ListProducts(50) page like the ones measured.
 async fn page_size(channel: &Channel, pool: u64) -> Result<u32, Box<dyn std::error::Error>> {
-    let token = producthub::domain::page_token::encode(&format!("b{:09}", pool / 2), "");
     let page = ProductServiceClient::new(channel.clone())
-        .list_products(ListProductsRequest {
-            page_size: 50,
-            page_token: token,
-            filter: String::new(),
-        })
+        .list_products(page_after(pool / 2))
         .await?
         .into_inner();
     Ok(u32::try_from(page.encoded_len())?)
