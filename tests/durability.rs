@@ -91,7 +91,7 @@ fn a_data_directory_from_a_newer_producthub_is_refused_clearly() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("holds schema version 99; this build reads version 1"),
+        stderr.contains("holds schema version 99; this build reads versions 1 to 2"),
         "{stderr}"
     );
     assert!(stderr.contains("newer producthub"), "{stderr}");

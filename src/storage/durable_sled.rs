@@ -4,17 +4,16 @@
 //! loss, not only a crash. The sled store is built on it; the benchmark's
 //! "durable ceiling" uses it bare, so the two compare like with like.
 //!
-//! Writes nobody reads before they are durable (the change log's entries) can
-//! be handed to the committer instead ([`DurableSled::defer_insert`]): it
-//! inserts them from its one thread just before the flush that covers them.
-//! Every writer inserting into the tail of one tree made sled's page retry its
-//! compare-and-swap under contention; one thread appending a batch does not.
+//! A [`SegmentLog`] can ride on the same commit (the store's change log): the
+//! committer writes its staged records before flushing sled and syncs it
+//! after sled's log, so one group commit covers both.
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::group_commit::{Flush, GroupCommit};
+use super::segment_log::SegmentLog;
 
 const SLED_DIR: &str = "sled";
 /// sled 0.34 keeps its log in this file of its directory.
@@ -25,25 +24,13 @@ pub struct DurableSled {
     /// Dropped first (fields drop in order): its thread holds the database.
     committer: GroupCommit,
     db: sled::Db,
-    deferred: Arc<Deferred>,
-}
-
-/// Inserts waiting for the next flush, in the order they were deferred.
-#[derive(Default)]
-struct Deferred {
-    inserts: Mutex<Vec<(sled::Tree, sled::IVec, Vec<u8>)>>,
-}
-
-impl Deferred {
-    fn take(&self) -> Vec<(sled::Tree, sled::IVec, Vec<u8>)> {
-        std::mem::take(&mut *self.inserts.lock().unwrap_or_else(|p| p.into_inner()))
-    }
 }
 
 impl DurableSled {
     /// Opens (creating if needed) sled in `dir/sled`, with a page cache of at
-    /// most `cache_capacity_bytes`. `dir` must exist.
-    pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Self, String> {
+    /// most `cache_capacity_bytes`. `dir` must exist. Every flush also writes
+    /// and syncs `journal`, when there is one.
+    pub fn open(dir: &Path, cache_capacity_bytes: u64, journal: Option<Arc<SegmentLog>>) -> Result<Self, String> {
         let sled_dir = dir.join(SLED_DIR);
         let db = sled::Config::new()
             .path(&sled_dir)
@@ -57,31 +44,13 @@ impl DurableSled {
                 .map_err(|e| format!("cannot sync {}: {e}", directory.display()))?;
         }
         let log = File::open(sled_dir.join(SLED_LOG_FILE)).map_err(|e| e.to_string())?;
-        let deferred = Arc::new(Deferred::default());
         let committer = GroupCommit::start(SledDurability {
             db: db.clone(),
             log,
-            deferred: deferred.clone(),
+            journal,
         })
         .map_err(|e| e.to_string())?;
-        Ok(Self {
-            committer,
-            db,
-            deferred,
-        })
-    }
-
-    /// Inserts `value` under `key` in `tree` before the next flush: the
-    /// [`durable`](Self::durable) call that follows this one resolves only
-    /// after the insert. Until then, readers of `tree` do not see it. An
-    /// insert that fails is logged and dropped (it is not a failed flush: the
-    /// writes it accompanies are durable).
-    pub fn defer_insert(&self, tree: &sled::Tree, key: impl Into<sled::IVec>, value: Vec<u8>) {
-        self.deferred
-            .inserts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((tree.clone(), key.into(), value));
+        Ok(Self { committer, db })
     }
 
     pub fn db(&self) -> &sled::Db {
@@ -103,21 +72,27 @@ impl DurableSled {
 struct SledDurability {
     db: sled::Db,
     log: File,
-    deferred: Arc<Deferred>,
+    journal: Option<Arc<SegmentLog>>,
 }
 
 impl Flush for SledDurability {
-    /// Called after the committer took its batch of waiters, so every insert
-    /// deferred before a waiter asked is applied here.
+    /// Called after the committer took its batch of waiters, so every record
+    /// a writer staged before it asked is written and synced here.
     fn flush(&self) -> Result<(), String> {
-        for (tree, key, value) in self.deferred.take() {
-            if let Err(error) = tree.insert(&key, value) {
-                tracing::error!(%error, key = ?key, "a deferred insert failed; dropped");
-            }
+        if let Some(journal) = &self.journal {
+            journal
+                .write_staged()
+                .map_err(|e| format!("writing the change log failed: {e}"))?;
         }
         self.db.flush().map_err(|e| e.to_string())?;
         self.log
             .sync_data()
-            .map_err(|e| format!("fdatasync of the sled log failed: {e}"))
+            .map_err(|e| format!("fdatasync of the sled log failed: {e}"))?;
+        if let Some(journal) = &self.journal {
+            journal
+                .sync()
+                .map_err(|e| format!("fdatasync of the change log failed: {e}"))?;
+        }
+        Ok(())
     }
 }

@@ -19,12 +19,14 @@
 //! a concurrent writer can never slip in between the read and the write.
 //!
 //! Backends: `sled_store` (embedded, on `durable_sled`: sled plus the
-//! `group_commit` that shares one fsync among concurrent writers) and
+//! `group_commit` that shares one fsync among concurrent writers, with its
+//! change log in a `segment_log` synced by the same commit) and
 //! `postgres_store` (shared by several replicas).
 
 mod durable_sled;
 mod group_commit;
 mod postgres_store;
+mod segment_log;
 mod sled_store;
 
 use std::collections::BTreeSet;
@@ -59,7 +61,7 @@ pub enum StoreError {
     #[error("cannot use the database {database}: {reason}")]
     Connect { database: String, reason: String },
     #[error(
-        "data directory {dir} holds schema version {found}; this build reads version {supported}{}",
+        "data directory {dir} holds schema version {found}; this build reads versions 1 to {supported}{}",
         if .found > .supported { " (the directory was written by a newer producthub: run that version, or move the catalog with `producthub export` and `import-snapshot`)" } else { "" }
     )]
     UnsupportedSchema { dir: String, found: u32, supported: u32 },

@@ -1,15 +1,19 @@
 //! The embedded default backend: sled in a local data directory.
 //!
-//! Layout (schema version 1):
+//! Layout (schema version 2):
 //! - tree `products`: product id → `producthub.v1.Product` protobuf bytes;
 //! - tree `request_ids`: request id → [`StoredRequest`] protobuf bytes;
 //! - tree `outbox`: product id → a random u64 nonce: "look at this product's
 //!   sync", written before the product, so a crash never loses the hint;
 //! - tree `tombstones`: deleted product's uid → its last protobuf bytes, written
 //!   before the delete, removed by the sync worker once vendors have it gone;
-//! - tree `changes`: big-endian u64 seq → [`StoredChange`]: the change log
-//!   behind WatchProducts, appended under the product's lock right after its
-//!   compare-and-swap, so per product the log has the commit order;
+//! - directory `changes/`: the change log behind WatchProducts, a
+//!   [`SegmentLog`] of seq → [`StoredChange`], its entry staged under the
+//!   product's lock right after its compare-and-swap (so per product the log
+//!   has the commit order) and written and synced by the group commit that
+//!   makes the swap durable. (In schema version 1 the log was a sled tree
+//!   `changes`; opening such a directory moves it into segments and
+//!   upgrades the directory to version 2.)
 //! - tree `links`: big-endian i32 vendor + remote id → the id of the product
 //!   holding that vendor copy. Changed only under one lock, claimed before
 //!   the product's swap and released after it, so a crash can leave an entry
@@ -20,7 +24,9 @@
 //!   `operation_parts`: operation id, a zero byte, big-endian u32 index → a
 //!   part's bytes;
 //! - default tree, key `schema_version`: big-endian u32; key `change_log_id`:
-//!   a random u64 chosen when the directory was created; key `links_indexed`:
+//!   a random u64 chosen when the directory was created; key
+//!   `changes_trimmed_through`: big-endian u64, the newest seq trimmed from
+//!   the change log (segments are deleted whole, later); key `links_indexed`:
 //!   present once `links` was built from the products (directories from
 //!   before the index get it at their first open).
 //!
@@ -39,22 +45,28 @@ use std::collections::BTreeSet;
 use std::fs::{self, File, TryLockError};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use prost::Message;
 
 use super::durable_sled::DurableSled;
+use super::segment_log::SegmentLog;
 use super::{
     Change, ChangeFeed, ChangeKind, ChangeWindow, Claimed, InsertOutcome, Link, LogPosition, OperationRecord,
     Operations, Outbox, ProductStore, Products, RequestRecord, StoreError, Tombstones, links_of,
 };
 use crate::pb::{Product, Vendor};
 
-const SCHEMA_VERSION: u32 = 1;
+/// Version 2 keeps the change log in segment files; version 1 kept it in a
+/// sled tree, and is upgraded at open.
+const SCHEMA_VERSION: u32 = 2;
+const FIRST_SCHEMA_WITH_SEGMENTS: u32 = 2;
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const CHANGE_LOG_ID_KEY: &[u8] = b"change_log_id";
 const LINKS_INDEXED_KEY: &[u8] = b"links_indexed";
+const TRIMMED_THROUGH_KEY: &[u8] = b"changes_trimmed_through";
 /// Product writes are serialised per product (compare-and-swap plus its change
 /// log entry) over this many locks.
 const PRODUCT_LOCKS: usize = 64;
@@ -127,87 +139,95 @@ fn kind_of(code: u32) -> Option<ChangeKind> {
     }
 }
 
-/// The change log's writer side.
+/// Where the change log's segments live, inside the data directory.
+const CHANGES_DIR: &str = "changes";
+/// The sled tree the change log was kept in before it moved to segments.
+const OLD_CHANGES_TREE: &[u8] = b"changes";
+
+/// The change log: its entries, and what watchers may read of them.
 ///
-/// A writer takes the next seq under a short lock and hands its entry to the
-/// group committer ([`DurableSled::defer_insert`]), which inserts the entries
-/// of a whole flush from one thread before flushing: watchers read only seqs
-/// that are durable, so no entry needs to be in the tree earlier, and one
-/// appender does not contend for the tree's tail as every writer did. A seq
-/// whose insert never happened (an error, or a crash before the flush) leaves
-/// a permanent gap that readers skip.
+/// Entries live in a [`SegmentLog`] outside sled. A writer stages its entry
+/// (taking the next seq) under the product's lock, so per product seqs follow
+/// commits; the group committer writes a flush's staged entries in one go
+/// before flushing sled, and syncs them after it. A seq whose entry was lost
+/// with a failed write leaves a gap that readers skip.
 struct ChangeLog {
-    tree: sled::Tree,
-    /// The next seq to hand out.
-    next: Mutex<u64>,
-    /// The newest seq watchers may read: durable, with no insert pending below.
+    /// `None` when the log is off.
+    log: Option<Arc<SegmentLog>>,
+    /// The newest seq watchers may read: durable.
     durable: tokio::sync::watch::Sender<u64>,
+    /// Seqs up to here are trimmed, though the segment holding them may still
+    /// be on disk (segments are deleted whole). Kept in sled, so a restart
+    /// does not bring trimmed entries back.
+    trimmed_through: AtomicU64,
     /// `None` when the log is off.
     id: Option<u64>,
 }
 
 impl ChangeLog {
-    fn open(db: &sled::Db, enabled: bool) -> Result<Self, String> {
-        let tree = db.open_tree("changes").map_err(|e| e.to_string())?;
-        if !enabled {
+    /// Opens the log `segments` (the one the group committer writes), moving
+    /// in the entries of a log kept in sled by an earlier version; `None`
+    /// turns the log off and deletes what was kept of it.
+    fn open(db: &sled::Db, dir: &Path, segments: Option<Arc<SegmentLog>>) -> Result<Self, String> {
+        let had_old_tree = db.tree_names().iter().any(|name| name == OLD_CHANGES_TREE);
+        let Some(log) = segments else {
             // Tokens from this log must not resume a later one: changes made
             // while it is off are not in it.
-            tree.clear().map_err(|e| e.to_string())?;
+            SegmentLog::remove(&dir.join(CHANGES_DIR)).map_err(|e| e.to_string())?;
+            if had_old_tree {
+                db.drop_tree(OLD_CHANGES_TREE).map_err(|e| e.to_string())?;
+            }
             db.remove(CHANGE_LOG_ID_KEY).map_err(|e| e.to_string())?;
-        }
-        let last = match tree.last().map_err(|e| e.to_string())? {
-            Some((key, _)) => seq_of(&key).ok_or("a change log key is not 8 bytes")?,
-            None => 0,
+            db.remove(TRIMMED_THROUGH_KEY).map_err(|e| e.to_string())?;
+            return Ok(Self {
+                log: None,
+                durable: tokio::sync::watch::Sender::new(0),
+                trimmed_through: AtomicU64::new(0),
+                id: None,
+            });
         };
+        if had_old_tree {
+            move_old_entries(db, &log)?;
+        }
         let id = match db.get(CHANGE_LOG_ID_KEY).map_err(|e| e.to_string())? {
-            _ if !enabled => None,
-            Some(bytes) => Some(
-                <[u8; 8]>::try_from(bytes.as_ref())
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| "the change log id is not 8 bytes")?,
-            ),
+            Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| "the change log id is not 8 bytes")?,
             None => {
                 let id = uuid::Uuid::new_v4().as_u64_pair().0;
                 db.insert(CHANGE_LOG_ID_KEY, &id.to_be_bytes())
                     .map_err(|e| e.to_string())?;
-                Some(id)
+                id
             }
         };
+        let trimmed_through = match db.get(TRIMMED_THROUGH_KEY).map_err(|e| e.to_string())? {
+            Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| "the change log's trim point is not 8 bytes")?,
+            None => 0,
+        };
+        let last = log.last_taken();
         Ok(Self {
-            tree,
-            next: Mutex::new(last + 1),
+            log: Some(log),
             durable: tokio::sync::watch::Sender::new(last),
-            id,
+            trimmed_through: AtomicU64::new(trimmed_through.min(last)),
+            id: Some(id),
         })
     }
 
-    fn next(&self) -> std::sync::MutexGuard<'_, u64> {
-        self.next.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Stages the entry for the next flush, taking the next seq. Called under
+    /// the product's lock, so per product seqs follow commits.
+    fn append(&self, kind: ChangeKind, product: &[u8]) {
+        if let Some(log) = &self.log {
+            let micros = unix_micros(SystemTime::now());
+            log.append(|buffer| encode_change(kind, product, micros, buffer));
+        }
     }
 
-    /// Takes the next seq and defers the entry's insert to the next flush.
-    /// Called under the product's lock, so per product seqs follow commits.
-    fn append(&self, sled: &DurableSled, kind: ChangeKind, product: &[u8]) {
-        if self.id.is_none() {
-            return;
-        }
-        let entry = StoredChange {
-            kind: kind_code(kind),
-            product: product.to_vec(),
-            commit_unix_micros: unix_micros(SystemTime::now()),
-        }
-        .encode_to_vec();
-        // Deferred under the lock, so the committer inserts in seq order (a
-        // tail append for sled).
-        let mut next = self.next();
-        sled.defer_insert(&self.tree, &next.to_be_bytes()[..], entry);
-        *next += 1;
-    }
-
-    /// The newest seq handed out: every entry up to it is deferred to the
-    /// next flush (or failed, leaving a gap).
+    /// The newest seq handed out: every entry up to it is staged for the
+    /// next flush, written, or lost with a failed write (a gap).
     fn settled(&self) -> u64 {
-        *self.next() - 1
+        self.log.as_ref().map_or(0, |log| log.last_taken())
     }
 
     /// Everything up to `seq` is durable now.
@@ -219,6 +239,37 @@ impl ChangeLog {
             }
             newer
         });
+    }
+}
+
+/// Moves the entries of the sled tree an earlier version kept the log in
+/// into the segments, under their seqs (so resume tokens stay valid), makes
+/// them durable, then drops the tree. Interrupted, it is finished at the
+/// next open: entries already moved are not moved twice.
+fn move_old_entries(db: &sled::Db, log: &SegmentLog) -> Result<(), String> {
+    let tree = db.open_tree(OLD_CHANGES_TREE).map_err(|e| e.to_string())?;
+    let already = log.last_taken();
+    for entry in tree.range((already + 1).to_be_bytes()..) {
+        let (key, value) = entry.map_err(|e| e.to_string())?;
+        let seq = seq_of(&key).ok_or("a change log key is not 8 bytes")?;
+        log.append_at(seq, &value);
+    }
+    log.write_staged().map_err(|e| e.to_string())?;
+    log.sync().map_err(|e| e.to_string())?;
+    db.drop_tree(OLD_CHANGES_TREE).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Encodes a [`StoredChange`] straight into the log's buffer, without first
+/// copying the product's bytes into a message of their own.
+fn encode_change(kind: ChangeKind, product: &[u8], commit_unix_micros: i64, buffer: &mut Vec<u8>) {
+    use prost::encoding::{WireType, encode_key, encode_varint, int64, uint32};
+    uint32::encode(1, &kind_code(kind), buffer);
+    encode_key(2, WireType::LengthDelimited, buffer);
+    encode_varint(product.len() as u64, buffer);
+    buffer.extend_from_slice(product);
+    if commit_unix_micros != 0 {
+        int64::encode(3, &commit_unix_micros, buffer);
     }
 }
 
@@ -293,9 +344,15 @@ impl SledStore {
             Err(TryLockError::WouldBlock) => return Err(StoreError::Locked { dir: shown }),
             Err(TryLockError::Error(e)) => return Err(open_error(e.to_string())),
         }
-        let sled = DurableSled::open(dir, options.cache_capacity_bytes).map_err(open_error)?;
+        let segments = match options.change_log {
+            true => Some(Arc::new(
+                SegmentLog::open(&dir.join(CHANGES_DIR)).map_err(|e| open_error(e.to_string()))?,
+            )),
+            false => None,
+        };
+        let sled = DurableSled::open(dir, options.cache_capacity_bytes, segments.clone()).map_err(open_error)?;
         let db = sled.db().clone();
-        check_schema(&db, &shown)?;
+        let schema = check_schema(&db, &shown)?;
         let products = db.open_tree("products").map_err(|e| open_error(e.to_string()))?;
         let requests = db.open_tree("request_ids").map_err(|e| open_error(e.to_string()))?;
         let outbox = db.open_tree("outbox").map_err(|e| open_error(e.to_string()))?;
@@ -307,7 +364,13 @@ impl SledStore {
             .map_err(|e| open_error(e.to_string()))?;
         let operation_parts = db.open_tree("operation_parts").map_err(|e| open_error(e.to_string()))?;
         index_links(&db, &products, &links)?;
-        let changes = ChangeLog::open(&db, options.change_log).map_err(open_error)?;
+        let changes = ChangeLog::open(&db, dir, segments).map_err(open_error)?;
+        if schema < FIRST_SCHEMA_WITH_SEGMENTS {
+            // Only now that the log has moved: interrupted before, the next
+            // open moves the rest.
+            db.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).map_err(backend)?;
+            db.flush().map_err(backend)?;
+        }
         Ok(Self {
             products,
             requests,
@@ -369,8 +432,7 @@ impl SledStore {
         // entry that cannot be written leaves a gap watchers skip (the
         // committer logs the error), and must not turn a stored write into a
         // reported failure.
-        self.changes
-            .append(&self.sled, kind, next.or(current).unwrap_or_default());
+        self.changes.append(kind, next.or(current).unwrap_or_default());
         Ok(true)
     }
 
@@ -574,13 +636,15 @@ fn index_links(db: &sled::Db, products: &sled::Tree, links: &sled::Tree) -> Resu
     Ok(())
 }
 
-fn check_schema(db: &sled::Db, dir: &str) -> Result<(), StoreError> {
+/// The directory's schema version, which this build reads (a new directory
+/// gets the current one); older ones are upgraded by `open`.
+fn check_schema(db: &sled::Db, dir: &str) -> Result<u32, StoreError> {
     let stored = db.get(SCHEMA_KEY).map_err(backend)?;
     match stored {
         None => {
             db.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).map_err(backend)?;
             db.flush().map_err(backend)?;
-            Ok(())
+            Ok(SCHEMA_VERSION)
         }
         Some(bytes) => {
             let found = <[u8; 4]>::try_from(bytes.as_ref())
@@ -589,8 +653,8 @@ fn check_schema(db: &sled::Db, dir: &str) -> Result<(), StoreError> {
                     key: "schema_version".into(),
                     reason: "not a 4-byte version".into(),
                 })?;
-            if found == SCHEMA_VERSION {
-                Ok(())
+            if (1..=SCHEMA_VERSION).contains(&found) {
+                Ok(found)
             } else {
                 Err(StoreError::UnsupportedSchema {
                     dir: dir.to_owned(),
@@ -824,37 +888,36 @@ impl ChangeFeed for SledStore {
 
     async fn change_window(&self) -> Result<ChangeWindow, StoreError> {
         let newest = *self.changes.durable.borrow();
-        let oldest = match self.changes.tree.first().map_err(backend)? {
-            Some((key, _)) => seq_of(&key).unwrap_or(newest + 1),
-            None => newest + 1,
-        };
+        let oldest = self.changes.log.as_ref().and_then(|log| log.oldest());
+        let trimmed_through = oldest
+            .map_or(newest, |first| first.saturating_sub(1))
+            .max(self.changes.trimmed_through.load(Ordering::Acquire))
+            .min(newest);
         Ok(ChangeWindow {
-            trimmed_through: position(oldest.saturating_sub(1)),
+            trimmed_through: position(trimmed_through),
             newest: position(newest),
         })
     }
 
     async fn changes(&self, after: LogPosition, limit: usize) -> Result<Vec<Change>, StoreError> {
         let newest = *self.changes.durable.borrow();
-        let after = after.minor;
-        if after >= newest {
+        let after = after.minor.max(self.changes.trimmed_through.load(Ordering::Acquire));
+        let Some(log) = self.changes.log.as_ref().filter(|_| after < newest) else {
             return Ok(Vec::new());
-        }
-        let from = after.saturating_add(1).to_be_bytes();
-        let to = newest.to_be_bytes();
-        self.changes
-            .tree
-            .range(from..=to)
-            .take(limit)
-            .map(|entry| {
-                let (key, bytes) = entry.map_err(backend)?;
+        };
+        let records = log
+            .read(after, newest, limit)
+            .map_err(|e| StoreError::Backend(format!("reading the change log failed: {e}")))?;
+        records
+            .into_iter()
+            .map(|(seq, bytes)| {
                 let corrupt = |reason: String| StoreError::Corrupt {
-                    key: format!("change {key:?}"),
+                    key: format!("change {seq}"),
                     reason,
                 };
-                let stored = StoredChange::decode(bytes.as_ref()).map_err(|e| corrupt(e.to_string()))?;
+                let stored = StoredChange::decode(bytes.as_slice()).map_err(|e| corrupt(e.to_string()))?;
                 Ok(Change {
-                    position: position(seq_of(&key).ok_or_else(|| corrupt("not an 8-byte key".into()))?),
+                    position: position(seq),
                     kind: kind_of(stored.kind).ok_or_else(|| corrupt(format!("unknown kind {}", stored.kind)))?,
                     product: Product::decode(stored.product.as_slice()).map_err(|e| corrupt(e.to_string()))?,
                     commit_time: timestamp(stored.commit_unix_micros),
@@ -870,16 +933,20 @@ impl ChangeFeed for SledStore {
     async fn trim_changes(&self, keep: u64) -> Result<u64, StoreError> {
         // Relative to what watchers may read, never past it.
         let newest = *self.changes.durable.borrow();
-        let Some(cutoff) = newest.checked_sub(keep) else {
+        let (Some(log), Some(cutoff)) = (&self.changes.log, newest.checked_sub(keep)) else {
             return Ok(0);
         };
-        let mut removed = 0;
-        for entry in self.changes.tree.range(..=cutoff.to_be_bytes()) {
-            let (key, _) = entry.map_err(backend)?;
-            self.changes.tree.remove(key).map_err(backend)?;
-            removed += 1;
+        let before = self.changes.trimmed_through.fetch_max(cutoff, Ordering::AcqRel);
+        if cutoff <= before {
+            return Ok(0);
         }
-        Ok(removed)
+        self.sled
+            .db()
+            .insert(TRIMMED_THROUGH_KEY, &cutoff.to_be_bytes())
+            .map_err(backend)?;
+        log.trim(cutoff)
+            .map_err(|e| StoreError::Backend(format!("trimming the change log failed: {e}")))?;
+        Ok(cutoff - before)
     }
 }
 
@@ -1216,5 +1283,76 @@ mod tests {
         assert!(matches!(store.get("bad").await, Err(StoreError::Corrupt { .. })));
         let update = store.update("bad", true, |p| Ok::<_, ()>(p.unwrap_or_default())).await;
         assert!(matches!(update, Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn change_entries_are_encoded_as_the_message() {
+        for (kind, micros) in [(ChangeKind::Created, 1_700_000_000_000_000), (ChangeKind::Deleted, 0)] {
+            let product = product("e").encode_to_vec();
+            let mut framed = Vec::new();
+            encode_change(kind, &product, micros, &mut framed);
+            let message = StoredChange {
+                kind: kind_code(kind),
+                product,
+                commit_unix_micros: micros,
+            };
+            assert_eq!(framed, message.encode_to_vec());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_version_1_directory_moves_its_change_log_into_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // As version 1 left it: the log in a sled tree, some of it trimmed.
+            let db = sled::open(dir.path().join("sled")).unwrap();
+            db.insert(SCHEMA_KEY, &1u32.to_be_bytes()).unwrap();
+            db.insert(CHANGE_LOG_ID_KEY, &77u64.to_be_bytes()).unwrap();
+            let tree = db.open_tree(OLD_CHANGES_TREE).unwrap();
+            for (seq, id) in [(5u64, "old-a"), (6, "old-b")] {
+                let entry = StoredChange {
+                    kind: kind_code(ChangeKind::Created),
+                    product: product(id).encode_to_vec(),
+                    commit_unix_micros: 1,
+                };
+                tree.insert(seq.to_be_bytes(), entry.encode_to_vec()).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let store = open(dir.path());
+        assert_eq!(store.change_log_id(), Some(77), "resume tokens stay valid");
+        let window = store.change_window().await.unwrap();
+        assert_eq!((window.trimmed_through, window.newest), (position(4), position(6)));
+        let moved = store.changes(position(4), 10).await.unwrap();
+        let seen: Vec<_> = moved.iter().map(|c| (c.position, c.product.name.as_str())).collect();
+        assert_eq!(seen, [(position(5), "products/old-a"), (position(6), "products/old-b")]);
+        assert!(!store.sled.db().tree_names().iter().any(|name| name == OLD_CHANGES_TREE));
+        let version = store.sled.db().get(SCHEMA_KEY).unwrap().unwrap();
+        assert_eq!(version.as_ref(), SCHEMA_VERSION.to_be_bytes());
+
+        store.insert("new", &product("new"), None, false).await.unwrap();
+        drop(store);
+        let store = open(dir.path());
+        let all = store.changes(position(4), 10).await.unwrap();
+        assert_eq!(all.iter().map(|c| c.position.minor).collect::<Vec<_>>(), [5, 6, 7]);
+    }
+
+    #[tokio::test]
+    async fn trimmed_changes_stay_trimmed_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        for id in ["a", "b", "c"] {
+            store.insert(id, &product(id), None, false).await.unwrap();
+        }
+        store.trim_changes(1).await.unwrap();
+        let window = store.change_window().await.unwrap();
+        assert_eq!((window.trimmed_through, window.newest), (position(2), position(3)));
+        drop(store);
+        // The entries are still in their (newest) segment, but not readable.
+        let store = open(dir.path());
+        let window = store.change_window().await.unwrap();
+        assert_eq!((window.trimmed_through, window.newest), (position(2), position(3)));
+        let kept = store.changes(position(0), 10).await.unwrap();
+        assert_eq!(kept.iter().map(|c| c.position.minor).collect::<Vec<_>>(), [3]);
     }
 }
