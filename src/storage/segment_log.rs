@@ -165,10 +165,8 @@ impl SegmentLog {
     pub fn open(dir: &Path) -> io::Result<Self> {
         let created = !dir.exists();
         fs::create_dir_all(dir)?;
-        if created {
-            if let Some(parent) = dir.parent() {
-                File::open(parent)?.sync_all()?;
-            }
+        if let Some(parent) = dir.parent().filter(|_| created) {
+            File::open(parent)?.sync_all()?;
         }
         let mut firsts = Vec::new();
         for entry in fs::read_dir(dir)? {
@@ -313,7 +311,9 @@ impl SegmentLog {
     /// Where the records `read` asks for are, found under the lock; read after it.
     fn spans(&self, after: u64, through: u64, limit: usize) -> io::Result<Vec<Span>> {
         let mut segments = lock(&self.segments);
-        let from = segments.partition_point(|s| s.first <= after.saturating_add(1)).saturating_sub(1);
+        let from = segments
+            .partition_point(|s| s.first <= after.saturating_add(1))
+            .saturating_sub(1);
         let mut spans = Vec::new();
         let mut left = limit;
         for segment in segments.iter_mut().skip(from) {
@@ -408,10 +408,19 @@ mod tests {
         drop(log);
         let file = path.join(format!("{:020}{SUFFIX}", 1));
         let len = fs::metadata(&file).unwrap().len();
-        File::options().write(true).open(&file).unwrap().set_len(len - 2).unwrap();
+        File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(len - 2)
+            .unwrap();
         let log = SegmentLog::open(&path).unwrap();
         assert_eq!(payloads(&log, 0, 10, 10), [(1, b"kept".to_vec())]);
-        assert_eq!(add(&log, "after"), 2, "the torn record's seq is taken again: nobody read it");
+        assert_eq!(
+            add(&log, "after"),
+            2,
+            "the torn record's seq is taken again: nobody read it"
+        );
         log.write_staged().unwrap();
         assert_eq!(payloads(&log, 1, 2, 10), [(2, b"after".to_vec())]);
     }
@@ -428,7 +437,10 @@ mod tests {
         }
         // Two records fill a segment, the third starts the next one.
         assert_eq!(fs::read_dir(&path).unwrap().count(), 3);
-        assert_eq!(payloads(&log, 0, 5, 10).iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+        assert_eq!(
+            payloads(&log, 0, 5, 10).iter().map(|r| r.0).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
         assert_eq!(log.trim(3).unwrap(), 2, "the segment of 1 and 2 goes, 3's stays");
         assert_eq!(log.oldest(), Some(3));
         assert_eq!(log.trim(100).unwrap(), 2, "never the newest segment");
