@@ -528,8 +528,10 @@ where
 }
 
 fn report(stats: &Stats, ceiling: Option<&Stats>) {
+    // A ceiling `--only` left out has no rate to compare with.
     let ratio = ceiling
-        .map(|c| format!("{:.2}x {}", stats.rate() / c.rate().max(f64::MIN_POSITIVE), c.name))
+        .filter(|c| c.ok > 0)
+        .map(|c| format!("{:.2}x {}", stats.rate() / c.rate(), c.name))
         .unwrap_or_default();
     println!(
         "{:<28} {:>10.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p999 {:>7.2} ms  errors {:>5}  {}",
