@@ -7,11 +7,15 @@
 //! A [`SegmentLog`] can ride on the same commit (the store's change log): the
 //! committer writes its staged records before flushing sled, and a thread of
 //! its own syncs them while sled flushes and syncs, so one group commit
-//! covers both and costs about one `fdatasync` of wall time, not two.
+//! covers both and costs about one `fdatasync` of wall time, not two. Before
+//! each flush the committer also records in sled the newest seq it wrote
+//! ([`DurableSled::journal_written_through`]): every sled write a record
+//! describes came before it in sled's log, so after a crash the records up to
+//! it describe writes sled kept, and the log drops any above it.
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::thread;
 
 use super::group_commit::{Flush, GroupCommit};
@@ -20,19 +24,22 @@ use super::segment_log::SegmentLog;
 const SLED_DIR: &str = "sled";
 /// sled 0.34 keeps its log in this file of its directory.
 const SLED_LOG_FILE: &str = "db";
+/// Default tree key: big-endian u64, the newest journal seq written before
+/// the last flush.
+const JOURNAL_WRITTEN_KEY: &[u8] = b"changes_written_through";
 
 /// A sled database in `dir/sled` and the committer that makes its writes durable.
 pub struct DurableSled {
     /// Dropped first (fields drop in order): its thread holds the database.
     committer: GroupCommit,
     db: sled::Db,
+    journal: Arc<OnceLock<JournalSync>>,
 }
 
 impl DurableSled {
     /// Opens (creating if needed) sled in `dir/sled`, with a page cache of at
-    /// most `cache_capacity_bytes`. `dir` must exist. Every flush also writes
-    /// and syncs `journal`, when there is one.
-    pub fn open(dir: &Path, cache_capacity_bytes: u64, journal: Option<Arc<SegmentLog>>) -> Result<Self, String> {
+    /// most `cache_capacity_bytes`. `dir` must exist.
+    pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Self, String> {
         let sled_dir = dir.join(SLED_DIR);
         let db = sled::Config::new()
             .path(&sled_dir)
@@ -46,14 +53,48 @@ impl DurableSled {
                 .map_err(|e| format!("cannot sync {}: {e}", directory.display()))?;
         }
         let log = File::open(sled_dir.join(SLED_LOG_FILE)).map_err(|e| e.to_string())?;
-        let journal = journal.map(JournalSync::start).transpose().map_err(|e| e.to_string())?;
+        let journal = Arc::new(OnceLock::new());
         let committer = GroupCommit::start(SledDurability {
             db: db.clone(),
             log,
-            journal,
+            journal: journal.clone(),
         })
         .map_err(|e| e.to_string())?;
-        Ok(Self { committer, db })
+        Ok(Self { committer, db, journal })
+    }
+
+    /// From now on every flush also writes and syncs `journal` (once per
+    /// database; a second call is refused). Open it with
+    /// [`Self::journal_written_through`].
+    pub fn attach_journal(&self, journal: Arc<SegmentLog>) -> Result<(), String> {
+        let sync = JournalSync::start(journal).map_err(|e| e.to_string())?;
+        self.journal
+            .set(sync)
+            .map_err(|_| "a journal is attached already".to_string())
+    }
+
+    /// The newest journal seq written before a flush of sled, as sled kept it.
+    pub fn journal_written_through(&self) -> Result<Option<u64>, String> {
+        match self.db.get(JOURNAL_WRITTEN_KEY).map_err(|e| e.to_string())? {
+            None => Ok(None),
+            Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref())
+                .map(|b| Some(u64::from_be_bytes(b)))
+                .map_err(|_| "the change log's committed seq is not 8 bytes".into()),
+        }
+    }
+
+    /// Records `seq` as the journal's newest committed seq, e.g. after an
+    /// import into it; durable with the next flush.
+    pub fn set_journal_written_through(&self, seq: u64) -> Result<(), String> {
+        self.db
+            .insert(JOURNAL_WRITTEN_KEY, &seq.to_be_bytes())
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Forgets the journal's committed seq (the journal was deleted).
+    pub fn clear_journal_written_through(&self) -> Result<(), String> {
+        self.db.remove(JOURNAL_WRITTEN_KEY).map(drop).map_err(|e| e.to_string())
     }
 
     pub fn db(&self) -> &sled::Db {
@@ -75,7 +116,7 @@ impl DurableSled {
 struct SledDurability {
     db: sled::Db,
     log: File,
-    journal: Option<JournalSync>,
+    journal: Arc<OnceLock<JournalSync>>,
 }
 
 /// Syncs the journal on a thread of its own, while the committer flushes and
@@ -84,7 +125,7 @@ struct JournalSync {
     journal: Arc<SegmentLog>,
     /// `None` only while dropping.
     start: Option<mpsc::Sender<()>>,
-    done: mpsc::Receiver<std::io::Result<()>>,
+    done: std::sync::Mutex<mpsc::Receiver<std::io::Result<()>>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -105,25 +146,28 @@ impl JournalSync {
         Ok(Self {
             journal,
             start: Some(start),
-            done,
+            done: std::sync::Mutex::new(done),
             thread: Some(thread),
         })
     }
 
-    /// Writes the staged records and starts syncing them.
-    fn begin(&self) -> Result<(), String> {
-        self.journal
+    /// Writes the staged records and starts syncing them; returns the
+    /// newest seq written, if any.
+    fn begin(&self) -> Result<Option<u64>, String> {
+        let written = self
+            .journal
             .write_staged()
             .map_err(|e| format!("writing the change log failed: {e}"))?;
         self.start
             .as_ref()
             .and_then(|start| start.send(()).ok())
-            .ok_or_else(|| "the change log's sync thread has stopped".to_string())
+            .ok_or_else(|| "the change log's sync thread has stopped".to_string())?;
+        Ok(written)
     }
 
     /// Waits for the sync `begin` started.
     fn finish(&self) -> Result<(), String> {
-        match self.done.recv() {
+        match self.done.lock().unwrap_or_else(|p| p.into_inner()).recv() {
             Ok(result) => result.map_err(|e| format!("fdatasync of the change log failed: {e}")),
             Err(_) => Err("the change log's sync thread has stopped".into()),
         }
@@ -143,16 +187,27 @@ impl Flush for SledDurability {
     /// Called after the committer took its batch of waiters, so every record
     /// a writer staged before it asked is written and synced here.
     fn flush(&self) -> Result<(), String> {
-        if let Some(journal) = &self.journal {
-            journal.begin()?;
-        }
-        let sled = self.db.flush().map_err(|e| e.to_string()).and_then(|_| {
-            self.log
-                .sync_data()
-                .map_err(|e| format!("fdatasync of the sled log failed: {e}"))
-        });
+        let journal = self.journal.get();
+        let written = match journal {
+            Some(journal) => journal.begin()?,
+            None => None,
+        };
+        let sled = written
+            .map_or(Ok(()), |seq| {
+                // After every write the records up to `seq` describe.
+                self.db
+                    .insert(JOURNAL_WRITTEN_KEY, &seq.to_be_bytes())
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|_| self.db.flush().map_err(|e| e.to_string()))
+            .and_then(|_| {
+                self.log
+                    .sync_data()
+                    .map_err(|e| format!("fdatasync of the sled log failed: {e}"))
+            });
         // Waited for even when sled failed, so no sync is left running.
-        let journal = self.journal.as_ref().map_or(Ok(()), JournalSync::finish);
+        let journal = journal.map_or(Ok(()), JournalSync::finish);
         sled.and(journal)
     }
 }

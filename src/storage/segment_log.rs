@@ -7,23 +7,27 @@
 //! cost a write about 15 µs of CPU, half of the store's update path. Here an
 //! entry is framed once into a buffer, written once with the whole flush's
 //! entries in one `pwrite`, and made durable by the same group commit as the
-//! products (an `fdatasync` after sled's). Trimming deletes whole files.
+//! products (an `fdatasync` beside sled's). Trimming deletes whole files.
 //!
 //! Layout: `DIR/{first seq, 20 digits}.seg`, each holding records
 //! `[payload length u32][crc32 of seq and payload u32][seq u64][payload]`
 //! (little-endian), seqs rising; a segment's records have seqs from its name
-//! up to the next segment's first seq. A new segment is started once the
-//! current one holds [`SEGMENT_BYTES`]. Only the newest segment is written;
-//! older ones are complete (their last write was synced before the next
-//! segment was started), so a torn write can only be at the newest one's
-//! end: opening cuts it there. A record whose checksum fails elsewhere ends
-//! what is readable of its segment (a gap, which readers of the change log
-//! already skip).
+//! up to (not including) the next segment's name, and a record past that is
+//! not read. A new segment is started once the current one holds
+//! [`SEGMENT_BYTES`], and at the first write after an open that found the
+//! newest one ending in anything but the whole records it keeps. Only the
+//! newest segment is written, and it is synced at open, so an older one
+//! never has unsynced bytes. A record that is torn or fails its checksum
+//! ends what is readable of its segment; nothing is cut off or overwritten.
 //!
 //! Seqs are taken by [`SegmentLog::append`] in the order records are staged;
 //! [`SegmentLog::write_staged`] (the committer, before its flush) writes
 //! them, [`SegmentLog::sync`] makes them durable. Readers read only what they
-//! were told is durable, so they never see a staged or unsynced record.
+//! were told is durable, so within a process they never see a staged or
+//! unsynced record. Across a crash, records may be on disk though the
+//! store's own writes they describe are not: the store keeps, in its own
+//! storage, the newest seq written before each of its flushes (`open`'s
+//! `committed_through`), and the log keeps nothing above it.
 
 use std::fs::{self, File};
 use std::io;
@@ -63,6 +67,9 @@ struct Segment {
     /// Built when the segment is first read (older segments) or opened
     /// (the newest).
     index: Option<Index>,
+    /// The file holds more than its indexed records (a torn write, damage, or
+    /// records above what the store committed): nothing more is written to it.
+    sealed: bool,
 }
 
 /// Where each record of a segment starts.
@@ -109,12 +116,13 @@ impl Segment {
             file: Arc::new(file),
             len,
             index: None,
+            sealed: false,
         })
     }
 
-    /// Reads the whole segment once and records where each valid record
-    /// starts; `len` becomes the end of the last valid one.
-    fn ensure_index(&mut self) -> io::Result<&Index> {
+    /// Reads the whole segment once and records where each valid record with
+    /// a seq below `bound` starts; `len` becomes the end of the last of them.
+    fn ensure_index(&mut self, bound: Option<u64>) -> io::Result<()> {
         if self.index.is_none() {
             let mut bytes = vec![0; usize::try_from(self.len).map_err(|e| invalid(&self.path, e))?];
             self.file.read_exact_at(&mut bytes, 0)?;
@@ -122,7 +130,7 @@ impl Segment {
             let mut at = 0;
             let mut previous = self.first.checked_sub(1);
             while let Some((seq, _, size)) = parse(&bytes[at..]) {
-                if previous.is_some_and(|p| seq <= p) {
+                if previous.is_some_and(|p| seq <= p) || bound.is_some_and(|b| seq >= b) {
                     break;
                 }
                 index.seqs.push(seq);
@@ -133,19 +141,17 @@ impl Segment {
             if at as u64 != self.len {
                 tracing::warn!(
                     segment = %self.path.display(),
-                    valid_bytes = at,
+                    read_bytes = at,
                     bytes = self.len,
-                    "the change log segment ends in a torn or damaged record; reading stops there"
+                    "the change log segment holds more than its readable records (a torn write, \
+                     damage, or records of writes that were never committed); reading stops there"
                 );
+                self.sealed = true;
             }
             self.len = at as u64;
             self.index = Some(index);
         }
-        Ok(self.index.get_or_insert_with(Index::default))
-    }
-
-    fn last_seq(&mut self) -> io::Result<Option<u64>> {
-        Ok(self.ensure_index()?.seqs.last().copied())
+        Ok(())
     }
 }
 
@@ -159,10 +165,13 @@ struct Span {
 }
 
 impl SegmentLog {
-    /// Opens (creating if needed) the log in `dir`. The newest segment is read
-    /// once to find where the log ends (and cut a torn write off); older ones
-    /// are read when first asked for.
-    pub fn open(dir: &Path) -> io::Result<Self> {
+    /// Opens (creating if needed) the log in `dir`. `committed_through` is the
+    /// newest seq the store says it wrote before a flush of its own data
+    /// (`None`: trust the log): records above it describe writes that may
+    /// not be in the store and were never read, so they are not kept, and
+    /// seqs go on above it. The newest segment is read once (to find where
+    /// the log ends) and synced; older ones are read when first asked for.
+    pub fn open(dir: &Path, committed_through: Option<u64>) -> io::Result<Self> {
         let created = !dir.exists();
         fs::create_dir_all(dir)?;
         if let Some(parent) = dir.parent().filter(|_| created) {
@@ -177,22 +186,37 @@ impl SegmentLog {
             }
         }
         firsts.sort_unstable();
+        // Segments that begin above what the store committed hold nothing
+        // that was ever read.
+        if let Some(committed) = committed_through {
+            let uncommitted = firsts.partition_point(|&first| first <= committed);
+            if uncommitted < firsts.len() {
+                for first in firsts.drain(uncommitted..) {
+                    fs::remove_file(dir.join(format!("{first:020}{SUFFIX}")))?;
+                }
+                File::open(dir)?.sync_all()?;
+            }
+        }
         let newest = firsts.len().saturating_sub(1);
         let mut segments = firsts
             .iter()
             .enumerate()
             .map(|(n, &first)| Segment::open(dir, first, n == newest))
             .collect::<io::Result<Vec<_>>>()?;
+        let above_committed = committed_through.map_or(0, |c| c + 1);
         let next = match segments.last_mut() {
-            None => 1,
+            None => above_committed.max(1),
             Some(last) => {
-                let on_disk = last.len;
-                let next = last.last_seq()?.map_or(last.first, |seq| seq + 1);
-                if last.len != on_disk {
-                    last.file.set_len(last.len)?;
-                    last.file.sync_all()?;
-                }
-                next
+                // What an earlier process wrote but never synced is in the
+                // page cache only: sync it before anyone reads it.
+                last.file.sync_data()?;
+                last.ensure_index(committed_through.map(|c| c + 1))?;
+                let written = last
+                    .index
+                    .as_ref()
+                    .and_then(|index| index.seqs.last().copied())
+                    .map_or(last.first, |seq| seq + 1);
+                written.max(above_committed)
             }
         };
         Ok(Self {
@@ -242,18 +266,33 @@ impl SegmentLog {
         lock(&self.staged).next - 1
     }
 
+    /// Bytes staged and not written yet.
+    pub fn staged_bytes(&self) -> usize {
+        lock(&self.staged).bytes.len()
+    }
+
     /// Writes every staged record to the newest segment (starting a new one
-    /// when it is full). Called by one thread, the committer.
-    pub fn write_staged(&self) -> io::Result<()> {
+    /// when it is full or sealed), and returns the newest seq written, if it
+    /// wrote any. Called by one thread at a time (the committer).
+    pub fn write_staged(&self) -> io::Result<Option<u64>> {
         let (bytes, records) = {
             let mut staged = lock(&self.staged);
             (std::mem::take(&mut staged.bytes), std::mem::take(&mut staged.records))
         };
-        let Some(&(first, _)) = records.first() else {
-            return Ok(());
+        let (Some(&(first, _)), Some(&(last, _))) = (records.first(), records.last()) else {
+            return Ok(None);
         };
         let mut segments = lock(&self.segments);
-        if segments.last().is_none_or(|last| last.len >= SEGMENT_BYTES) {
+        if segments
+            .last()
+            .is_none_or(|newest| newest.sealed || newest.len >= SEGMENT_BYTES)
+        {
+            // The full segment is never written again: it must not be left
+            // with bytes only the page cache has (a flush syncs the newest
+            // segment only; an import writes several before it syncs).
+            if let Some(full) = segments.last() {
+                full.file.sync_data()?;
+            }
             let path = self.dir.join(format!("{first:020}{SUFFIX}"));
             File::options().write(true).create_new(true).open(&path)?;
             File::open(&self.dir)?.sync_all()?;
@@ -262,7 +301,7 @@ impl SegmentLog {
             segments.push(segment);
         }
         let Some(segment) = segments.last_mut() else {
-            return Ok(());
+            return Ok(None);
         };
         segment.file.write_all_at(&bytes, segment.len)?;
         let base = segment.len;
@@ -272,7 +311,7 @@ impl SegmentLog {
             index.seqs.push(seq);
             index.offsets.push(base + offset as u64);
         }
-        Ok(())
+        Ok(Some(last))
     }
 
     /// Makes everything written durable.
@@ -314,13 +353,18 @@ impl SegmentLog {
         let from = segments
             .partition_point(|s| s.first <= after.saturating_add(1))
             .saturating_sub(1);
+        let bounds: Vec<Option<u64>> = (from..segments.len())
+            .map(|n| segments.get(n + 1).map(|next| next.first))
+            .collect();
         let mut spans = Vec::new();
         let mut left = limit;
-        for segment in segments.iter_mut().skip(from) {
+        for (segment, bound) in segments.iter_mut().skip(from).zip(bounds) {
             if left == 0 || segment.first > through {
                 break;
             }
-            segment.ensure_index()?;
+            // An older segment is read whole the first time (once per
+            // process), under the lock: a rare resume from far back.
+            segment.ensure_index(bound)?;
             let Some(index) = segment.index.as_ref() else {
                 continue;
             };
@@ -379,7 +423,7 @@ mod tests {
     fn records_read_back_in_order_and_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        let log = SegmentLog::open(&path).unwrap();
+        let log = SegmentLog::open(&path, None).unwrap();
         assert_eq!((add(&log, "a"), add(&log, "b"), add(&log, "c")), (1, 2, 3));
         assert_eq!(log.last_taken(), 3);
         log.write_staged().unwrap();
@@ -391,7 +435,7 @@ mod tests {
         assert_eq!(payloads(&log, 1, 2, 10), [(2, b"b".to_vec())], "only up to `through`");
         assert_eq!(payloads(&log, 0, 3, 2).len(), 2, "at most `limit`");
         drop(log);
-        let log = SegmentLog::open(&path).unwrap();
+        let log = SegmentLog::open(&path, None).unwrap();
         assert_eq!(add(&log, "d"), 4, "seqs go on after a reopen");
         log.write_staged().unwrap();
         assert_eq!(payloads(&log, 2, 4, 10), [(3, b"c".to_vec()), (4, b"d".to_vec())]);
@@ -401,7 +445,7 @@ mod tests {
     fn a_torn_tail_is_cut_off_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        let log = SegmentLog::open(&path).unwrap();
+        let log = SegmentLog::open(&path, None).unwrap();
         add(&log, "kept");
         add(&log, "torn");
         log.write_staged().unwrap();
@@ -414,7 +458,7 @@ mod tests {
             .unwrap()
             .set_len(len - 2)
             .unwrap();
-        let log = SegmentLog::open(&path).unwrap();
+        let log = SegmentLog::open(&path, None).unwrap();
         assert_eq!(payloads(&log, 0, 10, 10), [(1, b"kept".to_vec())]);
         assert_eq!(
             add(&log, "after"),
@@ -423,13 +467,71 @@ mod tests {
         );
         log.write_staged().unwrap();
         assert_eq!(payloads(&log, 1, 2, 10), [(2, b"after".to_vec())]);
+        assert_eq!(
+            fs::metadata(&file).unwrap().len(),
+            len - 2,
+            "nothing is cut off: the next write starts a new segment"
+        );
+        drop(log);
+        let log = SegmentLog::open(&path, None).unwrap();
+        assert_eq!(
+            payloads(&log, 0, 10, 10),
+            [(1, b"kept".to_vec()), (2, b"after".to_vec())]
+        );
+    }
+
+    #[test]
+    fn records_above_what_the_store_committed_are_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let log = SegmentLog::open(&path, None).unwrap();
+        let big = vec![1u8; SEGMENT_BYTES as usize];
+        log.append(|b| b.extend_from_slice(&big));
+        assert_eq!(log.write_staged().unwrap(), Some(1));
+        add(&log, "two");
+        add(&log, "three");
+        assert_eq!(log.write_staged().unwrap(), Some(3));
+        add(&log, "four");
+        log.write_staged().unwrap();
+        drop(log);
+        assert_eq!(fs::read_dir(&path).unwrap().count(), 2);
+
+        // The store kept its writes up to seq 2 only.
+        let log = SegmentLog::open(&path, Some(2)).unwrap();
+        assert_eq!(payloads(&log, 1, 10, 10), [(2, b"two".to_vec())]);
+        assert_eq!(add(&log, "three again"), 3);
+        log.write_staged().unwrap();
+        assert_eq!(
+            fs::read_dir(&path).unwrap().count(),
+            3,
+            "a new segment, the old one kept as it is"
+        );
+        assert_eq!(
+            payloads(&log, 1, 10, 10),
+            [(2, b"two".to_vec()), (3, b"three again".to_vec())]
+        );
+        drop(log);
+        // Reopened without the store's word, the older segment still stops
+        // where the next one begins.
+        let log = SegmentLog::open(&path, None).unwrap();
+        assert_eq!(
+            payloads(&log, 1, 10, 10),
+            [(2, b"two".to_vec()), (3, b"three again".to_vec())]
+        );
+
+        // Segments that begin above what the store committed are deleted.
+        drop(log);
+        let log = SegmentLog::open(&path, Some(1)).unwrap();
+        assert_eq!(fs::read_dir(&path).unwrap().count(), 1);
+        assert_eq!(payloads(&log, 0, 10, 10).len(), 1);
+        assert_eq!(add(&log, "two again"), 2);
     }
 
     #[test]
     fn full_segments_roll_over_and_trimming_deletes_whole_ones() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        let log = SegmentLog::open(&path).unwrap();
+        let log = SegmentLog::open(&path, None).unwrap();
         let big = vec![7u8; (SEGMENT_BYTES / 2) as usize];
         for _ in 0..5 {
             log.append(|b| b.extend_from_slice(&big));
@@ -446,7 +548,7 @@ mod tests {
         assert_eq!(log.trim(100).unwrap(), 2, "never the newest segment");
         assert_eq!(log.oldest(), Some(5));
         drop(log);
-        let log = SegmentLog::open(&path).unwrap();
+        let log = SegmentLog::open(&path, None).unwrap();
         assert_eq!(payloads(&log, 0, 9, 10).iter().map(|r| r.0).collect::<Vec<_>>(), [5]);
         assert_eq!(add(&log, "x"), 6);
     }
@@ -454,7 +556,7 @@ mod tests {
     #[test]
     fn imported_records_keep_their_seqs() {
         let dir = tempfile::tempdir().unwrap();
-        let log = SegmentLog::open(&dir.path().join("log")).unwrap();
+        let log = SegmentLog::open(&dir.path().join("log"), None).unwrap();
         log.append_at(40, b"forty");
         log.append_at(42, b"forty-two");
         log.write_staged().unwrap();

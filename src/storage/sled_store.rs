@@ -26,7 +26,9 @@
 //! - default tree, key `schema_version`: big-endian u32; key `change_log_id`:
 //!   a random u64 chosen when the directory was created; key
 //!   `changes_trimmed_through`: big-endian u64, the newest seq trimmed from
-//!   the change log (segments are deleted whole, later); key `links_indexed`:
+//!   the change log (segments are deleted whole, later); key
+//!   `changes_written_through`: big-endian u64, the newest change log seq
+//!   written before the last flush (see `durable_sled`); key `links_indexed`:
 //!   present once `links` was built from the products (directories from
 //!   before the index get it at their first open).
 //!
@@ -149,8 +151,11 @@ const OLD_CHANGES_TREE: &[u8] = b"changes";
 /// Entries live in a [`SegmentLog`] outside sled. A writer stages its entry
 /// (taking the next seq) under the product's lock, so per product seqs follow
 /// commits; the group committer writes a flush's staged entries in one go
-/// before flushing sled, and syncs them after it. A seq whose entry was lost
-/// with a failed write leaves a gap that readers skip.
+/// before flushing sled and syncs them beside sled's sync, and records in
+/// sled the newest seq it wrote, so that after a crash entries of writes sled
+/// did not keep are dropped. A seq without an entry (dropped so, or lost with
+/// a crash before it was durable) is a gap that readers skip; a crash never
+/// makes one below a seq watchers have read.
 struct ChangeLog {
     /// `None` when the log is off.
     log: Option<Arc<SegmentLog>>,
@@ -158,37 +163,48 @@ struct ChangeLog {
     durable: tokio::sync::watch::Sender<u64>,
     /// Seqs up to here are trimmed, though the segment holding them may still
     /// be on disk (segments are deleted whole). Kept in sled, so a restart
-    /// does not bring trimmed entries back.
+    /// does not bring trimmed entries back (a crash may bring back the last
+    /// second's, which is harmless: they are still true).
     trimmed_through: AtomicU64,
+    /// Held by a trim, so two never interleave.
+    trimming: Mutex<()>,
     /// `None` when the log is off.
     id: Option<u64>,
 }
 
 impl ChangeLog {
-    /// Opens the log `segments` (the one the group committer writes), moving
-    /// in the entries of a log kept in sled by an earlier version; `None`
-    /// turns the log off and deletes what was kept of it.
-    fn open(db: &sled::Db, dir: &Path, segments: Option<Arc<SegmentLog>>) -> Result<Self, String> {
+    /// Opens the log in `dir` and has `sled`'s committer write it, moving in
+    /// the entries of a log kept in sled by an earlier version; with
+    /// `enabled` false, deletes what was kept of the log instead.
+    fn open(sled: &DurableSled, dir: &Path, enabled: bool) -> Result<Self, String> {
+        let db = sled.db();
         let had_old_tree = db.tree_names().iter().any(|name| name == OLD_CHANGES_TREE);
-        let Some(log) = segments else {
+        if !enabled {
             // Tokens from this log must not resume a later one: changes made
-            // while it is off are not in it.
+            // while it is off are not in it. The id goes first, durably, so a
+            // crash in between cannot leave an id over an emptied log.
+            db.remove(CHANGE_LOG_ID_KEY).map_err(|e| e.to_string())?;
+            db.remove(TRIMMED_THROUGH_KEY).map_err(|e| e.to_string())?;
+            sled.clear_journal_written_through()?;
+            db.flush().map_err(|e| e.to_string())?;
             SegmentLog::remove(&dir.join(CHANGES_DIR)).map_err(|e| e.to_string())?;
             if had_old_tree {
                 db.drop_tree(OLD_CHANGES_TREE).map_err(|e| e.to_string())?;
             }
-            db.remove(CHANGE_LOG_ID_KEY).map_err(|e| e.to_string())?;
-            db.remove(TRIMMED_THROUGH_KEY).map_err(|e| e.to_string())?;
             return Ok(Self {
                 log: None,
                 durable: tokio::sync::watch::Sender::new(0),
                 trimmed_through: AtomicU64::new(0),
+                trimming: Mutex::new(()),
                 id: None,
             });
-        };
-        if had_old_tree {
-            move_old_entries(db, &log)?;
         }
+        let committed = sled.journal_written_through()?;
+        let log = Arc::new(SegmentLog::open(&dir.join(CHANGES_DIR), committed).map_err(|e| e.to_string())?);
+        if had_old_tree {
+            move_old_entries(sled, &log)?;
+        }
+        sled.attach_journal(log.clone())?;
         let id = match db.get(CHANGE_LOG_ID_KEY).map_err(|e| e.to_string())? {
             Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref())
                 .map(u64::from_be_bytes)
@@ -211,6 +227,7 @@ impl ChangeLog {
             log: Some(log),
             durable: tokio::sync::watch::Sender::new(last),
             trimmed_through: AtomicU64::new(trimmed_through.min(last)),
+            trimming: Mutex::new(()),
             id: Some(id),
         })
     }
@@ -225,7 +242,7 @@ impl ChangeLog {
     }
 
     /// The newest seq handed out: every entry up to it is staged for the
-    /// next flush, written, or lost with a failed write (a gap).
+    /// next flush or written.
     fn settled(&self) -> u64 {
         self.log.as_ref().map_or(0, |log| log.last_taken())
     }
@@ -246,17 +263,26 @@ impl ChangeLog {
 /// into the segments, under their seqs (so resume tokens stay valid), makes
 /// them durable, then drops the tree. Interrupted, it is finished at the
 /// next open: entries already moved are not moved twice.
-fn move_old_entries(db: &sled::Db, log: &SegmentLog) -> Result<(), String> {
+fn move_old_entries(sled: &DurableSled, log: &SegmentLog) -> Result<(), String> {
+    /// Written out in pieces, so a long log is never all in memory.
+    const PIECE_BYTES: usize = 1 << 20;
+    let db = sled.db();
     let tree = db.open_tree(OLD_CHANGES_TREE).map_err(|e| e.to_string())?;
     let already = log.last_taken();
     for entry in tree.range((already + 1).to_be_bytes()..) {
         let (key, value) = entry.map_err(|e| e.to_string())?;
         let seq = seq_of(&key).ok_or("a change log key is not 8 bytes")?;
         log.append_at(seq, &value);
+        if log.staged_bytes() >= PIECE_BYTES {
+            log.write_staged().map_err(|e| e.to_string())?;
+        }
     }
     log.write_staged().map_err(|e| e.to_string())?;
     log.sync().map_err(|e| e.to_string())?;
+    sled.set_journal_written_through(log.last_taken())?;
+    db.flush().map_err(|e| e.to_string())?;
     db.drop_tree(OLD_CHANGES_TREE).map_err(|e| e.to_string())?;
+    db.flush().map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -344,13 +370,7 @@ impl SledStore {
             Err(TryLockError::WouldBlock) => return Err(StoreError::Locked { dir: shown }),
             Err(TryLockError::Error(e)) => return Err(open_error(e.to_string())),
         }
-        let segments = match options.change_log {
-            true => Some(Arc::new(
-                SegmentLog::open(&dir.join(CHANGES_DIR)).map_err(|e| open_error(e.to_string()))?,
-            )),
-            false => None,
-        };
-        let sled = DurableSled::open(dir, options.cache_capacity_bytes, segments.clone()).map_err(open_error)?;
+        let sled = DurableSled::open(dir, options.cache_capacity_bytes).map_err(open_error)?;
         let db = sled.db().clone();
         let schema = check_schema(&db, &shown)?;
         let products = db.open_tree("products").map_err(|e| open_error(e.to_string()))?;
@@ -364,7 +384,8 @@ impl SledStore {
             .map_err(|e| open_error(e.to_string()))?;
         let operation_parts = db.open_tree("operation_parts").map_err(|e| open_error(e.to_string()))?;
         index_links(&db, &products, &links)?;
-        let changes = ChangeLog::open(&db, dir, segments).map_err(open_error)?;
+        // After the schema check: a directory this build refuses is left as it is.
+        let changes = ChangeLog::open(&sled, dir, options.change_log).map_err(open_error)?;
         if schema < FIRST_SCHEMA_WITH_SEGMENTS {
             // Only now that the log has moved: interrupted before, the next
             // open moves the rest.
@@ -428,10 +449,9 @@ impl SledStore {
         if swapped.is_err() {
             return Ok(false);
         }
-        // A delete logs the product as it was. The swap has happened: a log
-        // entry that cannot be written leaves a gap watchers skip (the
-        // committer logs the error), and must not turn a stored write into a
-        // reported failure.
+        // A delete logs the product as it was. Staging cannot fail; a failed
+        // write of the log fails the flush that would make this write durable,
+        // like a failed flush of sled (the store turns read-only).
         self.changes.append(kind, next.or(current).unwrap_or_default());
         Ok(true)
     }
@@ -931,19 +951,22 @@ impl ChangeFeed for SledStore {
     }
 
     async fn trim_changes(&self, keep: u64) -> Result<u64, StoreError> {
+        let _one_at_a_time = self.changes.trimming.lock().unwrap_or_else(|p| p.into_inner());
         // Relative to what watchers may read, never past it.
         let newest = *self.changes.durable.borrow();
-        let (Some(log), Some(cutoff)) = (&self.changes.log, newest.checked_sub(keep)) else {
+        let Some(log) = &self.changes.log else {
             return Ok(0);
         };
-        let before = self.changes.trimmed_through.fetch_max(cutoff, Ordering::AcqRel);
-        if cutoff <= before {
-            return Ok(0);
+        let before = self.changes.trimmed_through.load(Ordering::Acquire);
+        let cutoff = newest.saturating_sub(keep).max(before);
+        if cutoff > before {
+            self.sled
+                .db()
+                .insert(TRIMMED_THROUGH_KEY, &cutoff.to_be_bytes())
+                .map_err(backend)?;
+            self.changes.trimmed_through.store(cutoff, Ordering::Release);
         }
-        self.sled
-            .db()
-            .insert(TRIMMED_THROUGH_KEY, &cutoff.to_be_bytes())
-            .map_err(backend)?;
+        // Also when the point did not move: a delete that failed is retried.
         log.trim(cutoff)
             .map_err(|e| StoreError::Backend(format!("trimming the change log failed: {e}")))?;
         Ok(cutoff - before)
@@ -1354,5 +1377,42 @@ mod tests {
         assert_eq!((window.trimmed_through, window.newest), (position(2), position(3)));
         let kept = store.changes(position(0), 10).await.unwrap();
         assert_eq!(kept.iter().map(|c| c.position.minor).collect::<Vec<_>>(), [3]);
+    }
+
+    #[tokio::test]
+    async fn change_entries_of_writes_sled_did_not_keep_are_dropped_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        for id in ["a", "b"] {
+            store.insert(id, &product(id), None, false).await.unwrap();
+        }
+        drop(store);
+        {
+            // As a crash can leave it: the log's write reached the disk, the
+            // writes to sled it describes did not.
+            let log = SegmentLog::open(&dir.path().join(CHANGES_DIR), None).unwrap();
+            log.append(|buffer| encode_change(ChangeKind::Created, &product("ghost").encode_to_vec(), 1, buffer));
+            log.write_staged().unwrap();
+            log.sync().unwrap();
+        }
+        let store = open(dir.path());
+        let window = store.change_window().await.unwrap();
+        assert_eq!(window.newest, position(2));
+        store.insert("c", &product("c"), None, false).await.unwrap();
+        let seen: Vec<_> = store
+            .changes(position(0), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.position.minor, c.product.name))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, "products/a".into()),
+                (2, "products/b".into()),
+                (3, "products/c".into())
+            ]
+        );
     }
 }

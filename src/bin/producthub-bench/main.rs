@@ -91,7 +91,7 @@ struct DurableLog {
 impl DurableLog {
     fn open(dir: &std::path::Path, options: &SledOptions) -> Result<Self, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let sled = DurableSled::open(dir, options.cache_capacity_bytes, None)?;
+        let sled = DurableSled::open(dir, options.cache_capacity_bytes)?;
         let tree = sled.db().open_tree("log").map_err(|e| e.to_string())?;
         Ok(Self {
             tree,
