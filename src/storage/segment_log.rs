@@ -16,8 +16,9 @@
 //! not read. A new segment is started once the current one holds
 //! [`SEGMENT_BYTES`], and at the first write after an open that found the
 //! newest one ending in anything but the whole records it keeps. Only the
-//! newest segment is written, and it is synced at open, so an older one
-//! never has unsynced bytes. A record that is torn or fails its checksum
+//! newest segment is written; a full one is synced before the next is
+//! started, and the newest is synced at open, so an older one never has
+//! unsynced bytes. A record that is torn or fails its checksum
 //! ends what is readable of its segment; nothing is cut off or overwritten.
 //!
 //! Seqs are taken by [`SegmentLog::append`] in the order records are staged;
@@ -204,21 +205,36 @@ impl SegmentLog {
             .map(|(n, &first)| Segment::open(dir, first, n == newest))
             .collect::<io::Result<Vec<_>>>()?;
         let above_committed = committed_through.map_or(0, |c| c + 1);
-        let next = match segments.last_mut() {
-            None => above_committed.max(1),
-            Some(last) => {
-                // What an earlier process wrote but never synced is in the
-                // page cache only: sync it before anyone reads it.
-                last.file.sync_data()?;
-                last.ensure_index(committed_through.map(|c| c + 1))?;
-                let written = last
-                    .index
-                    .as_ref()
-                    .and_then(|index| index.seqs.last().copied())
-                    .map_or(last.first, |seq| seq + 1);
-                written.max(above_committed)
+        let mut removed_any = false;
+        let next = loop {
+            let Some(last) = segments.last_mut() else {
+                break above_committed.max(1);
+            };
+            // What an earlier process wrote but never synced is in the page
+            // cache only: sync it before anyone reads it.
+            last.file.sync_data()?;
+            last.ensure_index(committed_through.map(|c| c + 1))?;
+            if last.sealed && last.index.as_ref().is_some_and(|index| index.seqs.is_empty()) {
+                // Nothing readable (its first record is torn): it goes, so
+                // that its name can be used again by the next segment.
+                fs::remove_file(&last.path)?;
+                segments.pop();
+                removed_any = true;
+                if let Some(previous) = segments.pop() {
+                    segments.push(Segment::open(dir, previous.first, true)?);
+                }
+                continue;
             }
+            let written = last
+                .index
+                .as_ref()
+                .and_then(|index| index.seqs.last().copied())
+                .map_or(last.first, |seq| seq + 1);
+            break written.max(above_committed);
         };
+        if removed_any {
+            File::open(dir)?.sync_all()?;
+        }
         Ok(Self {
             dir: dir.to_owned(),
             staged: Mutex::new(Staged {
@@ -391,9 +407,13 @@ impl SegmentLog {
         let mut segments = lock(&self.segments);
         let mut removed = 0;
         while segments.len() > 1 && segments[1].first <= floor.saturating_add(1) {
+            // The file first: if it cannot go, the next trim tries again.
+            match fs::remove_file(&segments[0].path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
             let gone = segments.remove(0);
             removed += segments[0].first - gone.first;
-            fs::remove_file(&gone.path)?;
         }
         Ok(removed)
     }
@@ -442,7 +462,7 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_tail_is_cut_off_at_open() {
+    fn a_torn_tail_is_left_unread_and_writes_go_on_in_a_new_segment() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
         let log = SegmentLog::open(&path, None).unwrap();
@@ -478,6 +498,28 @@ mod tests {
             payloads(&log, 0, 10, 10),
             [(1, b"kept".to_vec()), (2, b"after".to_vec())]
         );
+    }
+
+    #[test]
+    fn a_segment_with_nothing_readable_goes_and_its_name_is_used_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let log = SegmentLog::open(&path, None).unwrap();
+        add(&log, "torn");
+        log.write_staged().unwrap();
+        drop(log);
+        let file = path.join(format!("{:020}{SUFFIX}", 1));
+        let len = fs::metadata(&file).unwrap().len();
+        File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+        let log = SegmentLog::open(&path, None).unwrap();
+        assert_eq!(add(&log, "again"), 1);
+        log.write_staged().unwrap();
+        assert_eq!(payloads(&log, 0, 1, 10), [(1, b"again".to_vec())]);
     }
 
     #[test]

@@ -81,9 +81,10 @@ const REQUEST_LOCKS: usize = 64;
 pub struct SledOptions {
     /// The most memory sled may use for its page cache, in bytes.
     pub cache_capacity_bytes: u64,
-    /// Keep the change log behind WatchProducts. Off, writes skip it (one
-    /// sled insert of the product's bytes fewer per write), and the log and
-    /// its id are dropped, so resume tokens from before are refused later.
+    /// Keep the change log behind WatchProducts. Off, writes skip it (no
+    /// entry to stage and write, no second file to sync per flush), and the
+    /// log and its id are dropped, so resume tokens from before are refused
+    /// later.
     pub change_log: bool,
 }
 
@@ -181,8 +182,9 @@ impl ChangeLog {
         let had_old_tree = db.tree_names().iter().any(|name| name == OLD_CHANGES_TREE);
         if !enabled {
             // Tokens from this log must not resume a later one: changes made
-            // while it is off are not in it. The id goes first, durably, so a
-            // crash in between cannot leave an id over an emptied log.
+            // while it is off are not in it. The id goes first (sled's flush,
+            // then the files), so a crash in between leaves no id over an
+            // emptied log.
             db.remove(CHANGE_LOG_ID_KEY).map_err(|e| e.to_string())?;
             db.remove(TRIMMED_THROUGH_KEY).map_err(|e| e.to_string())?;
             sled.clear_journal_written_through()?;
@@ -199,7 +201,13 @@ impl ChangeLog {
                 id: None,
             });
         }
-        let committed = sled.journal_written_through()?;
+        // No record yet: nothing the log holds was ever committed (a crash
+        // during the first flush), except while a version-1 log is moved in,
+        // which records it only once the move is done.
+        let committed = match sled.journal_written_through()? {
+            None if !had_old_tree => Some(0),
+            committed => committed,
+        };
         let log = Arc::new(SegmentLog::open(&dir.join(CHANGES_DIR), committed).map_err(|e| e.to_string())?);
         if had_old_tree {
             move_old_entries(sled, &log)?;
@@ -242,7 +250,7 @@ impl ChangeLog {
     }
 
     /// The newest seq handed out: every entry up to it is staged for the
-    /// next flush or written.
+    /// next flush, written, or missing (a gap readers skip).
     fn settled(&self) -> u64 {
         self.log.as_ref().map_or(0, |log| log.last_taken())
     }
@@ -1414,5 +1422,30 @@ mod tests {
                 (3, "products/c".into())
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_crash_during_the_first_flush_leaves_no_entry_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open(dir.path()));
+        {
+            // The log's first write reached the disk; sled kept nothing of
+            // the write, nor a committed seq.
+            let log = SegmentLog::open(&dir.path().join(CHANGES_DIR), None).unwrap();
+            log.append(|buffer| encode_change(ChangeKind::Created, &product("ghost").encode_to_vec(), 1, buffer));
+            log.write_staged().unwrap();
+            log.sync().unwrap();
+        }
+        let store = open(dir.path());
+        assert_eq!(store.change_window().await.unwrap().newest, position(0));
+        store.insert("real", &product("real"), None, false).await.unwrap();
+        let seen: Vec<_> = store
+            .changes(position(0), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.position.minor, c.product.name))
+            .collect();
+        assert_eq!(seen, [(1, "products/real".into())]);
     }
 }
