@@ -464,5 +464,14 @@ fn error_response(status: &Status) -> http::Response<Body> {
         json::http_status(status.code())
     };
     let body = json::error_json(status, http_status).to_string();
-    json_response(http_status, Bytes::from(body))
+    let mut response = json_response(http_status, Bytes::from(body));
+    if too_large {
+        // The body was not read to its end, so on HTTP/1.1 the connection
+        // ends with this answer: say so, or a client may send its next
+        // request on it and find it closed. (HTTP/2 drops the header.)
+        response
+            .headers_mut()
+            .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
+    response
 }
