@@ -435,6 +435,20 @@ mod tests {
         log.read(after, through, limit).unwrap()
     }
 
+    /// Cuts `bytes` off the end of segment 1, as a torn write leaves it;
+    /// returns its path and its length before.
+    fn cut_first_segment(dir: &Path, bytes: u64) -> (PathBuf, u64) {
+        let file = dir.join(format!("{:020}{SUFFIX}", 1));
+        let len = fs::metadata(&file).unwrap().len();
+        File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(len - bytes)
+            .unwrap();
+        (file, len)
+    }
+
     fn add(log: &SegmentLog, text: &str) -> u64 {
         log.append(|b| b.extend_from_slice(text.as_bytes()))
     }
@@ -470,14 +484,7 @@ mod tests {
         add(&log, "torn");
         log.write_staged().unwrap();
         drop(log);
-        let file = path.join(format!("{:020}{SUFFIX}", 1));
-        let len = fs::metadata(&file).unwrap().len();
-        File::options()
-            .write(true)
-            .open(&file)
-            .unwrap()
-            .set_len(len - 2)
-            .unwrap();
+        let (file, len) = cut_first_segment(&path, 2);
         let log = SegmentLog::open(&path, None).unwrap();
         assert_eq!(payloads(&log, 0, 10, 10), [(1, b"kept".to_vec())]);
         assert_eq!(
@@ -508,14 +515,7 @@ mod tests {
         add(&log, "torn");
         log.write_staged().unwrap();
         drop(log);
-        let file = path.join(format!("{:020}{SUFFIX}", 1));
-        let len = fs::metadata(&file).unwrap().len();
-        File::options()
-            .write(true)
-            .open(&file)
-            .unwrap()
-            .set_len(len - 1)
-            .unwrap();
+        cut_first_segment(&path, 1);
         let log = SegmentLog::open(&path, None).unwrap();
         assert_eq!(add(&log, "again"), 1);
         log.write_staged().unwrap();

@@ -1387,6 +1387,24 @@ mod tests {
         assert_eq!(kept.iter().map(|c| c.position.minor).collect::<Vec<_>>(), [3]);
     }
 
+    /// Appends a change entry straight to the log's files, behind sled's
+    /// back, as a crash leaves one whose write sled did not keep.
+    fn write_ghost_entry(dir: &Path) {
+        let log = SegmentLog::open(&dir.join(CHANGES_DIR), None).unwrap();
+        log.append(|buffer| encode_change(ChangeKind::Created, &product("ghost").encode_to_vec(), 1, buffer));
+        log.write_staged().unwrap();
+        log.sync().unwrap();
+    }
+
+    /// Every readable change's seq and product name.
+    async fn all_changes(store: &SledStore) -> Vec<(u64, String)> {
+        let changes = store.changes(position(0), 100).await.unwrap();
+        changes
+            .into_iter()
+            .map(|c| (c.position.minor, c.product.name))
+            .collect()
+    }
+
     #[tokio::test]
     async fn change_entries_of_writes_sled_did_not_keep_are_dropped_at_open() {
         let dir = tempfile::tempdir().unwrap();
@@ -1398,22 +1416,13 @@ mod tests {
         {
             // As a crash can leave it: the log's write reached the disk, the
             // writes to sled it describes did not.
-            let log = SegmentLog::open(&dir.path().join(CHANGES_DIR), None).unwrap();
-            log.append(|buffer| encode_change(ChangeKind::Created, &product("ghost").encode_to_vec(), 1, buffer));
-            log.write_staged().unwrap();
-            log.sync().unwrap();
+            write_ghost_entry(dir.path());
         }
         let store = open(dir.path());
         let window = store.change_window().await.unwrap();
         assert_eq!(window.newest, position(2));
         store.insert("c", &product("c"), None, false).await.unwrap();
-        let seen: Vec<_> = store
-            .changes(position(0), 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| (c.position.minor, c.product.name))
-            .collect();
+        let seen = all_changes(&store).await;
         assert_eq!(
             seen,
             [
@@ -1431,21 +1440,12 @@ mod tests {
         {
             // The log's first write reached the disk; sled kept nothing of
             // the write, nor a committed seq.
-            let log = SegmentLog::open(&dir.path().join(CHANGES_DIR), None).unwrap();
-            log.append(|buffer| encode_change(ChangeKind::Created, &product("ghost").encode_to_vec(), 1, buffer));
-            log.write_staged().unwrap();
-            log.sync().unwrap();
+            write_ghost_entry(dir.path());
         }
         let store = open(dir.path());
         assert_eq!(store.change_window().await.unwrap().newest, position(0));
         store.insert("real", &product("real"), None, false).await.unwrap();
-        let seen: Vec<_> = store
-            .changes(position(0), 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| (c.position.minor, c.product.name))
-            .collect();
+        let seen = all_changes(&store).await;
         assert_eq!(seen, [(1, "products/real".into())]);
     }
 }
