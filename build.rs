@@ -57,6 +57,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         // Ordered maps encode deterministically: equal products give equal bytes.
         .btree_map(".")
+        // Written by hand, so that a page can carry products as stored
+        // (src/pb/list_page.rs); the same message on the wire.
+        .extern_path(".producthub.v1.ListProductsResponse", "crate::pb::ListProductsResponse")
+        // prost's codec, with each response buffer reserved at its size (src/pb/codec.rs).
+        .codec_path("crate::pb::SizedCodec")
         .compile_fds(compiler.file_descriptor_set())?;
 
     let mut bench = protox::Compiler::new(["proto"])?;
@@ -64,6 +69,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // The same codec as producthub's, so that the echo ceilings pay no
+        // buffer growth producthub does not pay either.
+        .codec_path("producthub::pb::SizedCodec")
         .compile_fds(bench.file_descriptor_set())?;
     Ok(())
 }

@@ -3,7 +3,9 @@
 //!
 //! Layers only look down (ARCHITECTURE.md; `tests/architecture.rs` checks it):
 //!
-//! - [`pb`]: the generated protobuf code and the embedded descriptor set.
+//! - [`pb`]: the generated protobuf code and the embedded descriptor set, with
+//!   the one message written by hand (a ListProducts page of stored bytes) and
+//!   the services' codec.
 //! - [`domain`]: the rules (names, field masks, validation, filters, tokens,
 //!   the sync plan), pure functions over `pb` messages; knows no gRPC, no
 //!   storage, no vendor.

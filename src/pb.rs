@@ -27,6 +27,11 @@ pub mod producthub {
 
 pub use producthub::v1::*;
 
+mod codec;
+mod list_page;
+pub use codec::SizedCodec;
+pub use list_page::ListProductsResponse;
+
 /// The encoded `FileDescriptorSet` of the whole API, including imports, comments
 /// and custom options: served by gRPC reflection and read by [`crate::domain::schema`].
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("producthub_descriptor");

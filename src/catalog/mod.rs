@@ -27,7 +27,7 @@ use crate::pb::{
     ListProductsResponse, Product, RenderVendorCallRequest, SyncProductRequest, UpdateProductRequest, VendorCall,
     VendorOperation,
 };
-use crate::storage::{InsertOutcome, ProductStore, RequestRecord, StoreError};
+use crate::storage::{InsertOutcome, ProductStore, RequestRecord, StoreError, StoredProduct};
 use crate::vendors::{self, AdapterError, Connections, Vendor, VendorError, VendorSettings, validate};
 
 mod adopt;
@@ -389,29 +389,32 @@ impl<S: ProductStore> Catalog<S> {
             .try_acquire()
             .map_err(|_| CatalogError::TooManyLists { limit: self.max_lists })?;
 
-        // One extra product tells whether another page follows.
+        // One extra product tells whether another page follows. Products go
+        // out as stored: decoded only when a filter has to look at them.
         let chunk = page_size + 1;
-        let mut products = Vec::with_capacity(page_size);
+        let mut products: Vec<StoredProduct> = Vec::with_capacity(page_size);
         let mut page_bytes = 0;
         let mut scanned = 0;
         loop {
-            let batch = self.store.scan(after.as_deref(), chunk).await?;
+            let batch = self.store.scan_stored(after.as_deref(), chunk).await?;
             let exhausted = batch.len() < chunk;
-            for product in batch {
+            for stored in batch {
                 scanned += 1;
-                let id = id_of(Some(&product)).to_owned();
-                if filter.matches(&product) {
-                    let size = product.encoded_len();
+                if filter.is_empty() || filter.matches(&stored.decode()?) {
+                    let size = stored.bytes.len();
                     let full =
                         products.len() == page_size || (!products.is_empty() && page_bytes + size > MAX_PAGE_BYTES);
                     if full {
-                        let token = page_token::encode(id_of(products.last()), &request.filter);
+                        let last = products.last().map(|p| p.id.as_str()).unwrap_or_default();
+                        let token = page_token::encode(last, &request.filter);
                         return Ok(page(products, token));
                     }
                     page_bytes += size;
-                    products.push(product);
+                    after = Some(stored.id.clone());
+                    products.push(stored);
+                } else {
+                    after = Some(stored.id);
                 }
-                after = Some(id);
             }
             if exhausted {
                 return Ok(page(products, String::new()));
@@ -788,16 +791,11 @@ fn fingerprint(request: &CreateProductRequest) -> Vec<u8> {
     .encode_to_vec()
 }
 
-fn id_of(product: Option<&Product>) -> &str {
-    product
-        .and_then(|p| p.name.strip_prefix("products/"))
-        .unwrap_or_default()
-}
-
-fn page(products: Vec<Product>, next_page_token: String) -> ListProductsResponse {
+fn page(products: Vec<StoredProduct>, next_page_token: String) -> ListProductsResponse {
     ListProductsResponse {
-        products,
+        encoded_products: products.into_iter().map(|p| p.bytes).collect(),
         next_page_token,
+        ..Default::default()
     }
 }
 

@@ -36,6 +36,9 @@ pub use durable_sled::DurableSled;
 pub use postgres_store::{PostgresOptions, PostgresStore, redact_url};
 pub use sled_store::{SledOptions, SledStore};
 
+use bytes::Bytes;
+use prost::Message;
+
 use crate::pb::{Product, Vendor};
 
 /// A read-modify-write that keeps losing its compare-and-swap gives up after
@@ -160,6 +163,24 @@ pub fn links_of(product: &Product) -> BTreeSet<Link> {
         .collect()
 }
 
+/// A product as the store keeps it: its id and its protobuf encoding, which
+/// is the wire form of `producthub.v1.Product`, so a page of them can be sent
+/// as it is (see `pb::ListProductsResponse`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredProduct {
+    pub id: String,
+    pub bytes: Bytes,
+}
+
+impl StoredProduct {
+    pub fn decode(&self) -> Result<Product, StoreError> {
+        Product::decode(self.bytes.as_ref()).map_err(|e| StoreError::Corrupt {
+            key: self.id.clone(),
+            reason: e.to_string(),
+        })
+    }
+}
+
 /// A long-running operation as the store keeps it. The store knows only
 /// whether it is done and whether cancelling it was asked; what it is, is
 /// the caller's encoding.
@@ -193,12 +214,24 @@ pub trait Products: Send + Sync + 'static {
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
 
     /// Up to `limit` products whose ids sort after `after_id` (from the first
-    /// when `None`), in ascending id order.
+    /// when `None`), in ascending id order, as stored (not decoded).
+    fn scan_stored(
+        &self,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredProduct>, StoreError>> + Send;
+
+    /// [`Products::scan_stored`], decoded.
     fn scan(
         &self,
         after_id: Option<&str>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send {
+        async move {
+            let stored = self.scan_stored(after_id, limit).await?;
+            stored.iter().map(StoredProduct::decode).collect()
+        }
+    }
 
     /// Every product as of one moment, in ascending id order, handed to
     /// `each` a batch of at most `batch` at a time. This default pages with

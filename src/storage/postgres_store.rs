@@ -46,6 +46,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use prost::Message;
 use tokio::sync::watch;
@@ -55,7 +56,7 @@ use std::collections::BTreeSet;
 
 use super::{
     Change, ChangeFeed, ChangeKind, ChangeWindow, Claimed, InsertOutcome, Link, LogPosition, OperationRecord,
-    Operations, Outbox, ProductStore, Products, RequestRecord, StoreError, Tombstones, links_of,
+    Operations, Outbox, ProductStore, Products, RequestRecord, StoreError, StoredProduct, Tombstones, links_of,
 };
 use crate::pb::{Product, Vendor};
 
@@ -780,7 +781,7 @@ impl Products for PostgresStore {
             .transpose()
     }
 
-    async fn scan(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
+    async fn scan_stored(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<StoredProduct>, StoreError> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached("SELECT id, data FROM products WHERE id > $1 ORDER BY id LIMIT $2")
@@ -791,9 +792,13 @@ impl Products for PostgresStore {
             .query(&statement, &[&after_id.unwrap_or(""), &limit])
             .await
             .map_err(read_error)?;
-        rows.iter()
-            .map(|row| Product::decode(row.get::<_, &[u8]>(1)).map_err(|e| corrupt(row.get(0), e)))
-            .collect()
+        Ok(rows
+            .iter()
+            .map(|row| StoredProduct {
+                id: row.get(0),
+                bytes: Bytes::from(row.get::<_, Vec<u8>>(1)),
+            })
+            .collect())
     }
 
     async fn snapshot(

@@ -51,13 +51,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use prost::Message;
 
 use super::durable_sled::DurableSled;
 use super::segment_log::SegmentLog;
 use super::{
     Change, ChangeFeed, ChangeKind, ChangeWindow, Claimed, InsertOutcome, Link, LogPosition, OperationRecord,
-    Operations, Outbox, ProductStore, Products, RequestRecord, StoreError, Tombstones, links_of,
+    Operations, Outbox, ProductStore, Products, RequestRecord, StoreError, StoredProduct, Tombstones, links_of,
 };
 use crate::pb::{Product, Vendor};
 
@@ -721,13 +722,21 @@ fn after(key: Option<&str>) -> (Bound<&[u8]>, Bound<&[u8]>) {
     }
 }
 
-/// Up to `limit` products of `tree` after `key`, in key order.
-fn scan_products(tree: &sled::Tree, key: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
+/// Up to `limit` products of `tree` after `key`, in key order, as stored.
+fn scan_products(tree: &sled::Tree, key: Option<&str>, limit: usize) -> Result<Vec<StoredProduct>, StoreError> {
     tree.range::<&[u8], _>(after(key))
         .take(limit)
         .map(|entry| {
             let (key, bytes) = entry.map_err(backend)?;
-            decode_product(&key, &bytes)
+            let id = String::from_utf8(key.to_vec()).map_err(|_| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: "a product key that is not UTF-8".into(),
+            })?;
+            // The page shares sled's buffer instead of copying it.
+            Ok(StoredProduct {
+                id,
+                bytes: Bytes::from_owner(bytes),
+            })
         })
         .collect()
 }
@@ -739,7 +748,7 @@ impl Products for SledStore {
         read_product(&self.products, id)
     }
 
-    async fn scan(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
+    async fn scan_stored(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<StoredProduct>, StoreError> {
         scan_products(&self.products, after_id, limit)
     }
 
@@ -891,7 +900,8 @@ impl Tombstones for SledStore {
     }
 
     async fn tombstones(&self, after_uid: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
-        scan_products(&self.tombstones, after_uid, limit)
+        let stored = scan_products(&self.tombstones, after_uid, limit)?;
+        stored.iter().map(StoredProduct::decode).collect()
     }
 
     async fn set_tombstone(&self, uid: &str, product: Option<&Product>) -> Result<(), StoreError> {

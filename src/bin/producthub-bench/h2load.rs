@@ -9,7 +9,9 @@
 //! under an id the server picks: writes spread over ever more products. h2load counts HTTP
 //! answers, not gRPC statuses, so each body is first sent once through a real
 //! client and must succeed. GetProduct is also measured over the REST side
-//! (`GET /v1/products/{id}`), as a ratio to the same call over gRPC.
+//! (`GET /v1/products/{id}`), as a ratio to the same call over gRPC, and
+//! ListProducts of one 50-product page against an echo answering as many
+//! bytes (h2load decodes neither answer, so only the servers differ).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,7 +21,7 @@ use producthub::pb::{CreateProductRequest, GetProductRequest, Product, UpdatePro
 use prost::Message;
 
 use super::echo::EchoRequest;
-use super::{LoadArgs, Process, channels, payload, preload, sample_product, server_binary};
+use super::{LoadArgs, Process, channels, page_after, payload, preload, sample_product, server_binary};
 
 /// HTTP/2 connections and streams per connection h2load opens.
 #[derive(clap::Args, Clone)]
@@ -44,27 +46,35 @@ pub async fn h2load(load: LoadArgs, args: H2loadArgs) -> Result<(), Box<dyn std:
 
     let measure =
         |server: &Process, path: &str, body: &[u8]| run(&h2load, &args, &load, server, path, Some(body), work.path());
-    let echo_body = grpc_frame(
-        &EchoRequest {
-            payload: payload(),
-            reply_bytes: 0,
-        }
-        .encode_to_vec(),
-    );
     let echo_path = "/producthub.bench.v1.EchoService/Echo";
     let me = std::env::current_exe()?;
-    let framework = {
-        let server = Process::start(&me, &["echo-server"])?;
-        measure(&server, echo_path, &echo_body)?
-    };
-    println!("(a) tonic echo                  {framework:>10.0} req/s");
-    let durable = {
+    // An echo server (durable with a directory) answering `reply_bytes`.
+    let echo = |name: &str, durable: bool, reply_bytes: u32| -> Result<Option<f64>, Box<dyn std::error::Error>> {
+        if !load.wants(name) {
+            return Ok(None);
+        }
         let dir = tempfile::tempdir()?;
         let dir_arg = dir.path().display().to_string();
-        let server = Process::start(&me, &["echo-server", "--durable", &dir_arg])?;
-        measure(&server, echo_path, &echo_body)?
+        let mut server_args = vec!["echo-server"];
+        if durable {
+            server_args.extend(["--durable", &dir_arg]);
+        }
+        let server = Process::start(&me, &server_args)?;
+        let body = grpc_frame(
+            &EchoRequest {
+                payload: payload(),
+                reply_bytes,
+            }
+            .encode_to_vec(),
+        );
+        let rate = measure(&server, echo_path, &body)?;
+        print_rate(name, rate, None);
+        Ok(Some(rate))
     };
-    println!("(b) tonic echo + sled flush     {durable:>10.0} req/s");
+    let framework = echo("(a) tonic echo", false, 0)?;
+    let durable = echo("(b) tonic echo + sled flush", true, 0)?;
+    let framework_ceiling = framework.map(|rate| (rate, "(a)"));
+    let durable_ceiling = durable.map(|rate| (rate, "(b)"));
 
     let data = tempfile::tempdir()?;
     let data_dir = data.path().display().to_string();
@@ -74,47 +84,47 @@ pub async fn h2load(load: LoadArgs, args: H2loadArgs) -> Result<(), Box<dyn std:
     let mut client = ProductServiceClient::new(connections[0].clone());
 
     // One ProductService method with one fixed request message.
-    let call = |method: &str, request: Vec<u8>| {
-        measure(
-            &server,
-            &format!("/producthub.v1.ProductService/{method}"),
-            &grpc_frame(&request),
-        )
+    let call = |name: &str, method: &str, request: Vec<u8>| -> Result<Option<f64>, Box<dyn std::error::Error>> {
+        if !load.wants(name) {
+            return Ok(None);
+        }
+        let path = format!("/producthub.v1.ProductService/{method}");
+        measure(&server, &path, &grpc_frame(&request)).map(Some)
     };
 
     let get = GetProductRequest {
         name: "products/b000000000".into(),
     };
     client.get_product(get.clone()).await?;
-    let get_rate = call("GetProduct", get.encode_to_vec())?;
-    println!(
-        "producthub GetProduct           {get_rate:>10.0} req/s  {:.2}x (a)",
-        get_rate / framework
-    );
+    let get_rate = call("producthub GetProduct", "GetProduct", get.encode_to_vec())?;
+    if let Some(rate) = get_rate {
+        print_rate("producthub GetProduct", rate, framework_ceiling);
+    }
 
     // The same read over the HTTP/JSON side (GET, transcoded to the same call).
-    let rest_path = "/v1/products/b000000000";
-    let answer = reqwest::get(format!("{}{rest_path}", server.url())).await?;
-    if !answer.status().is_success() {
-        return Err(format!("GET {rest_path} answered {}: {}", answer.status(), answer.text().await?).into());
+    let rest_name = "producthub GetProduct over REST";
+    if load.wants(rest_name) {
+        let rest_path = "/v1/products/b000000000";
+        let answer = reqwest::get(format!("{}{rest_path}", server.url())).await?;
+        if !answer.status().is_success() {
+            return Err(format!("GET {rest_path} answered {}: {}", answer.status(), answer.text().await?).into());
+        }
+        let rate = run(&h2load, &args, &load, &server, rest_path, None, work.path())?;
+        print_rate(rest_name, rate, get_rate.map(|get| (get, "gRPC GetProduct")));
     }
-    let rest_rate = run(&h2load, &args, &load, &server, rest_path, None, work.path())?;
-    println!(
-        "producthub GetProduct over REST {rest_rate:>10.0} req/s  {:.2}x gRPC GetProduct, {:.2}x (a)",
-        rest_rate / get_rate,
-        rest_rate / framework
-    );
 
     let create = CreateProductRequest {
         product: Some(sample_product(2)),
         ..Default::default()
     };
     client.create_product(create.clone()).await?;
-    let create_rate = call("CreateProduct", create.encode_to_vec())?;
-    println!(
-        "producthub CreateProduct (new)  {create_rate:>10.0} req/s  {:.2}x (b)",
-        create_rate / durable
-    );
+    if let Some(rate) = call(
+        "producthub CreateProduct (new)",
+        "CreateProduct",
+        create.encode_to_vec(),
+    )? {
+        print_rate("producthub CreateProduct (new)", rate, durable_ceiling);
+    }
 
     let update = UpdateProductRequest {
         product: Some(Product {
@@ -127,13 +137,41 @@ pub async fn h2load(load: LoadArgs, args: H2loadArgs) -> Result<(), Box<dyn std:
         ..Default::default()
     };
     client.update_product(update.clone()).await?;
-    let update_rate = call("UpdateProduct", update.encode_to_vec())?;
-    println!(
-        "producthub UpdateProduct (hot)  {update_rate:>10.0} req/s  {:.2}x (b)",
-        update_rate / durable
-    );
+    if let Some(rate) = call(
+        "producthub UpdateProduct (hot)",
+        "UpdateProduct",
+        update.encode_to_vec(),
+    )? {
+        print_rate("producthub UpdateProduct (hot)", rate, durable_ceiling);
+    }
+
+    // One page of 50 from the middle of the catalog, against an echo that
+    // answers with as many bytes; h2load reads both answers without decoding.
+    let list = page_after(5_000);
+    let page_bytes = u32::try_from(client.list_products(list.clone()).await?.into_inner().encoded_len())?;
+    let list_rate = call("producthub ListProducts(50)", "ListProducts", list.encode_to_vec())?;
     server.stop();
+    let page_echo_name = format!("(a) echo as ListProducts(50), {page_bytes} B");
+    let page_echo = match list_rate {
+        Some(_) => echo(&page_echo_name, false, page_bytes)?,
+        None => None,
+    };
+    if let Some(rate) = list_rate {
+        print_rate(
+            "producthub ListProducts(50)",
+            rate,
+            page_echo.map(|echo| (echo, "(a) as a page")),
+        );
+    }
     Ok(())
+}
+
+/// One line of the report: the rate, and its ratio to a ceiling if measured.
+fn print_rate(name: &str, rate: f64, ceiling: Option<(f64, &str)>) {
+    let ratio = ceiling
+        .map(|(ceiling, name)| format!("  {:.2}x {name}", rate / ceiling))
+        .unwrap_or_default();
+    println!("{name:<32} {rate:>10.0} req/s{ratio}");
 }
 
 /// A gRPC message frame: no compression, the length, the message.

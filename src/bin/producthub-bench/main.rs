@@ -245,6 +245,11 @@ impl LoadArgs {
         args.extend(self.server_args.iter().map(String::as_str));
         args
     }
+
+    /// Whether `--only` keeps the measurement called `name`.
+    fn wants(&self, name: &str) -> bool {
+        self.only.as_ref().is_none_or(|only| name.contains(only.as_str()))
+    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -466,7 +471,7 @@ where
     Fut: Future<Output = Result<(), Status>> + Send,
 {
     let duration = Duration::from_secs(load.seconds.max(1));
-    if load.only.as_ref().is_some_and(|only| !name.contains(only.as_str())) {
+    if !load.wants(name) {
         return Stats {
             name: name.to_string(),
             ok: 0,
