@@ -547,6 +547,19 @@ proptest! {
     }
 
     #[test]
+    fn clearing_output_only_fields_on_the_wire_agrees_with_the_reflective_walk(product in product_strategy()) {
+        let filled = with_every_output_only_field_set(&product);
+        let mut cleared = filled.clone();
+        clear_output_only(&mut cleared);
+        prop_assert_eq!(&cleared, &cleared_by_reflection(&filled));
+        prop_assert_ne!(&cleared, &filled);
+        // A product with nothing to clear stays as it is.
+        let mut again = cleared.clone();
+        clear_output_only(&mut again);
+        prop_assert_eq!(again, cleared);
+    }
+
+    #[test]
     fn star_mask_equals_the_patch_apart_from_server_fields(stored in product_strategy(), mut patch in product_strategy()) {
         align_immutables(&stored, &mut patch);
         let merged = merge(&stored, &patch, &UpdateMask::Full).unwrap();
@@ -851,4 +864,66 @@ fn changed_paths_name_what_differs_down_to_profile_fields() {
     after.licensing = Some(LicensingProfile::default());
     assert_eq!(changed_paths(&before, &after), ["description", "iot.tags", "licensing"]);
     assert!(changed_paths(&before, &before).is_empty());
+}
+
+/// The product with every output-only field set, at every depth its messages
+/// reach (one entry in repeated and map fields), from the descriptor.
+fn with_every_output_only_field_set(product: &Product) -> Product {
+    fn value_for(kind: &Kind, depth: usize) -> Value {
+        match kind {
+            Kind::String => Value::String("set by the server".into()),
+            Kind::Bytes => Value::Bytes(b"x".to_vec().into()),
+            Kind::Bool => Value::Bool(true),
+            Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Value::I32(7),
+            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Value::I64(7),
+            Kind::Uint32 | Kind::Fixed32 => Value::U32(7),
+            Kind::Uint64 | Kind::Fixed64 => Value::U64(7),
+            Kind::Float => Value::F32(1.5),
+            Kind::Double => Value::F64(1.5),
+            Kind::Enum(e) => Value::EnumNumber(e.values().map(|v| v.number()).max().unwrap_or(0)),
+            Kind::Message(m) => {
+                let mut message = DynamicMessage::new(m.clone());
+                if depth < 4 && !schema::is_opaque_message(m) {
+                    fill(&mut message, depth + 1);
+                }
+                Value::Message(message)
+            }
+        }
+    }
+    fn fill(message: &mut DynamicMessage, depth: usize) {
+        for info in schema::fields(&message.descriptor()) {
+            let field = &info.field;
+            if info.behaviors.output_only || (info.holds_messages && depth > 0) {
+                if info.map {
+                    let Kind::Message(entry) = &info.kind else { continue };
+                    let value = value_for(&entry.map_entry_value_field().kind(), depth);
+                    let mut entries = std::collections::HashMap::new();
+                    entries.insert(MapKey::String("k".into()), value);
+                    message.set_field(field, Value::Map(entries));
+                } else if info.list {
+                    message.set_field(field, Value::List(vec![value_for(&info.kind, depth)]));
+                } else {
+                    message.set_field(field, value_for(&info.kind, depth));
+                }
+            } else if info.holds_messages && message.has_field(field) {
+                match message.get_field_mut(field) {
+                    Value::Message(sub) => fill(sub, depth + 1),
+                    Value::List(items) => items.iter_mut().for_each(|item| {
+                        if let Value::Message(sub) = item {
+                            fill(sub, depth + 1)
+                        }
+                    }),
+                    Value::Map(entries) => entries.values_mut().for_each(|item| {
+                        if let Value::Message(sub) = item {
+                            fill(sub, depth + 1)
+                        }
+                    }),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut message = to_dynamic(product);
+    fill(&mut message, 0);
+    from_dynamic(&message)
 }
