@@ -14,12 +14,13 @@
 //! stored values whatever the mask says, and an IMMUTABLE field left unset in the
 //! request keeps its stored value, while one set to a different value is refused.
 
-use prost::encoding::{self, DecodeContext, WireType};
-use prost::{DecodeError, Message};
+use prost::Message;
+use prost::encoding::{self, WireType};
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage, Value};
 
 use super::FieldViolation;
 use super::schema::{self, behaviors, from_dynamic, to_dynamic};
+use super::wire::{self, Malformed, WireValue};
 use crate::pb::Product;
 
 /// The most paths one mask may hold.
@@ -464,12 +465,21 @@ fn same_items(a: &[Value], b: &[Value]) -> bool {
 pub fn clear_output_only(product: &mut Product) {
     let bytes = product.encode_to_vec();
     let mut kept = Vec::with_capacity(bytes.len());
+    // Bytes prost just wrote always walk and decode again; should they not,
+    // the reflective walk still gives the right answer (and tests fail).
     match strip_output_only(&schema::product_descriptor(), &bytes, &mut kept) {
         Ok(false) => {}
-        Ok(true) => *product = Product::decode(kept.as_slice()).unwrap_or_else(|_| cleared_by_reflection(product)),
-        // Bytes prost just wrote always walk; should they not, the slow path
-        // still gives the right answer.
-        Err(_) => *product = cleared_by_reflection(product),
+        Ok(true) => match Product::decode(kept.as_slice()) {
+            Ok(cleared) => *product = cleared,
+            Err(_) => {
+                debug_assert!(false, "a product without its output-only fields does not decode");
+                *product = cleared_by_reflection(product);
+            }
+        },
+        Err(Malformed) => {
+            debug_assert!(false, "prost's own encoding of a product does not walk");
+            *product = cleared_by_reflection(product);
+        }
     }
 }
 
@@ -485,55 +495,31 @@ fn cleared_by_reflection(product: &Product) -> Product {
 /// if any was dropped. Fields the descriptor does not know are kept as sent.
 fn strip_output_only(message: &MessageDescriptor, input: &[u8], out: &mut Vec<u8>) -> Result<bool, Malformed> {
     let fields = schema::fields(message);
-    let mut rest = input;
     let mut dropped = false;
-    while !rest.is_empty() {
-        let start = input.len() - rest.len();
-        let (number, wire_type) = encoding::decode_key(&mut rest)?;
-        let info = fields.iter().find(|info| info.field.number() == number);
-        let output_only = info.is_some_and(|info| info.behaviors.output_only);
-        let nested = match (info, wire_type) {
-            (Some(info), WireType::LengthDelimited) if info.holds_messages && !output_only => match &info.kind {
-                Kind::Message(nested) => Some(nested),
-                _ => None,
-            },
-            _ => None,
-        };
-        if let Some(nested) = nested {
-            // A nested message (a map field's entry message, for a map):
-            // its own output-only fields go too.
-            let len = usize::try_from(encoding::decode_varint(&mut rest)?).map_err(|_| Malformed)?;
-            let body = rest.get(..len).ok_or(Malformed)?;
-            rest = &rest[len..];
-            let mut inner = Vec::with_capacity(len);
-            if strip_output_only(nested, body, &mut inner)? {
-                dropped = true;
-                encoding::encode_key(number, WireType::LengthDelimited, out);
-                encoding::encode_varint(inner.len() as u64, out);
-                out.extend_from_slice(&inner);
-            } else {
-                out.extend_from_slice(&input[start..input.len() - rest.len()]);
-            }
+    for field in wire::fields(input) {
+        let field = field?;
+        let info = fields.iter().find(|info| info.field.number() == field.number);
+        if info.is_some_and(|info| info.behaviors.output_only) {
+            dropped = true;
             continue;
         }
-        encoding::skip_field(wire_type, number, &mut rest, DecodeContext::default())?;
-        if output_only {
-            dropped = true;
-        } else {
-            out.extend_from_slice(&input[start..input.len() - rest.len()]);
+        // A nested message (a map field's entry message, for a map) that
+        // has output-only fields of its own loses them too.
+        if let Some(info) = info.filter(|info| info.output_only_within)
+            && let (Kind::Message(nested), WireValue::LengthDelimited(body)) = (&info.kind, field.value)
+        {
+            let mut inner = Vec::with_capacity(body.len());
+            if strip_output_only(nested, body, &mut inner)? {
+                dropped = true;
+                encoding::encode_key(field.number, WireType::LengthDelimited, out);
+                encoding::encode_varint(inner.len() as u64, out);
+                out.extend_from_slice(&inner);
+                continue;
+            }
         }
+        out.extend_from_slice(field.raw);
     }
     Ok(dropped)
-}
-
-/// Bytes that are not a well-formed protobuf encoding.
-#[derive(Debug)]
-struct Malformed;
-
-impl From<DecodeError> for Malformed {
-    fn from(_: DecodeError) -> Self {
-        Malformed
-    }
 }
 
 fn clear_output_only_fields(message: &mut DynamicMessage) {

@@ -11,6 +11,8 @@
 //! - [`page_token`], [`watch_token`]: ListProducts and WatchProducts tokens.
 //! - [`schema`]: the embedded descriptor and field behaviour lookup.
 //! - [`sync_plan`]: the per-vendor sync state kept on the product.
+//! - [`wire`]: reading a protobuf encoding field by field, for the generic
+//!   rules that walk a product's bytes instead of a reflective copy.
 
 pub mod field_mask;
 pub mod filter;
@@ -20,6 +22,7 @@ pub mod schema;
 pub mod sync_plan;
 pub mod validation;
 pub mod watch_token;
+pub mod wire;
 
 mod violation;
 

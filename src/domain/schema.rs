@@ -39,6 +39,9 @@ pub struct FieldInfo {
     /// The field holds messages the walks descend into (singular, repeated or
     /// as map values), as opposed to scalars or well-known types.
     pub holds_messages: bool,
+    /// The field holds messages with an output-only field somewhere inside
+    /// them, so walks that drop output-only fields must descend into it.
+    pub output_only_within: bool,
 }
 
 /// Hashes a pointer-sized key by one multiplication (Fibonacci hashing).
@@ -137,15 +140,49 @@ fn schema() -> &'static Schema {
                     behaviors: b,
                     kind,
                     holds_messages,
+                    output_only_within: false,
                 });
             }
         }
+        mark_output_only_within(&mut fields);
         Schema {
             product,
             behaviors,
             fields,
         }
     })
+}
+
+/// Sets `output_only_within` on every field that needs it: repeated until
+/// nothing changes, because messages may nest one another (even recursively).
+fn mark_output_only_within(fields: &mut HashMap<usize, Vec<FieldInfo>, BuildHasherDefault<AddressHasher>>) {
+    loop {
+        let mut changed = false;
+        let keys: Vec<usize> = fields.keys().copied().collect();
+        for key in keys {
+            let count = fields.get(&key).map_or(0, Vec::len);
+            for i in 0..count {
+                let info = &fields[&key][i];
+                if !info.holds_messages || info.output_only_within {
+                    continue;
+                }
+                // A map's entry message is a message of the pool like any other.
+                let within = match &info.kind {
+                    Kind::Message(inner) => fields
+                        .get(&message_key(inner))
+                        .is_some_and(|inner| inner.iter().any(|f| f.behaviors.output_only || f.output_only_within)),
+                    _ => false,
+                };
+                if within && let Some(infos) = fields.get_mut(&key) {
+                    infos[i].output_only_within = true;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
 }
 
 /// The descriptor of `producthub.v1.Product`.

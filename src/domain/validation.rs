@@ -7,11 +7,17 @@
 //! runs both, and is what the catalog calls. The small checks here are public
 //! so the vendors' limits are written in the same words.
 
-use prost_reflect::{DynamicMessage, Kind, ReflectMessage, Value};
+use prost::Message;
+use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, ReflectMessage, Value};
 
 use super::FieldViolation;
 use super::schema::{self, to_dynamic};
+use super::wire::{self, WireValue};
 use crate::pb::Product;
+
+mod encoded;
+#[cfg(test)]
+mod tests;
 
 /// The longest string any field may hold, in bytes (specific fields allow less).
 pub const MAX_STRING_BYTES: usize = 16 * 1024;
@@ -33,8 +39,8 @@ const MAX_LOCALES: usize = 64;
 /// Every reason under the domain's rules that `product` may not be stored,
 /// with paths rooted at `product`.
 pub fn validate(product: &Product) -> Vec<FieldViolation> {
-    let mut out = Vec::new();
-    check_schema_rules(&to_dynamic(product), &mut String::from("product"), &mut out);
+    let descriptor = schema::product_descriptor();
+    let mut out = schema_violations(&descriptor, &product.encode_to_vec(), "product", || to_dynamic(product));
     check_common(product, &mut out);
     out
 }
@@ -43,18 +49,54 @@ pub fn validate(product: &Product) -> Vec<FieldViolation> {
 /// `monetization`), with paths rooted at `product`; empty when the product
 /// lacks it. Each vendor's own rules add to these (see `vendors`).
 pub fn profile_schema_violations(product: &Product, profile_field: &str) -> Vec<FieldViolation> {
+    let Some(field) = schema::product_descriptor().get_field_by_name(profile_field) else {
+        return Vec::new();
+    };
+    let Kind::Message(profile) = field.kind() else {
+        return Vec::new();
+    };
+    let bytes = product.encode_to_vec();
+    // A profile is a singular message: the product's encoding holds it at
+    // most once.
+    let sent = wire::fields(&bytes).find_map(|f| match f {
+        Ok(f) if f.number == field.number() => Some(f.value),
+        _ => None,
+    });
+    let Some(WireValue::LengthDelimited(body)) = sent else {
+        return Vec::new();
+    };
+    schema_violations(
+        &profile,
+        body,
+        &format!("product.{profile_field}"),
+        || match to_dynamic(product).get_field(&field).as_ref() {
+            Value::Message(sub) => sub.clone(),
+            _ => DynamicMessage::new(profile.clone()),
+        },
+    )
+}
+
+/// The generic rules over the encoded `message`, at `path`: walked on the
+/// wire ([`encoded`]), or over the reflective form `reflective` gives should
+/// the bytes not be prost's own encoding (they always are; tests fail if not).
+fn schema_violations(
+    message: &MessageDescriptor,
+    bytes: &[u8],
+    path: &str,
+    reflective: impl FnOnce() -> DynamicMessage,
+) -> Vec<FieldViolation> {
     let mut out = Vec::new();
-    let message = to_dynamic(product);
-    if let Some(descriptor) = message.descriptor().get_field_by_name(profile_field)
-        && message.has_field(&descriptor)
-        && let Value::Message(sub) = message.get_field(&descriptor).as_ref()
-    {
-        check_schema_rules(sub, &mut format!("product.{profile_field}"), &mut out);
+    if encoded::check_message(message, bytes, &mut path.to_owned(), &mut out).is_ok() {
+        return out;
     }
+    debug_assert!(false, "prost's own encoding of {} does not walk", message.full_name());
+    out.clear();
+    check_schema_rules(&reflective(), &mut path.to_owned(), &mut out);
     out
 }
 
-/// The generic rules, over every field of `message`. `path` names `message`
+/// The generic rules, over every field of the reflective `message` (the
+/// reference [`encoded`] is held to, and its fallback). `path` names `message`
 /// and is extended in place while descending (and restored), so a product
 /// without violations costs no string formatting at all.
 fn check_schema_rules(message: &DynamicMessage, path: &mut String, out: &mut Vec<FieldViolation>) {
@@ -353,22 +395,5 @@ pub fn looks_like_email(address: &str) -> bool {
                 && !address.chars().any(|c| c.is_whitespace() || c.is_control())
         }
         None => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    //! The whole-product rules, vendors' limits included, are tested in
-    //! `vendors/validation_tests.rs`, where both are in reach.
-    use super::*;
-
-    #[test]
-    fn locale_keys() {
-        for ok in ["en", "en_US", "zh_CN", "zh_Hans_CN", "es-ES"] {
-            assert!(is_locale_id(ok), "{ok}");
-        }
-        for bad in ["", "e", "english", "en_", "en US"] {
-            assert!(!is_locale_id(bad), "{bad}");
-        }
     }
 }

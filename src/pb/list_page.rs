@@ -135,6 +135,50 @@ mod tests {
         assert!(empty.encode_to_vec().is_empty());
     }
 
+    /// The hand-written message stands in for the proto's: should a field be
+    /// added to `ListProductsResponse` in product_service.proto, `extern_path`
+    /// would hide it, so the proto's fields are pinned here.
+    #[test]
+    fn the_proto_declares_exactly_the_fields_written_by_hand() {
+        use prost_reflect::{Cardinality, DescriptorPool, Kind};
+        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
+        let message = pool.get_message_by_name("producthub.v1.ListProductsResponse").unwrap();
+        let fields: Vec<_> = message
+            .fields()
+            .map(|f| {
+                let kind = match f.kind() {
+                    Kind::Message(m) => m.full_name().to_owned(),
+                    Kind::String => "string".to_owned(),
+                    other => format!("{other:?}"),
+                };
+                (
+                    f.number(),
+                    f.name().to_owned(),
+                    f.cardinality() == Cardinality::Repeated,
+                    kind,
+                )
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                (1, "products".to_owned(), true, "producthub.v1.Product".to_owned()),
+                (2, "next_page_token".to_owned(), false, "string".to_owned()),
+            ]
+        );
+        // And what the hand-written message sends reads back through the
+        // proto's own descriptor.
+        let page = ListProductsResponse {
+            products: vec![product("a")],
+            encoded_products: vec![product("b").encode_to_vec().into()],
+            next_page_token: "t".into(),
+        };
+        let read = prost_reflect::DynamicMessage::decode(message, page.encode_to_vec().as_slice()).unwrap();
+        let products = read.get_field_by_name("products").unwrap();
+        assert_eq!(products.as_list().map(<[_]>::len), Some(2));
+        assert_eq!(read.get_field_by_name("next_page_token").unwrap().as_str(), Some("t"));
+    }
+
     #[test]
     fn a_damaged_product_is_named_in_the_error() {
         let mut bytes = Vec::new();

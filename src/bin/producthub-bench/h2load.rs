@@ -21,7 +21,7 @@ use producthub::pb::{CreateProductRequest, GetProductRequest, Product, UpdatePro
 use prost::Message;
 
 use super::echo::EchoRequest;
-use super::{LoadArgs, Process, channels, page_after, payload, preload, sample_product, server_binary};
+use super::{LoadArgs, Process, channels, page_after, page_size, payload, preload, sample_product, server_binary};
 
 /// HTTP/2 connections and streams per connection h2load opens.
 #[derive(clap::Args, Clone)]
@@ -148,7 +148,7 @@ pub async fn h2load(load: LoadArgs, args: H2loadArgs) -> Result<(), Box<dyn std:
     // One page of 50 from the middle of the catalog, against an echo that
     // answers with as many bytes; h2load reads both answers without decoding.
     let list = page_after(5_000);
-    let page_bytes = u32::try_from(client.list_products(list.clone()).await?.into_inner().encoded_len())?;
+    let page_bytes = page_size(&connections[0], 10_000).await?;
     let list_rate = call("producthub ListProducts(50)", "ListProducts", list.encode_to_vec())?;
     server.stop();
     let page_echo_name = format!("(a) echo as ListProducts(50), {page_bytes} B");

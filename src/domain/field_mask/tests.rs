@@ -549,6 +549,11 @@ proptest! {
     #[test]
     fn clearing_output_only_fields_on_the_wire_agrees_with_the_reflective_walk(product in product_strategy()) {
         let filled = with_every_output_only_field_set(&product);
+        // The walk itself, not the reflective fallback behind it.
+        let mut kept = Vec::new();
+        let walked = strip_output_only(&schema::product_descriptor(), &filled.encode_to_vec(), &mut kept);
+        prop_assert_eq!(walked, Ok(true));
+        prop_assert_eq!(Product::decode(kept.as_slice()).ok(), Some(cleared_by_reflection(&filled)));
         let mut cleared = filled.clone();
         clear_output_only(&mut cleared);
         prop_assert_eq!(&cleared, &cleared_by_reflection(&filled));
