@@ -325,9 +325,15 @@ fn check_common(p: &Product, out: &mut Vec<FieldViolation>) {
             MAX_LOCALES,
         ));
     }
+    // Paths are formatted only for an entry with something wrong: most
+    // products have none, and this runs on every write.
     for (locale, name) in &p.localized_display_names {
+        let locale_ok = is_locale_id(locale);
+        if locale_ok && (1..=MAX_DISPLAY_NAME).contains(&chars(name)) {
+            continue;
+        }
         let path = format!("product.localized_display_names[{locale:?}]");
-        if !is_locale_id(locale) {
+        if !locale_ok {
             out.push(FieldViolation::new(
                 &path,
                 "the key must be a locale id such as en_US or zh_CN",
@@ -339,14 +345,19 @@ fn check_common(p: &Product, out: &mut Vec<FieldViolation>) {
         out.push(too_many("product.labels", p.labels.len(), MAX_LABELS));
     }
     for (key, value) in &p.labels {
+        let key_ok = is_label_key(key);
+        let value_ok = chars(value) <= MAX_LABEL_LEN && !value.chars().any(char::is_control);
+        if key_ok && value_ok {
+            continue;
+        }
         let path = format!("product.labels[{key:?}]");
-        if !is_label_key(key) {
+        if !key_ok {
             out.push(FieldViolation::new(
                 &path,
                 "the key must be 1-63 characters of [a-z0-9_-] starting with a lower-case letter",
             ));
         }
-        if chars(value) > MAX_LABEL_LEN || value.chars().any(char::is_control) {
+        if !value_ok {
             out.push(FieldViolation::new(
                 &path,
                 "the value must be at most 63 characters, without control characters",

@@ -39,11 +39,18 @@ pub(super) fn check_message(
     out: &mut Vec<FieldViolation>,
 ) -> Result<(), Malformed> {
     let infos = schema::fields(descriptor);
-    let mut sent: Vec<(usize, WireField)> = Vec::new();
+    let mut sent: Vec<(usize, WireValue)> = Vec::new();
+    // prost writes fields in declaration order (oneofs last), so the next
+    // field sent is looked for from where the last one was found.
+    let mut from = 0;
     for field in wire::fields(bytes) {
         let field = field?;
-        if let Some(index) = infos.iter().position(|info| info.field.number() == field.number) {
-            sent.push((index, field));
+        let found = (from..infos.len())
+            .chain(0..from)
+            .find(|&i| infos[i].field.number() == field.number);
+        if let Some(index) = found {
+            sent.push((index, field.value));
+            from = index;
         }
     }
     // Stable: repeated items keep their order.
@@ -54,7 +61,7 @@ pub(super) fn check_message(
         while sent.get(next).is_some_and(|(i, _)| *i == index) {
             next += 1;
         }
-        let occurrences: Vec<WireValue> = sent[first..next].iter().map(|(_, f)| f.value).collect();
+        let occurrences = &sent[first..next];
         if occurrences.is_empty() {
             if info.behaviors.required {
                 out.push(FieldViolation::new(
@@ -68,11 +75,11 @@ pub(super) fn check_message(
         path.push('.');
         path.push_str(info.field.name());
         let checked = if info.map {
-            check_map(info, &occurrences, path, out)
+            check_map(info, occurrences, path, out)
         } else if info.list {
-            check_list(&info.kind, &occurrences, path, out)
-        } else if let [value] = occurrences[..] {
-            check_value(&info.kind, value, path, out)
+            check_list(&info.kind, occurrences, path, out)
+        } else if let [(_, value)] = occurrences {
+            check_value(&info.kind, *value, path, out)
         } else {
             Err(Malformed)
         };
@@ -82,14 +89,17 @@ pub(super) fn check_message(
     Ok(())
 }
 
+/// One field's occurrences on the wire, each with the field's index.
+type Occurrences<'a, 'b> = &'a [(usize, WireValue<'b>)];
+
 fn check_list(
     kind: &Kind,
-    occurrences: &[WireValue],
+    occurrences: Occurrences,
     path: &mut String,
     out: &mut Vec<FieldViolation>,
 ) -> Result<(), Malformed> {
     let mut items = Vec::with_capacity(occurrences.len());
-    for occurrence in occurrences {
+    for (_, occurrence) in occurrences {
         match (occurrence, packed_width(kind)) {
             (WireValue::LengthDelimited(packed), Some(width)) => unpack(packed, width, &mut items)?,
             (item, _) => items.push(*item),
@@ -143,7 +153,7 @@ fn unpack<'a>(mut packed: &'a [u8], width: PackedWidth, items: &mut Vec<WireValu
 
 fn check_map(
     info: &FieldInfo,
-    entries: &[WireValue],
+    entries: Occurrences,
     path: &mut String,
     out: &mut Vec<FieldViolation>,
 ) -> Result<(), Malformed> {
@@ -159,7 +169,7 @@ fn check_map(
     if entries.len() > MAX_ENTRIES {
         out.push(too_many(path, entries.len(), MAX_ENTRIES));
     }
-    for entry in entries {
+    for (_, entry) in entries {
         let WireValue::LengthDelimited(body) = entry else {
             return Err(Malformed);
         };
