@@ -40,7 +40,9 @@ const MAX_LOCALES: usize = 64;
 /// with paths rooted at `product`.
 pub fn validate(product: &Product) -> Vec<FieldViolation> {
     let descriptor = schema::product_descriptor();
-    let mut out = schema_violations(&descriptor, &product.encode_to_vec(), "product", || to_dynamic(product));
+    let mut out = schema_violations(&descriptor, Ok(&product.encode_to_vec()), "product", || {
+        to_dynamic(product)
+    });
     check_common(product, &mut out);
     out
 }
@@ -59,10 +61,14 @@ pub fn profile_schema_violations(product: &Product, profile_field: &str) -> Vec<
     // A profile is a singular message: the product's encoding holds it at
     // most once.
     let sent = wire::fields(&bytes).find_map(|f| match f {
-        Ok(f) if f.number == field.number() => Some(f.value),
-        _ => None,
+        Ok(f) if f.number == field.number() => Some(match f.value {
+            WireValue::LengthDelimited(body) => Ok(body),
+            _ => Err(wire::Malformed),
+        }),
+        Ok(_) => None,
+        Err(malformed) => Some(Err(malformed)),
     });
-    let Some(WireValue::LengthDelimited(body)) = sent else {
+    let Some(body) = sent else {
         return Vec::new();
     };
     schema_violations(
@@ -81,12 +87,14 @@ pub fn profile_schema_violations(product: &Product, profile_field: &str) -> Vec<
 /// the bytes not be prost's own encoding (they always are; tests fail if not).
 fn schema_violations(
     message: &MessageDescriptor,
-    bytes: &[u8],
+    bytes: Result<&[u8], wire::Malformed>,
     path: &str,
     reflective: impl FnOnce() -> DynamicMessage,
 ) -> Vec<FieldViolation> {
     let mut out = Vec::new();
-    if encoded::check_message(message, bytes, &mut path.to_owned(), &mut out).is_ok() {
+    if let Ok(bytes) = bytes
+        && encoded::check_message(message, bytes, &mut path.to_owned(), &mut out).is_ok()
+    {
         return out;
     }
     debug_assert!(false, "prost's own encoding of {} does not walk", message.full_name());

@@ -9,8 +9,8 @@
 use prost::DecodeError;
 use prost::encoding::{self, DecodeContext, WireType};
 
-/// Bytes that are not a well-formed protobuf encoding, or not the encoding
-/// the descriptor describes (a field sent with another wire type than its own).
+/// Bytes that are not a well-formed protobuf encoding, or that a walk cannot
+/// read with its descriptor (a field with a wire type the walk does not expect).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Malformed;
 

@@ -2,11 +2,15 @@
 //! encoding, walked with its descriptor: what `validate` runs on every write.
 //!
 //! The input is prost's own encoding of a decoded message, so a field is on
-//! the wire exactly when the reflective form would say it is set: scalars at
-//! their default, empty lists and maps, and unset messages are never written,
-//! and a map entry leaves out a key or value at its default. Anything else
-//! (a field twice, a wire type that is not the field's) is [`Malformed`], and
-//! the caller falls back to the reflective walk.
+//! the wire exactly when the reflective form would say it is set: implicit-
+//! presence scalars at their default, empty lists and maps, and unset
+//! messages and `optional` fields are never written, and a map entry leaves
+//! out a key or value at its default. What the rules cannot read (a singular
+//! field twice; a string, enum, double or message field with another wire
+//! type) is [`Malformed`], and the caller falls back to the reflective walk.
+//! The violations are the reflective walk's; within one map they come in the
+//! order the entries were sent (key order, as every map here is a
+//! `BTreeMap`), where the reflective walk's order is its hash map's.
 
 use std::fmt::Display;
 
@@ -30,8 +34,8 @@ const LIST_VALUES: u32 = 1;
 const VALUE_KINDS: std::ops::RangeInclusive<u32> = 1..=6;
 
 /// The generic rules over the encoded `message`, appended to `out` with
-/// paths under `path` in the order the reflective walk gives them (fields in
-/// declaration order, items in order; map entries in the order sent).
+/// paths under `path`: fields in declaration order, items in order, map
+/// entries in the order sent.
 pub(super) fn check_message(
     descriptor: &MessageDescriptor,
     bytes: &[u8],
@@ -160,8 +164,8 @@ fn check_map(
     let Kind::Message(entry) = &info.kind else {
         return Err(Malformed);
     };
-    // Every map of this API is keyed by strings; another key type is left
-    // to the reflective walk, which knows how to show it in a path.
+    // Every map of this API is keyed by strings; another key type would be
+    // left to the reflective walk, which knows how to show it in a path.
     if entry.map_entry_key_field().kind() != Kind::String {
         return Err(Malformed);
     }
