@@ -191,17 +191,38 @@ fn check_item(
     path.truncate(parent);
 }
 
+// The words of the generic rules, shared by both walks so they cannot drift.
+
+fn too_long(bytes: usize) -> String {
+    format!("is {bytes} bytes long; at most {MAX_STRING_BYTES} are allowed")
+}
+
+fn not_a_value_of(number: i32, enumeration: &prost_reflect::EnumDescriptor) -> String {
+    format!("{number} is not a value of {}", enumeration.full_name())
+}
+
+const NOT_FINITE: &str = "must be a finite number";
+const NOT_FINITE_IN_JSON: &str = "must be a finite number (JSON has no NaN or infinity)";
+
+/// Whether a Struct at `depth` is nested past [`MAX_STRUCT_DEPTH`]; if so,
+/// says so at `path`.
+fn struct_too_deep(depth: usize, path: &str, out: &mut Vec<FieldViolation>) -> bool {
+    let too_deep = depth > MAX_STRUCT_DEPTH;
+    if too_deep {
+        out.push(FieldViolation::new(
+            path,
+            format!("is nested deeper than {MAX_STRUCT_DEPTH} levels"),
+        ));
+    }
+    too_deep
+}
+
 /// What is wrong with a single (non-message) value, if anything.
 fn scalar_problem(value: &Value, kind: &Kind) -> Option<String> {
     match (value, kind) {
-        (Value::String(s), _) if s.len() > MAX_STRING_BYTES => Some(format!(
-            "is {} bytes long; at most {MAX_STRING_BYTES} are allowed",
-            s.len()
-        )),
-        (Value::EnumNumber(n), Kind::Enum(e)) if e.get_value(*n).is_none() => {
-            Some(format!("{n} is not a value of {}", e.full_name()))
-        }
-        (Value::F64(x), _) if !x.is_finite() => Some("must be a finite number".into()),
+        (Value::String(s), _) if s.len() > MAX_STRING_BYTES => Some(too_long(s.len())),
+        (Value::EnumNumber(n), Kind::Enum(e)) if e.get_value(*n).is_none() => Some(not_a_value_of(*n, e)),
+        (Value::F64(x), _) if !x.is_finite() => Some(NOT_FINITE.into()),
         _ => None,
     }
 }
@@ -253,23 +274,11 @@ fn check_struct_value(value: &DynamicMessage, path: &mut String, depth: usize, o
             .filter(|f| value.has_field(f))
             .map(|f| value.get_field(&f).into_owned())
     };
-    let nested = |out: &mut Vec<FieldViolation>, path: &str| {
-        let too_deep = depth > MAX_STRUCT_DEPTH;
-        if too_deep {
-            out.push(FieldViolation::new(
-                path,
-                format!("is nested deeper than {MAX_STRUCT_DEPTH} levels"),
-            ));
-        }
-        !too_deep
-    };
+    let nested = |out: &mut Vec<FieldViolation>, path: &str| !struct_too_deep(depth, path, out);
     if let Some(Value::F64(number)) = field("number_value")
         && !number.is_finite()
     {
-        out.push(FieldViolation::new(
-            path.as_str(),
-            "must be a finite number (JSON has no NaN or infinity)",
-        ));
+        out.push(FieldViolation::new(path.as_str(), NOT_FINITE_IN_JSON));
     }
     if let Some(Value::Message(inner)) = field("struct_value")
         && nested(out, path)

@@ -16,7 +16,10 @@ use std::fmt::Display;
 
 use prost_reflect::{Kind, MessageDescriptor};
 
-use super::{KeyShown, MAX_ENTRIES, MAX_STRING_BYTES, MAX_STRUCT_DEPTH, too_many};
+use super::{
+    KeyShown, MAX_ENTRIES, MAX_STRING_BYTES, NOT_FINITE, NOT_FINITE_IN_JSON, not_a_value_of, struct_too_deep, too_long,
+    too_many,
+};
 use crate::domain::FieldViolation;
 use crate::domain::schema::{self, FieldInfo};
 use crate::domain::wire::{self, Malformed, WireField, WireValue};
@@ -266,22 +269,17 @@ fn check_value(
     }
 }
 
-/// What is wrong with a single (non-message) value, if anything; the same
-/// words as [`super::scalar_problem`].
+/// What is wrong with a single (non-message) value, if anything (in the
+/// words [`super::scalar_problem`] uses).
 fn scalar_problem(kind: &Kind, value: WireValue) -> Result<Option<String>, Malformed> {
     Ok(match (kind, value) {
-        (Kind::String, WireValue::LengthDelimited(s)) => (s.len() > MAX_STRING_BYTES)
-            .then(|| format!("is {} bytes long; at most {MAX_STRING_BYTES} are allowed", s.len())),
+        (Kind::String, WireValue::LengthDelimited(s)) => (s.len() > MAX_STRING_BYTES).then(|| too_long(s.len())),
         (Kind::Enum(e), WireValue::Varint(n)) => {
             // Enum values are int32 on the wire, sign-extended to 64 bits.
             let n = n as i32;
-            e.get_value(n)
-                .is_none()
-                .then(|| format!("{n} is not a value of {}", e.full_name()))
+            e.get_value(n).is_none().then(|| not_a_value_of(n, e))
         }
-        (Kind::Double, WireValue::Fixed64(bits)) => {
-            (!f64::from_bits(bits).is_finite()).then(|| "must be a finite number".to_owned())
-        }
+        (Kind::Double, WireValue::Fixed64(bits)) => (!f64::from_bits(bits).is_finite()).then(|| NOT_FINITE.to_owned()),
         (Kind::String | Kind::Enum(_) | Kind::Double, _) => return Err(Malformed),
         _ => None,
     })
@@ -337,23 +335,11 @@ fn check_struct_value(
         }
     }
     let Some(kind) = kind else { return Ok(()) };
-    let too_deep = |out: &mut Vec<FieldViolation>, path: &str| {
-        let too_deep = depth > MAX_STRUCT_DEPTH;
-        if too_deep {
-            out.push(FieldViolation::new(
-                path,
-                format!("is nested deeper than {MAX_STRUCT_DEPTH} levels"),
-            ));
-        }
-        too_deep
-    };
+    let too_deep = |out: &mut Vec<FieldViolation>, path: &str| struct_too_deep(depth, path, out);
     match (kind.number, kind.value) {
         (VALUE_NUMBER, WireValue::Fixed64(bits)) => {
             if !f64::from_bits(bits).is_finite() {
-                out.push(FieldViolation::new(
-                    path.as_str(),
-                    "must be a finite number (JSON has no NaN or infinity)",
-                ));
+                out.push(FieldViolation::new(path.as_str(), NOT_FINITE_IN_JSON));
             }
             Ok(())
         }
