@@ -15,19 +15,20 @@ use std::time::SystemTime;
 
 use tokio::sync::Notify;
 
+use bytes::Bytes;
 use prost::Message;
 
 use crate::domain::field_mask::{self, UpdateMask};
 use crate::domain::filter::Filter;
 use crate::domain::names::{check_product_id, generate_product_id, parse_product_name, product_name};
 use crate::domain::sync_plan::{self, DriftPolicy, EVERYTHING};
-use crate::domain::{FieldViolation, page_token};
+use crate::domain::{FieldViolation, page_token, schema, wire};
 use crate::pb::{
     CreateProductRequest, DeleteProductRequest, GetProductRequest, ImportVendorProductRequest, ListProductsRequest,
     ListProductsResponse, Product, RenderVendorCallRequest, SyncProductRequest, UpdateProductRequest, VendorCall,
     VendorOperation,
 };
-use crate::storage::{InsertOutcome, ProductStore, RequestRecord, StoreError, StoredProduct};
+use crate::storage::{InsertOutcome, ProductStore, RequestRecord, StoreError, StoredProduct, decode_stored};
 use crate::vendors::{self, AdapterError, Connections, Vendor, VendorError, VendorSettings, validate};
 
 mod adopt;
@@ -366,11 +367,25 @@ impl<S: ProductStore> Catalog<S> {
     }
 
     pub async fn get(&self, request: GetProductRequest) -> Result<Product, CatalogError> {
+        let id = parse_product_name(&request.name, "name")?.to_owned();
+        let stored = self.get_stored(request).await?;
+        Ok(decode_stored(&id, &stored)?)
+    }
+
+    /// GetProduct as the product is stored: its `producthub.v1.Product`
+    /// encoding, which is GetProduct's answer on the wire. The bytes are
+    /// checked to decode (without decoding them), so a damaged record is
+    /// DATA_LOSS here rather than an answer the client cannot read.
+    pub async fn get_stored(&self, request: GetProductRequest) -> Result<Bytes, CatalogError> {
         let id = parse_product_name(&request.name, "name")?;
-        self.store
-            .get(id)
-            .await?
-            .ok_or(CatalogError::NotFound { name: request.name })
+        let Some(stored) = self.store.get_stored(id).await? else {
+            return Err(CatalogError::NotFound { name: request.name });
+        };
+        if wire::check_decodes(&schema::product_descriptor(), &stored).is_err() {
+            // Decoded only to say what is wrong with it.
+            decode_stored(id, &stored)?;
+        }
+        Ok(stored)
     }
 
     pub async fn list(&self, request: ListProductsRequest) -> Result<ListProductsResponse, CatalogError> {

@@ -12,9 +12,13 @@
 //! - [`schema`]: the embedded descriptor and field behaviour lookup.
 //! - [`sync_plan`]: the per-vendor sync state kept on the product.
 //! - [`wire`]: reading a protobuf encoding field by field, for the generic
-//!   rules that walk a product's bytes instead of a reflective copy.
+//!   rules that walk a product's bytes instead of a reflective copy, and to
+//!   check that stored bytes decode without decoding them.
+//! - `filled` (tests only): products filled at every depth, for property tests.
 
 pub mod field_mask;
+#[cfg(test)]
+mod filled;
 pub mod filter;
 pub mod names;
 pub mod page_token;

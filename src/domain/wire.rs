@@ -8,6 +8,9 @@
 
 use prost::DecodeError;
 use prost::encoding::{self, DecodeContext, WireType};
+use prost_reflect::{Kind, MessageDescriptor};
+
+use super::schema;
 
 /// Bytes that are not a well-formed protobuf encoding, or that a walk cannot
 /// read with its descriptor (a field with a wire type the walk does not expect).
@@ -73,16 +76,8 @@ impl<'a> Fields<'a> {
         let (number, wire_type) = encoding::decode_key(&mut self.rest)?;
         let value = match wire_type {
             WireType::Varint => WireValue::Varint(encoding::decode_varint(&mut self.rest)?),
-            WireType::SixtyFourBit => {
-                let (bytes, rest) = self.rest.split_first_chunk::<8>().ok_or(Malformed)?;
-                self.rest = rest;
-                WireValue::Fixed64(u64::from_le_bytes(*bytes))
-            }
-            WireType::ThirtyTwoBit => {
-                let (bytes, rest) = self.rest.split_first_chunk::<4>().ok_or(Malformed)?;
-                self.rest = rest;
-                WireValue::Fixed32(u32::from_le_bytes(*bytes))
-            }
+            WireType::SixtyFourBit => read_scalar(&mut self.rest, ScalarEncoding::Fixed64)?,
+            WireType::ThirtyTwoBit => read_scalar(&mut self.rest, ScalarEncoding::Fixed32)?,
             WireType::LengthDelimited => {
                 let len = usize::try_from(encoding::decode_varint(&mut self.rest)?).map_err(|_| Malformed)?;
                 if len > self.rest.len() {
@@ -106,10 +101,219 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// How a scalar is encoded on its own, and so how it is packed in a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScalarEncoding {
+    Varint,
+    Fixed64,
+    Fixed32,
+}
+
+impl ScalarEncoding {
+    /// The encoding of a value of `kind`; `None` for the length-delimited
+    /// kinds (strings, bytes, messages), which are never packed.
+    pub fn of(kind: &Kind) -> Option<Self> {
+        match kind {
+            Kind::String | Kind::Bytes | Kind::Message(_) => None,
+            Kind::Double | Kind::Fixed64 | Kind::Sfixed64 => Some(Self::Fixed64),
+            Kind::Float | Kind::Fixed32 | Kind::Sfixed32 => Some(Self::Fixed32),
+            Kind::Int32 | Kind::Int64 | Kind::Uint32 | Kind::Uint64 | Kind::Sint32 | Kind::Sint64 | Kind::Bool => {
+                Some(Self::Varint)
+            }
+            Kind::Enum(_) => Some(Self::Varint),
+        }
+    }
+
+    fn matches(self, value: &WireValue) -> bool {
+        matches!(
+            (self, value),
+            (Self::Varint, WireValue::Varint(_))
+                | (Self::Fixed64, WireValue::Fixed64(_))
+                | (Self::Fixed32, WireValue::Fixed32(_))
+        )
+    }
+}
+
+/// Reads one scalar encoded as `encoding` off the front of `input`.
+fn read_scalar<'a>(input: &mut &'a [u8], encoding: ScalarEncoding) -> Result<WireValue<'a>, Malformed> {
+    Ok(match encoding {
+        ScalarEncoding::Varint => WireValue::Varint(encoding::decode_varint(input)?),
+        ScalarEncoding::Fixed64 => {
+            let (bytes, rest) = input.split_first_chunk::<8>().ok_or(Malformed)?;
+            *input = rest;
+            WireValue::Fixed64(u64::from_le_bytes(*bytes))
+        }
+        ScalarEncoding::Fixed32 => {
+            let (bytes, rest) = input.split_first_chunk::<4>().ok_or(Malformed)?;
+            *input = rest;
+            WireValue::Fixed32(u32::from_le_bytes(*bytes))
+        }
+    })
+}
+
+/// The items of a packed list of scalars encoded as `encoding`, appended to
+/// `items`; a payload that is not a whole number of items is malformed.
+pub fn unpack<'a>(
+    mut packed: &'a [u8],
+    encoding: ScalarEncoding,
+    items: &mut Vec<WireValue<'a>>,
+) -> Result<(), Malformed> {
+    while !packed.is_empty() {
+        items.push(read_scalar(&mut packed, encoding)?);
+    }
+    Ok(())
+}
+
+/// How deep prost lets messages nest when it decodes (its `RECURSION_LIMIT`).
+const RECURSION_LIMIT: u32 = 100;
+
+/// Whether `bytes` decode as a `message`, as prost would decode them, without
+/// building anything: every field well framed, every declared field with the
+/// wire type of its kind (a list of scalars packed or not), strings UTF-8,
+/// nested messages and map entries likewise, within prost's recursion
+/// limit. What is sent from storage as it was stored is checked with this
+/// instead of being decoded. Groups are not declared in this API's (proto3)
+/// messages, so a declared field sent as one is malformed; an unknown field's
+/// groups are skipped whole, their nesting counted from the top.
+pub fn check_decodes(message: &MessageDescriptor, bytes: &[u8]) -> Result<(), Malformed> {
+    check_fields(message, bytes, RECURSION_LIMIT)
+}
+
+/// `depth_left`: how many more levels of messages may nest below this one
+/// (prost's recursion budget as it reads this message's fields).
+fn check_fields(message: &MessageDescriptor, bytes: &[u8], depth_left: u32) -> Result<(), Malformed> {
+    let infos = schema::fields(message);
+    // prost writes fields in declaration order, so each is looked for from
+    // where the last one was found.
+    let mut from = 0;
+    for field in fields(bytes) {
+        let field = field?;
+        let found = (from..infos.len())
+            .chain(0..from)
+            .find(|&i| infos[i].field.number() == field.number);
+        let Some(index) = found else {
+            // prost skips an unknown field, but not once the budget is spent.
+            if depth_left == 0 {
+                return Err(Malformed);
+            }
+            continue;
+        };
+        from = index;
+        let info = &infos[index];
+        match (&info.kind, field.value) {
+            // A map's entries are messages too, checked the same way.
+            (Kind::Message(inner), WireValue::LengthDelimited(body)) => {
+                let depth_left = depth_left.checked_sub(1).ok_or(Malformed)?;
+                check_fields(inner, body, depth_left)?;
+            }
+            (Kind::String, WireValue::LengthDelimited(body)) => {
+                std::str::from_utf8(body).map_err(|_| Malformed)?;
+            }
+            (Kind::Bytes, WireValue::LengthDelimited(_)) => {}
+            (kind, value) => match ScalarEncoding::of(kind) {
+                Some(encoding) if encoding.matches(&value) => {}
+                Some(encoding) if info.list => {
+                    let WireValue::LengthDelimited(packed) = value else {
+                        return Err(Malformed);
+                    };
+                    let mut packed = packed;
+                    while !packed.is_empty() {
+                        read_scalar(&mut packed, encoding)?;
+                    }
+                }
+                _ => return Err(Malformed),
+            },
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::filled::filled;
+    use crate::pb::Product;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
     use prost::Message;
+
+    /// One change to an encoding, at a position taken modulo its length.
+    #[derive(Debug, Clone)]
+    enum Damage {
+        Set(usize, u8),
+        Insert(usize, u8),
+        Remove(usize),
+        Cut(usize),
+    }
+
+    fn damage() -> impl Strategy<Value = Damage> {
+        prop_oneof![
+            (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Damage::Set(at, byte)),
+            (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Damage::Insert(at, byte)),
+            any::<usize>().prop_map(Damage::Remove),
+            any::<usize>().prop_map(Damage::Cut),
+        ]
+    }
+
+    fn apply(bytes: &mut Vec<u8>, damage: &Damage) {
+        if bytes.is_empty() {
+            return;
+        }
+        let at = |n: usize| n % bytes.len();
+        match *damage {
+            Damage::Set(n, byte) => {
+                let i = at(n);
+                bytes[i] = byte;
+            }
+            Damage::Insert(n, byte) => bytes.insert(at(n), byte),
+            Damage::Remove(n) => {
+                bytes.remove(at(n));
+            }
+            Damage::Cut(n) => bytes.truncate(at(n)),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        /// On products filled at every depth and then damaged anywhere,
+        /// `check_decodes` says yes exactly when prost decodes the bytes.
+        #[test]
+        fn check_decodes_agrees_with_prost(
+            choices in vec(any::<u8>(), 1..64),
+            damages in vec(damage(), 0..4),
+        ) {
+            let mut bytes = filled(&choices).encode_to_vec();
+            for damage in &damages {
+                apply(&mut bytes, damage);
+            }
+            let checked = check_decodes(&schema::product_descriptor(), &bytes);
+            let decoded = Product::decode(bytes.as_slice());
+            prop_assert_eq!(checked.is_ok(), decoded.is_ok(), "prost: {:?}", decoded.err());
+        }
+    }
+
+    #[test]
+    fn check_decodes_counts_nesting_as_prost_does() {
+        // Struct -> Value -> ListValue -> Value ... nests three messages a level.
+        use prost_types::value::Kind as JsonKind;
+        let nested = |levels: usize| {
+            (0..levels).fold(prost_types::Value::default(), |inner, _| prost_types::Value {
+                kind: Some(JsonKind::ListValue(prost_types::ListValue { values: vec![inner] })),
+            })
+        };
+        let descriptor = schema::product_descriptor()
+            .parent_pool()
+            .get_message_by_name("google.protobuf.Value")
+            .unwrap();
+        for levels in [10, 49, 50, 51, 60] {
+            let bytes = nested(levels).encode_to_vec();
+            assert_eq!(
+                check_decodes(&descriptor, &bytes).is_ok(),
+                prost_types::Value::decode(bytes.as_slice()).is_ok(),
+                "{levels} levels"
+            );
+        }
+    }
 
     #[test]
     fn reads_every_wire_type_and_hands_back_each_field_as_encoded() {

@@ -174,11 +174,17 @@ pub struct StoredProduct {
 
 impl StoredProduct {
     pub fn decode(&self) -> Result<Product, StoreError> {
-        Product::decode(self.bytes.as_ref()).map_err(|e| StoreError::Corrupt {
-            key: self.id.clone(),
-            reason: e.to_string(),
-        })
+        decode_stored(&self.id, &self.bytes)
     }
+}
+
+/// The product stored as `bytes` under `id`; bytes that do not decode are
+/// [`StoreError::Corrupt`].
+pub fn decode_stored(id: &str, bytes: &[u8]) -> Result<Product, StoreError> {
+    Product::decode(bytes).map_err(|e| StoreError::Corrupt {
+        key: id.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 /// A long-running operation as the store keeps it. The store knows only
@@ -210,8 +216,19 @@ pub trait Products: Send + Sync + 'static {
     /// What a conditional write must match: the stored state it was decided on.
     type Version: Send + Sync;
 
-    /// The product with this id, if any.
-    fn get(&self, id: &str) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
+    /// The product with this id, if any, as stored (not decoded): its
+    /// `producthub.v1.Product` encoding.
+    fn get_stored(&self, id: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
+
+    /// [`Products::get_stored`], decoded.
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send {
+        async move {
+            let Some(bytes) = self.get_stored(id).await? else {
+                return Ok(None);
+            };
+            decode_stored(id, &bytes).map(Some)
+        }
+    }
 
     /// Up to `limit` products whose ids sort after `after_id` (from the first
     /// when `None`), in ascending id order, as stored (not decoded).

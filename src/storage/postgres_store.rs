@@ -770,15 +770,14 @@ impl Products for PostgresStore {
     /// delete and re-create, so a stale decision cannot match (no ABA).
     type Version = i64;
 
-    async fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
+    async fn get_stored(&self, id: &str) -> Result<Option<Bytes>, StoreError> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached("SELECT data FROM products WHERE id = $1")
             .await
             .map_err(read_error)?;
         let row = client.query_opt(&statement, &[&id]).await.map_err(read_error)?;
-        row.map(|row| Product::decode(row.get::<_, &[u8]>(0)).map_err(|e| corrupt(id, e)))
-            .transpose()
+        Ok(row.map(|row| Bytes::copy_from_slice(row.get::<_, &[u8]>(0))))
     }
 
     async fn scan_stored(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<StoredProduct>, StoreError> {

@@ -744,8 +744,10 @@ impl Products for SledStore {
     /// The stored bytes: a swap succeeds only if they are unchanged.
     type Version = sled::IVec;
 
-    async fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
-        read_product(&self.products, id)
+    async fn get_stored(&self, id: &str) -> Result<Option<Bytes>, StoreError> {
+        // Shares sled's buffer instead of copying it.
+        let stored = self.products.get(id.as_bytes()).map_err(backend)?;
+        Ok(stored.map(Bytes::from_owner))
     }
 
     async fn scan_stored(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<StoredProduct>, StoreError> {

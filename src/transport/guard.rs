@@ -27,6 +27,7 @@ use tonic::body::Body;
 use tower::{Layer, Service};
 
 use super::auth::{self, CallerScope, Needs, Scope, Tokens};
+use super::grpc_frame::{self, HEADER};
 use super::status::refusal_status;
 
 /// Why a call was turned away at the door.
@@ -232,11 +233,11 @@ impl RequestBytes {
     /// message length it declares; the body is handed back whole.
     async fn charge(&self, mut body: Body) -> Result<(Body, Option<OwnedSemaphorePermit>), Refusal> {
         let mut seen: Vec<Bytes> = Vec::new();
-        let mut header = [0u8; FRAME_HEADER];
+        let mut header = [0u8; HEADER];
         let mut have = 0;
         let mut trailers = None;
         let (mut failed, mut ended) = (None, false);
-        while have < FRAME_HEADER {
+        while have < HEADER {
             let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
             let frame = match frame {
                 Some(Ok(frame)) => frame,
@@ -252,7 +253,7 @@ impl RequestBytes {
             };
             match frame.into_data() {
                 Ok(data) => {
-                    let take = (FRAME_HEADER - have).min(data.len());
+                    let take = (HEADER - have).min(data.len());
                     header[have..have + take].copy_from_slice(&data[..take]);
                     have += take;
                     seen.push(data);
@@ -270,10 +271,10 @@ impl RequestBytes {
             failed,
             rest: (!ended).then_some(body),
         });
-        if have < FRAME_HEADER {
+        // A body that ended before a whole header is tonic's to refuse.
+        let Some((_, message_bytes)) = grpc_frame::header(&header[..have]) else {
             return Ok((replayed, None));
-        }
-        let message_bytes = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        };
         Ok((replayed, self.charge_len(message_bytes)?))
     }
 
@@ -303,9 +304,6 @@ impl RequestBytes {
 /// they hold (512 × 64 KiB = 32 MiB), and a cheap call must never find the
 /// budget taken by large ones.
 const UNCHARGED_MESSAGE_BYTES: usize = 64 * 1024;
-
-/// A gRPC message's frame header: a compression flag and a 4-byte length.
-const FRAME_HEADER: usize = 5;
 
 /// A request body whose first frames were read already, given again first.
 struct Replay {

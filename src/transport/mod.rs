@@ -9,12 +9,14 @@ mod auth;
 mod call_log;
 mod connections;
 mod deadline;
+mod grpc_frame;
 mod guard;
 pub mod metrics;
 pub mod rest;
 mod server;
 mod service;
 mod status;
+mod stored_get;
 pub mod webhooks;
 
 pub use auth::{Scope, Tokens, TokensError};

@@ -17,6 +17,7 @@ use super::deadline::DeadlineLayer;
 use super::guard::GuardLayer;
 use super::rest::RestLayer;
 use super::service::{OperationsApi, ProductApi};
+use super::stored_get::StoredGet;
 use crate::catalog::Catalog;
 use crate::pb::FILE_DESCRIPTOR_SET;
 use crate::pb::google::longrunning::operations_server::OperationsServer;
@@ -117,6 +118,7 @@ pub async fn serve_grpc<S: ProductStore>(
     let products = ProductServiceServer::new(ProductApi::new(catalog.clone()))
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(usize::MAX);
+    let products = StoredGet::new(products, catalog.clone(), options.max_message_bytes);
     let operations = OperationsServer::new(OperationsApi::new(catalog.clone()))
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(usize::MAX);

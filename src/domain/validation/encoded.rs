@@ -22,7 +22,7 @@ use super::{
 };
 use crate::domain::FieldViolation;
 use crate::domain::schema::{self, FieldInfo};
-use crate::domain::wire::{self, Malformed, WireField, WireValue};
+use crate::domain::wire::{self, Malformed, ScalarEncoding, WireField, WireValue};
 
 // The field numbers of the well-known types the rules look inside: fixed by
 // `google/protobuf/struct.proto`, which can never renumber them.
@@ -107,8 +107,8 @@ fn check_list(
 ) -> Result<(), Malformed> {
     let mut items = Vec::with_capacity(occurrences.len());
     for (_, occurrence) in occurrences {
-        match (occurrence, packed_width(kind)) {
-            (WireValue::LengthDelimited(packed), Some(width)) => unpack(packed, width, &mut items)?,
+        match (occurrence, ScalarEncoding::of(kind)) {
+            (WireValue::LengthDelimited(packed), Some(encoding)) => wire::unpack(packed, encoding, &mut items)?,
             (item, _) => items.push(*item),
         }
     }
@@ -123,41 +123,6 @@ fn check_list(
 
 /// How a packed list of `kind` holds its items; `None` for kinds that are
 /// never packed (strings, bytes, messages).
-fn packed_width(kind: &Kind) -> Option<PackedWidth> {
-    match kind {
-        Kind::String | Kind::Bytes | Kind::Message(_) => None,
-        Kind::Double | Kind::Fixed64 | Kind::Sfixed64 => Some(PackedWidth::Fixed64),
-        Kind::Float | Kind::Fixed32 | Kind::Sfixed32 => Some(PackedWidth::Fixed32),
-        _ => Some(PackedWidth::Varint),
-    }
-}
-
-#[derive(Clone, Copy)]
-enum PackedWidth {
-    Varint,
-    Fixed64,
-    Fixed32,
-}
-
-fn unpack<'a>(mut packed: &'a [u8], width: PackedWidth, items: &mut Vec<WireValue<'a>>) -> Result<(), Malformed> {
-    while !packed.is_empty() {
-        items.push(match width {
-            PackedWidth::Varint => WireValue::Varint(prost::encoding::decode_varint(&mut packed)?),
-            PackedWidth::Fixed64 => {
-                let (bytes, rest) = packed.split_first_chunk::<8>().ok_or(Malformed)?;
-                packed = rest;
-                WireValue::Fixed64(u64::from_le_bytes(*bytes))
-            }
-            PackedWidth::Fixed32 => {
-                let (bytes, rest) = packed.split_first_chunk::<4>().ok_or(Malformed)?;
-                packed = rest;
-                WireValue::Fixed32(u32::from_le_bytes(*bytes))
-            }
-        });
-    }
-    Ok(())
-}
-
 fn check_map(
     info: &FieldInfo,
     entries: Occurrences,

@@ -8,16 +8,8 @@ use prost_reflect::MessageDescriptor;
 use tonic::Status;
 use tonic::body::Body;
 
-const HEADER: usize = 5;
-
-/// One uncompressed message, framed.
-pub fn frame(message: &[u8]) -> Bytes {
-    let mut framed = BytesMut::with_capacity(HEADER + message.len());
-    framed.extend_from_slice(&[0]);
-    framed.extend_from_slice(&u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes());
-    framed.extend_from_slice(message);
-    framed.freeze()
-}
+pub use crate::transport::grpc_frame::frame;
+use crate::transport::grpc_frame::{self, HEADER};
 
 /// Messages taken from the bytes of a body as they arrive.
 #[derive(Default)]
@@ -31,13 +23,12 @@ impl Deframer {
     }
 
     fn next(&mut self) -> Result<Option<Bytes>, Status> {
-        if self.buffer.len() < HEADER {
+        let Some((flag, length)) = grpc_frame::header(&self.buffer) else {
             return Ok(None);
-        }
-        if self.buffer[0] != 0 {
+        };
+        if flag != 0 {
             return Err(Status::internal("the call answered with a compressed message"));
         }
-        let length = u32::from_be_bytes([self.buffer[1], self.buffer[2], self.buffer[3], self.buffer[4]]) as usize;
         if self.buffer.len() < HEADER + length {
             return Ok(None);
         }
