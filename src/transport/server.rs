@@ -1,5 +1,6 @@
 //! The gRPC server: TLS, the REST transcoder, the call-log, deadline and guard
-//! layers, health, reflection, ProductService, the Operations service, and a graceful shutdown bounded by a grace period.
+//! layers, health, reflection, ProductService (GetProduct answered from the stored bytes by
+//! `StoredGet`), the Operations service, and a graceful shutdown bounded by a grace period.
 //! Choosing the store and starting the background tasks is the app's
 //! business (`app`), not this module's.
 
