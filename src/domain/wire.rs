@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn check_decodes_counts_nesting_as_prost_does() {
-        // Struct -> Value -> ListValue -> Value ... nests three messages a level.
+        // Value -> ListValue -> Value ... nests two messages a level.
         use prost_types::value::Kind as JsonKind;
         let nested = |levels: usize| {
             (0..levels).fold(prost_types::Value::default(), |inner, _| prost_types::Value {

@@ -9,7 +9,8 @@
 //! request is read to the end of its body, every message in it decoded,
 //! over-size and compressed-flag messages refused with tonic's words, errors
 //! sent trailers-only. Requests this service does not take (other methods; a
-//! request declaring a `grpc-encoding`, which tonic refuses in its own words)
+//! request declaring a `grpc-encoding` other than `identity`, which tonic
+//! refuses in its own words)
 //! go on to the generated service.
 
 use std::convert::Infallible;
@@ -18,7 +19,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{BoxFuture, Either};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use prost::Message;
 use tonic::Status;
 use tonic::body::Body;
@@ -105,38 +106,36 @@ where
 }
 
 /// The first message of a unary request's body, read to its end as tonic
-/// reads it: each message decoded as it completes, a message left unfinished
-/// by the end of the body an error.
+/// reads it: each message decoded as it completes; the body ends at its
+/// end, at trailers or when the caller cancels, and a message left unfinished
+/// by its plain end is an error. The bytes waiting are kept in one growing
+/// buffer, so a message sent in many small frames costs no more than one.
 async fn read_request(mut body: Body, limit: usize) -> Result<GetProductRequest, Status> {
-    let mut pending = Bytes::new();
+    let mut pending = BytesMut::new();
     let mut first = None;
     loop {
         while let Some(message) = next_message(&mut pending, limit)? {
             let request = GetProductRequest::decode(message).map_err(|e| malformed_status(e.to_string()))?;
             first.get_or_insert(request);
         }
-        let Some(frame) = body.frame().await else { break };
-        // Trailers carry metadata only; GetProduct reads none.
-        if let Ok(data) = frame?.into_data() {
-            pending = if pending.is_empty() {
-                data
-            } else {
-                let mut joined = BytesMut::with_capacity(pending.len() + data.len());
-                joined.extend_from_slice(&pending);
-                joined.extend_from_slice(&data);
-                joined.freeze()
-            };
+        let frame = match body.frame().await {
+            None if !pending.is_empty() => return Err(Status::internal("Unexpected EOF decoding stream.")),
+            None => break,
+            Some(Err(status)) if status.code() == tonic::Code::Cancelled => break,
+            Some(frame) => frame?,
+        };
+        match frame.into_data() {
+            Ok(data) => pending.extend_from_slice(&data),
+            // Trailers end the body and carry metadata only; GetProduct reads none.
+            Err(_) => break,
         }
-    }
-    if !pending.is_empty() {
-        return Err(Status::internal("Unexpected EOF decoding stream."));
     }
     first.ok_or_else(|| Status::internal("Missing request message."))
 }
 
 /// Takes the next whole message off the front of `pending`, if one is there.
 /// A header is judged as soon as it is all there, before its message arrives.
-fn next_message(pending: &mut Bytes, limit: usize) -> Result<Option<Bytes>, Status> {
+fn next_message(pending: &mut BytesMut, limit: usize) -> Result<Option<Bytes>, Status> {
     let Some((flag, length)) = grpc_frame::header(pending) else {
         return Ok(None);
     };
@@ -160,17 +159,25 @@ fn next_message(pending: &mut Bytes, limit: usize) -> Result<Option<Bytes>, Stat
         )));
     }
     if pending.len() < HEADER + length {
+        // Room for the whole message once, rather than growth by doubling.
+        pending.reserve(HEADER + length - pending.len());
         return Ok(None);
     }
     let mut message = pending.split_to(HEADER + length);
-    Ok(Some(message.split_off(HEADER)))
+    Ok(Some(message.split_off(HEADER).freeze()))
 }
 
 /// A successful unary answer: `message`, then an OK status in the trailers.
 fn unary_answer(message: &[u8]) -> http::Response<Body> {
     let mut trailers = http::HeaderMap::new();
     trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
-    let body = Full::new(grpc_frame::frame(message)).with_trailers(std::future::ready(Some(Ok(trailers))));
+    // A stream rather than one `Full` body: its size is not known ahead, so
+    // hyper sends no `content-length`, as with tonic's own answers.
+    let frames: [Result<_, Status>; 2] = [
+        Ok(http_body::Frame::data(grpc_frame::frame(message))),
+        Ok(http_body::Frame::trailers(trailers)),
+    ];
+    let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
     let mut response = http::Response::new(Body::new(body));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -216,11 +223,24 @@ mod tests {
     /// Request headers to add: name and value.
     type Headers = Vec<(&'static str, &'static str)>;
 
-    async fn seen<Svc>(service: Svc, body: &[Bytes], headers: &[(&'static str, &'static str)]) -> Seen
+    /// How a request body ends after its data.
+    #[derive(Clone, Copy, Debug)]
+    enum End {
+        Plain,
+        Trailers,
+        Cancelled,
+    }
+
+    async fn seen<Svc>(service: Svc, body: &[Bytes], headers: &[(&'static str, &'static str)], end: End) -> Seen
     where
         Svc: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
     {
-        let chunks: Vec<Result<_, Status>> = body.iter().cloned().map(http_body::Frame::data).map(Ok).collect();
+        let mut chunks: Vec<Result<_, Status>> = body.iter().cloned().map(http_body::Frame::data).map(Ok).collect();
+        match end {
+            End::Plain => {}
+            End::Trailers => chunks.push(Ok(http_body::Frame::trailers(http::HeaderMap::new()))),
+            End::Cancelled => chunks.push(Err(Status::cancelled("the client went away"))),
+        }
         let mut request = http::Request::post(format!("http://test{GET_PRODUCT_PATH}"))
             .header("content-type", "application/grpc")
             .body(Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(
@@ -281,6 +301,9 @@ mod tests {
         compressed[0] = 1;
         let mut bad_flag = whole.to_vec();
         bad_flag[0] = 7;
+        // A name near the limit: read a byte a frame, it must still be read in linear time.
+        let long_name = get(&format!("products/{}", "n".repeat(LIMIT - 100)));
+        let bytewise = |message: &Bytes| (0..message.len()).map(|i| message.slice(i..=i)).collect::<Vec<_>>();
         let mut too_long = vec![0, 0, 0, 0x20, 0];
         too_long.extend([0x0a, 1, b'x']);
         let cases: Vec<(&str, Vec<Bytes>, Headers)> = vec![
@@ -317,14 +340,36 @@ mod tests {
             ("invalid flag", vec![bad_flag.into()], vec![]),
             ("too long", vec![too_long.into()], vec![]),
             ("declared gzip", vec![whole.clone()], vec![("grpc-encoding", "gzip")]),
+            ("a byte a frame", bytewise(&whole), vec![]),
+            ("a long name a byte a frame", bytewise(&long_name), vec![]),
         ];
         for (case, body, headers) in cases {
-            let expected = seen(CallLogLayer.layer(generated.clone()), &body, &headers).await;
-            let answered = seen(CallLogLayer.layer(stored.clone()), &body, &headers).await;
+            let expected = seen(CallLogLayer.layer(generated.clone()), &body, &headers, End::Plain).await;
+            let answered = seen(CallLogLayer.layer(stored.clone()), &body, &headers, End::Plain).await;
             assert_eq!(answered, expected, "{case}");
         }
-        let found = seen(stored, &[whole], &[]).await;
+        let endings: Vec<(&str, Vec<Bytes>, End)> = vec![
+            ("whole, then trailers", vec![whole.clone()], End::Trailers),
+            ("half, then trailers", vec![whole.slice(..7)], End::Trailers),
+            ("nothing, then trailers", vec![], End::Trailers),
+            ("whole, then cancelled", vec![whole.clone()], End::Cancelled),
+            ("half, then cancelled", vec![whole.slice(..7)], End::Cancelled),
+        ];
+        for (case, body, end) in endings {
+            let expected = seen(CallLogLayer.layer(generated.clone()), &body, &[], end).await;
+            let answered = seen(CallLogLayer.layer(stored.clone()), &body, &[], end).await;
+            assert_eq!(answered, expected, "{case}");
+        }
+        let found = seen(stored, &[whole], &[], End::Plain).await;
         assert_eq!(found.data, framed(&product.encode_to_vec()), "the stored bytes, framed");
+    }
+
+    /// hyper adds `content-length` to an answer whose size is known ahead;
+    /// tonic's answers carry none, so this one must not either.
+    #[test]
+    fn an_answer_does_not_tell_its_size_ahead() {
+        use http_body::Body as _;
+        assert_eq!(unary_answer(b"stored").body().size_hint().exact(), None);
     }
 
     #[test]

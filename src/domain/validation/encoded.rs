@@ -121,8 +121,6 @@ fn check_list(
     Ok(())
 }
 
-/// How a packed list of `kind` holds its items; `None` for kinds that are
-/// never packed (strings, bytes, messages).
 fn check_map(
     info: &FieldInfo,
     entries: Occurrences,
