@@ -409,6 +409,7 @@ fn tls_files(args: &ServeArgs) -> Result<Option<TlsFiles>, String> {
 }
 
 fn main() -> ExitCode {
+    producthub::app::keep_memory_in_small_pages();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => exit_with(error),

@@ -130,6 +130,10 @@ enum Mode {
         /// Catalog sizes to measure, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
         sizes: Vec<u64>,
+        /// Build the catalog in this (new or empty) directory and leave it
+        /// there, to look at afterwards (a server started on it, its files).
+        #[arg(long)]
+        keep_data: Option<PathBuf>,
     },
     /// ImportVendorProducts' rate against a fake Cryptlex with a latency per call.
     Import {
@@ -253,12 +257,14 @@ impl LoadArgs {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // As the server does; inherited by the servers and echoes this starts.
+    producthub::app::keep_memory_in_small_pages();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Mode::EchoServer { durable } => runtime.block_on(echo_server(durable)),
         Mode::Compare(load) => runtime.block_on(compare(load)),
-        Mode::Scale { load, sizes } => runtime.block_on(scale(load, sizes)),
+        Mode::Scale { load, sizes, keep_data } => runtime.block_on(scale(load, sizes, keep_data)),
         Mode::Import {
             load,
             products,
@@ -981,10 +987,20 @@ async fn overwrite_all(channels: &[Channel], count: u64, concurrency: usize) -> 
     .await
 }
 
-async fn scale(load: LoadArgs, sizes: Vec<u64>) -> Result<(), Box<dyn std::error::Error>> {
+async fn scale(load: LoadArgs, sizes: Vec<u64>, keep_data: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
     let binary = server_binary(&load)?;
-    let data = tempfile::tempdir()?;
-    let data_dir = data.path().display().to_string();
+    let temporary = tempfile::tempdir()?;
+    let data_path = match &keep_data {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            if std::fs::read_dir(dir)?.next().is_some() {
+                return Err(format!("--keep-data {}: the directory is not empty", dir.display()).into());
+            }
+            dir.clone()
+        }
+        None => temporary.path().to_path_buf(),
+    };
+    let data_dir = data_path.display().to_string();
     let args = load.serve_args(&data_dir);
     let mut loaded = 0u64;
     let mut sizes = sizes;
@@ -1029,7 +1045,7 @@ async fn scale(load: LoadArgs, sizes: Vec<u64>) -> Result<(), Box<dyn std::error
         .await;
         let rss = restarted.rss_bytes().unwrap_or_default();
         restarted.stop();
-        let disk = dir_bytes(data.path());
+        let disk = dir_bytes(&data_path);
         println!(
             "{size:<9} | {load_rate:>6.0} | {:>6.0} {:>6.2}ms | {:>8.0} {:>6.2}ms | {:>6.0} {:>6.2}ms | {:>6.1} | {:>10.3} | {:.2}",
             ops.get.rate(),
