@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use producthub::app::{Config, ReconcileOptions, StoreChoice, serve};
+use producthub::app::{Config, ReconcileOptions, StoreChoice, checkpoint_storage, serve};
 use producthub::catalog::DEFAULT_MAX_WATCH_STREAMS;
 use producthub::cli;
 use producthub::domain::sync_plan::DriftPolicy;
@@ -495,12 +495,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let after = config.clone();
     let served = runtime.block_on(async {
         let shutdown = shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
         serve(config, shutdown).await.map_err(|e| e.to_string())
     });
+    // Drops every task still holding the store (a connection the grace
+    // period cut off), so the checkpoint can take the data directory.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match served {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            checkpoint_storage(&after);
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             // One line, for people and for scripts alike.
             eprintln!("producthub: {e}");

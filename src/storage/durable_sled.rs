@@ -63,6 +63,24 @@ impl DurableSled {
         Ok(Self { committer, db, journal })
     }
 
+    /// Opens sled in `dir/sled` and closes it again, with no committer:
+    /// opening replays sled's log into a new snapshot, so the next open reads
+    /// that instead of the log. Nothing is written to the database. The
+    /// caller holds the data directory's lock.
+    pub fn checkpoint(dir: &Path, cache_capacity_bytes: u64) -> Result<(), String> {
+        let sled_dir = dir.join(SLED_DIR);
+        if !sled_dir.is_dir() {
+            return Ok(());
+        }
+        let db = sled::Config::new()
+            .path(&sled_dir)
+            .cache_capacity(cache_capacity_bytes)
+            .open()
+            .map_err(|e| e.to_string())?;
+        drop(db);
+        Ok(())
+    }
+
     /// From now on every flush also writes and syncs `journal` (once per
     /// database; a second call is refused). Open it with
     /// [`Self::journal_written_through`].
