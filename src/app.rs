@@ -97,7 +97,7 @@ pub enum ServeError {
 /// heap, and a huge page is resident in full as soon as one byte of it is
 /// touched, while mimalloc's purges of freed memory cannot hand back part of
 /// one: at a million products a server's RSS was 161-164 MB with them and
-/// 128 MB without, at the same request rates (docs/benchmarks.md). Call it
+/// 122.5 MB without, and the request rates rose (docs/benchmarks.md). Call it
 /// first thing in `main`, before the heap grows. Does nothing off Linux.
 pub fn keep_memory_in_small_pages() {
     #[cfg(target_os = "linux")]
@@ -311,14 +311,31 @@ pub fn checkpoint_storage(config: &Config) {
         return;
     }
     let began = std::time::Instant::now();
-    match SledStore::checkpoint(&config.data_dir, &config.sled) {
-        Ok(()) => tracing::info!(
+    let checkpointed = loop {
+        match SledStore::checkpoint(&config.data_dir, &config.sled) {
+            // This process's store is still closing (its last holder was
+            // dropped as the runtime stopped).
+            Err(StoreError::Locked { .. }) if began.elapsed() < CHECKPOINT_WAIT => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other,
+        }
+    };
+    match checkpointed {
+        Ok(true) => tracing::info!(
             took_ms = began.elapsed().as_millis(),
             "checkpointed storage for a quick start"
         ),
+        Ok(false) => {}
+        Err(StoreError::Locked { .. }) => {
+            tracing::warn!("could not checkpoint storage: the store was still open; the next start reads its whole log")
+        }
         Err(error) => tracing::warn!(%error, "could not checkpoint storage; the next start reads its whole log"),
     }
 }
+
+/// How long the checkpoint waits for this process's store to finish closing.
+const CHECKPOINT_WAIT: Duration = Duration::from_secs(1);
 
 /// The HTTP listeners beside gRPC, bound before anything starts.
 struct Listeners {

@@ -495,7 +495,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let after = config.clone();
+    let for_checkpoint = config.clone();
     let served = runtime.block_on(async {
         let shutdown = shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
         serve(config, shutdown).await.map_err(|e| e.to_string())
@@ -505,7 +505,7 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match served {
         Ok(()) => {
-            checkpoint_storage(&after);
+            checkpoint_storage(&for_checkpoint);
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -28,6 +28,31 @@ const SLED_LOG_FILE: &str = "db";
 /// the last flush.
 const JOURNAL_WRITTEN_KEY: &[u8] = b"changes_written_through";
 
+/// Opens sled in `sled_dir`, after removing any snapshot a crash left
+/// unfinished. sled 0.34 writes a snapshot as `snap.{lsn}.generating`, syncs
+/// it and renames it to `snap.{lsn}`, but when it opens it reads the last
+/// `snap.` file by name, and an unfinished `.generating` one sorts after its
+/// finished siblings, so a kill while writing it would make every later open
+/// fail as corrupt. Such a file is never the only copy of anything: the log
+/// it was made from is still there.
+fn open_sled(sled_dir: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, String> {
+    if let Ok(entries) = std::fs::read_dir(sled_dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("snap.") && name.ends_with(".generating") {
+                std::fs::remove_file(entry.path())
+                    .map_err(|e| format!("cannot remove the unfinished snapshot {name}: {e}"))?;
+            }
+        }
+    }
+    sled::Config::new()
+        .path(sled_dir)
+        .cache_capacity(cache_capacity_bytes)
+        .open()
+        .map_err(|e| e.to_string())
+}
+
 /// A sled database in `dir/sled` and the committer that makes its writes durable.
 pub struct DurableSled {
     /// Dropped first (fields drop in order): its thread holds the database.
@@ -41,11 +66,7 @@ impl DurableSled {
     /// most `cache_capacity_bytes`. `dir` must exist.
     pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Self, String> {
         let sled_dir = dir.join(SLED_DIR);
-        let db = sled::Config::new()
-            .path(&sled_dir)
-            .cache_capacity(cache_capacity_bytes)
-            .open()
-            .map_err(|e| e.to_string())?;
+        let db = open_sled(&sled_dir, cache_capacity_bytes)?;
         // The directories' entries for the files sled created must be durable too.
         for directory in [dir, sled_dir.as_path()] {
             File::open(directory)
@@ -65,20 +86,15 @@ impl DurableSled {
 
     /// Opens sled in `dir/sled` and closes it again, with no committer:
     /// opening replays sled's log into a new snapshot, so the next open reads
-    /// that instead of the log. Nothing is written to the database. The
-    /// caller holds the data directory's lock.
-    pub fn checkpoint(dir: &Path, cache_capacity_bytes: u64) -> Result<(), String> {
+    /// that instead of the log; no key changes. False if there is no sled
+    /// database there. The caller holds the data directory's lock.
+    pub fn checkpoint(dir: &Path, cache_capacity_bytes: u64) -> Result<bool, String> {
         let sled_dir = dir.join(SLED_DIR);
         if !sled_dir.is_dir() {
-            return Ok(());
+            return Ok(false);
         }
-        let db = sled::Config::new()
-            .path(&sled_dir)
-            .cache_capacity(cache_capacity_bytes)
-            .open()
-            .map_err(|e| e.to_string())?;
-        drop(db);
-        Ok(())
+        drop(open_sled(&sled_dir, cache_capacity_bytes)?);
+        Ok(true)
     }
 
     /// From now on every flush also writes and syncs `journal` (once per

@@ -415,10 +415,11 @@ impl SledStore {
     /// the last one (about a second after a million writes here; a restart
     /// after this reads only the snapshot). It takes the directory's lock and
     /// has sled open and close once, which replays the log into a new
-    /// snapshot; what it reads is what a start would read, and a crash in the
-    /// middle leaves the directory as it found it (sled renames a finished
-    /// snapshot into place). `Locked` while a store has the directory open.
-    pub fn checkpoint(dir: &Path, options: &SledOptions) -> Result<(), StoreError> {
+    /// snapshot; no key changes. A crash in the middle leaves at most an
+    /// unfinished snapshot, which the next open removes (see
+    /// `DurableSled::open`). False if the directory holds no sled database;
+    /// `Locked` while a store has it open.
+    pub fn checkpoint(dir: &Path, options: &SledOptions) -> Result<bool, StoreError> {
         let _lock = lock_dir(dir)?;
         DurableSled::checkpoint(dir, options.cache_capacity_bytes).map_err(|reason| StoreError::Open {
             dir: dir.display().to_string(),
@@ -650,9 +651,6 @@ fn link_key((vendor, remote_id): &Link) -> Vec<u8> {
     key
 }
 
-/// Builds the `links` index from the products, once per data directory
-/// (directories written before the index existed). The first product (in id
-/// order) holding a copy keeps it.
 /// Takes the data directory's lock file, which a store holds while open.
 fn lock_dir(dir: &Path) -> Result<File, StoreError> {
     let shown = dir.display().to_string();
@@ -673,6 +671,9 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
     }
 }
 
+/// Builds the `links` index from the products, once per data directory
+/// (directories written before the index existed). The first product (in id
+/// order) holding a copy keeps it.
 fn index_links(db: &sled::Db, products: &sled::Tree, links: &sled::Tree) -> Result<(), StoreError> {
     if db.contains_key(LINKS_INDEXED_KEY).map_err(backend)? {
         return Ok(());
