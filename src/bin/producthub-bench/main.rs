@@ -13,8 +13,9 @@
 //!   UPDATE (c) and SELECT (d) as the database's ceilings, and the same calls
 //!   on the PostgreSQL backend.
 //! - `scale`: loads 10k, 100k, 1M... products and reports per-operation cost,
-//!   server RSS, start-up time and disk bytes per logical byte after a full
-//!   overwrite pass.
+//!   server RSS, the clean stop after a full overwrite pass (which ends with
+//!   sled's checkpoint), the start-up time that follows, and disk bytes per
+//!   logical byte.
 //! - `import`: ImportVendorProducts (plan, first run, second run) against a
 //!   fake Cryptlex that answers each call after a fixed latency, in vendor
 //!   products per second, beside the vendor's own bound (its pages × latency).
@@ -1006,7 +1007,7 @@ async fn scale(load: LoadArgs, sizes: Vec<u64>, keep_data: Option<PathBuf>) -> R
     let mut sizes = sizes;
     sizes.sort_unstable();
     println!(
-        "size      | load/s | get/s  get p99 | update/s upd p99 | list/s list p99 | RSS MB | start-up s | disk/logical"
+        "size      | load/s | get/s  get p99 | update/s upd p99 | list/s list p99 | RSS MB | stop s | start-up s | disk/logical"
     );
     for size in sizes {
         let server = Process::start(&binary, &args)?;
@@ -1021,7 +1022,10 @@ async fn scale(load: LoadArgs, sizes: Vec<u64>, keep_data: Option<PathBuf>) -> R
         let ops = measure_products(&short, &channels, size, u64::MAX / 2).await;
         overwrite_all(&channels, size, load.concurrency).await?;
         let logical = size * sample_product(0).encoded_len() as u64;
+        // A clean stop ends with sled's checkpoint, which the start below saves.
+        let stopping = Instant::now();
         server.stop();
+        let stop = stopping.elapsed();
         // Start-up with this much data, then memory once serving.
         let restarted = Process::start(&binary, &args)?;
         let startup = restarted.started_in;
@@ -1047,7 +1051,7 @@ async fn scale(load: LoadArgs, sizes: Vec<u64>, keep_data: Option<PathBuf>) -> R
         restarted.stop();
         let disk = dir_bytes(&data_path);
         println!(
-            "{size:<9} | {load_rate:>6.0} | {:>6.0} {:>6.2}ms | {:>8.0} {:>6.2}ms | {:>6.0} {:>6.2}ms | {:>6.1} | {:>10.3} | {:.2}",
+            "{size:<9} | {load_rate:>6.0} | {:>6.0} {:>6.2}ms | {:>8.0} {:>6.2}ms | {:>6.0} {:>6.2}ms | {:>6.1} | {:>6.3} | {:>10.3} | {:.2}",
             ops.get.rate(),
             ops.get.percentile_ms(0.99),
             ops.update.rate(),
@@ -1055,6 +1059,7 @@ async fn scale(load: LoadArgs, sizes: Vec<u64>, keep_data: Option<PathBuf>) -> R
             ops.list.rate(),
             ops.list.percentile_ms(0.99),
             rss as f64 / 1e6,
+            stop.as_secs_f64(),
             startup.as_secs_f64(),
             disk as f64 / logical as f64,
         );
