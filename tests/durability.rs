@@ -5,7 +5,9 @@ mod common;
 use std::process::Command;
 
 use common::Server;
-use producthub::pb::GetProductRequest;
+use producthub::pb::product_service_client::ProductServiceClient;
+use producthub::pb::{GetProductRequest, Product};
+use tonic::transport::Channel;
 
 use common::create_named as create;
 
@@ -23,14 +25,7 @@ async fn data_survives_a_graceful_restart() {
 
     let server = Server::start(dir.path());
     let mut client = server.client().await;
-    let fetched = client
-        .get_product(GetProductRequest {
-            name: "products/keep".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(fetched, created);
+    assert_eq!(read(&mut client, "products/keep").await, created);
 }
 
 /// sled writes the snapshot of its page table only while it opens; a clean
@@ -71,14 +66,7 @@ async fn a_clean_shutdown_leaves_a_snapshot_of_every_write() {
     let server = Server::start(dir.path());
     let mut client = server.client().await;
     for product in created {
-        let fetched = client
-            .get_product(GetProductRequest {
-                name: product.name.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(fetched, product);
+        assert_eq!(read(&mut client, &product.name).await, product);
     }
 }
 
@@ -99,14 +87,15 @@ async fn an_unfinished_snapshot_from_a_kill_is_left_out() {
     let server = Server::start(dir.path());
     assert!(!unfinished.exists());
     let mut client = server.client().await;
-    let fetched = client
-        .get_product(GetProductRequest {
-            name: "products/after-kill".into(),
-        })
+    assert_eq!(read(&mut client, "products/after-kill").await, created);
+}
+
+async fn read(client: &mut ProductServiceClient<Channel>, name: &str) -> Product {
+    client
+        .get_product(GetProductRequest { name: name.into() })
         .await
         .unwrap()
-        .into_inner();
-    assert_eq!(fetched, created);
+        .into_inner()
 }
 
 /// sled's snapshot files, named `snap.` and their log position in hex (so
@@ -190,12 +179,19 @@ fn a_data_directory_from_a_newer_producthub_is_refused_clearly() {
 #[tokio::test(flavor = "current_thread")]
 async fn shutdown_is_bounded_by_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(dir.path(), &["--shutdown-grace-secs", "1"]);
+    let (server, lines) = Server::start_logged(dir.path(), &["--shutdown-grace-secs", "1"]);
     let mut client = server.client().await;
     client.create_product(create("held")).await.unwrap();
     // Blocks this (only) runtime thread: the client's connection is not driven.
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
+    // The cut-off connection still held the store; stopping the runtime let
+    // it go, so the checkpoint got the data directory.
+    let lines: Vec<String> = lines.iter().collect();
+    assert!(
+        lines.iter().any(|line| line.contains("checkpointed storage")),
+        "{lines:#?}"
+    );
 }
 
 #[test]

@@ -36,21 +36,32 @@ const JOURNAL_WRITTEN_KEY: &[u8] = b"changes_written_through";
 /// fail as corrupt. Such a file is never the only copy of anything: the log
 /// it was made from is still there.
 fn open_sled(sled_dir: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, String> {
-    if let Ok(entries) = std::fs::read_dir(sled_dir) {
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with("snap.") && name.ends_with(".generating") {
-                std::fs::remove_file(entry.path())
-                    .map_err(|e| format!("cannot remove the unfinished snapshot {name}: {e}"))?;
-            }
-        }
-    }
+    remove_unfinished_snapshots(sled_dir)?;
     sled::Config::new()
         .path(sled_dir)
         .cache_capacity(cache_capacity_bytes)
         .open()
         .map_err(|e| e.to_string())
+}
+
+fn remove_unfinished_snapshots(sled_dir: &Path) -> Result<(), String> {
+    let unreadable = |e: std::io::Error| format!("cannot read {}: {e}", sled_dir.display());
+    let entries = match std::fs::read_dir(sled_dir) {
+        Ok(entries) => entries,
+        // A new database: sled creates the directory.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(unreadable(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(unreadable)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| format!("cannot remove the unfinished snapshot {name}: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// A sled database in `dir/sled` and the committer that makes its writes durable.
