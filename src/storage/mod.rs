@@ -33,7 +33,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 
 pub use durable_sled::DurableSled;
-pub use postgres_store::{PostgresOptions, PostgresStore, redact_url};
+pub use postgres_store::{PostgresOptions, PostgresStore, redact_url, statements as postgres_statements};
 pub use sled_store::{SledOptions, SledStore};
 
 use bytes::Bytes;
