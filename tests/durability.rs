@@ -16,12 +16,7 @@ use common::create_named as create;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_survives_a_graceful_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
-    let mut client = server.client().await;
-    let created = client.create_product(create("keep")).await.unwrap().into_inner();
-    drop(client);
-    let status = server.terminate();
-    assert!(status.success(), "SIGTERM exits 0, got {status:?}");
+    let created = create_then_stop(dir.path(), "keep").await;
 
     let server = Server::start(dir.path());
     let mut client = server.client().await;
@@ -76,11 +71,7 @@ async fn a_clean_shutdown_leaves_a_snapshot_of_every_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unfinished_snapshot_from_a_kill_is_left_out() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
-    let mut client = server.client().await;
-    let created = client.create_product(create("after-kill")).await.unwrap().into_inner();
-    drop(client);
-    assert!(server.terminate().success());
+    let created = create_then_stop(dir.path(), "after-kill").await;
     let unfinished = dir.path().join("sled").join("snap.FFFFFFFFFFFFFFFF.generating");
     std::fs::write(&unfinished, b"cut short").unwrap();
 
@@ -88,6 +79,18 @@ async fn an_unfinished_snapshot_from_a_kill_is_left_out() {
     assert!(!unfinished.exists());
     let mut client = server.client().await;
     assert_eq!(read(&mut client, "products/after-kill").await, created);
+}
+
+/// Starts a server on `data_dir`, creates `products/{id}` and stops the
+/// server with SIGTERM, asserting a clean exit; the product as created.
+async fn create_then_stop(data_dir: &std::path::Path, id: &str) -> Product {
+    let server = Server::start(data_dir);
+    let mut client = server.client().await;
+    let created = client.create_product(create(id)).await.unwrap().into_inner();
+    drop(client);
+    let status = server.terminate();
+    assert!(status.success(), "SIGTERM exits 0, got {status:?}");
+    created
 }
 
 async fn read(client: &mut ProductServiceClient<Channel>, name: &str) -> Product {
