@@ -31,6 +31,9 @@
 //!   whether new clients get in.
 //! - `store` (in [`store`]): the sled store's write path in process, with the
 //!   change log on and off, so the log's cost shows without a network.
+//! - `sled` (in [`sled_alone`]): sled alone under `scale`'s workload, without
+//!   producthub: its disk per logical byte and the cost of a page's reads,
+//!   the floor under `scale`'s disk and List figures.
 //! - `sync` (in [`sync`]): the sync worker's delivery rate per vendor against
 //!   the suite's fake vendors with a latency per call, then with one vendor
 //!   stalled.
@@ -65,6 +68,7 @@ use tonic::{Request, Response, Status};
 
 mod flood;
 mod h2load;
+mod sled_alone;
 mod store;
 mod sync;
 
@@ -196,6 +200,9 @@ enum Mode {
     /// The sled store's write path in process, with the change log on and
     /// off: updates per second and CPU time per update.
     Store(store::StoreArgs),
+    /// sled alone under `scale`'s workload: disk per logical byte and the
+    /// cost of reading a 50-product page, as the catalog grows.
+    Sled(sled_alone::SledArgs),
     /// (Internal) an echo server; with --durable, each payload is made durable first.
     #[command(hide = true)]
     EchoServer {
@@ -277,6 +284,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             latency_ms,
         } => runtime.block_on(reconcile(load, products, Duration::from_millis(latency_ms))),
         Mode::Store(args) => runtime.block_on(store::store(args)),
+        Mode::Sled(args) => runtime.block_on(sled_alone::sled_alone(args)),
         Mode::H2load { load, h2 } => runtime.block_on(h2load::h2load(load, h2)),
         Mode::Sync {
             load,

@@ -134,7 +134,7 @@ async fn run_tasks(
 }
 
 /// This process's CPU time so far, user and system.
-fn cpu_time() -> Duration {
+pub(super) fn cpu_time() -> Duration {
     // SAFETY: rusage is plain integers, for which all zeroes is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: RUSAGE_SELF (every thread of this process) with a valid pointer.
