@@ -133,7 +133,8 @@ struct ServeArgs {
     #[arg(long, env = "PRODUCTHUB_STORE")]
     store: Option<String>,
 
-    /// Connections to PostgreSQL per replica (with --store postgres://...).
+    /// Pooled connections to PostgreSQL per replica (with --store
+    /// postgres://...), besides the 4 that GetProduct's reads share.
     #[arg(long, env = "PRODUCTHUB_STORE_POOL_SIZE", default_value_t = 16)]
     store_pool_size: usize,
 

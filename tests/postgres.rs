@@ -365,3 +365,60 @@ async fn an_import_is_taken_over_when_its_replica_dies() {
     }
     assert_eq!(held.len(), CATALOG, "every vendor product imported once");
 }
+
+/// The database ends every session producthub has (a restart, an
+/// administrator's `pg_terminate_backend`): the calls caught on a dead
+/// connection fail as unavailable, and the replica carries on over new ones,
+/// the connections its reads share included, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_the_database_ends_are_replaced() {
+    let (servers, _dirs, store) = replicas("terminated", 1, &[]);
+    let mut client = servers[0].client().await;
+    let created = client.create_product(counter("kept")).await.unwrap().into_inner();
+    let get = || GetProductRequest {
+        name: "products/kept".into(),
+    };
+    // More reads than there are shared connections, so each one is open.
+    for _ in 0..16 {
+        client.get_product(get()).await.unwrap();
+    }
+    let admin = std::env::var("PRODUCTHUB_TEST_POSTGRES_URL").unwrap();
+    let database = store.rsplit_once('/').unwrap().1.split('?').next().unwrap().to_string();
+    let output = std::process::Command::new("psql")
+        .arg(&admin)
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-t", "-c"])
+        .arg(format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+        ))
+        .output()
+        .expect("run psql");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let ended: u32 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap();
+    assert!(ended >= 2, "only {ended} sessions were ended");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut in_a_row = 0;
+    while in_a_row < 16 {
+        match client.get_product(get()).await {
+            Ok(product) => {
+                assert_eq!(product.into_inner(), created, "nothing was damaged");
+                in_a_row += 1;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(Instant::now() < deadline, "never recovered: {status:?}");
+                in_a_row = 0;
+            }
+        }
+    }
+    let mut written = None;
+    while written.is_none() {
+        match client.create_product(counter("after")).await {
+            Ok(product) => written = Some(product),
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(Instant::now() < deadline, "writes never recovered: {status:?}");
+            }
+        }
+    }
+}

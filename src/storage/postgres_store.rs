@@ -65,7 +65,8 @@ use crate::pb::{Product, Vendor};
 pub struct PostgresOptions {
     /// `postgres://user:password@host:port/database` (libpq's URL form).
     pub url: String,
-    /// Connections this replica keeps open.
+    /// Pooled connections this replica keeps open, besides the
+    /// 4 connections that GetProduct's reads share.
     pub pool_size: usize,
     /// How long a claimed outbox item or tombstone stays with this replica
     /// before another may take it over.
@@ -197,6 +198,7 @@ const POLL: Duration = Duration::from_millis(250);
 
 pub struct PostgresStore {
     pool: Pool,
+    reads: SharedReads,
     log_id: u64,
     /// This replica's name in leases.
     owner: String,
@@ -206,6 +208,67 @@ pub struct PostgresStore {
     wrote: std::sync::Arc<tokio::sync::Notify>,
     listener: tokio::task::JoinHandle<()>,
     notifier: tokio::task::JoinHandle<()>,
+}
+
+/// Connections GetProduct's reads share (see [`SharedReads`]).
+const SHARED_READ_CONNECTIONS: usize = 4;
+
+/// Connections that GetProduct's reads share. tokio-postgres pipelines the
+/// queries of every caller of one client: the queries waiting at once go out
+/// in one write, the backend answers them one after another without sleeping
+/// in between, and the answers come back together. A pooled connection per
+/// read costs each read its own send, receive and wake-up of a backend.
+/// Pages of ListProducts stay on the pool, so a long answer never holds up
+/// the reads queued behind it; so does an update's read, not yet measured
+/// faster shared.
+struct SharedReads {
+    /// Where the shared connections come from; it may hold twice as many,
+    /// so a closed one is replaced while its last callers still hold it.
+    pool: Pool,
+    slots: Vec<std::sync::Mutex<Option<std::sync::Arc<deadpool_postgres::Object>>>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl SharedReads {
+    fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            slots: (0..SHARED_READ_CONNECTIONS)
+                .map(|_| std::sync::Mutex::new(None))
+                .collect(),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The next shared connection in turn, connecting it anew if it has
+    /// closed (a call already on a closed connection fails as any call on a
+    /// broken connection does).
+    async fn client(&self) -> Result<std::sync::Arc<deadpool_postgres::Object>, StoreError> {
+        let index = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.slots.len();
+        let slot = &self.slots[index];
+        // The slot holds a whole Option even if a holder panicked.
+        let lock = || slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        {
+            let mut held = lock();
+            match held.as_ref() {
+                Some(client) if !client.is_closed() => return Ok(client.clone()),
+                // A closed one goes back to the pool (which discards it) as
+                // soon as its last caller lets go.
+                Some(_) => *held = None,
+                None => {}
+            }
+        }
+        let fresh = std::sync::Arc::new(self.pool.get().await.map_err(pool_error)?);
+        let mut held = lock();
+        match held.as_ref() {
+            // Another caller filled the slot meanwhile; ours goes back to the pool.
+            Some(client) if !client.is_closed() => Ok(client.clone()),
+            _ => {
+                *held = Some(fresh.clone());
+                Ok(fresh)
+            }
+        }
+    }
 }
 
 impl Drop for PostgresStore {
@@ -434,14 +497,27 @@ impl PostgresStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(2))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(5)))
-            .create_timeout(Some(connect_budget))
-            .recycle_timeout(Some(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| open_error(e.to_string()))?;
+        let build = |manager, size| {
+            Pool::builder(manager)
+                .max_size(size)
+                .runtime(Runtime::Tokio1)
+                .wait_timeout(Some(Duration::from_secs(5)))
+                .create_timeout(Some(connect_budget))
+                .recycle_timeout(Some(Duration::from_secs(5)))
+                .build()
+                .map_err(|e| open_error(e.to_string()))
+        };
+        let pool = build(manager, options.pool_size.max(2))?;
+        let reads = SharedReads::new(build(
+            Manager::from_config(
+                config.clone(),
+                NoTls,
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            ),
+            2 * SHARED_READ_CONNECTIONS,
+        )?);
         if migrating {
             migrate(&pool).await.map_err(|e| open_error(e.to_string()))?;
         } else {
@@ -459,6 +535,7 @@ impl PostgresStore {
         let notifier = tokio::spawn(notify_others(pool.clone(), wrote.clone()));
         Ok(Self {
             pool,
+            reads,
             log_id,
             owner: uuid::Uuid::new_v4().to_string(),
             lease_secs: options.lease.as_secs_f64(),
@@ -814,7 +891,7 @@ impl Products for PostgresStore {
     type Version = i64;
 
     async fn get_stored(&self, id: &str) -> Result<Option<Bytes>, StoreError> {
-        let client = self.client().await?;
+        let client = self.reads.client().await?;
         let statement = client
             .prepare_cached("SELECT data FROM products WHERE id = $1")
             .await
