@@ -225,17 +225,36 @@ struct SharedReads {
     /// Where the shared connections come from; it may hold twice as many,
     /// so a closed one is replaced while its last callers still hold it.
     pool: Pool,
-    slots: Vec<std::sync::Mutex<Option<std::sync::Arc<deadpool_postgres::Object>>>>,
+    slots: Vec<SharedSlot>,
     next: std::sync::atomic::AtomicUsize,
+}
+
+/// One shared connection, and the lock its replacement is made under, so
+/// that a burst of reads on an empty slot opens one connection, not one each.
+#[derive(Default)]
+struct SharedSlot {
+    held: std::sync::Mutex<Option<std::sync::Arc<deadpool_postgres::Object>>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl SharedSlot {
+    /// The open connection held, if any; a closed one is let go (the pool
+    /// discards it once its last caller does).
+    fn open(&self) -> Option<std::sync::Arc<deadpool_postgres::Object>> {
+        // The slot holds a whole Option even if a holder panicked.
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if held.as_ref().is_some_and(|client| client.is_closed()) {
+            *held = None;
+        }
+        held.clone()
+    }
 }
 
 impl SharedReads {
     fn new(pool: Pool) -> Self {
         Self {
             pool,
-            slots: (0..SHARED_READ_CONNECTIONS)
-                .map(|_| std::sync::Mutex::new(None))
-                .collect(),
+            slots: (0..SHARED_READ_CONNECTIONS).map(|_| SharedSlot::default()).collect(),
             next: std::sync::atomic::AtomicUsize::new(0),
         }
     }
@@ -246,28 +265,17 @@ impl SharedReads {
     async fn client(&self) -> Result<std::sync::Arc<deadpool_postgres::Object>, StoreError> {
         let index = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.slots.len();
         let slot = &self.slots[index];
-        // The slot holds a whole Option even if a holder panicked.
-        let lock = || slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        {
-            let mut held = lock();
-            match held.as_ref() {
-                Some(client) if !client.is_closed() => return Ok(client.clone()),
-                // A closed one goes back to the pool (which discards it) as
-                // soon as its last caller lets go.
-                Some(_) => *held = None,
-                None => {}
-            }
+        if let Some(client) = slot.open() {
+            return Ok(client);
+        }
+        let _connecting = slot.connecting.lock().await;
+        // Whoever held the lock before may have connected the slot already.
+        if let Some(client) = slot.open() {
+            return Ok(client);
         }
         let fresh = std::sync::Arc::new(self.pool.get().await.map_err(pool_error)?);
-        let mut held = lock();
-        match held.as_ref() {
-            // Another caller filled the slot meanwhile; ours goes back to the pool.
-            Some(client) if !client.is_closed() => Ok(client.clone()),
-            _ => {
-                *held = Some(fresh.clone());
-                Ok(fresh)
-            }
-        }
+        *slot.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fresh.clone());
+        Ok(fresh)
     }
 }
 

@@ -8,9 +8,9 @@
 //! commit, as the server's do; the load and the overwrite pass come in
 //! ascending order, as `scale`'s do; the clean stop ends with the same
 //! checkpoint. A "page" is 50 consecutive values from a spread-out start, the
-//! storage half of a ListProducts(50).
+//! storage half of a ListProducts(50), read where `scale` lists: after the
+//! load, the database still open.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -48,12 +48,13 @@ pub async fn sled_alone(args: SledArgs) -> Result<(), Box<dyn std::error::Error>
         let dir = tempfile::tempdir()?;
         let sled = Arc::new(DurableSled::open(dir.path(), cache)?);
         let load = write_all(&sled, size, args.concurrency, 0).await?;
+        // Pages are read where `scale` lists them: after the load, open.
+        let (pages_per_second, cpu_per_page) = read_pages(&sled, size, threads, args.seconds)?;
         let overwrite = write_all(&sled, size, args.concurrency, 1).await?;
         drop(Arc::into_inner(sled).ok_or("a writer still holds the database")?);
         DurableSled::checkpoint(dir.path(), cache)?;
         let logical = size * sample_product(0).encoded_len() as u64;
         let disk = dir_bytes(dir.path());
-        let (pages_per_second, cpu_per_page) = read_pages(dir.path(), cache, size, threads, args.seconds)?;
         let micros = cpu_per_page.as_secs_f64() * 1e6;
         println!(
             "{size:<9} | {load:>6.0} | {overwrite:>11.0} | {:>12.2} | {pages_per_second:>7.0} | {micros:>11.1}",
@@ -108,13 +109,11 @@ async fn write_all(
 /// `(n * 7919) % size` as `scale`'s ListProducts(50) does: pages per second
 /// and the process's CPU time per page.
 fn read_pages(
-    dir: &Path,
-    cache: u64,
+    sled: &DurableSled,
     size: u64,
     threads: usize,
     seconds: u64,
 ) -> Result<(f64, Duration), Box<dyn std::error::Error>> {
-    let sled = DurableSled::open(dir, cache)?;
     let tree = sled.db().open_tree(TREE)?;
     let next = AtomicU64::new(0);
     let deadline = Duration::from_secs(seconds.max(1));
@@ -148,5 +147,5 @@ fn read_pages(
     })?;
     let wall = began.elapsed();
     let cpu = cpu_time().saturating_sub(cpu_before);
-    Ok((pages as f64 / wall.as_secs_f64(), cpu / pages.max(1) as u32))
+    Ok((pages as f64 / wall.as_secs_f64(), cpu.div_f64(pages.max(1) as f64)))
 }
